@@ -1,0 +1,2 @@
+"""soundscape: rights-cleared AI ambient music."""
+__version__ = "0.1.0"
