@@ -1,0 +1,75 @@
+"""The workspace: where the ledger, keys and registered models live.
+
+Precedence for every setting: command-line flag > environment variable > ``soundscape.toml``
+in the workspace > default. The workspace is ``SOUNDSCAPE_HOME`` (or ``--home``), by default a
+per-user data folder.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from soundscape.errors import SoundscapeError
+
+HOME_ENV = "SOUNDSCAPE_HOME"
+SETTINGS_FILE = "soundscape.toml"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SAMPLES_DIR = PROJECT_ROOT / "samples"
+LICENSES_DIR = PROJECT_ROOT / "licenses"
+
+
+def default_home() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("soundscape", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A soundscape workspace folder and the settings read from it."""
+
+    home: Path
+    settings: dict
+
+    @property
+    def ledger_url(self) -> str:
+        """SQLAlchemy URL of the ledger: ``ledger_url`` in settings, else SQLite in the home."""
+        env = os.environ.get("SOUNDSCAPE_LEDGER_URL")
+        if env:
+            return env
+        return self.settings.get("ledger_url") or f"sqlite:///{self.home / 'ledger.sqlite'}"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    def setting(self, name: str, default=None):
+        """A setting by name: env ``SOUNDSCAPE_<NAME>`` > soundscape.toml > default."""
+        env = os.environ.get(f"SOUNDSCAPE_{name.upper()}")
+        if env is not None:
+            return env
+        return self.settings.get(name, default)
+
+
+def open_workspace(home: str | Path | None = None) -> Workspace:
+    """Open (creating when missing) the workspace at ``home``, ``$SOUNDSCAPE_HOME`` or the default."""
+    root = Path(home or os.environ.get(HOME_ENV) or default_home()).expanduser()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SoundscapeError(f"cannot create workspace {root}: {exc.strerror}") from None
+    settings: dict = {}
+    path = root / SETTINGS_FILE
+    if path.exists():
+        try:
+            settings = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SoundscapeError(f"{path}: not valid TOML ({exc})") from None
+    return Workspace(home=root, settings=settings)

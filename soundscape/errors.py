@@ -1,0 +1,54 @@
+"""One exception hierarchy for soundscape; the CLI turns each into a one-line message.
+
+Anything a user can get wrong (a bad key name, a missing folder, a tampered ledger) raises a
+subclass of :class:`SoundscapeError` with a message that says what is wrong and, where it
+helps, what to do next. Anything else is a bug and keeps its traceback.
+"""
+
+
+class SoundscapeError(Exception):
+    """Base class: a problem the user can act on. ``exit_code`` is what the CLI returns."""
+
+    exit_code = 1
+
+
+class ParameterError(SoundscapeError):
+    """A user-supplied value is malformed or out of range (key, duration, motif, preset...)."""
+
+    exit_code = 2
+
+
+class OutputError(SoundscapeError):
+    """The output cannot be written (missing or read-only folder, file exists without --overwrite)."""
+
+    exit_code = 2
+
+
+class AudioError(SoundscapeError):
+    """Audio that cannot be read or is not audio."""
+
+
+class LicenseError(SoundscapeError):
+    """A license expression or policy that cannot be parsed, or a license conflict."""
+
+    exit_code = 2
+
+
+class LedgerError(SoundscapeError):
+    """The ledger cannot be opened, is not a ledger, or a record is missing."""
+
+
+class TamperError(LedgerError):
+    """The ledger failed verification; the message names the first bad record."""
+
+    exit_code = 3
+
+
+class ModelError(SoundscapeError):
+    """A model that is unknown, unsafe to load, or not an audiocraft checkpoint."""
+
+
+class NotClearedError(SoundscapeError):
+    """An output or model does not clear under the requested policy."""
+
+    exit_code = 4
