@@ -13,6 +13,10 @@ import numpy as np
 
 from soundscape.spec import CueSpec
 
+# A looping bed is rendered this much longer than asked; mastering crossfades the extra over the
+# start, so the loop point joins without a click and the file is exactly the asked duration.
+LOOP_OVERLAP_SECONDS = 3.0
+
 ProgressFn = Callable[[float], None]
 """Called with the fraction done (0..1) of the whole ``render`` call."""
 
