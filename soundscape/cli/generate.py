@@ -1,7 +1,156 @@
-"""Commands: generate (being written)."""
+"""Commands: ``generate`` (ambient beds) and ``jingle`` (jingles and stings with an ending)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
+from soundscape.cli.common import console, workspace
+
+Prompt = Annotated[str, typer.Argument(help="What the music should be, e.g. 'calm pad with rain, D minor'.")]
+Out = Annotated[Path, typer.Option("--out", "-o", help="Output file (extension added from --format when missing).")]
+Seed = Annotated[Optional[int], typer.Option(help="Random seed; same inputs and seed give bit-identical audio. Default: a fresh one, printed.")]
+Key = Annotated[Optional[str], typer.Option(help="Key, e.g. 'D minor', 'F# major', 'Bb dorian'. Wins over the prompt.")]
+Bpm = Annotated[Optional[float], typer.Option(help="Tempo in beats per minute (30-240).")]
+Preset = Annotated[str, typer.Option(help="Mastering preset: ebu-r128, netflix, streaming or none.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
+Engine = Annotated[str, typer.Option(help="Engine: composer (built in, no weights) or musicgen.")]
+Model = Annotated[Optional[str], typer.Option(help="Registered model name (musicgen engine).")]
+AllowUnknown = Annotated[bool, typer.Option("--allow-unknown-lineage", help="Allow a model whose training data is unknown (its outputs never clear).")]
+TopK = Annotated[Optional[int], typer.Option("--top-k", help="musicgen: sample from the k most likely tokens.")]
+TopP = Annotated[Optional[float], typer.Option("--top-p", help="musicgen: nucleus sampling threshold (0 = off).")]
+Temperature = Annotated[Optional[float], typer.Option(help="musicgen: sampling temperature.")]
+CfgCoef = Annotated[Optional[float], typer.Option("--cfg-coef", help="musicgen: classifier-free guidance strength.")]
+ContinueFrom = Annotated[Optional[str], typer.Option("--continue-from", help="musicgen: continue from a registered asset (id or sha256).")]
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the main app."""
+    app.command("generate")(generate)
+    app.command("jingle")(jingle)
+
+
+def generate(
+    prompt: Prompt,
+    out: Out,
+    duration: Annotated[Optional[float], typer.Option(help="Length in seconds (10 s to 3 h). Default 60.")] = None,
+    seed: Seed = None,
+    key: Key = None,
+    bpm: Bpm = None,
+    mood: Annotated[Optional[str], typer.Option(help="Mood: calm, warm, hopeful, dreamy, melancholic, dark, tense, mysterious, epic, playful.")] = None,
+    intensity: Annotated[Optional[str], typer.Option(help="Intensity curve 'seconds:level,...', e.g. '0:0.3,60:0.8,120:0.4'.")] = None,
+    preset: Preset = "ebu-r128",
+    loop: Annotated[bool, typer.Option("--loop", help="Make a seamless loop (crossfaded loop point).")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="wav (24-bit BWF) or flac.")] = "wav",
+    overwrite: Overwrite = False,
+    engine: Engine = "composer",
+    model: Model = None,
+    allow_unknown_lineage: AllowUnknown = False,
+    top_k: TopK = None, top_p: TopP = None, temperature: Temperature = None,
+    cfg_coef: CfgCoef = None, continue_from: ContinueFrom = None,
+) -> None:
+    """Generate an ambient bed: mastered, delivered with bext/iXML and a sidecar, and ledgered."""
+    _render(prompt, out=out, kind="bed", duration=duration, seed=seed, key=key, bpm=bpm, mood=mood,
+            intensity=intensity, preset=preset, loop=loop, fmt=fmt, overwrite=overwrite,
+            engine=engine, model=model, allow_unknown_lineage=allow_unknown_lineage,
+            engine_params=dict(top_k=top_k, top_p=top_p, temperature=temperature,
+                               cfg_coef=cfg_coef, continue_from=continue_from))
+
+
+def jingle(
+    prompt: Prompt,
+    out: Out,
+    duration: Annotated[Optional[float], typer.Option(help="Length in seconds (2-30). Default 8.")] = None,
+    motif: Annotated[Optional[str], typer.Option(help="Motif notes, e.g. 'C5 E5 G5 C6'. Default: composed in the key.")] = None,
+    key: Key = None,
+    bpm: Bpm = None,
+    mood: Annotated[Optional[str], typer.Option(help="Mood (see generate).")] = None,
+    seed: Seed = None,
+    variants: Annotated[int, typer.Option(help="Number of arrangements of the same motif (1-12).")] = 1,
+    sting: Annotated[bool, typer.Option("--sting", help="A short sting rather than a jingle.")] = False,
+    preset: Preset = "ebu-r128",
+    fmt: Annotated[str, typer.Option("--format", help="wav (24-bit BWF) or flac.")] = "wav",
+    overwrite: Overwrite = False,
+    engine: Engine = "composer",
+    model: Model = None,
+    allow_unknown_lineage: AllowUnknown = False,
+    top_k: TopK = None, top_p: TopP = None, temperature: Temperature = None,
+    cfg_coef: CfgCoef = None,
+) -> None:
+    """Generate a jingle or sting with a real ending (cadence to the tonic, natural tail)."""
+    _render(prompt, out=out, kind="sting" if sting else "jingle", duration=duration, seed=seed,
+            key=key, bpm=bpm, mood=mood, motif=motif, variants=variants, preset=preset, fmt=fmt,
+            overwrite=overwrite, engine=engine, model=model,
+            allow_unknown_lineage=allow_unknown_lineage,
+            engine_params=dict(top_k=top_k, top_p=top_p, temperature=temperature, cfg_coef=cfg_coef))
+
+
+def _render(prompt: str, *, out: Path, kind: str, variants: int = 1, preset: str, fmt: str,
+            overwrite: bool, engine: str, model: Optional[str], allow_unknown_lineage: bool,
+            engine_params: dict, **controls) -> None:
+    from soundscape import pipeline
+    from soundscape.errors import ParameterError
+
+    if fmt not in ("wav", "flac"):
+        raise ParameterError(f"unknown format {fmt!r}: choose wav or flac")
+    if not 1 <= variants <= pipeline.MAX_VARIANTS:
+        raise ParameterError(f"--variants {variants} is out of range: 1 to {pipeline.MAX_VARIANTS}")
+    if engine == "musicgen" and not model:
+        raise ParameterError("--engine musicgen needs --model NAME (see 'soundscape model list')")
+    params = {k: v for k, v in engine_params.items() if v is not None}
+    if allow_unknown_lineage:
+        params["allow_unknown_lineage"] = True
+    path = pipeline.output_path(out, fmt)
+    specs = []
+    for variant in range(variants):
+        spec = pipeline.make_spec(prompt, kind=kind, variant=variant, engine=engine, model=model,
+                                  params=params, **controls)
+        if variant == 0:
+            controls["seed"] = spec.seed  # every variant shares the seed, so the motif is shared
+        specs.append(spec)
+    jobs = [pipeline.Job(spec=s, path=p, preset=preset, fmt=fmt, overwrite=overwrite)
+            for s, p in zip(specs, pipeline.variant_paths(path, variants))]
+    _print_intent(specs[0])
+    deliveries = _run_with_progress(jobs)
+    print_summary(deliveries)
+
+
+def _print_intent(spec) -> None:
+    intent = spec.intent
+    where = intent.sources
+    console.print(
+        f"[bold]{spec.kind}[/] · mood [cyan]{intent.mood}[/] ({where.get('mood')}) · key "
+        f"[cyan]{intent.key.name}[/] ({where.get('key')}) · [cyan]{intent.bpm:g}[/] bpm "
+        f"({where.get('bpm')}) · intensity {intent.intensity} · textures "
+        f"{', '.join(intent.textures) or '-'} · instruments {', '.join(intent.instruments) or '-'}"
+        f" · seed {spec.seed}")
+
+
+def _run_with_progress(jobs):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from soundscape import pipeline
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("rendering", total=1.0)
+
+        def progress(stage: str, fraction: float) -> None:
+            bar.update(task, completed=fraction, description=stage)
+
+        return pipeline.run(jobs, workspace=workspace(), progress=progress)
+
+
+def print_summary(deliveries) -> None:
+    """A short table: file, duration, loudness, true peak, key, bpm, ledger record."""
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("file", "duration", "loudness", "true peak", "key", "bpm", "record"):
+        table.add_column(column)
+    for d in deliveries:
+        table.add_row(str(d.path), f"{d.duration:.2f} s", f"{d.loudness_lufs:.1f} LUFS",
+                      f"{d.true_peak_dbtp:.1f} dBTP", d.spec.intent.key.name,
+                      f"{d.spec.intent.bpm:g}", d.record_id or "-")
+    console.print(table)

@@ -1,0 +1,110 @@
+"""Deliver one render: master it, write the file with its metadata and sidecar, record it.
+
+Order matters for crash safety (issue 3): a pending entry is journalled first, the audio is
+renamed into place complete, the sidecar follows, then the ledger record commits and the
+sidecar learns its record id. A crash anywhere leaves either nothing or a complete file that
+``ledger reconcile`` (run before every writing command) records.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from soundscape import __version__
+
+SIDECAR_VERSION = 1
+BIT_DEPTH = 24  # broadcast delivery: 24-bit PCM (EBU R 128 s1 / Netflix deliverables)
+
+
+def sidecar_path_for(path):
+    return path.with_name(path.name + ".json")
+
+
+def deliver(rendered, job, *, ledger=None, workspace=None, sign=None):
+    """Master ``rendered`` and deliver it as ``job`` asks; return a :class:`~soundscape.pipeline.Delivery`."""
+    from soundscape.atomic import write_json_atomic
+    from soundscape.audio.io import BextInfo, audio_sha256, file_sha256, make_ixml, write_audio
+    from soundscape.audio.master import master
+    from soundscape.pipeline import Delivery
+
+    spec = job.spec
+    mastered = master(rendered, job.preset)
+    now = datetime.now(timezone.utc)
+    lineage = rendered.lineage
+    engine_label = f"{lineage.engine} {lineage.engine_version}" + (f" model {lineage.model}" if lineage.model else "")
+    bext = BextInfo(
+        description=spec.prompt,
+        originator="soundscape",
+        originator_reference=f"SS{now:%Y%m%d%H%M%S}{spec.seed % 100000:05d}",
+        origination_date=f"{now:%Y-%m-%d}",
+        origination_time=f"{now:%H:%M:%S}",
+        loudness_value=mastered.loudness_lufs,
+        max_true_peak_level=mastered.true_peak_dbtp,
+        coding_history=(f"A=PCM,F={mastered.sample_rate},W={BIT_DEPTH},M=stereo,"
+                        f"T=soundscape {__version__}; {engine_label}\r\n"),
+    )
+    parameters = spec.describe()
+    ixml = make_ixml({
+        "project": spec.production or "soundscape",
+        "scene": spec.episode or "",
+        "take": spec.cue_id or "",
+        "note": spec.prompt,
+        "engine": engine_label,
+        "seed": spec.seed,
+        "preset": job.preset,
+        "parameters": parameters,
+    }) if job.fmt == "wav" else None
+    tags = {"title": spec.cue_id or spec.prompt[:60], "comment": spec.prompt,
+            "software": f"soundscape {__version__}", "date": f"{now:%Y-%m-%d}"}
+
+    path, sidecar_path = job.path, sidecar_path_for(job.path)
+    token = ledger.pending_begin(path, sidecar_path) if ledger is not None else None
+    write_audio(path, mastered.audio, mastered.sample_rate, fmt=job.fmt, bit_depth=BIT_DEPTH,
+                bext=bext if job.fmt == "wav" else None, ixml=ixml, tags=tags,
+                overwrite=job.overwrite)
+    sidecar = {
+        "soundscape_sidecar": SIDECAR_VERSION,
+        "file": path.name,
+        "audio_sha256": audio_sha256(path),
+        "file_sha256": file_sha256(path),
+        "format": job.fmt,
+        "sample_rate": mastered.sample_rate,
+        "bit_depth": BIT_DEPTH,
+        "channels": int(mastered.audio.shape[0]),
+        "duration": mastered.audio.shape[-1] / mastered.sample_rate,
+        "created": now.isoformat(timespec="seconds"),
+        "engine": {"name": lineage.engine, "version": lineage.engine_version,
+                   "model": lineage.model, "model_sha256": lineage.model_sha256},
+        "soundscape_version": __version__,
+        "prompt": spec.prompt,
+        "kind": spec.kind,
+        "seed": spec.seed,
+        "parameters": parameters,
+        "intent": spec.intent.describe(),
+        "mastering": mastered.describe(),
+        "samples": [s.__dict__ for s in lineage.samples],
+        "ingredients": [s.__dict__ for s in lineage.ingredients],
+        "production": spec.production,
+        "episode": spec.episode,
+        "cue_id": spec.cue_id,
+        "air_date": job.air_date,
+        "territories": list(job.territories),
+        "content_key": job.content_key,
+        "details": rendered.details,
+        "ledger": None,
+    }
+    write_json_atomic(sidecar_path, sidecar)
+    record_id = None
+    if ledger is not None:
+        from soundscape.rights.ledger import OutputEntry
+
+        record = ledger.record_output(OutputEntry.from_sidecar(sidecar, path))
+        record_id = record.id
+        sidecar["ledger"] = {"record_id": record.id, "checkpoint": ledger.latest_checkpoint_dict()}
+        write_json_atomic(sidecar_path, sidecar)
+        ledger.pending_end(token)
+    return Delivery(spec=spec, path=path, sidecar_path=sidecar_path,
+                    audio_sha256=sidecar["audio_sha256"], duration=sidecar["duration"],
+                    loudness_lufs=mastered.loudness_lufs, true_peak_dbtp=mastered.true_peak_dbtp,
+                    preset=job.preset, record_id=record_id,
+                    samples=[s.id for s in lineage.samples])

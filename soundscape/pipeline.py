@@ -1,0 +1,164 @@
+"""The one way through: spec -> engine -> master -> deliver -> ledger.
+
+``generate``, ``jingle`` and ``batch`` all come here. Each stage is a plain call with plain
+data; this module is the only place that knows the order, and the only one that touches
+both audio files and the ledger.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from soundscape import spec as specs_mod
+from soundscape.errors import ParameterError
+from soundscape.spec import CueSpec
+
+DEFAULT_DURATIONS = {"bed": 60.0, "jingle": 8.0, "sting": 4.0}
+MAX_VARIANTS = 12
+
+
+@dataclass(frozen=True)
+class Job:
+    """One cue to render and where its file goes."""
+
+    spec: CueSpec
+    path: Path
+    preset: str = "ebu-r128"
+    fmt: str = "wav"
+    overwrite: bool = False
+    air_date: str | None = None
+    territories: tuple[str, ...] = ()
+    content_key: str | None = None
+
+
+@dataclass
+class Delivery:
+    """A delivered, recorded output: what the summary and reports show."""
+
+    spec: CueSpec
+    path: Path
+    sidecar_path: Path
+    audio_sha256: str
+    duration: float
+    loudness_lufs: float
+    true_peak_dbtp: float
+    preset: str
+    record_id: str | None = None
+    samples: list[str] = field(default_factory=list)
+
+
+def make_spec(prompt: str, *, kind: str = "bed", duration: float | None = None,
+              seed: int | None = None, key: str | None = None, bpm: float | None = None,
+              mood: str | None = None, intensity: str | None = None, motif: str | None = None,
+              loop: bool = False, variant: int = 0, engine: str = "composer",
+              model: str | None = None, params: dict | None = None,
+              production: str | None = None, episode: str | None = None,
+              cue_id: str | None = None) -> CueSpec:
+    """Validate user input into a :class:`CueSpec` (every mistake is a ParameterError)."""
+    if not prompt or not prompt.strip():
+        raise ParameterError("the prompt is empty: describe the music, e.g. 'calm pad with rain'")
+    if kind not in specs_mod.KINDS:
+        raise ParameterError(f"unknown kind {kind!r}: choose one of {', '.join(specs_mod.KINDS)}")
+    duration = specs_mod.check_duration(kind, DEFAULT_DURATIONS[kind] if duration is None else duration)
+    if loop and kind != "bed":
+        raise ParameterError("--loop applies to beds only; jingles and stings have an ending")
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**31)
+    if not 0 <= seed < 2**63:
+        raise ParameterError(f"seed {seed} is out of range: 0 to 2**63-1")
+    intent = specs_mod.resolve_intent(prompt, key=key, bpm=bpm, mood=mood, intensity=intensity,
+                                      kind=kind)
+    return CueSpec(prompt=prompt.strip(), kind=kind, duration=duration, seed=seed, intent=intent,
+                   loop=loop, motif=specs_mod.parse_motif(motif) if motif else None,
+                   variant=variant, engine=engine, model=model, params=dict(params or {}),
+                   production=production, episode=episode, cue_id=cue_id)
+
+
+def variant_paths(path: Path, count: int) -> list[Path]:
+    """``logo.wav`` -> ``[logo.wav]`` for one variant, ``[logo-v1.wav, logo-v2.wav ...]`` for more."""
+    if count == 1:
+        return [path]
+    return [path.with_name(f"{path.stem}-v{i + 1}{path.suffix}") for i in range(count)]
+
+
+def output_path(out: str | Path, fmt: str) -> Path:
+    """The output file: ``--out`` as given, with the format's extension added when it has none."""
+    path = Path(out).expanduser()
+    if path.suffix.lower() not in (".wav", ".flac"):
+        path = path.with_name(path.name + f".{fmt}")
+    elif path.suffix.lower() != f".{fmt}":
+        raise ParameterError(f"--out {out} ends in {path.suffix} but --format is {fmt}")
+    return path
+
+
+def run(jobs: Sequence[Job], *, workspace=None, progress: Callable[[str, float], None] | None = None,
+        record: bool = True, sign: bool | None = None) -> list[Delivery]:
+    """Render, master, deliver and record every job; return the deliveries in order.
+
+    Output paths are checked before anything renders. Jobs are grouped per engine (and
+    model) so an engine can batch them. ``progress(stage, fraction)`` reports overall progress.
+    """
+    from soundscape.audio.io import check_output_path
+    from soundscape.audio.master import get_preset
+
+    seen: set[Path] = set()
+    for job in jobs:
+        get_preset(job.preset)
+        check_output_path(job.path, overwrite=job.overwrite)
+        if job.path.resolve() in seen:
+            raise ParameterError(f"two cues would write the same file {job.path}")
+        seen.add(job.path.resolve())
+
+    ledger = _open_ledger(workspace) if record else None
+    try:
+        if ledger is not None:
+            ledger.reconcile()
+        return _render_all(jobs, workspace=workspace, ledger=ledger, progress=progress, sign=sign)
+    finally:
+        if ledger is not None:
+            ledger.close()
+
+
+def _open_ledger(workspace):
+    from soundscape.config import open_workspace
+    from soundscape.rights.ledger import Ledger
+
+    return Ledger.open(workspace or open_workspace())
+
+
+def _render_all(jobs, *, workspace, ledger, progress, sign) -> list[Delivery]:
+    from soundscape.delivery import deliver
+
+    results: dict[int, Delivery] = {}
+    groups: dict[tuple, list[int]] = {}
+    for index, job in enumerate(jobs):
+        groups.setdefault((job.spec.engine, job.spec.model), []).append(index)
+    done = 0
+    for (engine_name, model_name), indexes in groups.items():
+        engine = _engine_for(engine_name, model_name, workspace=workspace, ledger=ledger)
+        group_jobs = [jobs[i] for i in indexes]
+
+        def engine_progress(fraction: float, _n=len(group_jobs), _done=done) -> None:
+            if progress:
+                progress("render", (_done + fraction * _n) / len(jobs))
+
+        renders = engine.render([j.spec for j in group_jobs], progress=engine_progress)
+        for index, job, rendered in zip(indexes, group_jobs, renders):
+            results[index] = deliver(rendered, job, ledger=ledger, workspace=workspace, sign=sign)
+            done += 1
+            if progress:
+                progress("deliver", done / len(jobs))
+    return [results[i] for i in range(len(jobs))]
+
+
+def _engine_for(name: str, model: str | None, *, workspace, ledger):
+    from soundscape.engines import get_engine
+
+    if name == "composer":
+        return get_engine("composer")
+    from soundscape.engines.musicgen import engine_for_model
+
+    return engine_for_model(model, ledger=ledger, workspace=workspace)
