@@ -1,9 +1,13 @@
-"""Deliver one render: master it, write the file with its metadata and sidecar, record it.
+"""Deliver one render: master it, write the file with its metadata and sidecar; then record it.
 
-Order matters for crash safety (issue 3): a pending entry is journalled first, the audio is
-renamed into place complete, the sidecar follows, then the ledger record commits and the
-sidecar learns its record id. A crash anywhere leaves either nothing or a complete file that
-``ledger reconcile`` (run before every writing command) records.
+Two halves, so a batch can run the first in worker processes and keep the driver the single
+ledger writer: :func:`write_delivery` (master + file + sidecar, no ledger) and
+:func:`record_delivery` (ledger record, then the sidecar learns its record id).
+
+Order matters for crash safety (issue 3): the caller journals a pending entry first, the audio
+is renamed into place complete, the sidecar follows, then the record commits. A crash anywhere
+leaves either nothing or a complete file that ``ledger reconcile`` (run before every writing
+command) records.
 """
 
 from __future__ import annotations
@@ -20,12 +24,11 @@ def sidecar_path_for(path):
     return path.with_name(path.name + ".json")
 
 
-def deliver(rendered, job, *, ledger=None, workspace=None, sign=None):
-    """Master ``rendered`` and deliver it as ``job`` asks; return a :class:`~soundscape.pipeline.Delivery`."""
+def write_delivery(rendered, job) -> dict:
+    """Master ``rendered``, write the file and its sidecar as ``job`` asks; return the sidecar."""
     from soundscape.atomic import write_json_atomic
     from soundscape.audio.io import BextInfo, audio_sha256, file_sha256, make_ixml, write_audio
     from soundscape.audio.master import master
-    from soundscape.pipeline import Delivery
 
     spec = job.spec
     mastered = master(rendered, job.preset)
@@ -58,7 +61,6 @@ def deliver(rendered, job, *, ledger=None, workspace=None, sign=None):
             "software": f"soundscape {__version__}", "date": f"{now:%Y-%m-%d}"}
 
     path, sidecar_path = job.path, sidecar_path_for(job.path)
-    token = ledger.pending_begin(path, sidecar_path) if ledger is not None else None
     write_audio(path, mastered.audio, mastered.sample_rate, fmt=job.fmt, bit_depth=BIT_DEPTH,
                 bext=bext if job.fmt == "wav" else None, ixml=ixml, tags=tags,
                 overwrite=job.overwrite)
@@ -94,6 +96,15 @@ def deliver(rendered, job, *, ledger=None, workspace=None, sign=None):
         "ledger": None,
     }
     write_json_atomic(sidecar_path, sidecar)
+    return sidecar
+
+
+def record_delivery(sidecar: dict, job, *, ledger=None):
+    """Record a written output in the ledger (when given) and return its Delivery."""
+    from soundscape.atomic import write_json_atomic
+    from soundscape.pipeline import Delivery
+
+    path, sidecar_path = job.path, sidecar_path_for(job.path)
     record_id = None
     if ledger is not None:
         from soundscape.rights.ledger import OutputEntry
@@ -102,9 +113,9 @@ def deliver(rendered, job, *, ledger=None, workspace=None, sign=None):
         record_id = record.id
         sidecar["ledger"] = {"record_id": record.id, "checkpoint": ledger.latest_checkpoint_dict()}
         write_json_atomic(sidecar_path, sidecar)
-        ledger.pending_end(token)
-    return Delivery(spec=spec, path=path, sidecar_path=sidecar_path,
+    mastering = sidecar["mastering"]
+    return Delivery(spec=job.spec, path=path, sidecar_path=sidecar_path,
                     audio_sha256=sidecar["audio_sha256"], duration=sidecar["duration"],
-                    loudness_lufs=mastered.loudness_lufs, true_peak_dbtp=mastered.true_peak_dbtp,
-                    preset=job.preset, record_id=record_id,
-                    samples=[s.id for s in lineage.samples])
+                    loudness_lufs=mastering["loudness_lufs"],
+                    true_peak_dbtp=mastering["true_peak_dbtp"], preset=job.preset,
+                    record_id=record_id, samples=[s["id"] for s in sidecar["samples"]])

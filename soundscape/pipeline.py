@@ -95,12 +95,25 @@ def output_path(out: str | Path, fmt: str) -> Path:
 
 
 def run(jobs: Sequence[Job], *, workspace=None, progress: Callable[[str, float], None] | None = None,
-        record: bool = True, sign: bool | None = None) -> list[Delivery]:
+        record: bool = True) -> list[Delivery]:
     """Render, master, deliver and record every job; return the deliveries in order.
 
-    Output paths are checked before anything renders. Jobs are grouped per engine (and
-    model) so an engine can batch them. ``progress(stage, fraction)`` reports overall progress.
+    Output paths are checked before anything renders, and each output is journalled as
+    pending before its file is written. ``progress(stage, fraction)`` reports overall progress.
     """
+    check_jobs(jobs)
+    ledger = open_ledger(workspace) if record else None
+    try:
+        tokens = begin(jobs, ledger)
+        sidecars = produce(jobs, workspace=workspace, progress=progress)
+        return [finish(job, sidecar, token, ledger) for job, sidecar, token in zip(jobs, sidecars, tokens)]
+    finally:
+        if ledger is not None:
+            ledger.close()
+
+
+def check_jobs(jobs: Sequence[Job]) -> None:
+    """Fail before any rendering on an unknown preset, an unwritable or duplicate output path."""
     from soundscape.audio.io import check_output_path
     from soundscape.audio.master import get_preset
 
@@ -112,33 +125,52 @@ def run(jobs: Sequence[Job], *, workspace=None, progress: Callable[[str, float],
             raise ParameterError(f"two cues would write the same file {job.path}")
         seen.add(job.path.resolve())
 
-    ledger = _open_ledger(workspace) if record else None
-    try:
-        if ledger is not None:
-            ledger.reconcile()
-        return _render_all(jobs, workspace=workspace, ledger=ledger, progress=progress, sign=sign)
-    finally:
-        if ledger is not None:
-            ledger.close()
 
-
-def _open_ledger(workspace):
+def open_ledger(workspace):
+    """Open the workspace's ledger and record any output a crash left unrecorded."""
     from soundscape.config import open_workspace
     from soundscape.rights.ledger import Ledger
 
-    return Ledger.open(workspace or open_workspace())
+    ledger = Ledger.open(workspace or open_workspace())
+    ledger.reconcile()
+    return ledger
 
 
-def _render_all(jobs, *, workspace, ledger, progress, sign) -> list[Delivery]:
-    from soundscape.delivery import deliver
+def begin(jobs: Sequence[Job], ledger) -> list:
+    """Journal every output as pending before its file is written (the ledger's crash net)."""
+    from soundscape.delivery import sidecar_path_for
 
-    results: dict[int, Delivery] = {}
+    if ledger is None:
+        return [None] * len(jobs)
+    return [ledger.pending_begin(job.path, sidecar_path_for(job.path)) for job in jobs]
+
+
+def finish(job: Job, sidecar: dict, token, ledger) -> Delivery:
+    """Record one written output and close its pending entry."""
+    from soundscape.delivery import record_delivery
+
+    delivery = record_delivery(sidecar, job, ledger=ledger)
+    if ledger is not None:
+        ledger.pending_end(token)
+    return delivery
+
+
+def produce(jobs: Sequence[Job], *, workspace=None,
+            progress: Callable[[str, float], None] | None = None) -> list[dict]:
+    """Render, master and write every job (no ledger); return their sidecars in order.
+
+    Jobs are grouped per engine and model so that an engine can batch them. This is what
+    batch workers run; it touches files only.
+    """
+    from soundscape.delivery import write_delivery
+
+    results: dict[int, dict] = {}
     groups: dict[tuple, list[int]] = {}
     for index, job in enumerate(jobs):
         groups.setdefault((job.spec.engine, job.spec.model), []).append(index)
     done = 0
     for (engine_name, model_name), indexes in groups.items():
-        engine = _engine_for(engine_name, model_name, workspace=workspace, ledger=ledger)
+        engine = engine_for(engine_name, model_name, workspace=workspace)
         group_jobs = [jobs[i] for i in indexes]
 
         def engine_progress(fraction: float, _n=len(group_jobs), _done=done) -> None:
@@ -147,18 +179,19 @@ def _render_all(jobs, *, workspace, ledger, progress, sign) -> list[Delivery]:
 
         renders = engine.render([j.spec for j in group_jobs], progress=engine_progress)
         for index, job, rendered in zip(indexes, group_jobs, renders):
-            results[index] = deliver(rendered, job, ledger=ledger, workspace=workspace, sign=sign)
+            results[index] = write_delivery(rendered, job)
             done += 1
             if progress:
                 progress("deliver", done / len(jobs))
     return [results[i] for i in range(len(jobs))]
 
 
-def _engine_for(name: str, model: str | None, *, workspace, ledger):
+def engine_for(name: str, model: str | None, *, workspace=None):
+    """The engine for a cue; musicgen models are looked up in the ledger by name."""
     from soundscape.engines import get_engine
 
     if name == "composer":
         return get_engine("composer")
     from soundscape.engines.musicgen import engine_for_model
 
-    return engine_for_model(model, ledger=ledger, workspace=workspace)
+    return engine_for_model(model, workspace=workspace)
