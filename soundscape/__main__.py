@@ -1,0 +1,5 @@
+"""``python -m soundscape`` runs the command line."""
+
+from soundscape.cli import main
+
+main()

@@ -1,0 +1,96 @@
+"""``soundscape generate`` and ``jingle`` end to end, and every bad input they must refuse."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+
+def _one_error_line(proc):
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode != 0
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
+def test_generate_writes_a_mastered_recorded_bed(soundscape, tmp_path):
+    out = tmp_path / "bed.wav"
+    proc = soundscape("generate", "calm pad with rain in D minor", "--duration", 12, "--seed", 3,
+                      "--out", out, check=True)
+    audio, rate = sf.read(out, always_2d=True)
+    assert rate == 48000 and audio.shape == (12 * 48000, 2)
+    assert sf.info(out).subtype == "PCM_24"
+    sidecar = json.loads((tmp_path / "bed.wav.json").read_text())
+    assert sidecar["seed"] == 3 and sidecar["intent"]["key"] == "D minor"
+    assert sidecar["mastering"]["preset"] == "ebu-r128"
+    assert abs(sidecar["mastering"]["loudness_lufs"] + 23) <= 0.5
+    assert sidecar["ledger"]["record_id"] in proc.stdout  # the summary names the record
+    assert "D minor" in proc.stdout and "LUFS" in proc.stdout
+
+
+def test_jingle_variants_share_a_seed_and_differ(soundscape, tmp_path):
+    soundscape("jingle", "hopeful logo", "--motif", "C5 E5 G5 C6", "--variants", 2, "--duration", 4,
+               "--out", tmp_path / "logo.wav", check=True)
+    one, _ = sf.read(tmp_path / "logo-v1.wav")
+    two, _ = sf.read(tmp_path / "logo-v2.wav")
+    seeds = {json.loads((tmp_path / f"logo-v{i}.wav.json").read_text())["seed"] for i in (1, 2)}
+    assert len(seeds) == 1
+    assert not np.array_equal(one, two)
+
+
+BAD_INPUTS = [
+    (["generate", "calm", "--key", "H minor"], "unknown key"),
+    (["generate", "calm", "--mood", "jolly"], "unknown mood"),
+    (["generate", "calm", "--duration", "5"], "out of range"),
+    (["generate", "calm", "--intensity", "0:0.3,0:0.5"], "intensity"),
+    (["generate", "calm", "--preset", "loud"], "unknown preset"),
+    (["generate", "calm", "--bpm", "900"], "bpm"),
+    (["generate", "calm", "--format", "mp3"], "unknown format"),
+    (["jingle", "logo", "--motif", "C5 X9"], "malformed note"),
+    (["jingle", "logo", "--duration", "45"], "out of range"),
+    (["jingle", "logo", "--variants", "0"], "variants"),
+    (["generate", "", "--duration", "10"], "prompt is empty"),
+]
+
+
+@pytest.mark.parametrize("args, fragment", BAD_INPUTS, ids=[a[1] for a in BAD_INPUTS])
+def test_bad_input_is_one_line_and_writes_nothing(soundscape, tmp_path, args, fragment):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    proc = soundscape(*args, "--out", out_dir / "x.wav")
+    assert fragment in _one_error_line(proc)
+    assert list(out_dir.iterdir()) == []
+
+
+def test_missing_output_folder(soundscape, tmp_path):
+    proc = soundscape("generate", "calm", "--out", tmp_path / "nowhere" / "x.wav")
+    assert "does not exist" in _one_error_line(proc)
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_unwritable_output_folder(soundscape):
+    # /proc refuses new files even to root, so this holds whoever runs the suite.
+    proc = soundscape("generate", "calm", "--duration", "10", "--out", "/proc/soundscape-test.wav")
+    assert "writable" in _one_error_line(proc)
+
+
+def test_existing_output_needs_overwrite(soundscape, tmp_path):
+    out = tmp_path / "taken.wav"
+    out.write_bytes(b"not yours")
+    proc = soundscape("generate", "calm", "--duration", "10", "--out", out)
+    assert "--overwrite" in _one_error_line(proc)
+    assert out.read_bytes() == b"not yours"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "taken.wav"] or \
+        sorted(p.name for p in tmp_path.iterdir()) == ["taken.wav"]
+
+
+def test_help_is_quick_and_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, soundscape.cli; "
+            "assert 'torch' not in sys.modules and 'numpy' not in sys.modules, sorted(sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True)
