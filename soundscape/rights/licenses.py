@@ -287,6 +287,8 @@ class LicenseRegistry:
         self._terms = dict(sorted(terms.items()))
         self.sources = dict(sources or {})
         self._licensing = Licensing(list(self._terms))
+        # A dataset repeats a handful of expressions thousands of times; parse each once.
+        self._parsed: dict[str, object] = {}
 
     @classmethod
     def load(cls, *, workspace_home: Path | None = None) -> "LicenseRegistry":
@@ -346,6 +348,14 @@ class LicenseRegistry:
         raise LicenseError(f"unknown license id '{license_id}' (known: {', '.join(self._terms)})")
 
     def _parse(self, expression: str):
+        cached = self._parsed.get(expression)
+        if cached is not None:
+            return cached
+        parsed = self._parse_uncached(expression)
+        self._parsed[expression] = parsed
+        return parsed
+
+    def _parse_uncached(self, expression: str):
         from license_expression import ExpressionError
 
         if expression is None or not str(expression).strip():
