@@ -1,0 +1,760 @@
+"""The ledger's storage: append-only record rows, signed checkpoints, and full verification.
+
+Storage sits behind SQLAlchemy Core with portable SQL, so a ``postgresql://`` URL can serve a
+team later; the default is one SQLite file in WAL mode. Every record is a leaf of an RFC 6962
+tree (:mod:`soundscape.rights.merkle`); every write batch is one transaction that ends with a
+checkpoint (size, root, time, key id) signed with the ledger's Ed25519 key. There is no UPDATE
+or DELETE anywhere in this module: rows are only ever inserted.
+
+Tables: ``ledger_meta`` (format, version, public key), ``ledger_records`` (seq, id, kind, the
+canonical JSON body, its leaf hash, and two derived lookup columns), ``ledger_checkpoints``
+(one per batch; the writer's tree frontier is kept beside each so appends need no full scan).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+import sqlite3
+import time as _time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator
+
+from sqlalchemy import (Column, Index, Integer, LargeBinary, MetaData, String, Table, Text,
+                        create_engine, event, func, select)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from soundscape.errors import LedgerError, TamperError
+from soundscape.rights import merkle
+
+LEDGER_FORMAT = "soundscape-ledger"
+LEDGER_VERSION = "1"
+PRIVATE_KEY_NAME = "ledger-ed25519.pem"
+PUBLIC_KEY_NAME = "ledger-ed25519.pub.pem"
+# A writer waits this long for another process's transaction before giving up (seconds).
+BUSY_TIMEOUT_S = 120
+
+ID_PREFIX = {"license": "lic", "asset": "asset", "dataset": "ds", "model": "model",
+             "output": "out", "correction": "fix"}
+
+metadata = MetaData()
+meta_table = Table(
+    "ledger_meta", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+records_table = Table(
+    "ledger_records", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("lookup", String(255)),
+    Column("lookup2", String(255)),
+    Column("body", Text, nullable=False),
+    Column("leaf_hash", LargeBinary(32), nullable=False),
+    Index("ix_ledger_records_kind_lookup", "kind", "lookup"),
+    Index("ix_ledger_records_kind_lookup2", "kind", "lookup2"),
+    Index("ix_ledger_records_kind_seq", "kind", "seq"),
+)
+checkpoints_table = Table(
+    "ledger_checkpoints", metadata,
+    Column("size", Integer, primary_key=True, autoincrement=False),
+    Column("root", String(64), nullable=False),
+    Column("time", String(40), nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("signature", Text, nullable=False),
+    Column("frontier", Text, nullable=False),
+)
+
+
+def canonical_json(data) -> str:
+    """Canonical JSON: sorted keys, no whitespace, UTF-8 text, no NaN (non-finite -> null)."""
+    try:
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False, default=_default)
+    except ValueError:
+        return json.dumps(_finite(data), sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False, allow_nan=False, default=_default)
+
+
+def _default(value):
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "__dataclass_fields__"):
+        import dataclasses
+
+        return dataclasses.asdict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-ready")
+
+
+def _finite(data):
+    # JSON has no NaN or infinity (a silent file measures -inf LUFS); they become null.
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(v) for v in data]
+    return data
+
+
+def utc_now() -> str:
+    """The current UTC time, ISO 8601 with microseconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A signed statement of the tree: ``size`` records with root hash ``root`` (hex)."""
+
+    size: int
+    root: str
+    time: str
+    key_id: str
+    signature: str
+
+    def to_dict(self) -> dict:
+        return {"size": self.size, "root": self.root, "time": self.time,
+                "key_id": self.key_id, "signature": self.signature}
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """One ledger row: its global position ``seq`` (1-based), id, kind and parsed body."""
+
+    seq: int
+    id: str
+    kind: str
+    body: dict
+    text: str
+
+
+@dataclass
+class VerifyReport:
+    """What a successful verification saw."""
+
+    records: int
+    checkpoints: int
+    signatures_checked: int
+    root: str
+    key_id: str
+    latest: Checkpoint | None
+    seconds: float
+    key_source: str
+    kinds: dict = field(default_factory=dict)
+
+
+# ---- keys ---------------------------------------------------------------------------------
+
+def _write_exclusive(path: Path, data: bytes, mode: int) -> bool:
+    """Create ``path`` with ``data`` unless it exists; True when this call created it.
+
+    Written to a temp file then hard-linked into place, so a concurrent opener never sees a
+    half-written key and two processes creating a key at once agree on one.
+    """
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_or_create_key(keys_dir: Path, *, create: bool = True):
+    """The ledger's Ed25519 private key from ``keys_dir``, made (mode 0600) on first use.
+
+    Returns:
+        The private key, or None when there is none and ``create`` is false.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (Ed25519PrivateKey)
+
+    private_path = Path(keys_dir) / PRIVATE_KEY_NAME
+    public_path = Path(keys_dir) / PUBLIC_KEY_NAME
+    if not private_path.exists():
+        if not create:
+            return None
+        Path(keys_dir).mkdir(parents=True, exist_ok=True)
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+        _write_exclusive(private_path, pem, 0o600)
+    try:
+        key = serialization.load_pem_private_key(private_path.read_bytes(), password=None)
+    except (ValueError, OSError) as exc:
+        raise LedgerError(f"cannot read the ledger key {private_path}: {exc}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise LedgerError(f"{private_path} is not an Ed25519 key")
+    if not public_path.exists():
+        _write_exclusive(public_path, public_pem(key.public_key()).encode(), 0o644)
+    return key
+
+
+def public_pem(public_key) -> str:
+    """PEM text of a public key."""
+    from cryptography.hazmat.primitives import serialization
+
+    return public_key.public_bytes(serialization.Encoding.PEM,
+                                   serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+# ---- the store ----------------------------------------------------------------------------
+
+def _check_sqlite_file(path: Path) -> None:
+    """Refuse, without writing to it, a file that exists but is not a soundscape ledger."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+        try:
+            row = con.execute("SELECT value FROM ledger_meta WHERE key = 'format'").fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        row = None
+    if not row or row[0] != LEDGER_FORMAT:
+        raise LedgerError(f"{path} is not a soundscape ledger")
+
+
+class Store:
+    """Append-only records and signed checkpoints in one database.
+
+    Args:
+        url: SQLAlchemy URL (``sqlite:///path`` or ``postgresql://...``).
+        keys_dir: folder of the ledger's key pair; the private key is made there on first use.
+    """
+
+    def __init__(self, url: str, keys_dir: Path):
+        self.url = url
+        self.keys_dir = Path(keys_dir)
+        parsed = make_url(url)
+        self.dialect = parsed.get_backend_name()
+        self.label = parsed.database if self.dialect == "sqlite" else parsed.render_as_string()
+        if self.dialect == "sqlite":
+            if not parsed.database or parsed.database == ":memory:":
+                raise LedgerError("the ledger needs a file: an in-memory SQLite URL cannot be shared")
+            db = Path(parsed.database)
+            _check_sqlite_file(db)
+            db.parent.mkdir(parents=True, exist_ok=True)
+            # NullPool: each use opens its own connection, so forked processes never share one.
+            self.engine = create_engine(url, poolclass=NullPool,
+                                        connect_args={"timeout": BUSY_TIMEOUT_S})
+            event.listen(self.engine, "connect", _sqlite_on_connect)
+            event.listen(self.engine, "begin", _sqlite_on_begin)
+        else:
+            self.engine = create_engine(url)
+        self._private_key = None
+        self._public_key = None
+        self._init_schema()
+
+    # -- opening ----------------------------------------------------------------------------
+
+    def _init_schema(self) -> None:
+        try:
+            with self._write() as conn:
+                metadata.create_all(conn, checkfirst=True)
+                rows = dict(conn.execute(select(meta_table.c.key, meta_table.c.value)).all())
+                if not rows:
+                    key = load_or_create_key(self.keys_dir)
+                    conn.execute(meta_table.insert(), [
+                        {"key": "format", "value": LEDGER_FORMAT},
+                        {"key": "version", "value": LEDGER_VERSION},
+                        {"key": "created", "value": utc_now()},
+                        {"key": "public_key", "value": public_pem(key.public_key())},
+                        {"key": "key_id", "value": merkle.key_id_of(key.public_key())},
+                    ])
+                    rows = dict(conn.execute(select(meta_table.c.key, meta_table.c.value)).all())
+        except DBAPIError as exc:
+            raise LedgerError(f"{self.label} is not a soundscape ledger ({exc.orig})") from None
+        if rows.get("format") != LEDGER_FORMAT:
+            raise LedgerError(f"{self.label} is not a soundscape ledger")
+        if rows.get("version") != LEDGER_VERSION:
+            raise LedgerError(f"{self.label} is ledger format version {rows.get('version')}; "
+                              f"this soundscape reads version {LEDGER_VERSION}")
+        self.meta = rows
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- keys -------------------------------------------------------------------------------
+
+    def signing_key(self):
+        """The private key, checked to belong to this ledger."""
+        if self._private_key is None:
+            key = load_or_create_key(self.keys_dir, create=False)
+            if key is None:
+                raise LedgerError(f"the ledger's signing key is missing from {self.keys_dir}; "
+                                  "restore ledger-ed25519.pem there to write")
+            if merkle.key_id_of(key.public_key()) != self.meta["key_id"]:
+                raise LedgerError(f"the key in {self.keys_dir} is not this ledger's key "
+                                  f"({self.meta['key_id']})")
+            self._private_key = key
+        return self._private_key
+
+    def trusted_public_key(self) -> tuple[object, str]:
+        """The public key to verify with, and where it came from.
+
+        The key files in the workspace are trusted over the copy inside the database, so a
+        ledger rebuilt and re-signed with another key (database replaced) fails.
+        """
+        pub_path = self.keys_dir / PUBLIC_KEY_NAME
+        if pub_path.exists():
+            return merkle.load_public_key(pub_path.read_bytes()), str(pub_path)
+        key = load_or_create_key(self.keys_dir, create=False)
+        if key is not None:
+            return key.public_key(), str(self.keys_dir / PRIVATE_KEY_NAME)
+        return merkle.load_public_key(self.meta["public_key"]), "the ledger database itself"
+
+    def public_key_pem(self) -> str:
+        key, _ = self.trusted_public_key()
+        return public_pem(key)
+
+    # -- transactions -----------------------------------------------------------------------
+
+    def _write(self):
+        """A connection in a write transaction (SQLite: BEGIN IMMEDIATE, so writers queue)."""
+        return _Txn(self, write=True)
+
+    def read(self):
+        """A connection in a read transaction (one consistent snapshot)."""
+        return _Txn(self, write=False)
+
+    def batch(self) -> "Batch":
+        """A write batch: add records, then leaving the ``with`` commits them and a checkpoint.
+
+        Raises inside the block roll everything back: all or nothing.
+        """
+        return Batch(self)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def latest_checkpoint(self, conn=None) -> Checkpoint | None:
+        def q(c):
+            row = c.execute(select(checkpoints_table).order_by(checkpoints_table.c.size.desc())
+                            .limit(1)).first()
+            return _checkpoint(row) if row else None
+        if conn is not None:
+            return q(conn)
+        with self.read() as c:
+            return q(c)
+
+    def checkpoints(self) -> list[Checkpoint]:
+        with self.read() as c:
+            return [_checkpoint(r) for r in c.execute(
+                select(checkpoints_table).order_by(checkpoints_table.c.size)).all()]
+
+    def get(self, record_id: str) -> StoredRecord | None:
+        with self.read() as c:
+            row = c.execute(select(records_table.c.seq, records_table.c.id, records_table.c.kind,
+                                   records_table.c.body)
+                            .where(records_table.c.id == record_id)).first()
+        return _stored(row) if row else None
+
+    def find(self, kind: str, *, lookup: str | None = None, lookup2: str | None = None,
+             conn=None) -> list[StoredRecord]:
+        """Records of ``kind`` by a derived lookup column, oldest first."""
+        t = records_table
+        q = select(t.c.seq, t.c.id, t.c.kind, t.c.body).where(t.c.kind == kind)
+        if lookup is not None:
+            q = q.where(t.c.lookup == lookup)
+        if lookup2 is not None:
+            q = q.where(t.c.lookup2 == lookup2)
+        q = q.order_by(t.c.seq)
+        if conn is not None:
+            return [_stored(r) for r in conn.execute(q).all()]
+        with self.read() as c:
+            return [_stored(r) for r in c.execute(q).all()]
+
+    def iter_records(self, kind: str | None = None) -> Iterator[StoredRecord]:
+        t = records_table
+        q = select(t.c.seq, t.c.id, t.c.kind, t.c.body).order_by(t.c.seq)
+        if kind:
+            q = q.where(t.c.kind == kind)
+        with self.read() as c:
+            for row in c.execute(q).yield_per(2000):
+                yield _stored(row)
+
+    def count(self) -> int:
+        with self.read() as c:
+            return c.execute(select(func.count()).select_from(records_table)).scalar_one()
+
+    def leaf_hashes(self, size: int, conn) -> list[bytes]:
+        rows = conn.execute(select(records_table.c.leaf_hash).order_by(records_table.c.seq)
+                            .limit(size)).all()
+        return [bytes(r[0]) for r in rows]
+
+    # -- proofs -----------------------------------------------------------------------------
+
+    def prove(self, record_id: str) -> dict:
+        """An inclusion proof for ``record_id`` against the latest signed checkpoint."""
+        with self.read() as c:
+            row = c.execute(select(records_table.c.seq, records_table.c.body)
+                            .where(records_table.c.id == record_id)).first()
+            if row is None:
+                raise LedgerError(f"no record {record_id} in the ledger")
+            cp = self.latest_checkpoint(c)
+            if cp is None or cp.size < row.seq:
+                raise TamperError(f"record {record_id} (#{row.seq}) is not covered by any "
+                                  "signed checkpoint")
+            leaves = self.leaf_hashes(cp.size, c)
+        if merkle.root_of(leaves).hex() != cp.root:
+            raise TamperError(f"the stored leaf hashes do not match signed checkpoint "
+                              f"{cp.size}; run `soundscape ledger verify`")
+        index = row.seq - 1
+        body = row.body
+        if merkle.leaf_hash(body.encode("utf-8")) != leaves[index]:
+            raise TamperError(f"record {record_id} (#{row.seq}) was edited: its body does not "
+                              "match its leaf hash")
+        return {
+            "format": merkle.PROOF_FORMAT,
+            "record_id": record_id,
+            "leaf_index": index,
+            "tree_size": cp.size,
+            "body": body,
+            "leaf_hash": leaves[index].hex(),
+            "audit_path": [h.hex() for h in merkle.inclusion_path(leaves, index, cp.size)],
+            "checkpoint": {**cp.to_dict(), "public_key": self.meta["public_key"]},
+        }
+
+    def consistency(self, old_size: int, new_size: int | None = None) -> dict:
+        """A consistency proof that the tree at ``new_size`` (default: latest) extends ``old_size``."""
+        with self.read() as c:
+            latest = self.latest_checkpoint(c)
+            if latest is None:
+                raise LedgerError("the ledger is empty")
+            new_size = latest.size if new_size is None else new_size
+            if not 0 < old_size <= new_size <= latest.size:
+                raise LedgerError(f"no consistency proof from size {old_size} to {new_size} "
+                                  f"(the ledger has {latest.size} signed records)")
+            leaves = self.leaf_hashes(new_size, c)
+            cps = {r.size: _checkpoint(r) for r in c.execute(
+                select(checkpoints_table).where(
+                    checkpoints_table.c.size.in_([old_size, new_size]))).all()}
+        return {
+            "format": merkle.CONSISTENCY_FORMAT,
+            "old_size": old_size,
+            "new_size": new_size,
+            "old_root": merkle.root_of(leaves[:old_size]).hex(),
+            "new_root": merkle.root_of(leaves).hex(),
+            "path": [h.hex() for h in merkle.consistency_path(leaves, old_size, new_size)],
+            "old_checkpoint": cps[old_size].to_dict() if old_size in cps else None,
+            "new_checkpoint": cps[new_size].to_dict() if new_size in cps else None,
+        }
+
+    # -- verification -----------------------------------------------------------------------
+
+    def verify(self, *, all_signatures: bool = True,
+               lookup_of: Callable[[dict], tuple] | None = None) -> VerifyReport:
+        """Recompute every leaf and every checkpoint root; check signatures; name the first fault.
+
+        Args:
+            all_signatures: check every checkpoint's signature (default). When false, only the
+                latest is checked: still sound, since its root commits to every leaf and each
+                earlier root is recomputed from those leaves, but a forged signature on an
+                older checkpoint goes unreported.
+            lookup_of: maps a body to its (lookup, lookup2) columns, to check the derived index
+                columns that lookups trust.
+
+        Raises:
+            TamperError: one line naming the first bad record or checkpoint.
+        """
+        started = _time.perf_counter()
+        key, key_source = self.trusted_public_key()
+        trusted_kid = merkle.key_id_of(key)
+        if self.meta.get("key_id") != trusted_kid:
+            raise TamperError(f"the ledger names key {self.meta.get('key_id')} but this "
+                              f"workspace's ledger key is {trusted_kid} ({key_source}): the "
+                              "ledger was rebuilt or replaced")
+        with self.read() as conn:
+            cps = [_checkpoint(r) for r in conn.execute(
+                select(checkpoints_table).order_by(checkpoints_table.c.size)).all()]
+            rows = conn.execute(select(records_table.c.seq, records_table.c.id,
+                                       records_table.c.kind, records_table.c.body,
+                                       records_table.c.leaf_hash, records_table.c.lookup,
+                                       records_table.c.lookup2)
+                                .order_by(records_table.c.seq)).yield_per(5000)
+            result = self._scan(rows, cps, key, trusted_kid, all_signatures, lookup_of)
+        result.seconds = _time.perf_counter() - started
+        result.key_source = key_source
+        return result
+
+    def _scan(self, rows, cps, key, trusted_kid, all_signatures, lookup_of) -> VerifyReport:
+        frontier = merkle.Frontier()
+        sha256 = merkle.hashlib.sha256
+        loads = json.loads
+        cp_index = 0
+        next_cp = cps[0].size if cps else None
+        prev_cp_size = 0
+        prev_id: str | None = None
+        ids_since_cp: list[tuple[str, int]] = []
+        kinds: dict[str, int] = {}
+        signatures = 0
+        n = 0
+        for seq, rid, kind, body, stored_leaf, lookup, lookup2 in rows:
+            n += 1
+            if seq != n:
+                if seq > n:
+                    after = f" after {prev_id} (#{n - 1})" if prev_id else ""
+                    raise TamperError(f"record #{n} is missing{after}: the next row is {rid} "
+                                      f"(#{seq}); a record was deleted")
+                raise TamperError(f"record {rid} has position #{seq} twice")
+            leaf = sha256(b"\x00" + body.encode("utf-8")).digest()
+            if leaf != bytes(stored_leaf):
+                raise TamperError(f"record {rid} (#{seq}) was edited: its body does not match "
+                                  "its leaf hash")
+            try:
+                parsed = loads(body)
+                b_id, b_seq, b_kind = parsed["id"], parsed["seq"], parsed["kind"]
+            except (ValueError, KeyError, TypeError):
+                raise TamperError(f"record {rid} (#{seq}) has a body that is not a ledger "
+                                  "record") from None
+            if b_seq != seq or b_id != rid or b_kind != kind:
+                raise TamperError(f"record {rid} (#{seq}) is out of place: its body is record "
+                                  f"{b_id} (#{b_seq}); rows were swapped or moved")
+            if lookup_of is not None and lookup_of(parsed) != (lookup, lookup2):
+                raise TamperError(f"record {rid} (#{seq}): its lookup columns disagree with "
+                                  "its body")
+            kinds[kind] = kinds.get(kind, 0) + 1
+            frontier.append(leaf)
+            ids_since_cp.append((rid, seq))
+            prev_id = rid
+            if seq == next_cp:
+                cp = cps[cp_index]
+                last = cp_index == len(cps) - 1
+                first_id, first_seq = ids_since_cp[0]
+                if frontier.root().hex() != cp.root:
+                    raise TamperError(_blame(ids_since_cp) + f" does not match signed checkpoint "
+                                      f"{cp.size}")
+                if cp.key_id != trusted_kid:
+                    raise TamperError(f"record {first_id} (#{first_seq}): signed checkpoint "
+                                      f"{cp.size} names key {cp.key_id}, not the ledger's key "
+                                      f"{trusted_kid}")
+                if all_signatures or last:
+                    signatures += 1
+                    if not _signature_ok(cp, key):
+                        if not all_signatures:
+                            # Find the first bad signature so the message names the right place.
+                            _first_bad_signature(cps, key)
+                        raise TamperError(f"record {first_id} (#{first_seq}): signed checkpoint "
+                                          f"{cp.size} has a signature that does not verify "
+                                          "with the ledger's public key")
+                prev_cp_size = cp.size
+                ids_since_cp = []
+                cp_index += 1
+                next_cp = cps[cp_index].size if cp_index < len(cps) else None
+        if n > prev_cp_size:
+            rid, seq = ids_since_cp[0]
+            raise TamperError(f"record {rid} (#{seq}) is not covered by any signed checkpoint: "
+                              "it was inserted after the last one")
+        if cp_index < len(cps):
+            cp = cps[cp_index]
+            raise TamperError(f"record #{n + 1} is missing: signed checkpoint {cp.size} covers "
+                              f"{cp.size} records but only {n} remain; the ledger was truncated")
+        latest = cps[-1] if cps else None
+        return VerifyReport(records=n, checkpoints=len(cps), signatures_checked=signatures,
+                            root=frontier.root().hex(), key_id=trusted_kid, latest=latest,
+                            seconds=0.0, key_source="", kinds=kinds)
+
+
+def _blame(ids: list[tuple[str, int]]) -> str:
+    if len(ids) == 1:
+        return f"record {ids[0][0]} (#{ids[0][1]})"
+    return (f"one of records {ids[0][0]} (#{ids[0][1]}) to {ids[-1][0]} (#{ids[-1][1]}), "
+            "written in one batch,")
+
+
+def _signature_ok(cp: Checkpoint, key) -> bool:
+    try:
+        merkle.verify_checkpoint(cp.to_dict(), key)
+        return True
+    except merkle.ProofError:
+        return False
+
+
+def _first_bad_signature(cps: list[Checkpoint], key) -> None:
+    for cp in cps:
+        if not _signature_ok(cp, key):
+            raise TamperError(f"signed checkpoint {cp.size} has a signature that does not "
+                              "verify with the ledger's public key")
+
+
+def _checkpoint(row) -> Checkpoint:
+    return Checkpoint(size=row.size, root=row.root, time=row.time, key_id=row.key_id,
+                      signature=row.signature)
+
+
+def _stored(row) -> StoredRecord:
+    return StoredRecord(seq=row.seq, id=row.id, kind=row.kind, body=json.loads(row.body),
+                        text=row.body)
+
+
+def _sqlite_on_connect(dbapi_conn, _record) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (the pysqlite driver would otherwise
+    # begin lazily and deferred, which lets two writers deadlock on the upgrade to a write lock).
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
+    # WAL: readers never block the writer; FULL: a committed record survives power loss.
+    cur.execute("PRAGMA journal_mode = WAL")
+    cur.execute("PRAGMA synchronous = FULL")
+    cur.close()
+
+
+def _sqlite_on_begin(conn) -> None:
+    immediate = conn.get_execution_options().get("ledger_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class _Txn:
+    """``with`` a connection inside one transaction; commit on success, roll back on error."""
+
+    def __init__(self, store: Store, *, write: bool):
+        self.store = store
+        self.write = write
+
+    def __enter__(self):
+        try:
+            self.conn = self.store.engine.connect().execution_options(ledger_write=self.write)
+            self.tx = self.conn.begin()
+            if self.write and self.store.dialect == "postgresql":
+                # The same serialisation BEGIN IMMEDIATE gives SQLite: one writer at a time.
+                self.conn.exec_driver_sql("LOCK TABLE ledger_records IN EXCLUSIVE MODE")
+        except DBAPIError as exc:
+            raise LedgerError(f"cannot open the ledger {self.store.label}: {exc.orig}") from None
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                self.tx.commit()
+            else:
+                self.tx.rollback()
+        finally:
+            self.conn.close()
+        return False
+
+
+@dataclass
+class _Pending:
+    seq: int
+    id: str
+    kind: str
+    body: dict
+    lookup: str | None
+    lookup2: str | None
+
+
+class Batch:
+    """Records added in one transaction, committed with one signed checkpoint."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.pending: list[_Pending] = []
+        self._counters: dict[str, int] = {}
+        self.checkpoint: Checkpoint | None = None
+        self.time = utc_now()
+
+    def __enter__(self) -> "Batch":
+        self.store.signing_key()  # fail before any work when the key is missing
+        self._txn = self.store._write()
+        self.conn = self._txn.__enter__()
+        try:
+            last_seq = self.conn.execute(select(func.max(records_table.c.seq))).scalar() or 0
+            cp = self.store.latest_checkpoint(self.conn)
+            if (cp.size if cp else 0) != last_seq:
+                raise TamperError(f"the ledger has {last_seq} records but its last signed "
+                                  f"checkpoint covers {cp.size if cp else 0}; run `soundscape "
+                                  "ledger verify`")
+            self.frontier = (merkle.Frontier.from_state(self._frontier_text(cp))
+                             if cp else merkle.Frontier())
+            self.next_seq = last_seq + 1
+        except BaseException:
+            self._txn.__exit__(*__import__("sys").exc_info())
+            raise
+        return self
+
+    def _frontier_text(self, cp: Checkpoint) -> str:
+        return self.conn.execute(select(checkpoints_table.c.frontier)
+                                 .where(checkpoints_table.c.size == cp.size)).scalar_one()
+
+    def _next_number(self, kind: str) -> int:
+        if kind not in self._counters:
+            last = self.conn.execute(
+                select(records_table.c.id).where(records_table.c.kind == kind)
+                .order_by(records_table.c.seq.desc()).limit(1)).scalar()
+            self._counters[kind] = int(last.rsplit("-", 1)[1]) if last else 0
+        self._counters[kind] += 1
+        return self._counters[kind]
+
+    def add(self, kind: str, fields: dict, *, lookup: str | None = None,
+            lookup2: str | None = None) -> _Pending:
+        """Queue one record; its id and position are assigned now, its row written on commit."""
+        number = self._next_number(kind)
+        rid = f"{ID_PREFIX[kind]}-{number:06d}"
+        body = {**fields, "id": rid, "seq": self.next_seq, "kind": kind,
+                "recorded": fields.get("recorded") or self.time}
+        item = _Pending(self.next_seq, rid, kind, body, lookup, lookup2)
+        self.pending.append(item)
+        self.next_seq += 1
+        return item
+
+    def find(self, kind: str, *, lookup: str | None = None,
+             lookup2: str | None = None) -> list[dict]:
+        """Bodies of ``kind`` matching a lookup, committed ones first, then this batch's."""
+        found = [r.body for r in self.store.find(kind, lookup=lookup, lookup2=lookup2,
+                                                 conn=self.conn)]
+        for p in self.pending:
+            if p.kind == kind and (lookup is None or p.lookup == lookup) and (
+                    lookup2 is None or p.lookup2 == lookup2):
+                found.append(p.body)
+        return found
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None and self.pending:
+            try:
+                self._commit_rows()
+            except BaseException:
+                return self._txn.__exit__(*__import__("sys").exc_info())
+        return self._txn.__exit__(exc_type, exc, tb)
+
+    def _commit_rows(self) -> None:
+        sha256 = merkle.hashlib.sha256
+        rows = []
+        for p in self.pending:
+            text = canonical_json(p.body)
+            leaf = sha256(b"\x00" + text.encode("utf-8")).digest()
+            self.frontier.append(leaf)
+            rows.append({"seq": p.seq, "id": p.id, "kind": p.kind, "lookup": p.lookup,
+                         "lookup2": p.lookup2, "body": text, "leaf_hash": leaf})
+        self.conn.execute(records_table.insert(), rows)
+        key = self.store.signing_key()
+        size, root = self.frontier.size, self.frontier.root().hex()
+        kid = self.store.meta["key_id"]
+        now = utc_now()
+        signature = base64.b64encode(key.sign(merkle.checkpoint_message(size, root, now, kid)))
+        self.checkpoint = Checkpoint(size=size, root=root, time=now, key_id=kid,
+                                     signature=signature.decode())
+        self.conn.execute(checkpoints_table.insert(), {
+            **self.checkpoint.to_dict(), "frontier": self.frontier.state()})
