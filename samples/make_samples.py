@@ -151,7 +151,7 @@ def finish(x: np.ndarray, *, length: int, loop: bool, crossfade_s: float = 1.0) 
     A loop's render holds :data:`PREROLL_S` of settling, then ``length`` samples, then the
     crossfade's overrun: the overrun fades out over the start while the start fades in, so the
     sample after the last one is the one that followed it in the render. One-shots are high-passed
-    causally from silence and get a 30 ms fade at the end.
+    causally from silence, and their decayed tail fades out over the last 250 ms.
     """
     x = np.atleast_2d(x)
     if loop:
@@ -164,7 +164,7 @@ def finish(x: np.ndarray, *, length: int, loop: bool, crossfade_s: float = 1.0) 
         y = _circular_highpass(y, HIGHPASS_HZ)
     else:
         y = highpass(x[:, :length], HIGHPASS_HZ)
-        end = int(0.03 * SR)
+        end = int(0.25 * SR)
         y[:, -end:] *= np.cos(0.5 * np.pi * np.arange(end) / end) ** 2
     y *= 10.0 ** (PEAK_DBFS / 20.0) / np.max(np.abs(y))
     return np.round(y * 32767.0).astype(np.int16)
@@ -235,7 +235,7 @@ def render_pluck(rng: np.random.Generator, n: int, loop_s: float, *, root: int) 
     k = np.arange(1, 25)
     amps = np.abs(np.sin(np.pi * k * 0.2)) / k ** 1.1 + 1e-3
     amps[0] *= 1.6
-    taus = 1.2 / (1.0 + 0.45 * (k - 1))
+    taus = 0.7 / (1.0 + 0.45 * (k - 1))
     freqs = k * f * np.sqrt(1.0 + 0.00015 * k ** 2)
     dry = _partials(n, freqs, amps, taus, rng, attack_s=0.001)
     click = highpass(rng.standard_normal(int(0.004 * SR)), 2000.0) * np.hanning(int(0.004 * SR))
@@ -487,7 +487,7 @@ SPECS: tuple[SampleSpec, ...] = (
     _phrase("phrase_d_minor_60bpm", "D minor", 60.0,
             ((0, 62, 1, 0.6), (1, 65, 1, 0.5), (2, 69, 1.5, 0.5), (3.5, 67, 0.5, 0.45),
              (4, 64, 0.5, 0.4), (4.5, 65, 0.5, 0.4), (5, 62, 2.5, 0.8)),
-            ((0, 38, 7.5, 0.9), (0, 50, 7.5, 0.55)), 8.0, ("dark", "melancholic", "mysterious"),
+            ((0, 38, 7.5, 0.9), (0, 50, 7.5, 0.55)), 9.0, ("dark", "melancholic", "mysterious"),
             "Slow D minor arch up to the fifth and back down to the tonic, over a low D."),
 )
 

@@ -151,6 +151,15 @@ def test_loops_are_seamless(library, audio):
             assert seam <= ordinary, (entry.id, seam, ordinary)
 
 
+def test_one_shots_decay_before_they_end(library, audio):
+    for entry in (e for e in library if not e.loop):
+        x = audio[entry.id]
+        last = x[:, -SAMPLE_RATE // 2:-SAMPLE_RATE // 4]  # just before the final 250 ms fade
+        tail_db = 20 * np.log10(np.sqrt(np.mean(last ** 2)) / np.max(np.abs(x)))
+        assert tail_db < -35.0, (entry.id, tail_db)
+        assert np.max(np.abs(x[:, -8:])) < 1e-3, entry.id
+
+
 def test_pitched_samples_sound_their_declared_root_and_key(library, audio):
     pitched = [e for e in library if e.root_note is not None]
     assert len(pitched) >= 12
