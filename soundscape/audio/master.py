@@ -1,0 +1,489 @@
+"""Mastering: a render becomes a 48 kHz stereo master at a broadcast loudness.
+
+Steps: resample to 48 kHz and make stereo; shape the ends (seamless loop, bed fades, or a
+jingle's short tail fade); normalise integrated loudness to the preset (ITU-R BS.1770-4 gating)
+and keep the true peak under the preset's ceiling with a look-ahead true-peak limiter; then
+measure the result. Measurements stream in chunks, so three-hour beds fit in memory.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import maximum_filter1d, uniform_filter1d
+
+from soundscape.audio import loudness as meter
+from soundscape.engines.base import LOOP_OVERLAP_SECONDS, Render
+from soundscape.errors import AudioError, ParameterError
+
+# EBU R 128 and common broadcast practice deliver at 48 kHz.
+MASTER_SAMPLE_RATE = 48000
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A delivery loudness target; None means "leave as is"."""
+
+    name: str
+    target_lufs: float | None
+    true_peak_dbtp: float | None
+    description: str
+
+
+PRESETS: dict[str, Preset] = {
+    # EBU R 128 (2020): programme loudness -23.0 LUFS, maximum true peak -1 dBTP.
+    "ebu-r128": Preset("ebu-r128", -23.0, -1.0, "EBU R 128 broadcast: -23 LUFS, true peak <= -1 dBTP"),
+    # Netflix sound mix specifications: -24 LKFS integrated (dialogue-gated for programmes; our
+    # music has no dialogue, so the full-programme BS.1770 measure), true peak <= -2 dBTP.
+    "netflix": Preset("netflix", -24.0, -2.0, "Netflix delivery: -24 LKFS, true peak <= -2 dBTP"),
+    # Music streaming services' playback normalisation (Spotify, YouTube, Tidal): -14 LUFS, -1 dBTP.
+    "streaming": Preset("streaming", -14.0, -1.0, "Streaming platforms: -14 LUFS, true peak <= -1 dBTP"),
+    "none": Preset("none", None, None, "No loudness change: 48 kHz stereo, fades or loop only"),
+}
+
+# How close to the target the gain loop stops (the requirement is +-0.5 LU).
+LOUDNESS_TOLERANCE_LU = 0.01
+# The limiter aims this far under the ceiling: its gain moves slowly but not infinitely slowly
+# across the interpolation filter's reach, and the last word belongs to the measurement.
+LIMITER_MARGIN_DB = 0.05
+LIMITER_ATTACK_SECONDS = 0.003   # look-ahead: gain falls linearly (in dB) over 3 ms before a peak
+LIMITER_HOLD_SECONDS = 0.010     # held across a few cycles of a bass note, to avoid ripple
+LIMITER_RELEASE_SECONDS = 0.100  # exponential recovery (time constant, in dB)
+_RELEASE_SPAN = 12               # release time constants kept (the reduction left is < 1e-5 of it)
+_MAX_PASSES = 5
+
+BED_FADE_IN_SECONDS = (0.5, 1.0)    # 1 % of the duration, within these bounds
+BED_FADE_OUT_SECONDS = (2.0, 10.0)  # 10 % of the duration, within these bounds
+JINGLE_FADE_IN_SECONDS = 0.005      # just enough to avoid a click at the first sample
+JINGLE_TAIL_FADE_SECONDS = 0.08     # only the last 80 ms of the natural decay
+JINGLE_MIN_TAIL_FADE_SECONDS = 0.02
+SEAM_CONTEXT_SECONDS = 0.05         # steps either side of the loop seam that it is compared with
+SEAM_SEARCH_SECONDS = 0.01          # the loop point may move this far to land on a gentle step
+SEAM_PERCENTILE = 99.0
+
+_LOUDNESS_CHUNK = 2 * MASTER_SAMPLE_RATE  # K-weighting chunk (whole 100 ms sub-blocks)
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name``; ParameterError names the choices otherwise."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ParameterError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}") from None
+
+
+@dataclass
+class Mastered:
+    """A finished master and what was measured on it (float32 (2, N) at 48 kHz)."""
+
+    audio: np.ndarray
+    sample_rate: int
+    preset: str
+    loudness_lufs: float
+    true_peak_dbtp: float
+    sample_peak_dbfs: float
+    loop: bool
+    seam_ratio: float | None
+    gain_db: float
+    limiter_reduction_db: float
+    loudness_range_lu: float | None = None
+    max_momentary_lufs: float | None = None
+    max_short_term_lufs: float | None = None
+
+    @property
+    def duration(self) -> float:
+        return self.audio.shape[-1] / self.sample_rate
+
+    def describe(self) -> dict:
+        """JSON-ready mastering facts for the sidecar (infinite levels become None)."""
+        preset = get_preset(self.preset)
+        return {
+            "preset": self.preset,
+            "target_lufs": preset.target_lufs,
+            "true_peak_limit_dbtp": preset.true_peak_dbtp,
+            "loudness_lufs": _json_number(self.loudness_lufs),
+            "true_peak_dbtp": _json_number(self.true_peak_dbtp),
+            "sample_peak_dbfs": _json_number(self.sample_peak_dbfs),
+            "loudness_range_lu": _json_number(self.loudness_range_lu),
+            "max_momentary_lufs": _json_number(self.max_momentary_lufs),
+            "max_short_term_lufs": _json_number(self.max_short_term_lufs),
+            "loop": self.loop,
+            "seam_ratio": _json_number(self.seam_ratio, 4),
+            "gain_db": _json_number(self.gain_db),
+            "limiter_reduction_db": _json_number(self.limiter_reduction_db),
+        }
+
+
+def _json_number(value: float | None, digits: int = 3) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return round(float(value), digits)
+
+
+def master(render: Render, preset: str = "ebu-r128", *, loop: bool | None = None) -> Mastered:
+    """Master a render for delivery.
+
+    Args:
+        render: the engine's output; ``render.spec`` gives kind, duration and loop.
+        preset: a key of :data:`PRESETS`.
+        loop: make a seamless loop; None follows ``render.spec.loop``. A looping render must be
+            ``LOOP_OVERLAP_SECONDS`` longer than the spec's duration.
+
+    Returns:
+        The master, exactly ``round(duration * 48000)`` samples long for beds.
+    """
+    chosen = get_preset(preset)
+    spec = render.spec
+    loop = bool(spec.loop if loop is None else loop)
+    audio = to_master_format(render.audio, render.sample_rate)
+    sr = MASTER_SAMPLE_RATE
+    n_out = int(round(spec.duration * sr))
+
+    seam_ratio = None
+    if loop:
+        audio = make_loop(audio, n_out)
+    elif spec.kind == "bed":
+        audio = audio[:, :n_out] if audio.shape[-1] > n_out else audio
+        fade_bed(audio, sr)
+    else:
+        fade_jingle(audio, sr, tail_seconds=render.tail_seconds)
+
+    gain_db, reduction_db = 0.0, 0.0
+    energies = None
+    if chosen.target_lufs is not None:
+        audio, gain_db, reduction_db, energies = normalise(
+            audio, target_lufs=chosen.target_lufs, ceiling_dbtp=chosen.true_peak_dbtp, circular=loop)
+    if energies is None:
+        energies = meter.subblock_energies(audio, sr)
+    stats = meter.loudness_stats(energies)
+    if loop:
+        seam_ratio = loop_seam_ratio(audio, sr)
+    return Mastered(
+        audio=audio, sample_rate=sr, preset=chosen.name, loudness_lufs=stats.integrated,
+        true_peak_dbtp=meter.true_peak_dbtp(audio, sr), sample_peak_dbfs=meter.sample_peak_dbfs(audio),
+        loop=loop, seam_ratio=seam_ratio, gain_db=gain_db, limiter_reduction_db=reduction_db,
+        loudness_range_lu=stats.loudness_range, max_momentary_lufs=stats.max_momentary,
+        max_short_term_lufs=stats.max_short_term,
+    )
+
+
+# --- format ---------------------------------------------------------------------------------
+
+def to_master_format(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """A fresh float32 (2, n) array at 48 kHz: mono is duplicated, other rates resampled."""
+    audio = np.asarray(audio)
+    if audio.ndim == 1:
+        audio = audio[np.newaxis, :]
+    if audio.ndim != 2 or audio.shape[0] not in (1, 2):
+        raise AudioError(f"expected mono or stereo audio shaped (channels, samples), got {audio.shape}")
+    if audio.shape[-1] == 0:
+        raise AudioError("the render is empty")
+    if sample_rate != MASTER_SAMPLE_RATE:
+        from scipy.signal import resample_poly
+
+        g = math.gcd(int(sample_rate), MASTER_SAMPLE_RATE)
+        audio = resample_poly(audio.astype(np.float32, copy=False), MASTER_SAMPLE_RATE // g,
+                              int(sample_rate) // g, axis=-1)
+    out = np.array(np.broadcast_to(audio, (2, audio.shape[-1])), dtype=np.float32)
+    if not np.isfinite(out[:, :: max(1, out.shape[-1] // 100000)]).all() or not np.isfinite(out.sum()):
+        raise AudioError("the render contains NaN or infinite samples")
+    return out
+
+
+# --- ends: loops and fades --------------------------------------------------------------------
+
+def make_loop(audio: np.ndarray, n_out: int) -> np.ndarray:
+    """Fold the render's extra tail over its start so the file loops without a seam.
+
+    The extra ``LOOP_OVERLAP_SECONDS`` after the loop length are crossfaded over the start: at
+    the first sample only the continuation of the last sample is heard, so the loop's joint is
+    the signal's own next step. The crossfade is equal-power, corrected for the measured
+    correlation of the two layers (equal-gain when they are alike). The loop point then moves
+    by up to 10 ms to the gentlest step nearby (a circular rotation: nothing is lost).
+    """
+    sr = MASTER_SAMPLE_RATE
+    overlap = audio.shape[-1] - n_out
+    if overlap < int(0.1 * sr):
+        raise AudioError(f"a loop needs the render {LOOP_OVERLAP_SECONDS:g} s longer than its duration "
+                         f"(got {audio.shape[-1] / sr:.3f} s for {n_out / sr:.3f} s)")
+    head = audio[:, :overlap].astype(np.float64)
+    tail = audio[:, n_out:n_out + overlap].astype(np.float64)
+    denom = math.sqrt(float((head * head).sum()) * float((tail * tail).sum()))
+    rho = min(max(float((head * tail).sum()) / denom, 0.0), 1.0) if denom > 0 else 0.0
+    u = np.arange(overlap) / overlap
+    fade_in, fade_out = np.sin(0.5 * np.pi * u), np.cos(0.5 * np.pi * u)
+    # Power of the sum of two layers with correlation rho: a^2 + b^2 + 2 rho a b.
+    norm = np.sqrt(fade_in ** 2 + fade_out ** 2 + 2.0 * rho * fade_in * fade_out)
+    loop = audio[:, :n_out]
+    loop[:, :overlap] = ((head * fade_in + tail * fade_out) / norm).astype(np.float32)
+    shift = _gentlest_seam(loop, sr)
+    return np.ascontiguousarray(np.roll(loop, -shift, axis=-1)) if shift else np.ascontiguousarray(loop)
+
+
+def _local_step_scale(audio: np.ndarray, sr: int) -> np.ndarray:
+    """Per channel: the 99th percentile of |step| within 50 ms either side of the seam."""
+    ctx = int(SEAM_CONTEXT_SECONDS * sr)
+    around = np.concatenate([audio[:, -ctx:], audio[:, :ctx]], axis=-1)
+    steps = np.abs(np.diff(around, axis=-1))
+    steps = np.delete(steps, ctx - 1, axis=-1)  # leave the seam itself out
+    return np.percentile(steps, SEAM_PERCENTILE, axis=-1)
+
+
+def _gentlest_seam(loop: np.ndarray, sr: int) -> int:
+    search = min(int(SEAM_SEARCH_SECONDS * sr), loop.shape[-1] // 4)
+    scale = _local_step_scale(loop, sr)
+    scale = np.where(scale > 0, scale, 1.0)
+    # Candidate seams r: the step from loop[r - 1] (loop[-1] for r = 0) to loop[r].
+    window = np.concatenate([loop[:, -1:], loop[:, :search + 1]], axis=-1).astype(np.float64)
+    steps = np.abs(np.diff(window, axis=-1)) / scale[:, None]
+    return int(np.argmin(steps.max(axis=0)))
+
+
+def loop_seam_ratio(audio: np.ndarray, sr: int) -> float:
+    """|step from the last sample to the first| over the 99th percentile of the ordinary steps
+    within 50 ms either side (max over channels); <= 1 means the seam is not an outlier."""
+    scale = _local_step_scale(audio, sr)
+    seam = np.abs(audio[:, 0].astype(np.float64) - audio[:, -1])
+    ratios = np.where(scale > 0, seam / np.where(scale > 0, scale, 1.0), np.where(seam > 0, np.inf, 0.0))
+    return float(ratios.max())
+
+
+def _raised_cosine(n: int) -> np.ndarray:
+    """0 -> 1 over n samples with zero slope at both ends."""
+    return (0.5 - 0.5 * np.cos(np.pi * np.arange(n) / max(n - 1, 1))).astype(np.float32)
+
+
+def fade_bed(audio: np.ndarray, sr: int) -> None:
+    """Short fade-in and a musical fade-out, in place; lengths scale with the duration."""
+    seconds = audio.shape[-1] / sr
+    n_in = int(sr * min(max(0.01 * seconds, BED_FADE_IN_SECONDS[0]), BED_FADE_IN_SECONDS[1]))
+    n_out = int(sr * min(max(0.1 * seconds, BED_FADE_OUT_SECONDS[0]), BED_FADE_OUT_SECONDS[1]))
+    n_in, n_out = min(n_in, audio.shape[-1] // 4), min(n_out, audio.shape[-1] // 3)
+    audio[:, :n_in] *= _raised_cosine(n_in)
+    # cos^4: starts gently (zero slope), is 12 dB down half-way and falls faster as it goes,
+    # which the ear hears as an even fade; it ends at exactly zero.
+    u = np.arange(n_out) / max(n_out - 1, 1)
+    audio[:, audio.shape[-1] - n_out:] *= (np.cos(0.5 * np.pi * u) ** 4).astype(np.float32)
+
+
+def fade_jingle(audio: np.ndarray, sr: int, *, tail_seconds: float) -> None:
+    """A few-ms fade-in and a short fade over the very end of the natural decay, in place.
+
+    Only the last 80 ms (or the whole tail, if the engine reported a shorter one) are faded, so
+    the music is never touched; the last sample is digital silence.
+    """
+    n = audio.shape[-1]
+    n_in = min(int(JINGLE_FADE_IN_SECONDS * sr), n // 4)
+    tail = JINGLE_TAIL_FADE_SECONDS if tail_seconds <= 0 else min(tail_seconds, JINGLE_TAIL_FADE_SECONDS)
+    n_tail = min(int(max(tail, JINGLE_MIN_TAIL_FADE_SECONDS) * sr), n // 4)
+    audio[:, :n_in] *= _raised_cosine(n_in)
+    audio[:, n - n_tail:] *= _raised_cosine(n_tail)[::-1]
+
+
+# --- loudness and true-peak limiting --------------------------------------------------------
+
+def normalise(audio: np.ndarray, *, target_lufs: float, ceiling_dbtp: float | None,
+              circular: bool = False) -> tuple[np.ndarray, float, float, np.ndarray]:
+    """Gain to the target loudness, true-peak limited under the ceiling, in place.
+
+    The K-weighted energies of the input are measured once; a gain scales them exactly, and
+    after limiting only the 2 s chunks the limiter touched are measured again. Gain and limiter
+    are iterated until the loudness is within 0.01 LU of the target, then the true peak of the
+    result is measured and any residual overshoot is limited again.
+
+    Returns:
+        (audio, gain_db, max limiter reduction in dB, sub-block energies of the result).
+    """
+    sr = MASTER_SAMPLE_RATE
+    base = _ChunkedEnergy(audio)
+    loudness = meter.gated_loudness(base.energies)
+    if not math.isfinite(loudness):
+        raise AudioError("the render is silent (no 400 ms block above -70 LUFS): nothing to normalise")
+    gain_db = target_lufs - loudness
+    if ceiling_dbtp is None:
+        audio *= np.float32(10.0 ** (gain_db / 20.0))
+        return audio, gain_db, 0.0, base.energies * 10.0 ** (gain_db / 10.0)
+
+    ceiling = 10.0 ** (ceiling_dbtp / 20.0)
+    aim = 10.0 ** ((ceiling_dbtp - LIMITER_MARGIN_DB) / 20.0)
+    reach = meter.chunk_peaks(audio, circular=circular)[1]
+    regions: list[tuple[int, np.ndarray]] = []
+    energies = base.energies
+    previous = None
+    for attempt in range(_MAX_PASSES):
+        gain = 10.0 ** (gain_db / 20.0)
+        regions = limiter_gain(audio, gain, aim, reach=reach, circular=circular)
+        energies = base.with_gain(gain, regions)
+        measured = meter.gated_loudness(energies)
+        error = target_lufs - measured
+        if abs(error) <= LOUDNESS_TOLERANCE_LU or not regions or attempt == _MAX_PASSES - 1:
+            break
+        # Secant step: with a limiter working, each dB of gain buys less than a dB of loudness.
+        slope = 1.0
+        if previous is not None and gain_db != previous[0]:
+            slope = min(max((measured - previous[1]) / (gain_db - previous[0]), 0.1), 1.0)
+        previous = (gain_db, measured)
+        gain_db += error / slope
+    gain = np.float32(10.0 ** (gain_db / 20.0))
+    audio *= gain
+    reduction = 0.0
+    for start, g in regions:
+        audio[:, start:start + g.size] *= g
+        reduction = max(reduction, -20.0 * math.log10(float(g.min())))
+    # The measurement decides: a slowly moving gain still shifts inter-sample peaks a little.
+    for _ in range(_MAX_PASSES):
+        if meter.true_peak(audio) <= ceiling:
+            break
+        extra = limiter_gain(audio, 1.0, aim, circular=circular)
+        for start, g in extra:
+            audio[:, start:start + g.size] *= g
+            reduction = max(reduction, -20.0 * math.log10(float(g.min())))
+        energies = None
+    if energies is None:
+        energies = meter.subblock_energies(audio, sr)
+    return audio, float(gain_db), reduction, energies
+
+
+class _ChunkedEnergy:
+    """K-weighted sub-block energies of a signal, with the filter state at each 2 s chunk,
+    so that a gained-and-limited version is measured again only where the limiter acted."""
+
+    def __init__(self, audio: np.ndarray):
+        self.audio = audio
+        self.kw = meter.KWeightedEnergy(MASTER_SAMPLE_RATE, audio.shape[0])
+        self.states, parts = [], []
+        for start in range(0, audio.shape[-1], _LOUDNESS_CHUNK):
+            self.states.append(self.kw.state.copy())
+            parts.append(self.kw.feed(audio[:, start:start + _LOUDNESS_CHUNK].astype(np.float64)))
+        self.per_chunk = _LOUDNESS_CHUNK // self.kw.subblock
+        self.energies = np.concatenate(parts, axis=-1)
+
+    def with_gain(self, gain: float, regions: list[tuple[int, np.ndarray]]) -> np.ndarray:
+        """Energies of ``audio * gain * (limiter regions)``."""
+        energies = self.energies * gain * gain
+        if not regions:
+            return energies
+        n = self.audio.shape[-1]
+        # The K-filter's memory of a gain change dies away within ~0.1 s (its slowest pole is
+        # 0.995 per sample): mark the chunk after a region as touched when the region ends late.
+        settle = int(0.5 * MASTER_SAMPLE_RATE)
+        touched = set()
+        for start, g in regions:
+            touched.update(range(start // _LOUDNESS_CHUNK, min(start + g.size + settle, n - 1) // _LOUDNESS_CHUNK + 1))
+        state = None
+        for chunk in sorted(touched):
+            a = chunk * _LOUDNESS_CHUNK
+            b = min(a + _LOUDNESS_CHUNK, n)
+            segment = self.audio[:, a:b].astype(np.float64) * gain
+            for start, g in regions:
+                lo, hi = max(a, start), min(b, start + g.size)
+                if lo < hi:
+                    segment[:, lo - a:hi - a] *= g[lo - start:hi - start]
+            # Continue the filter through a run of touched chunks; start a run from the
+            # unlimited signal's state scaled by the gain (exact: the filter is linear).
+            if state is None or chunk - 1 not in touched:
+                state = self.states[chunk] * gain
+            part = self.kw.feed(segment, state=state)
+            state = self.kw.state
+            energies[:, chunk * self.per_chunk:chunk * self.per_chunk + part.shape[-1]] = part
+        return energies
+
+
+def limiter_gain(audio: np.ndarray, gain: float, ceiling: float, *, reach: np.ndarray | None = None,
+                 circular: bool = False) -> list[tuple[int, np.ndarray]]:
+    """Gain curves that keep the true peak of ``audio * gain`` under ``ceiling``.
+
+    Only 128-sample chunks whose samples (within the interpolation filter's reach) could exceed
+    the ceiling are examined; there the 4x-oversampled peak envelope gives the reduction each
+    sample needs. That need is held with an exponential release (100 ms, in dB), held 10 ms,
+    and approached by a 3 ms look-ahead ramp; every step keeps the reduction at or above the
+    need, so no interpolated peak is left over the ceiling.
+
+    Args:
+        reach: :func:`loudness.chunk_peaks` of ``audio`` (second value), when already known.
+        circular: the audio is a loop: ramps that run past one end continue at the other.
+
+    Returns:
+        [(start, float32 gains)] over disjoint sample ranges; gains <= 1 multiply both channels.
+    """
+    sr = MASTER_SAMPLE_RATE
+    n = audio.shape[-1]
+    C = meter.TP_CHUNK
+    if reach is None:
+        reach = meter.chunk_peaks(audio, circular=circular)[1]
+    suspects = np.flatnonzero(reach * (meter.TRUE_PEAK_GAIN_BOUND * gain) > ceiling)
+    if suspects.size == 0:
+        return []
+    env = meter.chunk_envelopes(audio, suspects, circular=circular).astype(np.float64) * gain
+    with np.errstate(divide="ignore"):
+        need = np.maximum(20.0 * np.log10(env / ceiling), 0.0)
+    hot = need.max(axis=-1) > 0
+    suspects, need = suspects[hot], need[hot]
+    if suspects.size == 0:
+        return []
+    attack = int(LIMITER_ATTACK_SECONDS * sr)
+    hold = int(LIMITER_HOLD_SECONDS * sr)
+    span_after = attack + hold + int(_RELEASE_SPAN * LIMITER_RELEASE_SECONDS * sr)
+    # Regions: the hot chunks with room for the ramps around them, merged where they meet.
+    starts = suspects * C - attack - 1
+    stops = suspects * C + C + span_after
+    if not circular:
+        starts, stops = np.maximum(starts, 0), np.minimum(stops, n)
+    new_region = np.concatenate([[True], starts[1:] > stops[:-1]])
+    firsts = np.flatnonzero(new_region)
+    lasts = np.append(firsts[1:] - 1, suspects.size - 1)
+    log_alpha = -1.0 / (LIMITER_RELEASE_SECONDS * sr)
+    result = []
+    for i, j in zip(firsts, lasts):
+        a, b = int(starts[i]), int(stops[j])
+        want = np.zeros(b - a)
+        for chunk, row in zip(suspects[i:j + 1], need[i:j + 1]):
+            lo = chunk * C - a
+            want[lo:lo + C] = row[: max(0, min(C, b - a - lo))]
+        reduction = _shape_reduction(want, attack=attack, hold=hold, log_alpha=log_alpha)
+        g = (10.0 ** (-reduction / 20.0)).astype(np.float32)
+        if circular:
+            # A region that runs past the loop point continues at the other end of the file.
+            for lo, hi in ((a, min(b, 0)), (max(a, 0), min(b, n)), (max(a, n), b)):
+                if lo < hi:
+                    result.append((lo % n, g[lo - a:hi - a]))
+        else:
+            result.append((a, g))
+    return _merge_regions(result)
+
+
+def _shape_reduction(need: np.ndarray, *, attack: int, hold: int, log_alpha: float) -> np.ndarray:
+    """A smooth reduction curve (dB) that is never less than ``need`` at any sample."""
+    # Release: r[n] = max_k need[k] * alpha^(n - k), computed in the log domain as a running max.
+    k = np.arange(need.size)
+    with np.errstate(divide="ignore"):
+        log_need = np.log(need)
+    released = np.exp(np.maximum.accumulate(log_need - k * log_alpha) + k * log_alpha)
+    # Hold plus look-ahead: the max over the last attack + hold samples, then a moving average
+    # over the next `attack` samples. Every averaged value covers sample n, so the result >= need.
+    width = attack + hold
+    held = maximum_filter1d(released, size=width, origin=(width - 1) // 2, mode="constant")
+    smooth = uniform_filter1d(held, size=attack, origin=-(attack // 2), mode="constant")
+    return np.maximum(smooth, released)  # guards the origin conventions at the region's ends
+
+
+def _merge_regions(regions: list[tuple[int, np.ndarray]]) -> list[tuple[int, np.ndarray]]:
+    """Combine overlapping gain regions by taking the lower gain where they overlap."""
+    if len(regions) < 2:
+        return regions
+    regions.sort(key=lambda r: r[0])
+    merged = [regions[0]]
+    for start, g in regions[1:]:
+        last_start, last = merged[-1]
+        if start < last_start + last.size:
+            stop = max(last_start + last.size, start + g.size)
+            combined = np.ones(stop - last_start, dtype=np.float32)
+            combined[:last.size] = last
+            view = combined[start - last_start:start - last_start + g.size]
+            np.minimum(view, g, out=view)
+            merged[-1] = (last_start, combined)
+        else:
+            merged.append((start, g))
+    return merged
