@@ -1,0 +1,177 @@
+"""Musical measurements of rendered audio: key, tempo, last chord, level and spectrum.
+
+Used by tests and reports to check what the engines claim. librosa is imported inside the
+functions that need it, so importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from soundscape.spec import Key
+
+# Krumhansl & Kessler (1982) probe-tone key profiles, tonic first.
+KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+SILENCE_DB = -120.0
+CHROMA_HOP = 4096  # a multiple of 2**(octaves - 1) as librosa's CQT needs
+
+
+def to_mono(audio: np.ndarray) -> np.ndarray:
+    """Mix ``(channels, n)`` or ``(n,)`` audio down to float32 mono."""
+    audio = np.asarray(audio, dtype=np.float32)
+    return audio.mean(axis=0) if audio.ndim == 2 else audio
+
+
+def chroma(audio: np.ndarray, sr: int, *, fmin_midi: int = 24) -> np.ndarray:
+    """Constant-Q chromagram ``(12, frames)`` (C first), from C1 upwards by default."""
+    import librosa
+
+    y = to_mono(audio)
+    fmin = librosa.midi_to_hz(fmin_midi)
+    n_octaves = min(7, int(np.floor(np.log2(0.45 * sr / fmin))))
+    return librosa.feature.chroma_cqt(y=y, sr=sr, hop_length=CHROMA_HOP, fmin=fmin,
+                                      n_octaves=n_octaves, bins_per_octave=36)
+
+
+def key_scores(profile: np.ndarray) -> dict[str, float]:
+    """Correlation of a 12-bin pitch-class profile with all 24 major and minor key profiles."""
+    scores = {}
+    for tonic in range(12):
+        for mode, ref in (("major", KK_MAJOR), ("minor", KK_MINOR)):
+            scores[Key(tonic, mode).name] = float(np.corrcoef(profile, np.roll(ref, tonic))[0, 1])
+    return scores
+
+
+def estimate_key(audio: np.ndarray, sr: int) -> tuple[Key, dict[str, float]]:
+    """The best-matching of the 24 major/minor keys and every key's score (by key name).
+
+    The mean chroma is correlated with the Krumhansl-Kessler profiles rotated to each tonic.
+    """
+    profile = chroma(audio, sr).mean(axis=1)
+    scores = key_scores(profile)
+    best = max(scores, key=scores.get)
+    tonic_name, mode = best.split(" ")
+    from soundscape.spec import parse_key
+
+    return parse_key(f"{tonic_name} {mode}"), scores
+
+
+def onset_envelope(audio: np.ndarray, sr: int, *, hop_length: int = 512) -> np.ndarray:
+    import librosa
+
+    return librosa.onset.onset_strength(y=to_mono(audio), sr=sr, hop_length=hop_length)
+
+
+def estimate_tempo(audio: np.ndarray, sr: int, *, hop_length: int = 512) -> float:
+    """Tempo in bpm from the onset envelope's periodicity (librosa, prior centred on 120 bpm)."""
+    import librosa
+
+    env = onset_envelope(audio, sr, hop_length=hop_length)
+    tempo = librosa.feature.tempo(onset_envelope=env, sr=sr, hop_length=hop_length)
+    return float(np.atleast_1d(tempo)[0])
+
+
+def onset_times(audio: np.ndarray, sr: int, *, hop_length: int = 512) -> np.ndarray:
+    """Times (s) of detected onsets."""
+    import librosa
+
+    env = onset_envelope(audio, sr, hop_length=hop_length)
+    frames = librosa.onset.onset_detect(onset_envelope=env, sr=sr, hop_length=hop_length)
+    return librosa.frames_to_time(frames, sr=sr, hop_length=hop_length)
+
+
+# Triad templates (root, third, fifth) over pitch classes relative to the root.
+_TRIADS = {"major": (0, 4, 7), "minor": (0, 3, 7)}
+
+
+def chord_root(profile: np.ndarray, *, bass: np.ndarray | None = None) -> int:
+    """Root pitch class of the triad that best fits a 12-bin profile (bass breaks ties)."""
+    p = profile / (np.linalg.norm(profile) or 1.0)
+    best, best_score = 0, -np.inf
+    for root in range(12):
+        for intervals in _TRIADS.values():
+            template = np.zeros(12)
+            template[[(root + i) % 12 for i in intervals]] = (1.0, 0.8, 0.9)
+            score = float(p @ (template / np.linalg.norm(template)))
+            if bass is not None:
+                score += 0.3 * float(bass[root] / (bass.max() or 1.0))
+            if score > best_score:
+                best, best_score = root, score
+    return best
+
+
+def final_chord_root(audio: np.ndarray, sr: int, *, seconds: float = 1.0) -> int:
+    """Pitch class (0 = C) of the last chord: measured from the last strong onset for ``seconds``.
+
+    A jingle's last chord starts with its final hit; the tail after it is mostly reverb of that
+    same chord, so the window starts at the last onset above a third of the strongest one.
+    """
+    import librosa
+
+    y = to_mono(audio)
+    hop = 512
+    env = onset_envelope(y, sr, hop_length=hop)
+    strong = np.flatnonzero(env > env.max() / 3.0) if env.size else np.array([])
+    start = int(librosa.frames_to_samples(strong[-1], hop_length=hop)) if strong.size else \
+        max(0, y.size - int(seconds * sr))
+    seg = y[start: start + int(seconds * sr)]
+    profile = chroma(seg, sr).mean(axis=1)
+    # The low register decides between chords sharing two tones (I against vi or iii).
+    return chord_root(profile, bass=_band_chroma(seg, sr, high_hz=260.0))
+
+
+def _band_chroma(y: np.ndarray, sr: int, *, high_hz: float) -> np.ndarray:
+    """Pitch-class energy of the spectrum below ``high_hz`` (a bass chroma)."""
+    spec = np.abs(np.fft.rfft(y * np.hanning(y.size))) ** 2
+    freqs = np.fft.rfftfreq(y.size, 1 / sr)
+    keep = (freqs > 25.0) & (freqs < high_hz)
+    midi = 69 + 12 * np.log2(freqs[keep] / 440.0)
+    out = np.zeros(12)
+    np.add.at(out, np.round(midi).astype(int) % 12, spec[keep])
+    return out
+
+
+def level_envelope_db(audio: np.ndarray, sr: int, hop_seconds: float = 0.05) -> np.ndarray:
+    """RMS level (dBFS, both channels pooled) per hop of ``hop_seconds``."""
+    a = np.atleast_2d(np.asarray(audio, dtype=np.float64))
+    hop = max(1, int(round(hop_seconds * sr)))
+    frames = a.shape[-1] // hop
+    if frames == 0:
+        return np.array([SILENCE_DB])
+    power = (a[:, : frames * hop] ** 2).reshape(a.shape[0], frames, hop).mean(axis=(0, 2))
+    return np.maximum(10 * np.log10(np.maximum(power, 1e-30)), SILENCE_DB)
+
+
+def band_energy_db(audio: np.ndarray, sr: int, low_hz: float, high_hz: float) -> float:
+    """Mean power (dB) of the mono mix between ``low_hz`` and ``high_hz``."""
+    y = to_mono(audio).astype(np.float64)
+    spec = np.abs(np.fft.rfft(y)) ** 2 / max(y.size, 1)
+    freqs = np.fft.rfftfreq(y.size, 1 / sr)
+    band = spec[(freqs >= low_hz) & (freqs < high_hz)]
+    return float(10 * np.log10(max(band.sum() / max(y.size, 1), 1e-30)))
+
+
+def spectral_centroid(audio: np.ndarray, sr: int) -> float:
+    """Power-weighted mean frequency (Hz) of the mono mix."""
+    y = to_mono(audio).astype(np.float64)
+    spec = np.abs(np.fft.rfft(y)) ** 2
+    freqs = np.fft.rfftfreq(y.size, 1 / sr)
+    return float((spec * freqs).sum() / (spec.sum() or 1.0))
+
+
+def chroma_profile(audio: np.ndarray, sr: int) -> np.ndarray:
+    """Mean chroma, normalised to sum 1 (which pitch classes a stretch of music dwells on)."""
+    p = chroma(audio, sr).mean(axis=1)
+    return p / (p.sum() or 1.0)
+
+
+def dc_offset(audio: np.ndarray) -> np.ndarray:
+    """Mean value per channel."""
+    return np.atleast_2d(np.asarray(audio, dtype=np.float64)).mean(axis=-1)
+
+
+def max_step(audio: np.ndarray) -> float:
+    """Largest sample-to-sample step in any channel (clicks show up here)."""
+    a = np.atleast_2d(np.asarray(audio, dtype=np.float32))
+    return float(np.max(np.abs(np.diff(a, axis=-1))))
