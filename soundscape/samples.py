@@ -38,6 +38,8 @@ _TEXTURE_WEIGHT = 4.0
 _INSTRUMENT_WEIGHT = 3.0
 _MOOD_WEIGHT = 3.0
 _SAME_KIND_PENALTY = 2.5
+# Key bonus of a sample that fits only once transposed (select(transpose=True)).
+_TRANSPOSED_FIT = 0.5
 # Random jitter added to each score: below 1, so it only reorders entries that score the same.
 _JITTER = 0.9
 
@@ -152,12 +154,16 @@ class SampleLibrary:
             raise KeyError(f"no sample {id!r} in {self.root}; known: {', '.join(self._by_id)}") from None
 
     def select(self, *, mood: str, key: "Key | None", textures=(), instruments=(),
-               rng: np.random.Generator, limit: int = 2) -> list[SampleEntry]:
+               rng: np.random.Generator, limit: int = 2,
+               transpose: bool = False) -> list[SampleEntry]:
         """Choose up to ``limit`` samples that suit a cue, best first.
 
         A texture sample is eligible only when it matches a requested texture. Pitched samples
         must fit ``key``: pads and phrases share its tonic and mode, drones sit on its tonic,
-        bells and plucks on a note of its scale (``key=None`` accepts them all). Eligible entries
+        bells and plucks on a note of its scale (``key=None`` accepts them all). With
+        ``transpose=True`` (a caller that repitches samples to the key), pads and phrases in the
+        same mode on another tonic, and drones, bells and plucks on any root, are accepted too,
+        with a smaller key bonus than exact fits. Eligible entries
         score for each requested texture or instrument they match and for the mood; entries that
         match none of these are left out. Ties are broken by ``rng`` (one draw per entry, so the
         result is deterministic for a given generator state), and a second sample of a kind
@@ -170,6 +176,7 @@ class SampleLibrary:
             instruments: requested instrument names (``spec.INSTRUMENTS``: pad, drone, bells...).
             rng: the generator that breaks ties.
             limit: the most samples to return.
+            transpose: also accept pitched samples that fit once transposed to the key's tonic.
 
         Returns:
             The chosen entries, best first; empty when nothing fits.
@@ -177,7 +184,7 @@ class SampleLibrary:
         candidates: list[tuple[float, SampleEntry, frozenset[str]]] = []
         jitter = rng.uniform(0.0, _JITTER, len(self.entries))
         for entry, noise in zip(self.entries, jitter):
-            fit = _key_fit(entry, key)
+            fit = _key_fit(entry, key, transpose=transpose)
             if fit is None:
                 continue
             words = set(entry.keywords) | {entry.instrument}
@@ -332,8 +339,12 @@ def _entry(root: Path, line: dict, where: str) -> SampleEntry:
         raise AudioError(f"{side_path}: malformed field ({exc}); {REGENERATE_HINT}") from None
 
 
-def _key_fit(entry: SampleEntry, key: "Key | None") -> float | None:
-    """How well a sample sits in ``key``: None when it clashes, else a bonus (0 unpitched)."""
+def _key_fit(entry: SampleEntry, key: "Key | None", *, transpose: bool = False) -> float | None:
+    """How well a sample sits in ``key``: None when it clashes, else a bonus (0 unpitched).
+
+    Exact fits score 2 (same tonic and mode; a drone or one-shot on the tonic), a one-shot on
+    another scale note 1, and, with ``transpose``, anything that fits after repitching 0.5.
+    """
     if not entry.pitched or key is None:
         return 0.0
     if entry.key is not None:
@@ -344,10 +355,12 @@ def _key_fit(entry: SampleEntry, key: "Key | None") -> float | None:
             own = parse_key(entry.key)
         except ParameterError:
             return None
-        return 2.0 if (own.tonic, own.mode) == (key.tonic, key.mode) else None
+        if own.mode != key.mode:
+            return None
+        return 2.0 if own.tonic == key.tonic else (_TRANSPOSED_FIT if transpose else None)
     pc = entry.root_note % 12
     if pc == key.tonic:
         return 2.0
     if entry.kind != "drone" and pc in key.scale:
         return 1.0
-    return None
+    return _TRANSPOSED_FIT if transpose else None

@@ -234,6 +234,17 @@ def test_select_keeps_to_the_key_and_leaves_out_unrequested_textures(library):
     assert [e.id for e in pads] == ["pad_f_lydian"]
 
 
+def test_select_with_transpose_accepts_the_same_mode_on_another_tonic(library):
+    key = spec.parse_key("F major")  # no F major pad in the library; C major's is a fourth away
+    exact = library.select(mood="hopeful", key=key, instruments=("pad",),
+                           rng=np.random.default_rng(3), limit=5)
+    assert all(e.kind != "pad" for e in exact)
+    moved = library.select(mood="hopeful", key=key, instruments=("pad",),
+                           rng=np.random.default_rng(3), limit=5, transpose=True)
+    assert moved[0].id == "pad_c_major"
+    assert all(spec.parse_key(e.key).mode == "major" for e in moved if e.key)
+
+
 def test_load_of_a_missing_folder_is_empty(tmp_path):
     library = SampleLibrary.load(tmp_path / "nowhere")
     assert len(library) == 0 and library.entries == [] and library.verify() == []
