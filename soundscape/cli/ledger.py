@@ -1,7 +1,279 @@
-"""Commands: ledger (being written)."""
+"""Commands: ``ledger`` (list, show, verify, prove, check-proof, reconcile, export) and ``clear``.
+
+Each command is a few lines around :class:`soundscape.rights.ledger.Ledger`. User mistakes are
+:class:`~soundscape.errors.SoundscapeError` subclasses; :func:`guarded` turns them into one
+``error:`` line and the error's exit code here too, so in-process runners see the same codes as
+the installed program.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
+
+from soundscape.cli.common import console, error_line, workspace
+
+ledger_app = typer.Typer(help="The rights ledger: records, verification, proofs.",
+                         no_args_is_help=True)
+
+KINDS = ("license", "asset", "dataset", "model", "output")
+
+
+def say(text: str) -> None:
+    """Print one line as is (no markup, no wrapping: paths and hashes stay whole)."""
+    console.print(text, soft_wrap=True, markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the main app."""
+    app.add_typer(ledger_app, name="ledger")
+    app.command("clear")(clear)
+
+
+def guarded(fn):
+    """Run a command; a SoundscapeError becomes one error line and its exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from soundscape.errors import SoundscapeError
+
+        try:
+            return fn(*args, **kwargs)
+        except SoundscapeError as exc:
+            error_line(str(exc))
+            raise typer.Exit(code=exc.exit_code) from None
+
+    return wrapper
+
+
+def open_ledger(*, reconcile: bool = False):
+    """The workspace's ledger; with ``reconcile``, crash leftovers are resolved first (writers)."""
+    from soundscape.rights.ledger import Ledger
+
+    ledger = Ledger.open(workspace())
+    if reconcile:
+        report_reconcile(ledger.reconcile(), quiet=True)
+    return ledger
+
+
+def report_reconcile(report, *, quiet: bool = False) -> None:
+    """Print what reconcile did (nothing when it did nothing and ``quiet``)."""
+    for path, record_id in report.recorded:
+        say(f"reconciled: recorded {path} as {record_id}")
+    for path, reason in report.dropped:
+        say(f"reconciled: dropped {path}: {reason}")
+    for path in report.removed_temp_files:
+        say(f"reconciled: removed temp file {path}")
+    for path, reason in report.in_progress:
+        say(f"pending: {path} ({reason})")
+    if report.empty and not quiet:
+        say("nothing to reconcile: every output is recorded")
+
+
+def _summary(body: dict) -> str:
+    kind = body.get("kind")
+    if kind == "output":
+        where = Path(body.get("path") or "").name
+        extra = f" {body.get('episode') or ''} {body.get('cue_id') or ''}".rstrip()
+        return f"{where} engine={body.get('engine')} model={body.get('model') or '-'}{extra}"
+    if kind == "asset":
+        return f"{body.get('title')} [{body.get('license')}] {body.get('author') or ''}"
+    if kind == "dataset":
+        return f"{body.get('name')}@{body.get('version')} ({body.get('count')} assets)"
+    if kind == "model":
+        return (f"{body.get('name')} [{body.get('license') or 'no license'}]"
+                f"{' lineage unknown' if body.get('lineage_unknown') else ''}")
+    if kind == "license":
+        return str(body.get("license_id"))
+    return ""
+
+
+@ledger_app.command("list")
+@guarded
+def list_records(
+    kind: Annotated[Optional[str], typer.Option(help=f"Only one kind: {', '.join(KINDS)}.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Show only the last N records.")] = None,
+) -> None:
+    """List records, oldest first: id, kind, recorded time and a summary."""
+    from soundscape.errors import ParameterError
+
+    if kind is not None and kind not in KINDS:
+        raise ParameterError(f"unknown kind {kind!r}: choose one of {', '.join(KINDS)}")
+    with open_ledger() as ledger:
+        rows = list(ledger.records(kind))
+    if limit is not None:
+        rows = rows[-limit:] if limit > 0 else []
+    for r in rows:
+        say(f"{r.id:<14} {r.kind:<8} {r.body.get('recorded', '')[:19]}  {_summary(r.body)}")
+    if not rows:
+        say("no records" + (f" of kind {kind}" if kind else ""))
+
+
+@ledger_app.command("show")
+@guarded
+def show(record_id: Annotated[str, typer.Argument(help="Record id, e.g. out-000042.")]) -> None:
+    """Print one record's body (the exact JSON its leaf hash covers, pretty-printed)."""
+    with open_ledger() as ledger:
+        stored = ledger.raw(record_id)
+    typer.echo(json.dumps(stored.body, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+@ledger_app.command("verify")
+@guarded
+def verify(
+    quick: Annotated[bool, typer.Option(
+        "--quick", help="Check every root but only the latest checkpoint's signature.")] = False,
+) -> None:
+    """Recompute every leaf and root, check every signed checkpoint; name the first bad record."""
+    with open_ledger() as ledger:
+        report = ledger.verify(all_signatures=not quick)
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(report.kinds.items())) or "empty"
+    say(f"ledger OK: {report.records} records ({kinds}), {report.checkpoints} signed "
+        f"checkpoints, {report.signatures_checked} signatures checked "
+        f"in {report.seconds:.2f} s")
+    if report.latest:
+        say(f"root {report.root} at size {report.latest.size}, key {report.key_id} "
+            f"({report.key_source})")
+
+
+@ledger_app.command("prove")
+@guarded
+def prove(
+    record_id: Annotated[str, typer.Argument(help="Record id, e.g. out-000042.")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the proof here.")] = None,
+) -> None:
+    """An inclusion proof of a record against the latest signed checkpoint (JSON)."""
+    with open_ledger() as ledger:
+        proof = ledger.prove(record_id).to_dict()
+    text = json.dumps(proof, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    from soundscape.atomic import write_bytes_atomic
+    from soundscape.errors import OutputError
+
+    try:
+        write_bytes_atomic(out, text.encode("utf-8"))
+    except OSError as exc:
+        raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
+    say(f"proof of {record_id} (leaf {proof['leaf_index']} of {proof['tree_size']}) "
+        f"written to {out}")
+
+
+@ledger_app.command("check-proof")
+@guarded
+def check_proof(
+    proof: Annotated[Path, typer.Argument(help="A proof written by `soundscape ledger prove`.")],
+    public_key: Annotated[Path, typer.Option(
+        "--public-key", help="The ledger's public key (PEM), obtained separately.")],
+) -> None:
+    """Check an inclusion proof with the ledger's public key alone (no ledger needed)."""
+    from soundscape.errors import ParameterError, TamperError
+    from soundscape.rights.merkle import ProofError, verify_inclusion
+
+    try:
+        data = json.loads(proof.read_text(encoding="utf-8"))
+        pem = public_key.read_bytes()
+    except (OSError, ValueError) as exc:
+        raise ParameterError(f"cannot read the proof or key: {exc}") from None
+    if not isinstance(data, dict):
+        raise ParameterError(f"{proof} is not a proof")
+    try:
+        summary = verify_inclusion(data, pem)
+    except ProofError as exc:
+        raise TamperError(f"proof does not verify: {exc}") from None
+    say(f"proof OK: record {summary['record_id']} is leaf {summary['leaf_index']} of "
+        f"{summary['tree_size']} under root {summary['root']}, signed by key "
+        f"{summary['key_id']}")
+
+
+@ledger_app.command("public-key")
+@guarded
+def public_key() -> None:
+    """Print the ledger's public key (PEM): publish it so others can check proofs."""
+    with open_ledger() as ledger:
+        typer.echo(ledger.public_key_pem(), nl=False)
+
+
+@ledger_app.command("reconcile")
+@guarded
+def reconcile() -> None:
+    """Record outputs a crash left unrecorded; clean up outputs that never completed."""
+    with open_ledger() as ledger:
+        report_reconcile(ledger.reconcile())
+
+
+@ledger_app.command("export")
+@guarded
+def export(
+    fmt: Annotated[str, typer.Option("--format", help="jsonl: one record body per line.")] = "jsonl",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write here (default stdout).")] = None,
+) -> None:
+    """Export every record body verbatim, one per line: SHA-256(0x00 ‖ line) is its leaf hash."""
+    from soundscape.errors import OutputError, ParameterError
+
+    if fmt != "jsonl":
+        raise ParameterError(f"unknown export format {fmt!r}: jsonl is supported")
+    with open_ledger() as ledger:
+        lines = [r.text for r in ledger.records()]
+    text = "".join(line + "\n" for line in lines)
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    from soundscape.atomic import write_bytes_atomic
+
+    try:
+        write_bytes_atomic(out, text.encode("utf-8"))
+    except OSError as exc:
+        raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
+    say(f"{len(lines)} records written to {out}")
+
+
+@guarded
+def clear(
+    target: Annotated[str, typer.Argument(
+        metavar="FILE_OR_ID", help="An audio file (found by its decoded audio), an output id or an audio sha256.")],
+    policy: Annotated[str, typer.Option(help="Clearance policy, e.g. broadcast-commercial.")],
+    air_date: Annotated[Optional[str], typer.Option(
+        "--air-date", help="First transmission date YYYY-MM-DD (default: the recorded one, else today).")] = None,
+    territory: Annotated[Optional[list[str]], typer.Option(
+        "--territory", help="Where it airs (ISO country code or WORLD); repeat for several.")] = None,
+    media: Annotated[Optional[str], typer.Option(help="Medium: tv, radio, streaming, online ...")] = None,
+) -> None:
+    """Clear an output under a policy: CLEARED or NOT CLEARED, every reason, every credit.
+
+    Exit code 0 only when cleared (4 when not).
+    """
+    from soundscape.errors import LedgerError, NotClearedError
+
+    with open_ledger() as ledger:
+        key = target
+        path = Path(target)
+        if path.is_file():
+            from soundscape.audio.io import audio_sha256
+
+            key = audio_sha256(path)
+            try:
+                out = ledger.get_output(key)
+            except LedgerError:
+                raise LedgerError(f"{target} is not in the ledger: no soundscape output has this "
+                                  "audio (was it edited, or made elsewhere?)") from None
+        else:
+            out = ledger.get_output(target)
+        verdict = ledger.clear(out.id, policy, air_date=air_date, territories=territory or None,
+                               media=media)
+    say(f"{verdict.status} under {verdict.policy}: {out.id} ({Path(out.path).name})")
+    if verdict.reasons:
+        say("reasons:" if not verdict.cleared else "notes:")
+        for reason in verdict.reasons:
+            say(f"  - {reason}")
+    if verdict.obligations:
+        say("obligations (credit):")
+        for line in verdict.obligations:
+            say(f"  - {line}")
+    if not verdict.cleared:
+        raise typer.Exit(code=NotClearedError.exit_code)

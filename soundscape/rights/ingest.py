@@ -90,7 +90,7 @@ def _probe(path: Path, where: str = "") -> dict:
         audio_hash = audio_sha256(path)
         frames = info.frames
     except AudioError as exc:
-        raise AudioError(f"{label}{path}: {exc}") from None
+        raise AudioError(f"{label}{exc}") from None
     except (RuntimeError, OSError, ValueError, TypeError, EOFError) as exc:
         raise AudioError(f"{label}{path} is not readable audio ({exc})") from None
     if frames <= 0:
@@ -203,7 +203,7 @@ def add_paths(ledger: Ledger, paths: Sequence[str | Path], *, license: str | Non
         raise ParameterError("no author given: pass --author NAME (the credit line needs it)")
     files = expand_paths(paths)
     entries = [AssetEntry(path=f, license=license, author=author, source=source,
-                          attribution=attribution, where=str(f)) for f in files]
+                          attribution=attribution) for f in files]
     return add_entries(ledger, entries, dataset=dataset, version=version)
 
 
