@@ -1,0 +1,234 @@
+"""``soundscape dataset``, ``ledger`` and ``clear`` through the Typer app: exit codes, output, rows."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sqlite3
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from soundscape.audio.io import audio_sha256, file_sha256
+from soundscape.cli import app
+from soundscape.config import SAMPLES_DIR
+from soundscape.rights.ledger import Ledger, ModelEntry, OutputEntry
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(seed=440)
+
+
+@pytest.fixture
+def ws(tmp_path):
+    return tmp_path / "ws"
+
+
+@pytest.fixture
+def cli(ws):
+    runner = CliRunner()
+
+    def run(*args):
+        return runner.invoke(app, ["--home", str(ws), *map(str, args)])
+
+    return run
+
+
+def tone(path, rng, seconds=0.2):
+    t = np.arange(int(seconds * 48000)) / 48000
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, 0.3 * np.sin(2 * np.pi * rng.uniform(100, 900) * t), 48000, subtype="PCM_24")
+    return path
+
+
+def rows(ws, kind=None) -> list[tuple[str, dict]]:
+    con = sqlite3.connect(ws / "ledger.sqlite")
+    q = "SELECT id, body FROM ledger_records" + (" WHERE kind = ?" if kind else "") + " ORDER BY seq"
+    return [(rid, json.loads(body)) for rid, body in con.execute(q, (kind,) if kind else ())]
+
+
+def one_error(result, code):
+    assert result.exit_code == code, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def test_dataset_add_list_show(cli, ws, tmp_path, rng):
+    for i in range(3):
+        tone(tmp_path / "lib" / f"{i}.wav", rng)
+    result = cli("dataset", "add", tmp_path / "lib", "--license", "CC-BY-4.0", "--author",
+                 "Ana", "--dataset", "field", "--source", "https://a.example")
+    assert result.exit_code == 0, result.output
+    assert "dataset field version 1" in result.stdout and "3 CC-BY-4.0" in result.stdout
+    assets = rows(ws, "asset")
+    assert len(assets) == 3 and {b["author"] for _, b in assets} == {"Ana"}
+    tone(tmp_path / "cc0.wav", rng)
+    assert cli("dataset", "add", tmp_path / "cc0.wav", "--license", "CC0-1.0", "--author", "B",
+               "--dataset", "field").exit_code == 0
+    listed = cli("dataset", "list")
+    assert listed.exit_code == 0 and "field" in listed.stdout and "4 assets" in listed.stdout
+    shown = cli("dataset", "show", "field")
+    assert shown.exit_code == 0
+    assert "version 2" in shown.stdout
+    assert "3  CC-BY-4.0" in shown.stdout and "1  CC0-1.0" in shown.stdout
+    first = cli("dataset", "show", "field", "--version", "1").stdout
+    assert "version 1" in first and "3  CC-BY-4.0" in first and "CC0-1.0" not in first
+
+
+@pytest.mark.parametrize("args, code, words", [
+    (["--author", "A", "--dataset", "d"], 2, "no license given"),
+    (["--license", "CC-BY-99", "--author", "A", "--dataset", "d"], 2, "unknown license"),
+    (["--license", "CC0-1.0 OR", "--author", "A", "--dataset", "d"], 2, "malformed"),
+    (["--license", "CC0-1.0", "--author", "A"], 2, "--dataset"),
+])
+def test_dataset_add_refuses_bad_input_and_writes_nothing(cli, ws, tmp_path, rng, args, code, words):
+    f = tone(tmp_path / "a.wav", rng)
+    line = one_error(cli("dataset", "add", f, *args), code)
+    assert words in line
+    assert not (ws / "ledger.sqlite").exists() or rows(ws) == []
+
+
+def test_dataset_add_with_a_corrupt_file_adds_nothing(cli, ws, tmp_path, rng):
+    tone(tmp_path / "lib" / "good.wav", rng)
+    (tmp_path / "lib" / "broken.flac").write_bytes(b"fLaC" + bytes(64))
+    line = one_error(cli("dataset", "add", tmp_path / "lib", "--license", "CC0-1.0",
+                         "--author", "A", "--dataset", "d"), 1)
+    assert "broken.flac" in line
+    assert rows(ws) == []
+
+
+def test_license_conflict_is_refused(cli, ws, tmp_path, rng):
+    f = tone(tmp_path / "a.wav", rng)
+    assert cli("dataset", "add", f, "--license", "CC0-1.0", "--author", "A",
+               "--dataset", "d").exit_code == 0
+    before = rows(ws)
+    copy = shutil.copy(f, tmp_path / "renamed.wav")
+    line = one_error(cli("dataset", "add", copy, "--license", "CC-BY-NC-4.0", "--author", "A",
+                         "--dataset", "e"), 2)
+    assert "already registered as asset-000001" in line and "CC-BY-NC-4.0" in line
+    assert rows(ws) == before
+    # The same license again is a no-op for the asset.
+    assert cli("dataset", "add", copy, "--license", "CC0-1.0", "--author", "A",
+               "--dataset", "e").exit_code == 0
+    assert len(rows(ws, "asset")) == 1
+
+
+def test_dataset_import_jsonl(cli, ws, tmp_path, rng):
+    tone(tmp_path / "m" / "x.wav", rng)
+    manifest = tmp_path / "m" / "set.jsonl"
+    manifest.write_text(json.dumps({"path": "x.wav", "license": "CC-BY-3.0", "author": "X"}) + "\n")
+    result = cli("dataset", "import", manifest, "--dataset", "imported")
+    assert result.exit_code == 0, result.output
+    assert [b["name"] for _, b in rows(ws, "dataset")] == ["imported"]
+
+
+def _record_outputs(ws, tmp_path, rng):
+    """A composer output made of CC0 samples and a musicgen output of a CC-BY-NC fine-tune."""
+    manifest = [json.loads(line) for line in
+                (SAMPLES_DIR / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    with Ledger.open_url(f"sqlite:///{ws / 'ledger.sqlite'}", ws / "keys", home=ws) as ledger:
+        bed = tone(tmp_path / "out" / "bed.wav", rng)
+        ledger.record_output(OutputEntry(
+            audio_sha256=audio_sha256(bed), file_sha256=file_sha256(bed), path=str(bed),
+            engine="composer", prompt="rain", kind="bed",
+            samples=[{k: m[k] for k in ("id", "sha256", "license", "path")} for m in manifest[:3]]))
+        ledger.register_model(ModelEntry(name="ft", lm_sha256="1" * 64, license="CC-BY-NC-4.0",
+                                         base_model="facebook/musicgen-small"))
+        nc = tone(tmp_path / "out" / "nc.wav", rng)
+        ledger.record_output(OutputEntry(audio_sha256=audio_sha256(nc), file_sha256=file_sha256(nc),
+                                         path=str(nc), engine="musicgen", model="ft"))
+    return bed, nc
+
+
+def test_clear_finds_a_renamed_copy_and_exits_by_verdict(cli, ws, tmp_path, rng):
+    bed, nc = _record_outputs(ws, tmp_path, rng)
+    copy = shutil.copy(bed, tmp_path / "some other name.wav")
+    result = cli("clear", copy, "--policy", "broadcast-commercial")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("CLEARED under broadcast-commercial: out-000001 (bed.wav)")
+    result = cli("clear", nc, "--policy", "broadcast-commercial")
+    assert result.exit_code == 4
+    assert result.stdout.startswith("NOT CLEARED")
+    assert "CC-BY-NC-4.0: non-commercial" in result.stdout and "base-model" in result.stdout
+    assert cli("clear", "out-000002", "--policy", "internal-preproduction").exit_code == 0
+    assert cli("clear", "out-000002", "--policy", "strict-cc0").exit_code == 4
+    stranger = tone(tmp_path / "stranger.wav", rng)
+    assert "not in the ledger" in one_error(cli("clear", stranger, "--policy", "strict-cc0"), 1)
+    assert "policy" in one_error(cli("clear", "out-000001", "--policy", "no-such"), 2)
+
+
+def test_ledger_list_show_verify_prove_check_export(cli, ws, tmp_path, rng):
+    _record_outputs(ws, tmp_path, rng)
+    listed = cli("ledger", "list", "--kind", "output")
+    assert listed.exit_code == 0
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == ["out-000001", "out-000002"]
+    shown = cli("ledger", "show", "out-000002")
+    assert shown.exit_code == 0 and json.loads(shown.stdout)["model"] == "ft"
+    verified = cli("ledger", "verify")
+    total = len(rows(ws))
+    assert verified.exit_code == 0 and f"ledger OK: {total} records" in verified.stdout
+
+    proof = tmp_path / "proof.json"
+    assert cli("ledger", "prove", "out-000001", "--out", proof).exit_code == 0
+    key = tmp_path / "ledger.pub.pem"
+    key.write_text(cli("ledger", "public-key").stdout)
+    checked = cli("ledger", "check-proof", proof, "--public-key", key)
+    assert checked.exit_code == 0 and "proof OK: record out-000001" in checked.stdout
+    data = json.loads(proof.read_text())
+    data["audit_path"][0] = "0" * 64
+    proof.write_text(json.dumps(data))
+    assert "proof does not verify" in one_error(
+        cli("ledger", "check-proof", proof, "--public-key", key), 3)
+
+    exported = tmp_path / "ledger.jsonl"
+    assert cli("ledger", "export", "--format", "jsonl", "--out", exported).exit_code == 0
+    lines = exported.read_text().splitlines()
+    assert len(lines) == total
+    stored = sqlite3.connect(ws / "ledger.sqlite").execute(
+        "SELECT leaf_hash FROM ledger_records ORDER BY seq").fetchall()
+    assert [hashlib.sha256(b"\x00" + line.encode()).digest() for line in lines] == \
+        [bytes(r[0]) for r in stored]
+    assert one_error(cli("ledger", "show", "out-999999"), 1).endswith(
+        "no record out-999999 in the ledger (see `soundscape ledger list`)")
+
+
+def test_verify_names_the_first_bad_record_with_exit_code_3(cli, ws, tmp_path, rng):
+    _record_outputs(ws, tmp_path, rng)
+    con = sqlite3.connect(ws / "ledger.sqlite")
+    seq = con.execute("SELECT seq FROM ledger_records WHERE id = 'out-000002'").fetchone()[0]
+    con.execute("UPDATE ledger_records SET body = replace(body, '\"musicgen\"', '\"composer\"') "
+                "WHERE id = 'out-000002'")
+    con.commit()
+    line = one_error(cli("ledger", "verify"), 3)
+    assert line == f"error: record out-000002 (#{seq}) was edited: its body does not match its leaf hash"
+
+
+def test_a_file_that_is_not_a_ledger(cli, ws):
+    ws.mkdir(parents=True)
+    (ws / "ledger.sqlite").write_bytes(b"these are not the records you are looking for" * 50)
+    line = one_error(cli("ledger", "verify"), 1)
+    assert line.endswith("ledger.sqlite is not a soundscape ledger")
+
+
+def test_ledger_reconcile_records_a_crashed_output(cli, ws, tmp_path, rng):
+    from soundscape.atomic import write_json_atomic
+
+    audio = tone(tmp_path / "out" / "cue.wav", rng)
+    side = tmp_path / "out" / "cue.wav.json"
+    write_json_atomic(side, {"audio_sha256": audio_sha256(audio), "file_sha256": file_sha256(audio),
+                             "engine": {"name": "composer", "version": "1"}, "samples": [],
+                             "ingredients": [], "ledger": None})
+    (ws / "pending").mkdir(parents=True)
+    (ws / "pending" / "1-999999999-x.json").write_text(json.dumps(
+        {"token": "1-999999999-x", "audio": str(audio), "sidecar": str(side),
+         "pid": 2 ** 22 + 99, "host": "elsewhere"}))
+    result = cli("ledger", "reconcile")
+    assert result.exit_code == 0, result.output
+    assert f"reconciled: recorded {audio} as out-000001" in result.stdout
+    assert json.loads(side.read_text())["ledger"]["record_id"] == "out-000001"
+    assert "nothing to reconcile" in cli("ledger", "reconcile").stdout
