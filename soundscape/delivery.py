@@ -113,6 +113,15 @@ def record_delivery(sidecar: dict, job, *, ledger=None):
         record_id = record.id
         sidecar["ledger"] = {"record_id": record.id, "checkpoint": ledger.latest_checkpoint_dict()}
         write_json_atomic(sidecar_path, sidecar)
+        # Content credentials (issue 6): sign last, after bext/iXML are written and the record
+        # commits, so the C2PA manifest can carry the record id and its inclusion proof. Only
+        # when the workspace has a signing certificate; the audio hash is unchanged by signing.
+        from soundscape.rights.credentials import sign_recorded_output
+
+        signed_sha256 = sign_recorded_output(path, sidecar, record, ledger)
+        if signed_sha256 is not None:
+            sidecar["file_sha256"] = signed_sha256
+            write_json_atomic(sidecar_path, sidecar)
     mastering = sidecar["mastering"]
     return Delivery(spec=job.spec, path=path, sidecar_path=sidecar_path,
                     audio_sha256=sidecar["audio_sha256"], duration=sidecar["duration"],
