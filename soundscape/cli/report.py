@@ -1,7 +1,50 @@
-"""Commands: report (being written)."""
+"""Command: ``report`` (an episode's music cue sheet and clearance report)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
+
+from soundscape.cli.common import console, workspace
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the main app."""
+    app.command("report")(report)
+
+
+def report(
+    episode: Annotated[str, typer.Argument(help="Episode as in the cue list, e.g. S01E03.")],
+    fmt: Annotated[Optional[str], typer.Option(
+        "--format", "-f", help="csv, json, html or pdf. Default: from --out's extension, else csv.")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="Report file (or a folder for <episode>-cuesheet.<format>).")] = None,
+    policy: Annotated[Optional[str], typer.Option(
+        help="Clearance policy. Default: the cue list's policy, else broadcast-commercial.")] = None,
+    production: Annotated[Optional[str], typer.Option(
+        help="Programme title, where episodes of several productions share a ledger.")] = None,
+) -> None:
+    """Write the music cue sheet of an episode: every cue, its lineage, clearance and credits.
+
+    Built from the rights ledger alone. The episode's status (CLEARED / NOT CLEARED) is
+    printed; the exit code is 0 whenever the report was written.
+    """
+    from soundscape import reports
+    from soundscape.reports.cuesheet import build_cuesheet
+    from soundscape.rights.ledger import Ledger
+
+    kind = reports.report_format(fmt, out)
+    path = reports.output_path(out, episode=episode, fmt=kind)  # fail before any work
+    ws = workspace()
+    with Ledger.open(ws) as ledger:
+        sheet = build_cuesheet(ledger, episode, policy=policy, production=production, workspace=ws)
+        reports.write_report(sheet, kind, path)
+    p = sheet.production
+    colour = "green" if p.cleared else "red"
+    console.print(f"{p.title} {p.episode}: [bold {colour}]{p.status}[/] · {p.cleared_count} of "
+                  f"{p.cue_count} cues cleared under {p.policy} · {p.total_duration_text} of music")
+    if not sheet.checkpoint.verified:
+        console.print(f"[red]ledger checkpoint: {sheet.checkpoint.message}[/]")
+    console.print(f"wrote {path}")

@@ -1,0 +1,90 @@
+"""Clearance reports: music cue sheets built from the ledger, written as CSV, JSON, HTML or PDF.
+
+:func:`write_report` is the one door: it checks the output path before any work, renders the
+cue sheet in the asked format and writes the file atomically (a temp file renamed into place),
+so a failure leaves nothing behind and an existing report is replaced only by a complete one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from soundscape.errors import OutputError, ParameterError
+
+FORMATS = ("csv", "json", "html", "pdf")
+
+
+def report_format(fmt: str | None, out: str | Path | None) -> str:
+    """The format asked for, else the one the output's extension names, else csv."""
+    if fmt:
+        fmt = fmt.lower()
+        if fmt not in FORMATS:
+            raise ParameterError(f"unknown report format {fmt!r}: choose one of {', '.join(FORMATS)}")
+        return fmt
+    suffix = Path(out).suffix.lower().lstrip(".") if out else ""
+    return suffix if suffix in FORMATS else "csv"
+
+
+def output_path(out: str | Path | None, *, episode: str, fmt: str) -> Path:
+    """The report file: ``--out`` as given, or ``<episode>-cuesheet.<fmt>`` inside a folder.
+
+    Raises:
+        OutputError: the folder is missing or not writable, or the path is a folder that
+            cannot take the default name.
+    """
+    from soundscape.batch.cuelist import safe_name_part
+
+    default = f"{safe_name_part(episode)}-cuesheet.{fmt}"
+    path = Path(out).expanduser() if out else Path(default)
+    if path.is_dir():
+        path = path / default
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError(f"cannot write {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {path}: folder {folder} is not writable")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise OutputError(f"cannot write {path}: the file exists and is read-only")
+    return path
+
+
+def render(sheet, fmt: str, *, out: Path | None = None) -> bytes:
+    """The report bytes in ``fmt`` (waveforms drawn for html and pdf)."""
+    if fmt == "csv":
+        from soundscape.reports.render_csv import render as render_csv
+
+        return render_csv(sheet)
+    if fmt == "json":
+        from soundscape.reports.render_json import render as render_json
+
+        return render_json(sheet)
+    from soundscape.reports.plots import waveform_png
+
+    images = {c.cue_id: waveform_png(c.file, cleared=c.cleared) for c in sheet.cues}
+    if fmt == "html":
+        from soundscape.reports.render_html import render as render_html
+
+        return render_html(sheet, base_dir=out.parent if out else None, images=images)
+    if fmt == "pdf":
+        from soundscape.reports.render_pdf import render as render_pdf
+
+        return render_pdf(sheet, images=images)
+    raise ParameterError(f"unknown report format {fmt!r}: choose one of {', '.join(FORMATS)}")
+
+
+def write_report(sheet, fmt: str, out: Path) -> Path:
+    """Render ``sheet`` and write it to ``out`` atomically; returns the path written.
+
+    Raises:
+        OutputError: the file cannot be written (nothing is left behind).
+    """
+    from soundscape.atomic import write_bytes_atomic
+
+    data = render(sheet, fmt, out=out)
+    try:
+        write_bytes_atomic(out, data)
+        os.chmod(out, 0o644)  # mkstemp made it private; a report is for sharing
+    except OSError as exc:
+        raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
+    return out
