@@ -123,9 +123,9 @@ def _raw_pool(name: str, rng: np.random.Generator) -> list[np.ndarray]:
     if name == "city":
         noise = _noise(rng, n)
         rumble = _norm(_filt(_sos("lowpass", 180.0, order=4), noise))
-        traffic = _norm(_filt(_sos("bandpass", (250, 1400)), noise[::-1].copy()))
+        traffic = _norm(_filt(_sos("bandpass", (250, 2500)), noise[::-1].copy()))
         traffic *= _walk_audio(rng, n, timescale=5.0, low=0.2, high=1.0)
-        return [_norm(rumble + 0.6 * traffic)]
+        return [_norm(0.7 * rumble + traffic)]
     if name == "fire":
         crackle = _tame(_filt(_sos("highpass", 1800.0), _impulses(rng, n, 25.0, sharp=2.5)))
         pops = _tame(_filt(_sos("bandpass", (400, 3000)), _impulses(rng, n, 2.0, sharp=2.0)))
@@ -139,8 +139,8 @@ def _raw_pool(name: str, rng: np.random.Generator) -> list[np.ndarray]:
 
 
 # Relative level of each texture under the music (the music bus is about unit RMS).
-TEXTURE_LEVEL = {"rain": 0.22, "wind": 0.2, "ocean": 0.24, "forest": 0.16, "city": 0.16,
-                 "fire": 0.35, "vinyl": 0.2}
+TEXTURE_LEVEL = {"rain": 0.25, "wind": 0.5, "ocean": 0.4, "forest": 0.3, "city": 0.5,
+                 "fire": 0.45, "vinyl": 0.35}
 
 
 @dataclass
