@@ -27,7 +27,8 @@ from typing import Iterator, Sequence
 
 from soundscape.errors import AudioError, LedgerError, LicenseError
 from soundscape.rights import merkle
-from soundscape.rights.store import Checkpoint, Store, StoredRecord, VerifyReport, canonical_json
+from soundscape.rights.store import (Checkpoint, Store, StoredRecord, VerifyReport, canonical_json,
+                                     lookup_columns)
 
 SAMPLE_DATASET = "soundscape-samples"
 PENDING_DIR = "pending"
@@ -314,22 +315,6 @@ def typed(record: StoredRecord):
     return _from_body(cls, record) if cls else record
 
 
-def lookup_columns(body: dict) -> tuple:
-    """The derived lookup columns of a record body (what the indexes hold; verify checks)."""
-    kind = body.get("kind")
-    if kind == "asset":
-        return body.get("audio_sha256"), body.get("file_sha256")
-    if kind == "output":
-        return body.get("audio_sha256"), body.get("content_key")
-    if kind == "model":
-        return body.get("name"), body.get("lm_sha256")
-    if kind == "dataset":
-        return body.get("name"), body.get("version")
-    if kind == "license":
-        return body.get("license_id"), None
-    return None, None
-
-
 def _is_sha256(text: str) -> bool:
     return len(text) == 64 and all(c in "0123456789abcdef" for c in text.lower())
 
@@ -433,7 +418,7 @@ class Ledger:
         Raises:
             TamperError: one line naming the first bad record.
         """
-        return self.store.verify(all_signatures=all_signatures, lookup_of=lookup_columns)
+        return self.store.verify(all_signatures=all_signatures)
 
     def prove(self, record_id: str) -> InclusionProof:
         """An inclusion proof for ``record_id`` against the latest signed checkpoint."""

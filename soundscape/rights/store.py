@@ -22,13 +22,12 @@ import time as _time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from sqlalchemy import (Column, Index, Integer, LargeBinary, MetaData, String, Table, Text,
                         create_engine, event, func, select)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.pool import NullPool
 
 from soundscape.errors import LedgerError, TamperError
 from soundscape.rights import merkle
@@ -71,6 +70,18 @@ checkpoints_table = Table(
     Column("signature", Text, nullable=False),
     Column("frontier", Text, nullable=False),
 )
+
+
+# The derived lookup columns of each kind: which body fields the two indexed columns copy.
+LOOKUP_KEYS = {"asset": ("audio_sha256", "file_sha256"), "output": ("audio_sha256", "content_key"),
+               "model": ("name", "lm_sha256"), "dataset": ("name", "version"),
+               "license": ("license_id", None)}
+
+
+def lookup_columns(body: dict) -> tuple:
+    """The (lookup, lookup2) columns a record body implies; verify checks the stored ones."""
+    keys = LOOKUP_KEYS.get(body.get("kind"), (None, None))
+    return tuple(body.get(k) if k else None for k in keys)
 
 
 def canonical_json(data) -> str:
@@ -258,15 +269,16 @@ class Store:
             db = Path(parsed.database)
             _check_sqlite_file(db)
             db.parent.mkdir(parents=True, exist_ok=True)
-            # NullPool: each use opens its own connection, so forked processes never share one.
-            self.engine = create_engine(url, poolclass=NullPool,
-                                        connect_args={"timeout": BUSY_TIMEOUT_S})
+            # A pooled connection stays open between transactions: closing SQLite's last
+            # connection checkpoints and removes the WAL, which would cost every write.
+            self.engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
             event.listen(self.engine, "connect", _sqlite_on_connect)
             event.listen(self.engine, "begin", _sqlite_on_begin)
         else:
             self.engine = create_engine(url)
         self._private_key = None
         self._public_key = None
+        self._pid = os.getpid()
         self._init_schema()
 
     # -- opening ----------------------------------------------------------------------------
@@ -383,9 +395,12 @@ class Store:
             q = q.where(t.c.lookup2 == lookup2)
         q = q.order_by(t.c.seq)
         if conn is not None:
-            return [_stored(r) for r in conn.execute(q).all()]
-        with self.read() as c:
-            return [_stored(r) for r in c.execute(q).all()]
+            found = [_stored(r) for r in conn.execute(q).all()]
+        else:
+            with self.read() as c:
+                found = [_stored(r) for r in c.execute(q).all()]
+        # The indexed columns are hints: results are checked against the bodies they came from.
+        return [r for r in found if _matches(lookup_columns(r.body), lookup, lookup2)]
 
     def iter_records(self, kind: str | None = None) -> Iterator[StoredRecord]:
         t = records_table
@@ -465,8 +480,7 @@ class Store:
 
     # -- verification -----------------------------------------------------------------------
 
-    def verify(self, *, all_signatures: bool = True,
-               lookup_of: Callable[[dict], tuple] | None = None) -> VerifyReport:
+    def verify(self, *, all_signatures: bool = True) -> VerifyReport:
         """Recompute every leaf and every checkpoint root; check signatures; name the first fault.
 
         Args:
@@ -474,8 +488,6 @@ class Store:
                 latest is checked: still sound, since its root commits to every leaf and each
                 earlier root is recomputed from those leaves, but a forged signature on an
                 older checkpoint goes unreported.
-            lookup_of: maps a body to its (lookup, lookup2) columns, to check the derived index
-                columns that lookups trust.
 
         Raises:
             TamperError: one line naming the first bad record or checkpoint.
@@ -490,20 +502,24 @@ class Store:
         with self.read() as conn:
             cps = [_checkpoint(r) for r in conn.execute(
                 select(checkpoints_table).order_by(checkpoints_table.c.size)).all()]
-            rows = conn.execute(select(records_table.c.seq, records_table.c.id,
-                                       records_table.c.kind, records_table.c.body,
-                                       records_table.c.leaf_hash, records_table.c.lookup,
-                                       records_table.c.lookup2)
-                                .order_by(records_table.c.seq)).yield_per(5000)
-            result = self._scan(rows, cps, key, trusted_kid, all_signatures, lookup_of)
+            query = select(records_table.c.seq, records_table.c.id, records_table.c.kind,
+                           records_table.c.body, records_table.c.leaf_hash,
+                           records_table.c.lookup, records_table.c.lookup2
+                           ).order_by(records_table.c.seq)
+            if self.dialect == "sqlite":
+                # The driver's cursor directly, in the same transaction: a plain tuple per row.
+                sql = str(query.compile(dialect=conn.dialect))
+                rows = conn.connection.driver_connection.execute(sql)
+            else:
+                rows = conn.execute(query).yield_per(5000)
+            result = self._scan(rows, cps, key, trusted_kid, all_signatures)
         result.seconds = _time.perf_counter() - started
         result.key_source = key_source
         return result
 
-    def _scan(self, rows, cps, key, trusted_kid, all_signatures, lookup_of) -> VerifyReport:
+    def _scan(self, rows, cps, key, trusted_kid, all_signatures) -> VerifyReport:
         frontier = merkle.Frontier()
         sha256 = merkle.hashlib.sha256
-        loads = json.loads
         cp_index = 0
         next_cp = cps[0].size if cps else None
         prev_cp_size = 0
@@ -524,18 +540,8 @@ class Store:
             if leaf != bytes(stored_leaf):
                 raise TamperError(f"record {rid} (#{seq}) was edited: its body does not match "
                                   "its leaf hash")
-            try:
-                parsed = loads(body)
-                b_id, b_seq, b_kind = parsed["id"], parsed["seq"], parsed["kind"]
-            except (ValueError, KeyError, TypeError):
-                raise TamperError(f"record {rid} (#{seq}) has a body that is not a ledger "
-                                  "record") from None
-            if b_seq != seq or b_id != rid or b_kind != kind:
-                raise TamperError(f"record {rid} (#{seq}) is out of place: its body is record "
-                                  f"{b_id} (#{b_seq}); rows were swapped or moved")
-            if lookup_of is not None and lookup_of(parsed) != (lookup, lookup2):
-                raise TamperError(f"record {rid} (#{seq}): its lookup columns disagree with "
-                                  "its body")
+            if not _binding_plain(body, rid, kind, seq, lookup, lookup2):
+                _binding_exact(body, rid, kind, seq, lookup, lookup2)
             kinds[kind] = kinds.get(kind, 0) + 1
             frontier.append(leaf)
             ids_since_cp.append((rid, seq))
@@ -576,6 +582,50 @@ class Store:
         return VerifyReport(records=n, checkpoints=len(cps), signatures_checked=signatures,
                             root=frontier.root().hex(), key_id=trusted_kid, latest=latest,
                             seconds=0.0, key_source="", kinds=kinds)
+
+
+def _plain(value) -> bool:
+    return isinstance(value, str) and '"' not in value and "\\" not in value and value.isprintable()
+
+
+def _binding_plain(body: str, rid: str, kind: str, seq: int, lookup, lookup2) -> bool:
+    """Fast check that a body names its own row (id, kind, seq) and lookup columns.
+
+    Substring tests on the canonical text; True means they hold. False only means "look
+    closer" (:func:`_binding_exact` decides), so this never wrongly fails a ledger.
+    """
+    if (f'"id":"{rid}"' not in body or f'"kind":"{kind}"' not in body
+            or (f'"seq":{seq},' not in body and f'"seq":{seq}}}' not in body)):
+        return False
+    for key, value in zip(LOOKUP_KEYS.get(kind, (None, None)), (lookup, lookup2)):
+        if key is None:
+            if value is not None:
+                return False
+        elif value is None:
+            if f'"{key}":null' not in body:
+                return False
+        elif not _plain(value) or f'"{key}":"{value}"' not in body:
+            return False
+    return True
+
+
+def _binding_exact(body: str, rid: str, kind: str, seq: int, lookup, lookup2) -> None:
+    """Parse the body and raise TamperError unless it names its row and lookup columns."""
+    try:
+        parsed = json.loads(body)
+        b_id, b_seq, b_kind = parsed["id"], parsed["seq"], parsed["kind"]
+    except (ValueError, KeyError, TypeError):
+        raise TamperError(f"record {rid} (#{seq}) has a body that is not a ledger "
+                          "record") from None
+    if b_seq != seq or b_id != rid or b_kind != kind:
+        raise TamperError(f"record {rid} (#{seq}) is out of place: its body is record "
+                          f"{b_id} (#{b_seq}); rows were swapped or moved")
+    if lookup_columns(parsed) != (lookup, lookup2):
+        raise TamperError(f"record {rid} (#{seq}): its lookup columns disagree with its body")
+
+
+def _matches(columns: tuple, lookup, lookup2) -> bool:
+    return (lookup is None or columns[0] == lookup) and (lookup2 is None or columns[1] == lookup2)
 
 
 def _blame(ids: list[tuple[str, int]]) -> str:
@@ -635,6 +685,10 @@ class _Txn:
         self.write = write
 
     def __enter__(self):
+        if os.getpid() != self.store._pid:
+            # A forked child must not use its parent's pooled connections (SQLAlchemy's advice).
+            self.store.engine.dispose(close=False)
+            self.store._pid = os.getpid()
         try:
             self.conn = self.store.engine.connect().execution_options(ledger_write=self.write)
             self.tx = self.conn.begin()
@@ -746,9 +800,17 @@ class Batch:
             text = canonical_json(p.body)
             leaf = sha256(b"\x00" + text.encode("utf-8")).digest()
             self.frontier.append(leaf)
-            rows.append({"seq": p.seq, "id": p.id, "kind": p.kind, "lookup": p.lookup,
-                         "lookup2": p.lookup2, "body": text, "leaf_hash": leaf})
-        self.conn.execute(records_table.insert(), rows)
+            rows.append((p.seq, p.id, p.kind, p.lookup, p.lookup2, text, leaf))
+        if self.store.dialect == "sqlite":
+            # The driver's own executemany, inside the same transaction: SQLAlchemy's per-row
+            # parameter processing would cost more than the insert itself.
+            self.conn.connection.driver_connection.executemany(
+                "INSERT INTO ledger_records (seq, id, kind, lookup, lookup2, body, leaf_hash) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        else:
+            self.conn.execute(records_table.insert(), [
+                dict(zip(("seq", "id", "kind", "lookup", "lookup2", "body", "leaf_hash"), r))
+                for r in rows])
         key = self.store.signing_key()
         size, root = self.frontier.size, self.frontier.root().hex()
         kid = self.store.meta["key_id"]
