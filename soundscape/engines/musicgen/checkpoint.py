@@ -160,7 +160,8 @@ def _first_line(text: str) -> str:
 # --- export ----------------------------------------------------------------------------------
 
 def export_model(compression_model, lm, cfg, out_dir: str | Path, *,
-                 compression_package: dict | None = None) -> dict[str, str]:
+                 compression_package: dict | None = None, compression_file: Path | None = None,
+                 lm_file: Path | None = None) -> dict[str, str]:
     """Write a model folder that ``MusicGen.get_pretrained(out_dir)`` loads.
 
     Both files are ``{'best_state', 'xp.cfg', 'version', 'exported'}`` with the full config as
@@ -172,6 +173,8 @@ def export_model(compression_model, lm, cfg, out_dir: str | Path, *,
         cfg: the OmegaConf config both modules were built from.
         out_dir: the folder to write (created when missing).
         compression_package: an already-exported compression package to write unchanged.
+        compression_file, lm_file: a file already in place in ``out_dir`` (copied byte for byte
+            from a base model) that is kept as it is.
 
     Returns:
         :func:`checkpoint_hashes` of the written folder.
@@ -182,13 +185,20 @@ def export_model(compression_model, lm, cfg, out_dir: str | Path, *,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg_yaml = OmegaConf.to_yaml(cfg)
-    lm_package = {"best_state": _cpu_state(lm), "xp.cfg": cfg_yaml,
-                  "version": audiocraft.__version__, "exported": True}
-    if compression_package is None:
-        compression_package = {"best_state": _cpu_state(compression_model), "xp.cfg": cfg_yaml,
-                               "version": audiocraft.__version__, "exported": True}
-    _atomic_save(compression_package, out / COMPRESSION_FILE)
-    _atomic_save(lm_package, out / LM_FILE)
+    if compression_file is None:
+        if compression_package is None:
+            compression_package = {"best_state": _cpu_state(compression_model),
+                                   "xp.cfg": cfg_yaml, "version": audiocraft.__version__,
+                                   "exported": True}
+        _atomic_save(compression_package, out / COMPRESSION_FILE)
+    elif Path(compression_file).resolve() != (out / COMPRESSION_FILE).resolve():
+        raise ValueError("compression_file must already be in out_dir")
+    if lm_file is None:
+        lm_package = {"best_state": _cpu_state(lm), "xp.cfg": cfg_yaml,
+                      "version": audiocraft.__version__, "exported": True}
+        _atomic_save(lm_package, out / LM_FILE)
+    elif Path(lm_file).resolve() != (out / LM_FILE).resolve():
+        raise ValueError("lm_file must already be in out_dir")
     return checkpoint_hashes(out)
 
 
