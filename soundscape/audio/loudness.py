@@ -243,21 +243,69 @@ def _peaks_of_windows(seg: np.ndarray) -> np.ndarray:
     return peak
 
 
+def _slope_weight() -> float:
+    """W such that an interpolated value is within W * (largest |step| nearby) of a neighbouring
+    sample: y = sum w_j x[n+o_j] = S x[n+r] + sum w_j (x[n+o_j] - x[n+r]), |x[n+o] - x[n+r]| <= |o - r| D."""
+    offsets = np.arange(-_REACH + 1, _REACH + 1)
+    return float(max(min((np.abs(taps) * np.abs(offsets - ref)).sum() for ref in (0, 1)) for taps in _PHASES))
+
+
+_SLOPE_WEIGHT = _slope_weight()
+_DC_GAIN = float(max(1.0, np.abs(_PHASES.astype(np.float64).sum(axis=1)).max()))
+_PEAK_SEGMENT = 2048  # chunks per pass of chunk_peaks: keeps its temporaries in cache
+
+
+def _halving_max(blocks: np.ndarray) -> np.ndarray:
+    """Max over the last axis (a power of two) by halving: fast where rows are short."""
+    width = blocks.shape[-1]
+    while width > 1:
+        width //= 2
+        blocks = np.maximum(blocks[..., :width], blocks[..., width:2 * width])
+    return blocks[..., 0]
+
+
 def chunk_peaks(audio: np.ndarray, *, circular: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Per 128-sample chunk (max over channels): the sample peak, and the largest sample peak
-    among the chunk and its two neighbours (all an interpolated value in it can depend on)."""
+    """Per 128-sample chunk (max over channels): the sample peak, and a rigorous upper bound on
+    every interpolated value in the chunk.
+
+    The bound is the smaller of two: the filter's gain bound times the largest sample within
+    its reach, and (for smooth signals, much tighter) that sample peak plus W times the largest
+    sample-to-sample step within reach, since each interpolated value is a weighted sum of
+    neighbours that differ from the nearest sample by at most their distance times that step.
+
+    Returns:
+        (peaks, bound), float64 arrays of ceil(n / 128).
+    """
     audio = _as_2d(audio)
     channels, n = audio.shape
     C = TP_CHUNK
-    whole = n - n % C
-    # max and -min avoid an |x| copy of the whole signal.
-    blocks = audio[:, :whole].reshape(channels, -1, C)
-    peaks = np.maximum(blocks.max(axis=-1), -blocks.min(axis=-1)).max(axis=0).astype(np.float64)
-    if whole < n:
-        peaks = np.append(peaks, float(np.abs(audio[:, whole:]).max()))
-    after = np.roll(peaks, -1) if circular else np.append(peaks[1:], 0.0)
-    before = np.roll(peaks, 1) if circular else np.insert(peaks[:-1], 0, 0.0)
-    return peaks, np.maximum(peaks, np.maximum(after, before))
+    n_chunks = -(-n // C)
+    peaks = np.empty(n_chunks, dtype=np.float32)
+    steps = np.empty(n_chunks, dtype=np.float32)
+    for first in range(0, n_chunks, _PEAK_SEGMENT):
+        lo, hi = first * C, min((first + _PEAK_SEGMENT) * C, n)
+        count = -(-(hi - lo) // C)
+        seg = np.zeros((channels, count * C + 1), dtype=np.float32)
+        seg[:, : min(hi + 1, n) - lo] = audio[:, lo:min(hi + 1, n)]
+        if hi == n:  # past the end: silence, or the start again in a loop
+            seg[:, hi - lo] = audio[:, 0] if circular else 0.0
+        mags = np.abs(seg[:, :-1])
+        peaks[first:first + count] = _halving_max(mags.max(axis=0).reshape(count, C))
+        diffs = np.abs(np.diff(seg, axis=-1))
+        steps[first:first + count] = _halving_max(diffs.max(axis=0).reshape(count, C))
+    # The step into the first sample: from silence, or from the last sample of a loop.
+    into = np.abs(audio[:, 0] - (audio[:, -1] if circular else 0.0)).max()
+    steps[0] = max(steps[0], into)
+    peaks, steps = peaks.astype(np.float64), steps.astype(np.float64)
+
+    def with_neighbours(values):
+        after = np.roll(values, -1) if circular else np.append(values[1:], 0.0)
+        before = np.roll(values, 1) if circular else np.insert(values[:-1], 0, 0.0)
+        return np.maximum(values, np.maximum(after, before))
+
+    reach, slope = with_neighbours(peaks), with_neighbours(steps)
+    bound = np.minimum(TRUE_PEAK_GAIN_BOUND * reach, _DC_GAIN * reach + _SLOPE_WEIGHT * slope)
+    return peaks, bound
 
 
 def true_peak(audio: np.ndarray) -> float:
@@ -266,21 +314,20 @@ def true_peak(audio: np.ndarray) -> float:
     channels, n = audio.shape
     if n == 0:
         return 0.0
-    peaks, reach = chunk_peaks(audio)
+    peaks, bound = chunk_peaks(audio)
     n_chunks = peaks.size
-    del channels
     best = float(peaks.max())  # phase 0 is the samples themselves
-    # Rigorous skip: no interpolated value in a chunk can exceed bound * reach. The loudest
-    # chunks go first, so that `best` rises at once to near its final value and prunes the rest.
-    first = np.argpartition(-reach, min(_TP_BATCH, n_chunks) - 1)[:_TP_BATCH]
-    first = first[reach[first] * TRUE_PEAK_GAIN_BOUND > best]
+    # Rigorous skip: no interpolated value in a chunk can exceed its bound. The chunks with the
+    # highest bounds go first, so that `best` rises at once to near its final value.
+    first = np.argpartition(-bound, min(_TP_BATCH, n_chunks) - 1)[:_TP_BATCH]
+    first = first[bound[first] > best]
     if first.size:
         best = max(best, float(_chunk_true_peaks(audio, first).max()))
-    rest = np.flatnonzero(reach * TRUE_PEAK_GAIN_BOUND > best)
+    rest = np.flatnonzero(bound > best)
     rest = rest[~np.isin(rest, first)]
     for i in range(0, rest.size, _TP_BATCH):
         batch = rest[i:i + _TP_BATCH]
-        batch = batch[reach[batch] * TRUE_PEAK_GAIN_BOUND > best]
+        batch = batch[bound[batch] > best]
         if batch.size:
             best = max(best, float(_chunk_true_peaks(audio, batch).max()))
     return best
@@ -321,10 +368,9 @@ def chunk_envelopes(audio: np.ndarray, chunks: np.ndarray, *, circular: bool = F
 def true_peak_dbtp(audio: np.ndarray, sr: int) -> float:
     """True peak in dBTP (ITU-R BS.1770-4 Annex 2), 4x oversampled, max over channels.
 
-    Chunks that cannot hold the maximum are skipped: an interpolated value is at most
-    ``TRUE_PEAK_GAIN_BOUND`` times the largest sample within the filter's reach, so a chunk
-    whose neighbourhood peak times that bound is below the running maximum is passed over.
-    The result equals the full computation.
+    Chunks that cannot hold the maximum are skipped: :func:`chunk_peaks` bounds every
+    interpolated value in a chunk from its samples and steps, and a chunk whose bound is below
+    the running maximum is passed over. The result equals the full computation.
 
     Args:
         audio: (channels, n) or (n,).

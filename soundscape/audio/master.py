@@ -308,13 +308,13 @@ def normalise(audio: np.ndarray, *, target_lufs: float, ceiling_dbtp: float | No
 
     ceiling = 10.0 ** (ceiling_dbtp / 20.0)
     aim = 10.0 ** ((ceiling_dbtp - LIMITER_MARGIN_DB) / 20.0)
-    reach = meter.chunk_peaks(audio, circular=circular)[1]
+    bound = meter.chunk_peaks(audio, circular=circular)[1]
     regions: list[tuple[int, np.ndarray]] = []
     energies = base.energies
     previous = None
     for attempt in range(_MAX_PASSES):
         gain = 10.0 ** (gain_db / 20.0)
-        regions = limiter_gain(audio, gain, aim, reach=reach, circular=circular)
+        regions = limiter_gain(audio, gain, aim, bound=bound, circular=circular)
         energies = base.with_gain(gain, regions)
         measured = meter.gated_loudness(energies)
         error = target_lufs - measured
@@ -391,18 +391,18 @@ class _ChunkedEnergy:
         return energies
 
 
-def limiter_gain(audio: np.ndarray, gain: float, ceiling: float, *, reach: np.ndarray | None = None,
+def limiter_gain(audio: np.ndarray, gain: float, ceiling: float, *, bound: np.ndarray | None = None,
                  circular: bool = False) -> list[tuple[int, np.ndarray]]:
     """Gain curves that keep the true peak of ``audio * gain`` under ``ceiling``.
 
-    Only 128-sample chunks whose samples (within the interpolation filter's reach) could exceed
-    the ceiling are examined; there the 4x-oversampled peak envelope gives the reduction each
+    Only 128-sample chunks whose bound (:func:`loudness.chunk_peaks`) could exceed the ceiling
+    are examined; there the 4x-oversampled peak envelope gives the reduction each
     sample needs. That need is held with an exponential release (100 ms, in dB), held 10 ms,
     and approached by a 3 ms look-ahead ramp; every step keeps the reduction at or above the
     need, so no interpolated peak is left over the ceiling.
 
     Args:
-        reach: :func:`loudness.chunk_peaks` of ``audio`` (second value), when already known.
+        bound: :func:`loudness.chunk_peaks` of ``audio`` (second value), when already known.
         circular: the audio is a loop: ramps that run past one end continue at the other.
 
     Returns:
@@ -411,9 +411,9 @@ def limiter_gain(audio: np.ndarray, gain: float, ceiling: float, *, reach: np.nd
     sr = MASTER_SAMPLE_RATE
     n = audio.shape[-1]
     C = meter.TP_CHUNK
-    if reach is None:
-        reach = meter.chunk_peaks(audio, circular=circular)[1]
-    suspects = np.flatnonzero(reach * (meter.TRUE_PEAK_GAIN_BOUND * gain) > ceiling)
+    if bound is None:
+        bound = meter.chunk_peaks(audio, circular=circular)[1]
+    suspects = np.flatnonzero(bound * gain > ceiling)
     if suspects.size == 0:
         return []
     env = meter.chunk_envelopes(audio, suspects, circular=circular).astype(np.float64) * gain

@@ -79,3 +79,22 @@ def test_true_peak_fast_path_equals_full_computation(ambient_audio):
     audio[:, 50_000:50_200] *= 4.0  # a local burst the skip test must not miss
     full = float(meter.oversampled_peaks(audio, 0, audio.shape[-1]).max())
     assert meter.true_peak(audio) == full
+
+
+@pytest.mark.parametrize("circular", [False, True])
+def test_chunk_bounds_hold_for_every_kind_of_signal(rng, circular):
+    n = 128 * 300 + 77  # a ragged last chunk
+    t = np.arange(n) / SR
+    signals = [
+        rng.standard_normal((2, n)),                                   # white noise
+        np.stack([np.sin(2 * np.pi * 23_900 * t), np.cos(2 * np.pi * 11_000 * t)]),  # near Nyquist
+        np.sign(np.sin(2 * np.pi * 3_000 * t))[None].repeat(2, 0),     # square wave
+        np.where(rng.random((2, n)) < 0.001, 1.0, 0.0),                # isolated clicks
+    ]
+    for audio in signals:
+        audio = audio.astype(np.float32)
+        if circular:  # a loop joins its last sample to its first: bound that step too
+            audio[:, -1] = -audio[:, 0]
+        _, bound = meter.chunk_peaks(audio, circular=circular)
+        env = meter.chunk_envelopes(audio, np.arange(bound.size), circular=circular)
+        assert np.all(env.max(axis=-1) <= bound * (1 + 1e-6))
