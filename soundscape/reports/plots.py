@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-WIDTH_PX, HEIGHT_PX, DPI = 720, 110, 100
+WIDTH_PX, HEIGHT_PX, DPI = 720, 120, 100
 BINS = 600
 CLEARED_COLOUR, NOT_CLEARED_COLOUR = "#2e7d32", "#c62828"
 
@@ -57,7 +57,7 @@ def waveform_png(path: str | Path, *, cleared: bool = True, width_px: int = WIDT
     times, lows, highs = data
     # A bare Figure (not pyplot) is not registered globally, so nothing leaks across cues.
     fig = Figure(figsize=(width_px / DPI, height_px / DPI), dpi=DPI)
-    ax = fig.add_axes((0.045, 0.2, 0.95, 0.75))
+    ax = fig.add_axes((0.03, 0.3, 0.95, 0.66))
     colour = CLEARED_COLOUR if cleared else NOT_CLEARED_COLOUR
     ax.fill_between(times, lows, highs, color=colour, linewidth=0, step="mid")
     ax.axhline(0.0, color="#555555", linewidth=0.4)

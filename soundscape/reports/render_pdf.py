@@ -39,12 +39,6 @@ def _text(value) -> str:
     return escape("" if value is None else str(value))
 
 
-def _breakable(value) -> str:
-    """Hashes and paths with zero-width spaces, so table cells can wrap them."""
-    text = _text(value)
-    return "\u200b".join(text[i:i + 16] for i in range(0, len(text), 16))
-
-
 def render(sheet, *, images: dict | None = None) -> bytes:
     """The PDF bytes.
 
@@ -65,7 +59,9 @@ def render(sheet, *, images: dict | None = None) -> bytes:
     base = getSampleStyleSheet()
     body = ParagraphStyle("body", parent=base["BodyText"], fontName=regular, fontSize=8.5, leading=10.5)
     small = ParagraphStyle("small", parent=body, fontSize=7.5, leading=9)
-    code = ParagraphStyle("code", parent=small, fontName=mono, fontSize=7, leading=8.5)
+    # wordWrap CJK lets hashes and paths break anywhere instead of overflowing their cell.
+    code = ParagraphStyle("code", parent=small, fontName=mono, fontSize=7, leading=8.5,
+                          wordWrap="CJK")
     h1 = ParagraphStyle("h1", parent=base["Title"], fontName=bold, fontSize=17, leading=21, alignment=0)
     h2 = ParagraphStyle("h2", parent=base["Heading2"], fontName=bold, fontSize=12.5, leading=15,
                         spaceBefore=10, spaceAfter=4)
@@ -157,25 +153,27 @@ def render(sheet, *, images: dict | None = None) -> bytes:
                                  f"{_text(c.status)}</font>", h3)]
         png = images.get(c.cue_id)
         if png:
-            height = page_width * 0.62 * HEIGHT_PX / WIDTH_PX
-            block.append(Image(io.BytesIO(png), width=page_width * 0.62, height=height, hAlign="LEFT"))
+            width = page_width * 0.5
+            block.append(Image(io.BytesIO(png), width=width, height=width * HEIGHT_PX / WIDTH_PX,
+                               hAlign="LEFT"))
         else:
             block.append(Paragraph("<i>no waveform: the delivered file was not found</i>", small))
+        usage = f"{c.usage} ({c.usage_meaning})" if c.usage_meaning else c.usage
+        # Rows paired up so that two cues fit on a landscape page.
         block.append(facts([
-            ("Usage", f"{c.usage} ({c.usage_meaning})" if c.usage_meaning else c.usage),
-            ("Timecode in / out", f"{c.timecode_in} / {c.timecode_out}"),
-            ("Duration", f"{c.duration_text} ({c.duration:.2f} s)"),
-            ("Composer / author", c.composer), ("Publisher", c.publisher),
-            ("AI-generated", c.disclosure), ("Engine", f"{c.engine} {c.engine_version}"),
-            ("Model", f"{c.model} (sha256 {c.model_sha256})" if c.model else "none"),
+            ("Usage · in / out · duration", f"{usage} · {c.timecode_in} / {c.timecode_out} · "
+                                            f"{c.duration_text} ({c.duration:.2f} s)"),
+            ("Composer / author · publisher", f"{c.composer} · {c.publisher}"),
+            ("AI-generated", c.disclosure),
+            ("Engine · model", f"{c.engine} {c.engine_version} · "
+                               + (f"{c.model} (sha256 {c.model_sha256})" if c.model else "no model")),
             ("Lineage", c.lineage.text),
             ("Licenses", ", ".join(f"{lic} ×{n}" for lic, n in c.lineage.licenses.items()) or "none"),
             ("Clearance", status(f"{c.status} under {p.policy}", c.cleared)),
             ("Reasons" if not c.cleared else "Notes", bullet_list(c.reasons)),
             ("Obligations (credits)", bullet_list(c.obligations)),
-            ("Audio sha256", Paragraph(_breakable(c.audio_sha256), code)),
-            ("Ledger record", Paragraph(_text(c.record_id), code)),
-            ("File", Paragraph(_breakable(c.file), code))]))
+            ("Ledger record · audio sha256", Paragraph(_text(f"{c.record_id} · {c.audio_sha256}"), code)),
+            ("File", Paragraph(_text(c.file), code))]))
         story.append(KeepTogether(block))
         story.append(Spacer(1, 3 * mm))
 
@@ -198,7 +196,7 @@ def render(sheet, *, images: dict | None = None) -> bytes:
         rows = [("Engine", m.engine)]
         if m.record_id or m.checkpoint_sha256:
             rows += [("Ledger record", m.record_id or ""),
-                     ("Checkpoint sha256", Paragraph(_breakable(m.checkpoint_sha256), code)),
+                     ("Checkpoint sha256", Paragraph(_text(m.checkpoint_sha256), code)),
                      ("Model license", m.license or "none recorded"),
                      ("Base model", f"{m.base_model} ({m.base_model_license or 'no license recorded'})"
                       if m.base_model else "none (trained from scratch)"),
@@ -215,9 +213,9 @@ def render(sheet, *, images: dict | None = None) -> bytes:
         ("Verification", status(("VERIFIED: " if cp.verified else "NOT VERIFIED: ") + cp.message,
                                 cp.verified)),
         ("Tree size", str(cp.size) if cp.size is not None else ""),
-        ("Root hash", Paragraph(_breakable(cp.root), code)),
+        ("Root hash", Paragraph(_text(cp.root), code)),
         ("Signed at", cp.time or ""), ("Key id", Paragraph(_text(cp.key_id), code)),
-        ("Signature", Paragraph(_breakable(cp.signature), code)),
+        ("Signature", Paragraph(_text(cp.signature), code)),
         ("Ledger public key", Paragraph(_text(cp.public_key_pem).replace("\n", "<br/>"), code))]))
     doc.build(story, onFirstPage=footer, onLaterPages=footer)
     return buffer.getvalue()
