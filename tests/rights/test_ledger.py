@@ -339,3 +339,37 @@ def test_four_processes_appending_at_once_lose_nothing(tmp_path):
         assert len(set(ids)) == 4 * count
         seeds = sorted(r.body["seed"] for r in ledger.records("output"))
         assert seeds == sorted(w * 1000 + i for w in range(4) for i in range(count))
+
+
+def test_the_standalone_checker_in_the_docs_works(filled, tmp_path):
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "ledger.md").read_text()
+    script = next(block for block in re.findall(r"```python\n(.*?)```", doc, re.S)
+                  if "RFC 9162" in block)
+    (tmp_path / "check.py").write_text(script)
+    with open_ledger(filled) as ledger:
+        proof = ledger.prove("out-000011").to_dict()
+        (tmp_path / "key.pem").write_text(ledger.public_key_pem())
+
+    def check(p):
+        (tmp_path / "proof.json").write_text(json.dumps(p))
+        return subprocess.run([sys.executable, str(tmp_path / "check.py"),
+                               str(tmp_path / "proof.json"), str(tmp_path / "key.pem")],
+                              capture_output=True, text=True, timeout=60)
+
+    ok = check(proof)
+    assert ok.returncode == 0 and ok.stdout.startswith("OK out-000011 is leaf 10 of 12"), ok.stderr
+    for field in ("leaf_hash", "root", "path"):
+        bad = json.loads(json.dumps(proof))
+        if field == "root":
+            bad["checkpoint"]["root"] = _flip(bad["checkpoint"]["root"])
+        elif field == "path":
+            bad["audit_path"][-1] = _flip(bad["audit_path"][-1])
+        else:
+            bad["leaf_hash"] = _flip(bad["leaf_hash"])
+            bad["body"] = None
+        assert check(bad).returncode != 0, field
