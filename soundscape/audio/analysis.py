@@ -6,6 +6,8 @@ functions that need it, so importing this module costs nothing.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from soundscape.spec import Key
@@ -30,8 +32,12 @@ def chroma(audio: np.ndarray, sr: int, *, fmin_midi: int = 24) -> np.ndarray:
     y = to_mono(audio)
     fmin = librosa.midi_to_hz(fmin_midi)
     n_octaves = min(7, int(np.floor(np.log2(0.45 * sr / fmin))))
-    return librosa.feature.chroma_cqt(y=y, sr=sr, hop_length=CHROMA_HOP, fmin=fmin,
-                                      n_octaves=n_octaves, bins_per_octave=36)
+    with warnings.catch_warnings():
+        # Short windows (a final chord) make the low octaves' frames longer than the signal;
+        # librosa pads them and says so, which is expected here.
+        warnings.filterwarnings("ignore", message="n_fft=.* is too large")
+        return librosa.feature.chroma_cqt(y=y, sr=sr, hop_length=CHROMA_HOP, fmin=fmin,
+                                          n_octaves=n_octaves, bins_per_octave=36)
 
 
 def key_scores(profile: np.ndarray) -> dict[str, float]:
@@ -105,15 +111,17 @@ def final_chord_root(audio: np.ndarray, sr: int, *, seconds: float = 1.0) -> int
     """Pitch class (0 = C) of the last chord: measured from the last strong onset for ``seconds``.
 
     A jingle's last chord starts with its final hit; the tail after it is mostly reverb of that
-    same chord, so the window starts at the last onset above a third of the strongest one.
+    same chord, so the window starts at the last detected onset of some strength (a sixth of
+    the strongest), which is the hit.
     """
     import librosa
 
     y = to_mono(audio)
     hop = 512
     env = onset_envelope(y, sr, hop_length=hop)
-    strong = np.flatnonzero(env > env.max() / 3.0) if env.size else np.array([])
-    start = int(librosa.frames_to_samples(strong[-1], hop_length=hop)) if strong.size else \
+    peaks = librosa.onset.onset_detect(onset_envelope=env, sr=sr, hop_length=hop)
+    strong = [f for f in peaks if env[f] > env.max() / 6.0]
+    start = int(librosa.frames_to_samples(strong[-1], hop_length=hop)) if strong else \
         max(0, y.size - int(seconds * sr))
     seg = y[start: start + int(seconds * sr)]
     profile = chroma(seg, sr).mean(axis=1)

@@ -276,8 +276,11 @@ def render_jingle(spec: CueSpec, *, progress: ProgressFn | None = None) -> tuple
                 _add(dry, synth.struck_note(voicing[0] - 12, "pluck", seconds=0.6, rng=r_acc),
                      bb * beat, gain=0.5, pan=0.0)
     for bb in np.arange(0.0, final_beat, 1.0):
-        _add(dry, _pulse_hit(arr.pulse, bb % BEATS_PER_BAR == 0, r_pulse), bb * beat,
+        accent = bb % BEATS_PER_BAR == 0
+        _add(dry, _pulse_hit(arr.pulse, accent, r_pulse), bb * beat,
              gain=0.7, pan=0.15 if arr.pulse != "thump" else 0.0)
+        if arr.pulse == "thump":  # a thump alone is too dull an onset to carry the beat
+            _add(dry, _pulse_hit("tick", accent, r_pulse), bb * beat, gain=0.5, pan=-0.15)
 
     # The final hit on the tonic: the lead's landing, a bell chord or brass swell, a low boom.
     tonic = harmony.tonic_chord(key)
@@ -286,11 +289,17 @@ def render_jingle(spec: CueSpec, *, progress: ProgressFn | None = None) -> tuple
     hit_voice = "brass" if arr.lead in ("brass", "piano") else "bells"
     top = _nearest_tonic(key, landing - 12)
     for m, pan in ((top, -0.3), (top + (tonic.intervals[1]), 0.3), (top + 7, 0.0)):
+        # Every hit starts with a struck attack, so the landing is the clearest onset of all.
+        _add(dry, synth.struck_note(m, "bells", seconds=hit_len, rng=r_lead), t_final,
+             gain=0.25 if hit_voice == "bells" else 0.15, pan=pan)
         if hit_voice == "brass":
-            sig = synth.brass_swell(m, seconds=hit_len, swell=0.05)
-        else:
-            sig = synth.struck_note(m, "bells", seconds=hit_len, rng=r_lead)
-        _add(dry, sig, t_final, gain=0.25, pan=pan)
+            _add(dry, synth.brass_swell(m, seconds=hit_len, swell=0.05), t_final, gain=0.2, pan=-pan)
+    # A soft cymbal-like impact marks the landing (a filtered noise burst, fast then slow decay).
+    m = int(min(hit_len, 3.0) * SAMPLE_RATE)
+    tt = np.arange(m) / SAMPLE_RATE
+    impact = np.diff(r_pulse.standard_normal(m), prepend=0.0) * (
+        0.7 * np.exp(-tt / 0.04) + 0.3 * np.exp(-tt / (0.25 * tail + 0.1))) * raised_cosine(tt / 0.002)
+    _add(dry, (impact / np.max(np.abs(impact))).astype(np.float32), t_final, gain=0.3, pan=0.0)
     boom_root = 36 + (key.tonic % 12)
     _add(dry, synth.struck_note(boom_root, "piano", seconds=hit_len, rng=r_lead), t_final,
          gain=0.6, pan=0.0)
