@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy.ndimage import maximum_filter1d, uniform_filter1d
@@ -150,23 +151,28 @@ def master(render: Render, preset: str = "ebu-r128", *, loop: bool | None = None
     else:
         fade_jingle(audio, sr, tail_seconds=render.tail_seconds)
 
-    gain_db, reduction_db = 0.0, 0.0
-    energies = None
     if chosen.target_lufs is not None:
-        audio, gain_db, reduction_db, energies = normalise(
-            audio, target_lufs=chosen.target_lufs, ceiling_dbtp=chosen.true_peak_dbtp, circular=loop)
-    if energies is None:
-        energies = meter.subblock_energies(audio, sr)
-    stats = meter.loudness_stats(energies)
+        result = normalise(audio, target_lufs=chosen.target_lufs, ceiling_dbtp=chosen.true_peak_dbtp,
+                           circular=loop)
+    else:
+        peaks, bound = meter.chunk_peaks(audio)
+        result = Normalised(audio, 0.0, 0.0, meter.subblock_energies(audio, sr),
+                            meter.true_peak(audio, peaks=peaks, bound=bound), float(peaks.max()))
+    audio = result.audio
+    stats = meter.loudness_stats(result.energies)
     if loop:
         seam_ratio = loop_seam_ratio(audio, sr)
     return Mastered(
         audio=audio, sample_rate=sr, preset=chosen.name, loudness_lufs=stats.integrated,
-        true_peak_dbtp=meter.true_peak_dbtp(audio, sr), sample_peak_dbfs=meter.sample_peak_dbfs(audio),
-        loop=loop, seam_ratio=seam_ratio, gain_db=gain_db, limiter_reduction_db=reduction_db,
+        true_peak_dbtp=_db(result.true_peak), sample_peak_dbfs=_db(result.sample_peak),
+        loop=loop, seam_ratio=seam_ratio, gain_db=result.gain_db, limiter_reduction_db=result.reduction_db,
         loudness_range_lu=stats.loudness_range, max_momentary_lufs=stats.max_momentary,
         max_short_term_lufs=stats.max_short_term,
     )
+
+
+def _db(amplitude: float) -> float:
+    return 20.0 * math.log10(amplitude) if amplitude > 0 else float("-inf")
 
 
 # --- format ---------------------------------------------------------------------------------
@@ -284,17 +290,25 @@ def fade_jingle(audio: np.ndarray, sr: int, *, tail_seconds: float) -> None:
 
 # --- loudness and true-peak limiting --------------------------------------------------------
 
+class Normalised(NamedTuple):
+    """The result of :func:`normalise`: the audio and what was measured on it (linear peaks)."""
+
+    audio: np.ndarray
+    gain_db: float
+    reduction_db: float
+    energies: np.ndarray
+    true_peak: float
+    sample_peak: float
+
+
 def normalise(audio: np.ndarray, *, target_lufs: float, ceiling_dbtp: float | None,
-              circular: bool = False) -> tuple[np.ndarray, float, float, np.ndarray]:
+              circular: bool = False) -> Normalised:
     """Gain to the target loudness, true-peak limited under the ceiling, in place.
 
     The K-weighted energies of the input are measured once; a gain scales them exactly, and
     after limiting only the 2 s chunks the limiter touched are measured again. Gain and limiter
     are iterated until the loudness is within 0.01 LU of the target, then the true peak of the
     result is measured and any residual overshoot is limited again.
-
-    Returns:
-        (audio, gain_db, max limiter reduction in dB, sub-block energies of the result).
     """
     sr = MASTER_SAMPLE_RATE
     base = _ChunkedEnergy(audio)
@@ -302,48 +316,58 @@ def normalise(audio: np.ndarray, *, target_lufs: float, ceiling_dbtp: float | No
     if not math.isfinite(loudness):
         raise AudioError("the render is silent (no 400 ms block above -70 LUFS): nothing to normalise")
     gain_db = target_lufs - loudness
-    if ceiling_dbtp is None:
-        audio *= np.float32(10.0 ** (gain_db / 20.0))
-        return audio, gain_db, 0.0, base.energies * 10.0 ** (gain_db / 10.0)
-
-    ceiling = 10.0 ** (ceiling_dbtp / 20.0)
-    aim = 10.0 ** ((ceiling_dbtp - LIMITER_MARGIN_DB) / 20.0)
-    bound = meter.chunk_peaks(audio, circular=circular)[1]
+    peaks, bound = meter.chunk_peaks(audio, circular=circular)
     regions: list[tuple[int, np.ndarray]] = []
     energies = base.energies
-    previous = None
-    for attempt in range(_MAX_PASSES):
-        gain = 10.0 ** (gain_db / 20.0)
-        regions = limiter_gain(audio, gain, aim, bound=bound, circular=circular)
-        energies = base.with_gain(gain, regions)
-        measured = meter.gated_loudness(energies)
-        error = target_lufs - measured
-        if abs(error) <= LOUDNESS_TOLERANCE_LU or not regions or attempt == _MAX_PASSES - 1:
-            break
-        # Secant step: with a limiter working, each dB of gain buys less than a dB of loudness.
-        slope = 1.0
-        if previous is not None and gain_db != previous[0]:
-            slope = min(max((measured - previous[1]) / (gain_db - previous[0]), 0.1), 1.0)
-        previous = (gain_db, measured)
-        gain_db += error / slope
+    if ceiling_dbtp is not None:
+        aim = 10.0 ** ((ceiling_dbtp - LIMITER_MARGIN_DB) / 20.0)
+        previous = None
+        for attempt in range(_MAX_PASSES):
+            gain = 10.0 ** (gain_db / 20.0)
+            regions = limiter_gain(audio, gain, aim, bound=bound, circular=circular)
+            energies = base.with_gain(gain, regions)
+            measured = meter.gated_loudness(energies)
+            error = target_lufs - measured
+            if abs(error) <= LOUDNESS_TOLERANCE_LU or not regions or attempt == _MAX_PASSES - 1:
+                break
+            # Secant step: with a limiter working, each dB of gain buys less than a dB of loudness.
+            slope = 1.0
+            if previous is not None and gain_db != previous[0]:
+                slope = min(max((measured - previous[1]) / (gain_db - previous[0]), 0.1), 1.0)
+            previous = (gain_db, measured)
+            gain_db += error / slope
+    else:
+        energies = base.energies * 10.0 ** (gain_db / 10.0)
     gain = np.float32(10.0 ** (gain_db / 20.0))
     audio *= gain
     reduction = 0.0
     for start, g in regions:
         audio[:, start:start + g.size] *= g
         reduction = max(reduction, -20.0 * math.log10(float(g.min())))
+    if regions:
+        peaks, bound = meter.chunk_peaks(audio)
+    else:
+        # A plain gain scales peaks exactly (float rounding is monotonic) and bounds within the
+        # margin given; the first and last chunks are measured, as a file has silence beyond.
+        peaks = (gain * peaks.astype(np.float32)).astype(np.float64)
+        bound = bound * float(gain) * (1.0 + 1e-5)
+        bound[0] = bound[-1] = np.inf
+    true_peak = meter.true_peak(audio, peaks=peaks, bound=bound)
     # The measurement decides: a slowly moving gain still shifts inter-sample peaks a little.
-    for _ in range(_MAX_PASSES):
-        if meter.true_peak(audio) <= ceiling:
-            break
-        extra = limiter_gain(audio, 1.0, aim, circular=circular)
-        for start, g in extra:
-            audio[:, start:start + g.size] *= g
-            reduction = max(reduction, -20.0 * math.log10(float(g.min())))
-        energies = None
+    if ceiling_dbtp is not None:
+        ceiling = 10.0 ** (ceiling_dbtp / 20.0)
+        for _ in range(_MAX_PASSES):
+            if true_peak <= ceiling:
+                break
+            for start, g in limiter_gain(audio, 1.0, aim, circular=circular):
+                audio[:, start:start + g.size] *= g
+                reduction = max(reduction, -20.0 * math.log10(float(g.min())))
+            energies = None
+            peaks, bound = meter.chunk_peaks(audio)
+            true_peak = meter.true_peak(audio, peaks=peaks, bound=bound)
     if energies is None:
         energies = meter.subblock_energies(audio, sr)
-    return audio, float(gain_db), reduction, energies
+    return Normalised(audio, float(gain_db), reduction, energies, true_peak, float(peaks.max()))
 
 
 class _ChunkedEnergy:
@@ -356,7 +380,7 @@ class _ChunkedEnergy:
         self.states, parts = [], []
         for start in range(0, audio.shape[-1], _LOUDNESS_CHUNK):
             self.states.append(self.kw.state.copy())
-            parts.append(self.kw.feed(audio[:, start:start + _LOUDNESS_CHUNK].astype(np.float64)))
+            parts.append(self.kw.feed(audio[:, start:start + _LOUDNESS_CHUNK]))
         self.per_chunk = _LOUDNESS_CHUNK // self.kw.subblock
         self.energies = np.concatenate(parts, axis=-1)
 
@@ -376,7 +400,7 @@ class _ChunkedEnergy:
         for chunk in sorted(touched):
             a = chunk * _LOUDNESS_CHUNK
             b = min(a + _LOUDNESS_CHUNK, n)
-            segment = self.audio[:, a:b].astype(np.float64) * gain
+            segment = self.audio[:, a:b] * np.float32(gain)
             for start, g in regions:
                 lo, hi = max(a, start), min(b, start + g.size)
                 if lo < hi:
