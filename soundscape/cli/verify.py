@@ -1,7 +1,41 @@
-"""Commands: verify (being written)."""
+"""Command: ``verify`` (check a delivered file's content credentials, metadata and ledger record)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
+
+from soundscape.cli.common import console, workspace
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the main app."""
+    app.command("verify")(verify)
+
+
+def verify(
+    file: Annotated[Path, typer.Argument(help="A delivered WAV or FLAC file.")],
+) -> None:
+    """Check where a file came from: its C2PA manifest, bext/iXML, audio hash and ledger proof.
+
+    Validates the manifest against the workspace's trust anchors (no network), compares bext
+    and iXML with the copies signed into it, recomputes the decoded-audio hash, finds the
+    ledger record and checks its inclusion proof against the signed checkpoint. One verdict
+    line per check; the exit code is 1 when any check fails.
+    """
+    from soundscape.rights.credentials import verify_file
+
+    checks = verify_file(file, workspace())
+    width = max(len(c.name) for c in checks)
+    for check in checks:
+        mark = "[green]PASS[/]" if check.ok else "[bold red]FAIL[/]"
+        console.print(f"{mark}  {check.name:<{width}}  {check.detail}", soft_wrap=True,
+                      markup=True)
+    failed = [c.name for c in checks if not c.ok]
+    if failed:
+        console.print(f"[bold red]NOT VERIFIED[/]: {file} failed {len(failed)} check"
+                      f"{'s' if len(failed) > 1 else ''} ({', '.join(failed)})", soft_wrap=True)
+        raise typer.Exit(code=1)
+    console.print(f"[bold green]VERIFIED[/]: {file}", soft_wrap=True)
