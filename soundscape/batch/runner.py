@@ -223,6 +223,28 @@ def _state(job: pipeline.Job, ledger) -> tuple[str, str, str | None]:
     return RECORD, "complete but not in the ledger", None
 
 
+def remove_stale_temp_files(outputs: Sequence[Output], ledger) -> list[Path]:
+    """Delete hidden temp files a killed run left beside the outputs; return what went.
+
+    Atomic writes leave ``.<name>.<random>.part`` (audio) or ``.<name>.tmp<random>`` (sidecars)
+    when killed mid-write. The ledger's reconcile removes the ones it knows by its own pattern;
+    this catches every ``.<name>.*`` of the batch's outputs, except beside an output that a live
+    process is still writing (its pending entry survived reconcile).
+    """
+    import glob
+
+    busy = {entry.get("audio") for entry in ledger.pending_entries()} if ledger is not None else set()
+    removed = []
+    for output in outputs:
+        path = output.job.path
+        if str(path.resolve()) in busy:
+            continue
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*"):
+            stale.unlink(missing_ok=True)
+            removed.append(stale)
+    return removed
+
+
 def read_sidecar(path: Path) -> dict | None:
     """A sidecar's JSON, or None when missing or unreadable."""
     try:
@@ -378,6 +400,7 @@ def run_batch(cuelist: CueList, out_dir: str | Path, *, workspace, executor: str
     try:
         outputs = plan(cuelist, out_dir, ledger=ledger)
         pipeline.check_jobs([o.job for o in outputs if o.action == RENDER])
+        remove_stale_temp_files(outputs, ledger)
         reporter.planned(outputs)
         results: dict[int, Result] = {}
         index_of = {id(o): i for i, o in enumerate(outputs)}
