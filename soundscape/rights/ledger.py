@@ -497,6 +497,10 @@ class Ledger:
                               "in the ledger (see `soundscape dataset list`)")
         return self._assets(ds.assets)
 
+    def assets(self, ids: Sequence[str]) -> list[AssetRecord]:
+        """Assets by record id, in the order given (unknown ids are skipped); few queries."""
+        return self._assets(ids)
+
     def _assets(self, ids: Sequence[str]) -> list[AssetRecord]:
         from sqlalchemy import select
 
@@ -888,11 +892,15 @@ class Ledger:
                         lineage_unknown=unknown)
 
 
-def _asset_item(role: str, asset: AssetRecord):
+def asset_item(role: str, asset: AssetRecord):
+    """The :class:`~soundscape.rights.policy.LicensedItem` for an asset in a lineage role."""
     from soundscape.rights.policy import LicensedItem
 
     return LicensedItem(role=role, name=asset.name, license=asset.license or None,
                         attribution=asset.attribution, author=asset.author, source=asset.source)
+
+
+_asset_item = asset_item  # the name reports used first
 
 
 def _training_summary(model: ModelRecord | None, name: str | None) -> str:

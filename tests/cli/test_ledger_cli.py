@@ -232,3 +232,24 @@ def test_ledger_reconcile_records_a_crashed_output(cli, ws, tmp_path, rng):
     assert f"reconciled: recorded {audio} as out-000001" in result.stdout
     assert json.loads(side.read_text())["ledger"]["record_id"] == "out-000001"
     assert "nothing to reconcile" in cli("ledger", "reconcile").stdout
+
+
+def test_clear_checks_agreements_against_air_date_and_territories(cli, ws, tmp_path, rng):
+    """An asset under a studio agreement (FR BE CH LU, 2026-2028) used as an ingredient."""
+    lib = tone(tmp_path / "library.wav", rng)
+    assert cli("dataset", "add", lib, "--license", "LicenseRef-Agreement-EXAMPLE-0001",
+               "--author", "Example Music Library Ltd", "--dataset", "library").exit_code == 0
+    out = tone(tmp_path / "out.wav", rng)
+    with Ledger.open_url(f"sqlite:///{ws / 'ledger.sqlite'}", ws / "keys", home=ws) as ledger:
+        ledger.record_output(OutputEntry(
+            audio_sha256=audio_sha256(out), file_sha256=file_sha256(out), path=str(out),
+            engine="composer", air_date="2027-03-14", territories=["FR", "BE"],
+            ingredients=[{"id": "library", "sha256": audio_sha256(lib), "path": str(lib),
+                          "license": "LicenseRef-Agreement-EXAMPLE-0001"}]))
+    recorded = cli("clear", out, "--policy", "broadcast-commercial")
+    assert recorded.exit_code == 0, recorded.output
+    assert "Example Music Library Ltd under agreement EXAMPLE-0001" in recorded.stdout
+    elsewhere = cli("clear", out, "--policy", "broadcast-commercial", "--territory", "US")
+    assert elsewhere.exit_code == 4 and "US" in elsewhere.stdout
+    too_late = cli("clear", out, "--policy", "broadcast-commercial", "--air-date", "2029-06-01")
+    assert too_late.exit_code == 4 and "2029-06-01" in too_late.stdout
