@@ -221,17 +221,36 @@ def _publish(temp: Path, path: Path, *, overwrite: bool) -> None:
 
 def _pcm_blocks(audio: np.ndarray, bit_depth: int):
     """Yield interleaved int32 blocks (frames, channels), rounded and clipped to ``bit_depth``."""
-    scale = float(2 ** (bit_depth - 1))
+    scale = np.float32(2 ** (bit_depth - 1))
     rng = np.random.default_rng(0) if bit_depth == 16 else None
-    for start in range(0, audio.shape[-1], _FRAMES_PER_BLOCK):
-        block = np.ascontiguousarray(audio[:, start:start + _FRAMES_PER_BLOCK].T, dtype=np.float32)
-        block *= np.float32(scale)
-        if rng is not None:
-            # TPDF dither, +-1 LSB: turns 16-bit rounding error into benign noise.
-            block += (rng.random(block.shape, dtype=np.float32) - rng.random(block.shape, dtype=np.float32))
-        np.rint(block, out=block)
-        np.clip(block, -scale, scale - 1, out=block)
-        yield block.astype(np.int32)
+    channels, frames = audio.shape
+    work = np.empty(min(_FRAMES_PER_BLOCK, frames), dtype=np.float32)
+    for start in range(0, frames, _FRAMES_PER_BLOCK):
+        count = min(_FRAMES_PER_BLOCK, frames - start)
+        block = np.empty((count, channels), dtype=np.int32)
+        scratch = work[:count]
+        for ch in range(channels):  # one channel at a time: contiguous float work, then interleave
+            np.multiply(audio[ch, start:start + count], scale, out=scratch, casting="unsafe")
+            if rng is not None:
+                # TPDF dither, +-1 LSB: turns 16-bit rounding error into benign noise.
+                scratch += rng.random(count, dtype=np.float32)
+                scratch -= rng.random(count, dtype=np.float32)
+            np.rint(scratch, out=scratch)
+            np.clip(scratch, -scale, scale - 1, out=scratch)
+            block[:, ch] = scratch
+        yield block
+
+
+def _packed_24(block: np.ndarray) -> np.ndarray:
+    """int32 samples -> packed little-endian 24-bit bytes (low 16 bits, then the high byte)."""
+    flat = block.reshape(-1)
+    packed = np.empty(flat.size * 3, dtype=np.uint8)
+    # Two non-overlapping strided views into the 3-byte slots; the casts keep the low bits.
+    low = np.ndarray(shape=flat.shape, dtype="<u2", buffer=packed, offset=0, strides=(3,))
+    high = np.ndarray(shape=flat.shape, dtype="u1", buffer=packed, offset=2, strides=(3,))
+    low[...] = flat
+    high[...] = flat >> 16
+    return packed
 
 
 def _write_wav(handle, audio, sample_rate, bit_depth, bext, ixml, tags) -> None:
@@ -256,11 +275,7 @@ def _write_wav(handle, audio, sample_rate, bit_depth, bext, ixml, tags) -> None:
     handle.write(b"RIFF" + struct.pack("<I", riff_size) + b"WAVE" + header)
     handle.write(b"data" + struct.pack("<I", data_bytes))
     for block in _pcm_blocks(audio, bit_depth):
-        if width == 3:
-            # Little-endian int32 -> its low three bytes, packed.
-            handle.write(block.view(np.uint8).reshape(-1, 4)[:, :3].tobytes())
-        else:
-            handle.write(block.astype("<i2").tobytes())
+        handle.write(_packed_24(block) if width == 3 else block.astype("<i2"))
     if data_bytes & 1:
         handle.write(b"\0")
 
