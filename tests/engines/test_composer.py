@@ -187,7 +187,7 @@ def test_progress_is_reported_up_to_one(bare):
 
 
 def test_library_samples_are_listed_in_lineage():
-    from soundscape.config import SAMPLES_DIR
+    from soundscape.config import PROJECT_ROOT, SAMPLES_DIR
 
     if not (Path(SAMPLES_DIR) / "manifest.jsonl").exists():
         pytest.skip("the sample library (samples/manifest.jsonl) is not built")
@@ -196,6 +196,6 @@ def test_library_samples_are_listed_in_lineage():
     assert "samples" in r.details["layers"]
     for use in r.lineage.samples:
         path = Path(use.path)
-        path = path if path.is_absolute() else Path(SAMPLES_DIR) / path
+        path = path if path.is_absolute() else PROJECT_ROOT / path
         assert hashlib.sha256(path.read_bytes()).hexdigest() == use.sha256
         assert use.license

@@ -315,7 +315,18 @@ def render_bed(spec: CueSpec, fitted: list[FittedSample], *, progress: ProgressF
         for pool, g in zip(pools, gains):
             tex_players.append((textures.Looper(pool, n_total, r_tex), g))
         layers.append(f"texture:{name}")
-    sample_layer = SampleLayer(fitted, total=n_total, rng=r_samp, loop_period=period) if fitted else None
+    # Where the chord is the tonic (a sampled pad holds that chord); ramps of 3 s between.
+    chord_starts = np.array([s.start for s in spans])
+    on_tonic = np.array([s.chord.root == intent.key.tonic for s in spans])
+    span_at = np.clip(np.searchsorted(chord_starts, t, side="right") - 1, 0, len(spans) - 1)
+    ramp = np.ones(3 * CONTROL_RATE) / (3 * CONTROL_RATE)
+    tonic_gate = np.convolve(np.where(on_tonic[span_at], 1.0, 0.1), ramp, mode="same").astype(np.float32)
+    tonic_gate[-ramp.size:] = tonic_gate[-ramp.size - 1]
+    tonic_gate[:ramp.size] = np.where(on_tonic[span_at[:ramp.size]], 1.0, 0.1)
+    sample_layer = SampleLayer(
+        fitted, total=n_total, rng=r_samp, loop_period=period,
+        on_tonic=lambda sec: bool(on_tonic[max(int(np.searchsorted(chord_starts, sec, "right")) - 1, 0)])
+    ) if fitted else None
     if sample_layer:
         layers.append("samples")
     sample_gain = walk(35.0, 0.5, 1.0) * (0.6 + 0.4 * swell)
@@ -339,7 +350,7 @@ def render_bed(spec: CueSpec, fitted: list[FittedSample], *, progress: ProgressF
         for looper, g in tex_players:
             looper.add_to(mix, b0, ctrl(g))
         if sample_layer is not None:
-            sample_layer.add_to(mix, b0, ctrl(sample_gain))
+            sample_layer.add_to(mix, b0, ctrl(sample_gain), ctrl(tonic_gate))
         out[:, b0:b0 + n] = mix
         if progress is not None:
             progress((bi + 1) / n_blocks)

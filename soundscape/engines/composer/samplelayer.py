@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import scipy.signal
 
-from soundscape.engines.base import SampleUse
 from soundscape.engines.composer.synth import SAMPLE_RATE
 from soundscape.engines.composer.textures import Looper
 from soundscape.spec import PITCH_CLASSES, CueSpec
@@ -74,11 +73,10 @@ def fit_samples(library, spec: CueSpec, rng: np.random.Generator, *, limit: int 
                 ) -> list[FittedSample]:
     """Choose up to ``limit`` samples for the cue and transpose pitched ones to its key."""
     intent = spec.intent
-    try:
-        entries = library.select(mood=intent.mood, key=intent.key, textures=list(intent.textures),
-                                 instruments=list(intent.instruments), rng=rng, limit=limit)
-    except TypeError:  # an older select() signature: ask with the essentials only
-        entries = library.select(mood=intent.mood, key=intent.key, rng=rng, limit=limit)
+    # transpose=True: we repitch, so samples on another tonic (same mode) are welcome too.
+    entries = library.select(mood=intent.mood, key=intent.key, textures=tuple(intent.textures),
+                             instruments=tuple(intent.instruments), rng=rng, limit=limit,
+                             transpose=True)
     fitted = []
     for entry in entries:
         try:
@@ -99,37 +97,46 @@ def fit_samples(library, spec: CueSpec, rng: np.random.Generator, *, limit: int 
         audio = transpose(audio, shift)
         audio = audio - audio.mean(axis=-1, keepdims=True)
         rms = float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))) or 1.0
-        use = SampleUse(id=entry.id, sha256=entry.sha256, license=entry.license,
-                        path=str(entry.path))
+        use = entry.as_use()
         fitted.append(FittedSample(use=use, kind=entry.kind, audio=audio / rms, shift=shift))
     return fitted
 
 
 class SampleLayer:
-    """Plays fitted samples across a bed: loops for sustained kinds, sparse hits for the rest."""
+    """Plays fitted samples across a bed: loops for sustained kinds, sparse hits for the rest.
+
+    A pad or phrase sample holds one chord (the key's tonic), so it follows ``on_tonic``, a 0..1
+    gate per sample (1 where the bed's chord is the tonic); drones and textures fit any chord.
+    """
 
     def __init__(self, fitted: list[FittedSample], *, total: int, rng: np.random.Generator,
-                 loop_period: int | None = None):
-        self.loopers: list[Looper] = []
+                 loop_period: int | None = None, on_tonic=None):
+        self.loopers: list[tuple[Looper, bool]] = []
         self.events: list[tuple[int, np.ndarray]] = []
         for fs in fitted:
+            chordal = fs.kind in ("pad", "phrase")
             if fs.kind in LOOPED_KINDS or fs.audio.shape[-1] > 20 * SAMPLE_RATE:
-                self.loopers.append(Looper(fs.audio, total, rng, segment_seconds=(5.0, 10.0),
-                                           xfade_seconds=1.5))
+                self.loopers.append((Looper(fs.audio, total, rng, segment_seconds=(5.0, 10.0),
+                                            xfade_seconds=1.5), chordal))
             else:
                 # One placement every 20-40 s, quieter than the loops: a colour, not a lead.
                 t = float(rng.uniform(2.0, 12.0))
                 while t * SAMPLE_RATE < total:
                     start = int(t * SAMPLE_RATE)
+                    if chordal and on_tonic is not None and not on_tonic(t):
+                        t += float(rng.uniform(4.0, 8.0))  # wait for the tonic chord
+                        continue
                     self.events.append((start, 0.6 * fs.audio))
                     if loop_period:  # wrap tails over the loop point (see arrangement)
                         self.events.append((start - loop_period, 0.6 * fs.audio))
                     t += float(rng.uniform(20.0, 40.0))
 
-    def add_to(self, out: np.ndarray, start: int, gain: np.ndarray | float) -> None:
+    def add_to(self, out: np.ndarray, start: int, gain: np.ndarray | float,
+               tonic_gate: np.ndarray | float = 1.0) -> None:
         n = out.shape[-1]
-        for looper in self.loopers:
-            looper.add_to(out, start, gain * SAMPLE_LAYER_LEVEL / np.sqrt(len(self.loopers)))
+        for looper, chordal in self.loopers:
+            g = gain * SAMPLE_LAYER_LEVEL / np.sqrt(len(self.loopers))
+            looper.add_to(out, start, g * tonic_gate if chordal else g)
         for pos, audio in self.events:
             a, b = max(pos, start), min(pos + audio.shape[-1], start + n)
             if a < b:
