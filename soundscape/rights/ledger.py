@@ -319,13 +319,26 @@ def _is_sha256(text: str) -> bool:
     return len(text) == 64 and all(c in "0123456789abcdef" for c in text.lower())
 
 
-def _pid_alive(pid: int) -> bool:
+def _process_start(pid: int) -> str | None:
+    """The start time of process ``pid`` in clock ticks since boot (Linux), to tell a live
+    writer from an unrelated process that later got the same pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _pid_alive(pid: int, started: str | None = None) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
+    if started is not None:
+        now = _process_start(pid)
+        return now is None or now == started
     return True
 
 
@@ -698,7 +711,8 @@ class Ledger:
         write_json_atomic(self.pending_dir / f"{token}.json", {
             "token": token, "audio": str(Path(audio_path).resolve()),
             "sidecar": str(Path(sidecar_path).resolve()), "pid": os.getpid(),
-            "host": socket.gethostname(), "started": _now()})
+            "pid_start": _process_start(os.getpid()), "host": socket.gethostname(),
+            "started": _now()})
         return token
 
     def pending_end(self, token: str | None) -> None:
@@ -734,7 +748,7 @@ class Ledger:
                 continue
             audio, sidecar_path = Path(entry["audio"]), Path(entry["sidecar"])
             pid = int(entry.get("pid") or 0)
-            if entry.get("host") == host and pid and _pid_alive(pid):
+            if entry.get("host") == host and pid and _pid_alive(pid, entry.get("pid_start")):
                 report.in_progress.append((str(audio), f"process {pid} is still writing it"))
                 continue
             reason = self._complete(audio, sidecar_path)

@@ -39,6 +39,8 @@ PUBLIC_KEY_NAME = "ledger-ed25519.pub.pem"
 # A writer waits this long for another process's transaction before giving up (seconds).
 BUSY_TIMEOUT_S = 120
 
+# PostgreSQL advisory lock key for the single-writer rule ("SSLEDGER" as a 64-bit integer).
+PG_WRITE_LOCK = int.from_bytes(b"SSLEDGER", "big") & 0x7FFFFFFFFFFFFFFF
 ID_PREFIX = {"license": "lic", "asset": "asset", "dataset": "ds", "model": "model",
              "output": "out", "correction": "fix"}
 
@@ -693,8 +695,9 @@ class _Txn:
             self.conn = self.store.engine.connect().execution_options(ledger_write=self.write)
             self.tx = self.conn.begin()
             if self.write and self.store.dialect == "postgresql":
-                # The same serialisation BEGIN IMMEDIATE gives SQLite: one writer at a time.
-                self.conn.exec_driver_sql("LOCK TABLE ledger_records IN EXCLUSIVE MODE")
+                # The same serialisation BEGIN IMMEDIATE gives SQLite: one writer at a time
+                # (a transaction-scoped advisory lock, so it works before the tables exist).
+                self.conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
         except DBAPIError as exc:
             raise LedgerError(f"cannot open the ledger {self.store.label}: {exc.orig}") from None
         return self.conn

@@ -260,3 +260,15 @@ def test_reconcile_drops_audio_that_does_not_match_its_sidecar(ledger, tmp_path,
     report = ledger.reconcile()
     assert report.recorded == [] and "does not match" in report.dropped[0][1]
     assert ledger.store.count() == 0
+
+
+def test_reconcile_tells_a_reused_pid_from_a_live_writer(ledger, tmp_path, rng):
+    audio, side = _write_output(tmp_path, rng)
+    token = ledger.pending_begin(audio, side)
+    assert ledger.reconcile().in_progress  # this very process: still writing
+    entry = ledger.pending_dir / f"{token}.json"
+    data = json.loads(entry.read_text())
+    data["pid_start"] = "1"  # same pid, but a process that started at another time
+    entry.write_text(json.dumps(data))
+    report = ledger.reconcile()
+    assert [p for p, _ in report.recorded] == [str(audio.resolve())]
