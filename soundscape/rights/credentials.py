@@ -263,9 +263,9 @@ def make_dev_ca(folder: str | Path, *, organization: str = DEV_ORGANIZATION,
         .sign(ca_key, _sign_hash(ca_key))
     )
     try:
-        # write_bytes_atomic creates through mkstemp, so the keys are 0600 from the start.
-        write_bytes_atomic(paths.ca_key, _pem_key(ca_key))
-        write_bytes_atomic(paths.signer_key, _pem_key(leaf_key))
+        # Private keys are 0600 from the moment they exist (the temp file is made with that mode).
+        write_bytes_atomic(paths.ca_key, _pem_key(ca_key), mode=0o600)
+        write_bytes_atomic(paths.signer_key, _pem_key(leaf_key), mode=0o600)
         write_bytes_atomic(paths.ca_cert, _pem_cert(ca_cert))
         write_bytes_atomic(paths.signer_cert, _pem_cert(leaf_cert) + _pem_cert(ca_cert))
         for public in (paths.ca_cert, paths.signer_cert):
