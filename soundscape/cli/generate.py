@@ -148,7 +148,7 @@ def print_summary(deliveries) -> None:
 
     table = Table(box=None, pad_edge=False)
     for column in ("file", "duration", "loudness", "true peak", "key", "bpm", "record"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for d in deliveries:
         table.add_row(str(d.path), f"{d.duration:.2f} s", f"{d.loudness_lufs:.1f} LUFS",
                       f"{d.true_peak_dbtp:.1f} dBTP", d.spec.intent.key.name,
