@@ -550,9 +550,11 @@ def _run_ray(tasks: list[_Task], on_result: OnResult, *, reporter: Reporter, wor
         if ray_address:
             ray.init(address=ray_address, include_dashboard=False, log_to_driver=False)
         else:
-            # A private local Ray on this machine's cores; no dashboard, nothing reachable from outside.
+            # A private Ray on this machine's cores: no dashboard, bound to the loopback address,
+            # and no usage statistics sent anywhere.
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
-                     configure_logging=False)
+                     configure_logging=False, _node_ip_address="127.0.0.1")
         started_here = True
     try:
         gpus = ray.cluster_resources().get("GPU", 0) > 0
