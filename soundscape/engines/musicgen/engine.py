@@ -53,8 +53,9 @@ class MusicGenEngine:
     Args:
         model_dir: an audiocraft checkpoint folder (state_dict.bin, compression_state_dict.bin).
         model_name: the model's registered name (goes to each render's lineage).
-        model_sha256: the registered model hash (:func:`checkpoint_hashes` ``["model"]``); when
-            given, the folder must still match it, else ModelError. None: computed from the files.
+        model_sha256: the registered hash of state_dict.bin (the ledger's ``lm_sha256``; the
+            combined :func:`checkpoint_hashes` ``["model"]`` is accepted too); when given, the
+            folder must still match it, else ModelError. Renders carry the LM file's hash.
         device: "cuda", "cpu"...; None picks cuda when available.
         max_batch: most cues in one LM call.
         extend_stride: seconds the sliding window advances for cues longer than the model's
@@ -82,7 +83,9 @@ class MusicGenEngine:
             raise ModelError(f"model {model_name!r}: the files in {self.model_dir} no longer match "
                              f"the registered hash {model_sha256[:12]}… (found "
                              f"{hashes['model'][:12]}…); register the changed folder as a new model")
-        self.model_sha256 = hashes["model"]
+        # The LM checkpoint's hash identifies the model in the ledger (ModelRecord.lm_sha256).
+        self.model_sha256 = hashes["lm"]
+        self.compression_sha256 = hashes["compression"]
         self.model = load_model(self.model_dir, device=self.device, name=model_name)
         self.extend_stride = extend_stride
         self.notes: list[str] = []
@@ -206,6 +209,7 @@ class MusicGenEngine:
                 "extended": seconds > self.window_seconds,
                 "batch_size": batch,
                 "device": str(self.device),
+                "compression_sha256": self.compression_sha256,
             }
             if source is not None:
                 details["continued_from"] = {"id": source.id, "prompt_seconds":
