@@ -266,17 +266,12 @@ def _halving_max(blocks: np.ndarray) -> np.ndarray:
     return blocks[..., 0]
 
 
-def chunk_peaks(audio: np.ndarray, *, circular: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Per 128-sample chunk (max over channels): the sample peak, and a rigorous upper bound on
-    every interpolated value in the chunk.
-
-    The bound is the smaller of two: the filter's gain bound times the largest sample within
-    its reach, and (for smooth signals, much tighter) that sample peak plus W times the largest
-    sample-to-sample step within reach, since each interpolated value is a weighted sum of
-    neighbours that differ from the nearest sample by at most their distance times that step.
+def chunk_levels(audio: np.ndarray, *, circular: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Per 128-sample chunk (max over channels): the sample peak and the largest |step| between
+    consecutive samples (including the step into the chunk's first sample).
 
     Returns:
-        (peaks, bound), float64 arrays of ceil(n / 128).
+        (peaks, steps), float64 arrays of ceil(n / 128).
     """
     audio = _as_2d(audio)
     channels, n = audio.shape
@@ -287,27 +282,57 @@ def chunk_peaks(audio: np.ndarray, *, circular: bool = False) -> tuple[np.ndarra
     for first in range(0, n_chunks, _PEAK_SEGMENT):
         lo, hi = first * C, min((first + _PEAK_SEGMENT) * C, n)
         count = -(-(hi - lo) // C)
+        # One sample before the segment, so the step into its first sample is counted.
         seg = np.zeros((channels, count * C + 1), dtype=np.float32)
-        seg[:, : min(hi + 1, n) - lo] = audio[:, lo:min(hi + 1, n)]
-        if hi == n:  # past the end: silence, or the start again in a loop
-            seg[:, hi - lo] = audio[:, 0] if circular else 0.0
-        mags = np.abs(seg[:, :-1])
-        peaks[first:first + count] = _halving_max(mags.max(axis=0).reshape(count, C))
-        diffs = np.abs(np.diff(seg, axis=-1))
-        steps[first:first + count] = _halving_max(diffs.max(axis=0).reshape(count, C))
-    # The step into the first sample: from silence, or from the last sample of a loop.
-    into = np.abs(audio[:, 0] - (audio[:, -1] if circular else 0.0)).max()
-    steps[0] = max(steps[0], into)
-    peaks, steps = peaks.astype(np.float64), steps.astype(np.float64)
+        if lo > 0:
+            seg[:, 0] = audio[:, lo - 1]
+        elif circular:
+            seg[:, 0] = audio[:, -1]  # a loop's first sample follows its last
+        seg[:, 1:hi - lo + 1] = audio[:, lo:hi]
+        peaks[first:first + count] = _halving_max(np.abs(seg[:, 1:]).max(axis=0).reshape(count, C))
+        steps[first:first + count] = _halving_max(np.abs(np.diff(seg, axis=-1)).max(axis=0).reshape(count, C))
+    # Past the end: a file falls to silence, a loop returns to its first sample.
+    out = np.abs(audio[:, -1] - (audio[:, 0] if circular else 0.0)).max()
+    steps[-1] = max(steps[-1], out)
+    return peaks.astype(np.float64), steps.astype(np.float64)
 
-    def with_neighbours(values):
-        after = np.roll(values, -1) if circular else np.append(values[1:], 0.0)
-        before = np.roll(values, 1) if circular else np.insert(values[:-1], 0, 0.0)
-        return np.maximum(values, np.maximum(after, before))
 
-    reach, slope = with_neighbours(peaks), with_neighbours(steps)
-    bound = np.minimum(TRUE_PEAK_GAIN_BOUND * reach, _DC_GAIN * reach + _SLOPE_WEIGHT * slope)
-    return peaks, bound
+def _with_neighbours(values: np.ndarray, circular: bool) -> np.ndarray:
+    after = np.roll(values, -1) if circular else np.append(values[1:], 0.0)
+    before = np.roll(values, 1) if circular else np.insert(values[:-1], 0, 0.0)
+    return np.maximum(values, np.maximum(after, before))
+
+
+def interpolation_bound(peaks: np.ndarray, steps: np.ndarray, *, circular: bool = False,
+                        gain_max: np.ndarray | None = None, gain_step: np.ndarray | None = None) -> np.ndarray:
+    """A rigorous upper bound on every interpolated value in each chunk, from chunk levels.
+
+    The smaller of two bounds: the filter's gain bound times the largest sample within its
+    reach; and that sample peak plus W times the largest step within reach (each interpolated
+    value is a weighted sum of neighbours that differ from the nearest sample by at most their
+    distance times that step), far tighter for smooth signals.
+
+    Args:
+        peaks, steps: :func:`chunk_levels` of a signal x.
+        gain_max, gain_step: per chunk, when bounding g * x for a gain curve 0 <= g <= gain_max
+            with |g[n+1] - g[n]| <= gain_step (a limiter's output); since
+            |g x| <= gain_max |x| and |step of g x| <= gain_max |step of x| + gain_step |x|.
+    """
+    if gain_max is not None:
+        peaks, steps = gain_max * peaks, gain_max * steps + gain_step * peaks
+    reach, slope = _with_neighbours(peaks, circular), _with_neighbours(steps, circular)
+    return np.minimum(TRUE_PEAK_GAIN_BOUND * reach, _DC_GAIN * reach + _SLOPE_WEIGHT * slope)
+
+
+def chunk_peaks(audio: np.ndarray, *, circular: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Per 128-sample chunk: the sample peak, and a rigorous upper bound on every interpolated
+    value in the chunk (:func:`interpolation_bound`).
+
+    Returns:
+        (peaks, bound), float64 arrays of ceil(n / 128).
+    """
+    peaks, steps = chunk_levels(audio, circular=circular)
+    return peaks, interpolation_bound(peaks, steps, circular=circular)
 
 
 def true_peak(audio: np.ndarray, *, peaks: np.ndarray | None = None, bound: np.ndarray | None = None) -> float:

@@ -316,7 +316,9 @@ def normalise(audio: np.ndarray, *, target_lufs: float, ceiling_dbtp: float | No
     if not math.isfinite(loudness):
         raise AudioError("the render is silent (no 400 ms block above -70 LUFS): nothing to normalise")
     gain_db = target_lufs - loudness
-    peaks, bound = meter.chunk_peaks(audio, circular=circular)
+    peaks, steps = meter.chunk_levels(audio, circular=circular)
+    bound = meter.interpolation_bound(peaks, steps, circular=circular)
+    envelopes = EnvelopeCache(audio, circular=circular)
     regions: list[tuple[int, np.ndarray]] = []
     energies = base.energies
     if ceiling_dbtp is not None:
@@ -324,7 +326,7 @@ def normalise(audio: np.ndarray, *, target_lufs: float, ceiling_dbtp: float | No
         previous = None
         for attempt in range(_MAX_PASSES):
             gain = 10.0 ** (gain_db / 20.0)
-            regions = limiter_gain(audio, gain, aim, bound=bound, circular=circular)
+            regions = limiter_gain(audio, gain, aim, bound=bound, circular=circular, envelopes=envelopes)
             energies = base.with_gain(gain, regions)
             measured = meter.gated_loudness(energies)
             error = target_lufs - measured
@@ -344,14 +346,17 @@ def normalise(audio: np.ndarray, *, target_lufs: float, ceiling_dbtp: float | No
     for start, g in regions:
         audio[:, start:start + g.size] *= g
         reduction = max(reduction, -20.0 * math.log10(float(g.min())))
-    if regions:
-        peaks, bound = meter.chunk_peaks(audio)
-    else:
-        # A plain gain scales peaks exactly (float rounding is monotonic) and bounds within the
-        # margin given; the first and last chunks are measured, as a file has silence beyond.
-        peaks = (gain * peaks.astype(np.float32)).astype(np.float64)
-        bound = bound * float(gain) * (1.0 + 1e-5)
-        bound[0] = bound[-1] = np.inf
+    # Bound the result from the input's chunk levels and the gain curve instead of scanning it
+    # again: rigorous, within float rounding (the 1e-5 margin). The first and last chunks are
+    # always measured, since a file (unlike a loop) has silence beyond its ends.
+    gain_max, gain_step = _gain_curve_levels(regions, peaks.size)
+    bound = meter.interpolation_bound(peaks, steps, circular=circular, gain_max=gain_max,
+                                      gain_step=gain_step) * (float(gain) * (1.0 + 1e-5))
+    bound[0] = bound[-1] = np.inf
+    sample_peak = float(gain * (peaks[gain_max >= 1.0].astype(np.float32)).max(initial=0.0))
+    for start, g in regions:
+        sample_peak = max(sample_peak, float(np.abs(audio[:, start:start + g.size]).max()))
+    peaks = np.where(gain_max >= 1.0, float(gain) * peaks, 0.0)  # a lower bound, as true_peak needs
     true_peak = meter.true_peak(audio, peaks=peaks, bound=bound)
     # The measurement decides: a slowly moving gain still shifts inter-sample peaks a little.
     if ceiling_dbtp is not None:
@@ -364,10 +369,33 @@ def normalise(audio: np.ndarray, *, target_lufs: float, ceiling_dbtp: float | No
                 reduction = max(reduction, -20.0 * math.log10(float(g.min())))
             energies = None
             peaks, bound = meter.chunk_peaks(audio)
+            sample_peak = float(peaks.max())
             true_peak = meter.true_peak(audio, peaks=peaks, bound=bound)
     if energies is None:
         energies = meter.subblock_energies(audio, sr)
-    return Normalised(audio, float(gain_db), reduction, energies, true_peak, float(peaks.max()))
+    return Normalised(audio, float(gain_db), reduction, energies, true_peak, sample_peak)
+
+
+def _gain_curve_levels(regions: list[tuple[int, np.ndarray]], n_chunks: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per 128-sample chunk: the largest gain and the largest gain step of the limiter's curve
+    (1 and 0 where it does not act); steps into and out of each region included."""
+    C = meter.TP_CHUNK
+    gain_max = np.ones(n_chunks)
+    gain_step = np.zeros(n_chunks)
+    for start, g in regions:
+        first = start // C
+        count = -(-(start + g.size) // C) - first
+        curve = np.ones(count * C + 2, dtype=np.float32)
+        offset = start - first * C + 1
+        curve[offset:offset + g.size] = g
+        top = curve[1:-1].reshape(count, C).max(axis=1)
+        steps = np.abs(np.diff(curve))
+        step = np.maximum(steps[:-1].reshape(count, C).max(axis=1), steps[1:].reshape(count, C).max(axis=1))
+        stop = min(first + count, n_chunks)
+        gain_max[first:stop] = np.where(gain_max[first:stop] < 1.0, np.maximum(gain_max[first:stop], top[:stop - first]),
+                                        top[:stop - first])
+        gain_step[first:stop] = np.maximum(gain_step[first:stop], step[:stop - first])
+    return gain_max, gain_step
 
 
 class _ChunkedEnergy:
@@ -415,8 +443,27 @@ class _ChunkedEnergy:
         return energies
 
 
+class EnvelopeCache:
+    """4x-oversampled peak envelopes of a signal's chunks, computed once each: the gain loop
+    asks for the same chunks again at other gains, and the envelope scales with the gain."""
+
+    def __init__(self, audio: np.ndarray, *, circular: bool = False):
+        self.audio, self.circular = audio, circular
+        self.rows: dict[int, int] = {}
+        self.store = np.empty((0, meter.TP_CHUNK), dtype=np.float32)
+
+    def get(self, chunks: np.ndarray) -> np.ndarray:
+        missing = np.array([c for c in chunks.tolist() if c not in self.rows], dtype=np.int64)
+        if missing.size:
+            fresh = meter.chunk_envelopes(self.audio, missing, circular=self.circular)
+            base = self.store.shape[0]
+            self.store = np.concatenate([self.store, fresh])
+            self.rows.update(zip(missing.tolist(), range(base, base + missing.size)))
+        return self.store[[self.rows[c] for c in chunks.tolist()]]
+
+
 def limiter_gain(audio: np.ndarray, gain: float, ceiling: float, *, bound: np.ndarray | None = None,
-                 circular: bool = False) -> list[tuple[int, np.ndarray]]:
+                 circular: bool = False, envelopes: EnvelopeCache | None = None) -> list[tuple[int, np.ndarray]]:
     """Gain curves that keep the true peak of ``audio * gain`` under ``ceiling``.
 
     Only 128-sample chunks whose bound (:func:`loudness.chunk_peaks`) could exceed the ceiling
@@ -427,6 +474,7 @@ def limiter_gain(audio: np.ndarray, gain: float, ceiling: float, *, bound: np.nd
 
     Args:
         bound: :func:`loudness.chunk_peaks` of ``audio`` (second value), when already known.
+        envelopes: a cache of ``audio``'s chunk envelopes, kept across calls.
         circular: the audio is a loop: ramps that run past one end continue at the other.
 
     Returns:
@@ -440,7 +488,9 @@ def limiter_gain(audio: np.ndarray, gain: float, ceiling: float, *, bound: np.nd
     suspects = np.flatnonzero(bound * gain > ceiling)
     if suspects.size == 0:
         return []
-    env = meter.chunk_envelopes(audio, suspects, circular=circular).astype(np.float64) * gain
+    if envelopes is None:
+        envelopes = EnvelopeCache(audio, circular=circular)
+    env = envelopes.get(suspects).astype(np.float64) * gain
     with np.errstate(divide="ignore"):
         need = np.maximum(20.0 * np.log10(env / ceiling), 0.0)
     hot = need.max(axis=-1) > 0
