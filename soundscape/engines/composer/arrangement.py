@@ -21,13 +21,16 @@ from soundscape.spec import CueSpec, midi_to_name
 CONTROL_RATE = 50                      # Hz: control signals (gains, brightness, density)
 HOP = SAMPLE_RATE // CONTROL_RATE      # samples per control step
 BLOCK = 10 * SAMPLE_RATE               # audio block: small enough to stay in cache
-PAD_PERIOD_SECONDS = 10.0              # period of the sustained-note waves (beats repeat at 0.1 Hz)
-DRONE_PERIOD_SECONDS = 16.0
+# Periods of the sustained-note waves: powers of two samples (the fastest FFT sizes), about
+# 11 s for the pad (its beating repeats at 0.09 Hz, under chord changes) and 22 s for the drone.
+PAD_PERIOD_SECONDS = 2 ** 19 / SAMPLE_RATE
+DRONE_PERIOD_SECONDS = 2 ** 20 / SAMPLE_RATE
 PEAK_TARGET = 10 ** (-4.0 / 20)        # -4 dBFS: headroom for mastering's true-peak limiter
 PAD_ATTACK, PAD_RELEASE = 2.5, 4.5      # seconds (COMPOSER-NOTES: attack 1-4 s, release 2-6 s)
 STRINGS_ATTACK, STRINGS_RELEASE = 4.0, 5.0
 MELODY_VOICES = ("piano", "bells", "pluck")
 MELODY_BASE_RATE = 1 / 6.0             # phrases per second at full density
+MELODY_LEVEL = 1.8                     # struck notes sit clearly above the pad, as a lead
 
 
 def layer_weights(instruments: tuple[str, ...]) -> dict[str, float]:
@@ -113,17 +116,23 @@ class SustainedLayer:
 
     def add_to(self, out: np.ndarray, start: int, bright: np.ndarray, gain: np.ndarray) -> None:
         n = out.shape[-1]
-        dark = np.zeros_like(out)
-        extra = np.zeros_like(out)
+        # Reused scratch buffers: fresh block-sized arrays would cost page faults every block.
+        if getattr(self, "_dark", None) is None or self._dark.shape[-1] < n:
+            self._dark = np.empty((2, n), dtype=np.float32)
+            self._extra = np.empty((2, n), dtype=np.float32)
+        dark, extra = self._dark[:, :n], self._extra[:, :n]
+        dark.fill(0.0)
+        extra.fill(0.0)
         for note in self.notes:
             for p0, p1, env in note.pieces(start, start + n):
                 wave = self.waves[note.midi]
                 synth.add_periodic(dark[:, p0 - start:p1 - start], wave[0], p0, env)
                 synth.add_periodic(extra[:, p0 - start:p1 - start], wave[1], p0, env)
-        extra *= bright
-        dark += extra
+        bright *= gain
         dark *= gain
+        extra *= bright
         out += dark
+        out += extra
 
 
 @dataclass
@@ -289,13 +298,15 @@ def render_bed(spec: CueSpec, fitted: list[FittedSample], *, progress: ProgressF
                               n.release) for n in pad.notes]
     layers.append("pad")
     tonic_low = 36 + (intent.key.tonic % 12)
-    drone_notes = [NoteSpan(tonic_low, -10.0, total_s + 60, 1.0, 1.0, 1.0),
-                   NoteSpan(tonic_low + 7, -10.0, total_s + 60, 0.5, 1.0, 1.0)]
-    drone = SustainedLayer(drone_notes, synth.DRONE, r_drone, period=DRONE_PERIOD_SECONDS)
+    # The pedal never changes: root and fifth, at a fixed half brightness, become one wave.
+    drone_waves = [synth.periodic_note(m, synth.DRONE, r_drone, period_seconds=DRONE_PERIOD_SECONDS)
+                   for m in (tonic_low, tonic_low + 7)]
+    drone_wave = sum(g * (w[0] + np.float32(0.5) * w[1])
+                     for g, w in zip((np.float32(1.0), np.float32(0.5)), drone_waves))
     layers.append("drone")
     strings = None
     if weights["strings"] > 0:
-        strings = SustainedLayer(note_spans(spans, slice(2, None), gains=[0.35, 0.4], transpose=12,
+        strings = SustainedLayer(note_spans(spans, slice(2, None), gains=[0.7, 0.8], transpose=12,
                                             attack=STRINGS_ATTACK, release=STRINGS_RELEASE),
                                  synth.STRINGS, r_strings, period=PAD_PERIOD_SECONDS)
         layers.append("strings")
@@ -341,22 +352,22 @@ def render_bed(spec: CueSpec, fitted: list[FittedSample], *, progress: ProgressF
         def ctrl(c: np.ndarray) -> np.ndarray:
             return upsample_linear(c[k0:k1], HOP)[:n]
 
-        mix = np.zeros((2, n), dtype=np.float32)
+        mix = out[:, b0:b0 + n]  # a view: layers add straight into the output
         pad.add_to(mix, b0, ctrl(bright), ctrl(pad_gain * weights["pad"]))
-        drone.add_to(mix, b0, ctrl(bright * 0.5), ctrl(drone_gain * weights["drone"] * 0.8))
+        synth.add_periodic(mix, drone_wave, b0, ctrl(drone_gain * weights["drone"] * 0.8))
         if strings is not None:
             strings.add_to(mix, b0, ctrl(bright), ctrl(strings_gain * weights["strings"]))
-        melody.add_to(mix, b0, 0.9)
+        melody.add_to(mix, b0, MELODY_LEVEL)
         for looper, g in tex_players:
             looper.add_to(mix, b0, ctrl(g))
         if sample_layer is not None:
             sample_layer.add_to(mix, b0, ctrl(sample_gain), ctrl(tonic_gate))
-        out[:, b0:b0 + n] = mix
         if progress is not None:
             progress((bi + 1) / n_blocks)
 
     # Peak and gain block by block: a whole-buffer np.abs would double peak memory.
-    peak = max(float(np.max(np.abs(out[:, i:i + BLOCK]))) for i in range(0, n_total, BLOCK)) or 1.0
+    peak = max(max(float(out[:, i:i + BLOCK].max()), -float(out[:, i:i + BLOCK].min()))
+               for i in range(0, n_total, BLOCK)) or 1.0
     gain = np.float32(PEAK_TARGET / peak)
     for i in range(0, n_total, BLOCK):
         out[:, i:i + BLOCK] *= gain
@@ -372,5 +383,6 @@ def render_bed(spec: CueSpec, fitted: list[FittedSample], *, progress: ProgressF
         "melody_pitches": sorted({midi_to_name(e.midi) for e in events}),
         "textures": list(intent.textures),
         "loop_overlap_seconds": LOOP_OVERLAP_SECONDS if spec.loop else 0.0,
+        "normalise_gain_db": round(float(20 * np.log10(gain)), 2),
     }
     return out, details

@@ -139,8 +139,8 @@ def _raw_pool(name: str, rng: np.random.Generator) -> list[np.ndarray]:
 
 
 # Relative level of each texture under the music (the music bus is about unit RMS).
-TEXTURE_LEVEL = {"rain": 0.25, "wind": 0.5, "ocean": 0.4, "forest": 0.3, "city": 0.5,
-                 "fire": 0.45, "vinyl": 0.35}
+TEXTURE_LEVEL = {"rain": 0.45, "wind": 0.5, "ocean": 0.45, "forest": 0.3, "city": 0.4,
+                 "fire": 0.45, "vinyl": 0.45}
 
 
 @dataclass
@@ -175,24 +175,28 @@ class Looper:
         """Add the looped pool for absolute samples ``start .. start + out.shape[-1]`` into ``out``."""
         n = out.shape[-1]
         end = start + n
-        first = max(int(np.searchsorted(self.starts, start, side="right")) - 2, 0)
-        buf = np.zeros_like(out)
-        k = first
+        scalar = np.isscalar(gain)
+        if getattr(self, "_scratch", None) is None or self._scratch.shape[-1] < n:
+            self._scratch = np.empty((2, n), dtype=np.float32)
+        k = max(int(np.searchsorted(self.starts, start, side="right")) - 2, 0)
         while k < len(self.offsets) and self.starts[k] < end:
             s, e = int(self.starts[k]), int(self.starts[k + 1]) + self.xfade
-            a, b = max(s, start), min(e, end)
-            if a < b:
-                seg = self.pool[:, self.offsets[k] + (a - s): self.offsets[k] + (b - s)].copy()
-                if k > 0 and a < s + self.xfade:  # fade-in region
-                    m = min(b, s + self.xfade) - a
-                    seg[:, :m] *= self.fade_in[a - s: a - s + m]
-                fo = e - self.xfade
-                if b > fo:  # fade-out region
-                    a2 = max(a, fo)
-                    seg[:, a2 - a:] *= self.fade_out[a2 - fo: b - fo]
-                buf[:, a - start: b - start] += seg
+            # Three pieces per segment: fade-in, steady, fade-out (the first segment has no
+            # fade-in: the texture is already playing when the bed begins).
+            fi = s + (self.xfade if k > 0 else 0)
+            fo = e - self.xfade
+            for p0, p1, fade in ((s, fi, self.fade_in), (fi, fo, None), (fo, e, self.fade_out)):
+                a, b = max(p0, start), min(p1, end)
+                if a >= b:
+                    continue
+                src = self.pool[:, self.offsets[k] + (a - s): self.offsets[k] + (b - s)]
+                g = gain if scalar else gain[a - start: b - start]
+                if fade is not None:
+                    g = fade[a - p0: b - p0] * g
+                tmp = self._scratch[:, : b - a]
+                np.multiply(src, g, out=tmp)
+                out[:, a - start: b - start] += tmp
             k += 1
-        out += buf * gain
 
 
 def ocean_swell(rng: np.random.Generator, n_ctrl: int, control_rate: float) -> tuple[np.ndarray, np.ndarray]:
