@@ -572,8 +572,28 @@ def known_policies(workspace=None) -> list[str]:
     return list_policies(workspace_home=Path(workspace.home) if workspace is not None else None)
 
 
+def usable_models(ledger) -> dict[str, str | None]:
+    """Every model registered in ``ledger``: None when a batch can use it, else why not.
+
+    A model of unknown lineage is refused (nothing it makes can clear, and a cue list has no
+    way to ask for mock-ups), as is one whose checkpoint folder is gone.
+    """
+    from soundscape.engines.musicgen.registry import check_model_usable
+
+    status: dict[str, str | None] = {}
+    for record in ledger.list_models():
+        try:
+            check_model_usable(record)
+        except SoundscapeError as exc:
+            status[record.name] = str(exc)
+            continue
+        status[record.name] = (None if Path(record.path).is_dir()
+                               else f"its checkpoint folder {record.path} is missing")
+    return status
+
+
 def load_cuelist(path: str | Path, *, overrides: Mapping[str, Any] | None = None,
-                 registered_models: Collection[str] | None = None,
+                 registered_models: Mapping[str, str | None] | Collection[str] | None = None,
                  policies: Collection[str] | None = None,
                  presets: Collection[str] | None = None) -> CueList:
     """Read and validate a YAML or CSV cue list as a whole.
@@ -581,8 +601,9 @@ def load_cuelist(path: str | Path, *, overrides: Mapping[str, Any] | None = None
     Args:
         path: a ``.yaml``/``.yml`` or ``.csv`` file.
         overrides: production fields given on the command line; they win over the file.
-        registered_models: names of the models registered in the ledger; a musicgen cue whose
-            model is not among them is a problem. None skips that check (no ledger at hand).
+        registered_models: the models registered in the ledger, as names or as
+            :func:`usable_models` gives them (name -> why it cannot be used, or None); a musicgen
+            cue whose model is missing or unusable is a problem. None skips that check.
         policies: clearance policy names accepted (default :func:`known_policies`).
         presets: mastering preset names accepted (default :func:`known_presets`).
 
@@ -776,8 +797,12 @@ def _validate_cue(raw_cue: _RawCue, production: Production | None, frame_rate: f
             bad("model", "a musicgen cue needs a model and none is given",
                 "model on the cue or production.model: a name from 'soundscape model list'")
         elif registered_models is not None and model not in registered_models:
+            usable = [name for name in sorted(registered_models)
+                      if not isinstance(registered_models, Mapping) or registered_models[name] is None]
             bad("model", f"model {model!r} is not registered in the ledger",
-                ", ".join(sorted(registered_models)) or "none registered yet: 'soundscape model add'")
+                ", ".join(usable) or "none registered yet: 'soundscape model add'")
+        elif isinstance(registered_models, Mapping) and registered_models[model] is not None:
+            bad("model", f"model {model!r} cannot be used: {registered_models[model]}")
     elif "model" in values:
         bad("model", f"model applies to musicgen cues; this cue uses the {engine} engine",
             "engine: musicgen with a model, or no model")

@@ -51,7 +51,7 @@ def batch(
                  if territory else None}
     ws = workspace()
     with Ledger.open(ws) as ledger:
-        models = [m.name for m in ledger.list_models()]
+        models = cuelist_mod.usable_models(ledger)
         try:
             episode_cues = cuelist_mod.load_cuelist(
                 cues, overrides=overrides, registered_models=models,

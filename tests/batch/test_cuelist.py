@@ -191,6 +191,37 @@ def test_every_problem_in_a_file_is_reported_with_its_line_cue_and_field(tmp_pat
     assert "allowed: deep-water-ft" in next(p for p in problems if "not-there" in p)
 
 
+def test_unusable_models_are_refused_with_the_reason(tmp_path):
+    path = write(tmp_path, HEADER.replace("cues:", "  engine: musicgen\n  model: mock-up\ncues:") + """\
+  - {id: 1M1, kind: bed, usage: BI, duration: 30, prompt: "drone"}
+  - {id: 1M2, kind: bed, usage: BI, duration: 30, prompt: "drone", model: deep-water-ft}
+  - {id: 1M3, kind: bed, usage: BI, duration: 30, prompt: "drone", model: nowhere}
+""")
+    models = {"mock-up": "registered with unknown lineage", "deep-water-ft": None}
+    problems = problems_of(path, registered_models=models)
+    assert problems == [
+        "cues.yaml:12: cue 1M1: model: model 'mock-up' cannot be used: registered with unknown lineage",
+        "cues.yaml:14: cue 1M3: model: model 'nowhere' is not registered in the ledger (allowed: deep-water-ft)",
+    ]
+
+
+def test_usable_models_reads_the_ledger(tmp_path):
+    from soundscape.config import open_workspace
+    from soundscape.rights.ledger import Ledger, ModelEntry
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    with Ledger.open(open_workspace(tmp_path / "home")) as ledger:
+        for name, path, unknown in (("ok", folder, False), ("mock", folder, True),
+                                    ("moved", tmp_path / "gone", False)):
+            ledger.register_model(ModelEntry(name=name, path=str(path), lm_sha256=name.ljust(64, "0")[:64],
+                                             license="LicenseRef-Studio-Owned", lineage_unknown=unknown))
+        status = cuelist.usable_models(ledger)
+    assert status["ok"] is None
+    assert "unknown lineage" in status["mock"]
+    assert "missing" in status["moved"]
+
+
 def test_production_problems_are_reported_with_the_cue_problems(tmp_path):
     path = write(tmp_path, """\
 production:

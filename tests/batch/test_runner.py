@@ -111,13 +111,13 @@ def test_only_renders_the_chosen_cues(tmp_path, workspace, episode_file):
 
 
 def test_a_failing_cue_does_not_stop_the_others(tmp_path, workspace, write_episode):
-    # A registered model whose folder has lost its checkpoint: the worker fails on that cue only.
+    # A registered model whose folder has lost its checkpoint files: that cue fails in its worker.
     missing = tmp_path / "models" / "gone"
     missing.mkdir(parents=True)
     with Ledger.open(workspace) as ledger:
         ledger.register_model(ModelEntry(name="deep-water-ft", path=str(missing),
                                          lm_sha256="0" * 64, compression_sha256="1" * 64,
-                                         lineage_unknown=True))
+                                         license="LicenseRef-Studio-Owned"))
     cues = write_episode(tmp_path, extra="""\
   - id: "9M9"
     kind: bed
@@ -130,7 +130,8 @@ def test_a_failing_cue_does_not_stop_the_others(tmp_path, workspace, write_episo
     episode = load_cuelist(cues, registered_models={"deep-water-ft"})
     report = runner.run_batch(episode, tmp_path / "out", workspace=workspace, workers=2)
     status = {r.output.label: r for r in report.results}
-    assert status["9M9"].status == "failed" and status["9M9"].error
+    assert status["9M9"].status == "failed"
+    assert "not an audiocraft checkpoint folder" in status["9M9"].error
     assert [r.output.label for r in report.failed] == ["9M9"]
     assert all(r.status == "rendered" for label, r in status.items() if label != "9M9")
     assert not (tmp_path / "out" / "S01E03_9M9.wav").exists()

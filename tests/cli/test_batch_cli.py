@@ -111,10 +111,11 @@ def test_a_failed_cue_is_reported_and_the_exit_code_is_not_zero(tmp_path, small,
     gone.mkdir(parents=True)
     with Ledger.open(open_workspace(home)) as ledger:
         ledger.register_model(ModelEntry(name="deep-water-ft", path=str(gone), lm_sha256="0" * 64,
-                                         compression_sha256="1" * 64, lineage_unknown=True))
+                                         compression_sha256="1" * 64, license="LicenseRef-Studio-Owned"))
     small.write_text(SMALL + '  - {id: "9M9", kind: bed, usage: BI, duration: 10, prompt: "drone", '
                      'engine: musicgen, model: deep-water-ft}\n', encoding="utf-8")
     proc = soundscape("batch", small, "--out", tmp_path / "out", "--only", "1M2,9M9")
     assert proc.returncode == 1
     assert "failed" in proc.stdout and "1 rendered" in proc.stdout and "1 failed" in proc.stdout
+    assert "not an audiocraft checkpoint folder" in proc.stdout
     assert (tmp_path / "out" / "S01E03_1M2.wav").exists()
