@@ -236,13 +236,28 @@ def public_pem(public_key) -> str:
 # ---- the store ----------------------------------------------------------------------------
 
 def _check_sqlite_file(path: Path) -> None:
-    """Refuse, without writing to it, a file that exists but is not a soundscape ledger."""
+    """Refuse, without writing to it, a file that exists but is not a soundscape ledger.
+
+    A database with no tables yet is accepted: another process may be creating the ledger
+    right now (its schema and metadata commit together, so it is empty or complete).
+    """
     if not path.exists() or path.stat().st_size == 0:
         return
     try:
+        with open(path, "rb") as handle:
+            header = handle.read(16)
+    except OSError as exc:
+        raise LedgerError(f"cannot read the ledger {path}: {exc.strerror or exc}") from None
+    if header != b"SQLite format 3\x00":
+        raise LedgerError(f"{path} is not a soundscape ledger")
+    try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
         try:
-            row = con.execute("SELECT value FROM ledger_meta WHERE key = 'format'").fetchone()
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not tables:
+                return
+            row = (con.execute("SELECT value FROM ledger_meta WHERE key = 'format'").fetchone()
+                   if "ledger_meta" in tables else None)
         finally:
             con.close()
     except sqlite3.Error:

@@ -315,28 +315,32 @@ def test_a_fine_tune_of_musicgen_records_its_noncommercial_base(tmp_path):
         assert ledger.clear(out.id, "internal-preproduction").cleared
 
 
-def _append_worker(args):
-    home, worker, count = args
+def _append_worker(home, worker, count, barrier):
     from pathlib import Path
 
+    barrier.wait(timeout=120)  # every process opens the (not yet existing) ledger at once
     with open_ledger(Path(home)) as ledger:
         for i in range(count):
             ledger.record_output(output(worker * 1000 + i))
-    return worker
 
 
 def test_four_processes_appending_at_once_lose_nothing(tmp_path):
-    count = 25
+    count = 30
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(4) as pool:
-        done = pool.map(_append_worker, [(str(tmp_path), w, count) for w in range(4)])
-    assert sorted(done) == [0, 1, 2, 3]
+    barrier = ctx.Barrier(4)
+    procs = [ctx.Process(target=_append_worker, args=(str(tmp_path), w, count, barrier))
+             for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
     with open_ledger(tmp_path) as ledger:
         report = ledger.verify()
         assert report.records == 4 * count
         assert report.checkpoints == 4 * count
         ids = [r.id for r in ledger.records()]
-        assert len(set(ids)) == 4 * count
+        assert ids == [f"out-{n:06d}" for n in range(1, 4 * count + 1)]
         seeds = sorted(r.body["seed"] for r in ledger.records("output"))
         assert seeds == sorted(w * 1000 + i for w in range(4) for i in range(count))
 
