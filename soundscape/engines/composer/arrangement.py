@@ -116,6 +116,11 @@ class SustainedLayer:
 
     def add_to(self, out: np.ndarray, start: int, bright: np.ndarray, gain: np.ndarray) -> None:
         n = out.shape[-1]
+        if not hasattr(self, "_starts"):
+            self._starts = np.array([nt.start for nt in self.notes]) * SAMPLE_RATE
+            self._ends = np.array([nt.end + nt.release for nt in self.notes]) * SAMPLE_RATE
+        # Only the notes sounding in this block (a three-hour bed has thousands).
+        live = np.flatnonzero((self._starts < start + n) & (self._ends > start))
         # Reused scratch buffers: fresh block-sized arrays would cost page faults every block.
         if getattr(self, "_dark", None) is None or self._dark.shape[-1] < n:
             self._dark = np.empty((2, n), dtype=np.float32)
@@ -123,7 +128,8 @@ class SustainedLayer:
         dark, extra = self._dark[:, :n], self._extra[:, :n]
         dark.fill(0.0)
         extra.fill(0.0)
-        for note in self.notes:
+        for i in live:
+            note = self.notes[i]
             for p0, p1, env in note.pieces(start, start + n):
                 wave = self.waves[note.midi]
                 synth.add_periodic(dark[:, p0 - start:p1 - start], wave[0], p0, env)
@@ -323,8 +329,11 @@ def render_bed(spec: CueSpec, fitted: list[FittedSample], *, progress: ProgressF
         if name == "ocean":
             roar, wash = textures.ocean_swell(r_tex, n_ctrl, CONTROL_RATE)
             gains = [gains[0] * roar, gains[0] * wash]
+        # Slow panning: each texture drifts across the stereo field (equal power, +-35%).
+        angle = (walk(45.0, -0.35, 0.35) + 1.0) * (np.pi / 4)
+        pan = np.stack([np.cos(angle), np.sin(angle)]).astype(np.float32) * np.float32(np.sqrt(2))
         for pool, g in zip(pools, gains):
-            tex_players.append((textures.Looper(pool, n_total, r_tex), g))
+            tex_players.append((textures.Looper(pool, n_total, r_tex), g[None, :] * pan))
         layers.append(f"texture:{name}")
     # Where the chord is the tonic (a sampled pad holds that chord); ramps of 3 s between.
     chord_starts = np.array([s.start for s in spans])
@@ -350,6 +359,8 @@ def render_bed(spec: CueSpec, fitted: list[FittedSample], *, progress: ProgressF
         k0, k1 = b0 // HOP, b0 // HOP + (n + HOP - 1) // HOP + 1
 
         def ctrl(c: np.ndarray) -> np.ndarray:
+            if c.ndim == 2:
+                return np.stack([upsample_linear(row[k0:k1], HOP)[:n] for row in c])
             return upsample_linear(c[k0:k1], HOP)[:n]
 
         mix = out[:, b0:b0 + n]  # a view: layers add straight into the output

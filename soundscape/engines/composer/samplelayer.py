@@ -138,6 +138,8 @@ class SampleLayer:
             g = gain * SAMPLE_LAYER_LEVEL / np.sqrt(len(self.loopers))
             looper.add_to(out, start, g * tonic_gate if chordal else g)
         for pos, audio in self.events:
+            if pos >= start + n or pos + audio.shape[-1] <= start:
+                continue
             a, b = max(pos, start), min(pos + audio.shape[-1], start + n)
             if a < b:
                 g = gain if np.isscalar(gain) else gain[a - start: b - start]

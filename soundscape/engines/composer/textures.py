@@ -172,7 +172,10 @@ class Looper:
         self.fade_out = np.cos(0.5 * np.pi * ramp).astype(np.float32)
 
     def add_to(self, out: np.ndarray, start: int, gain: np.ndarray | float = 1.0) -> None:
-        """Add the looped pool for absolute samples ``start .. start + out.shape[-1]`` into ``out``."""
+        """Add the looped pool for absolute samples ``start .. start + out.shape[-1]`` into ``out``.
+
+        ``gain`` is a scalar, one gain per sample ``(n,)``, or one per channel and sample ``(2, n)``.
+        """
         n = out.shape[-1]
         end = start + n
         scalar = np.isscalar(gain)
@@ -190,7 +193,7 @@ class Looper:
                 if a >= b:
                     continue
                 src = self.pool[:, self.offsets[k] + (a - s): self.offsets[k] + (b - s)]
-                g = gain if scalar else gain[a - start: b - start]
+                g = gain if scalar else gain[..., a - start: b - start]
                 if fade is not None:
                     g = fade[a - p0: b - p0] * g
                 tmp = self._scratch[:, : b - a]
@@ -207,8 +210,11 @@ def ocean_swell(rng: np.random.Generator, n_ctrl: int, control_rate: float) -> t
     while t0 < t[-1] + 12:
         period = rng.uniform(6.0, 12.0)
         height = rng.uniform(0.5, 1.0)
-        x = (t - t0) / period
-        swell = np.maximum(swell, height * np.where((x > 0) & (x < 1), np.sin(np.pi * x) ** 2, 0))
+        i0 = max(int(np.ceil(t0 * control_rate)), 0)
+        i1 = min(int((t0 + period) * control_rate) + 1, n_ctrl)
+        if i0 < i1:  # only this wave's own stretch of the control signal
+            x = (t[i0:i1] - t0) / period
+            swell[i0:i1] = np.maximum(swell[i0:i1], height * np.sin(np.pi * x) ** 2)
         t0 += period * rng.uniform(0.55, 0.8)
     roar = 0.45 + 0.55 * swell
     wash = 0.1 + 0.9 * swell ** 3
