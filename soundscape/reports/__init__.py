@@ -59,9 +59,9 @@ def render(sheet, fmt: str, *, out: Path | None = None) -> bytes:
         from soundscape.reports.render_json import render as render_json
 
         return render_json(sheet)
-    from soundscape.reports.plots import waveform_png
+    from soundscape.reports.plots import waveforms
 
-    images = {c.cue_id: waveform_png(c.file, cleared=c.cleared) for c in sheet.cues}
+    images = waveforms(sheet.cues)
     if fmt == "html":
         from soundscape.reports.render_html import render as render_html
 

@@ -13,6 +13,10 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
+# A model trained on thousands of CC-BY recordings owes thousands of credits on every cue: each
+# cue shows the first few, Appendix A holds every one (and the CSV and JSON, all per cue).
+OBLIGATIONS_SHOWN = 6
+
 CSS = """
 :root { --ok: #1b5e20; --ok-bg: #e8f5e9; --bad: #b71c1c; --bad-bg: #ffebee; --line: #d0d4da; }
 * { box-sizing: border-box; }
@@ -61,11 +65,14 @@ def _row(label: str, value, *, mono: bool = False) -> str:
     return f"<tr><th>{escape(label)}</th><td{cls}>{text}</td></tr>"
 
 
-def _list(items) -> str:
+def _list(items, *, limit: int | None = None) -> str:
     items = list(items)
     if not items:
         return "<p>none</p>"
-    return "<ul>" + "".join(f"<li>{escape(str(i))}</li>" for i in items) + "</ul>"
+    shown = items if limit is None or len(items) <= limit else items[:limit - 1]
+    more = (f'<li><a href="#attributions">… and {len(items) - len(shown)} more: every credit is '
+            "in Appendix A</a></li>") if len(shown) < len(items) else ""
+    return "<ul>" + "".join(f"<li>{escape(str(i))}</li>" for i in shown) + more + "</ul>"
 
 
 def _audio_href(file: str, base_dir: Path | None) -> str:
@@ -92,12 +99,12 @@ def render(sheet, *, base_dir: str | Path | None = None, images: dict | None = N
         base_dir: the folder the report is written to (audio links are relative to it).
         images: ``{cue_id: png bytes or None}``; drawn here when not given.
     """
-    from soundscape.reports.plots import waveform_png
+    from soundscape.reports.plots import waveforms
 
     base_dir = Path(base_dir).resolve() if base_dir is not None else None
     p = sheet.production
     if images is None:
-        images = {c.cue_id: waveform_png(c.file, cleared=c.cleared) for c in sheet.cues}
+        images = waveforms(sheet.cues)
     title = f"{p.title} {p.episode}" + (f" “{p.episode_title}”" if p.episode_title else "")
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -164,10 +171,10 @@ def render(sheet, *, base_dir: str | Path | None = None, images: dict | None = N
         out.append("</table>")
         out.append(f"<p><b>Clearance ({escape(p.policy)}):</b> {_status(c.status)}</p>")
         out.append(("<p>Reasons:</p>" if not c.cleared else "<p>Notes:</p>") + _list(c.reasons))
-        out.append("<p>Obligations (credits):</p>" + _list(c.obligations))
+        out.append("<p>Obligations (credits):</p>" + _list(c.obligations, limit=OBLIGATIONS_SHOWN))
         out.append("</section>")
 
-    out.append("<h2>Appendix A · Attributions to credit</h2>")
+    out.append('<h2 id="attributions">Appendix A · Attributions to credit</h2>')
     if sheet.attributions:
         out.append("<table><thead><tr><th>Credit</th><th>Cues</th></tr></thead><tbody>")
         for a in sheet.attributions:

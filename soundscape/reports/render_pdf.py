@@ -12,6 +12,9 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 OK_COLOUR, BAD_COLOUR = "#1b5e20", "#b71c1c"
+# A model trained on thousands of CC-BY recordings owes thousands of credits on every cue: each
+# cue block shows the first few, Appendix A holds every one (and the CSV and JSON, all per cue).
+OBLIGATIONS_SHOWN = 6
 OK_BG, BAD_BG = "#e8f5e9", "#ffebee"
 
 
@@ -50,10 +53,11 @@ def render(sheet, *, images: dict | None = None) -> bytes:
     from reportlab.lib.pagesizes import A4, landscape
     from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
     from reportlab.lib.units import mm
-    from reportlab.platypus import (Image, KeepTogether, PageBreak, Paragraph, SimpleDocTemplate,
-                                    Spacer, Table, TableStyle)
+    from reportlab import rl_config
+    from reportlab.platypus import (CondPageBreak, Image, KeepTogether, PageBreak, Paragraph,
+                                    SimpleDocTemplate, Spacer, Table, TableStyle)
 
-    from soundscape.reports.plots import HEIGHT_PX, WIDTH_PX, waveform_png
+    from soundscape.reports.plots import HEIGHT_PX, WIDTH_PX, waveforms
 
     regular, bold, mono = _fonts()
     base = getSampleStyleSheet()
@@ -69,7 +73,7 @@ def render(sheet, *, images: dict | None = None) -> bytes:
                         spaceBefore=4, spaceAfter=2)
     p = sheet.production
     if images is None:
-        images = {c.cue_id: waveform_png(c.file, cleared=c.cleared) for c in sheet.cues}
+        images = waveforms(sheet.cues)
 
     def status(text: str, ok: bool, size: float = 8.5) -> Paragraph:
         colour = OK_COLOUR if ok else BAD_COLOUR
@@ -83,14 +87,19 @@ def render(sheet, *, images: dict | None = None) -> bytes:
             ("GRID", (0, 0), (-1, -1), 0.3, colors.HexColor("#c8ccd2")),
             ("BACKGROUND", (0, 0), (0, -1), colors.HexColor("#eef0f3")),
             ("VALIGN", (0, 0), (-1, -1), "TOP"),
-            ("TOPPADDING", (0, 0), (-1, -1), 1.5), ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5)]))
+            ("TOPPADDING", (0, 0), (-1, -1), 1), ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5)]))
         return table
 
-    def bullet_list(items) -> list:
+    def bullet_list(items, *, limit: int | None = None) -> list:
         items = list(items)
         if not items:
             return [Paragraph("none", small)]
-        return [Paragraph("• " + _text(i), small) for i in items]
+        shown = items if limit is None or len(items) <= limit else items[:limit - 1]
+        out = [Paragraph("• " + _text(i), small) for i in shown]
+        if len(shown) < len(items):
+            out.append(Paragraph(f"<i>… and {len(items) - len(shown)} more: every credit is in "
+                                 "Appendix A</i>", small))
+        return out
 
     buffer = io.BytesIO()
     title = f"{p.title} {p.episode}" + (f" “{p.episode_title}”" if p.episode_title else "")
@@ -137,7 +146,7 @@ def render(sheet, *, images: dict | None = None) -> bytes:
                      Paragraph(_text(c.timecode_in), code), Paragraph(_text(c.timecode_out), code),
                      Paragraph(_text(c.duration_text), small), Paragraph(_text(c.composer), small),
                      Paragraph(_text(c.publisher), small), status(c.status, c.cleared, 7.5)])
-    widths = [8 * mm, 18 * mm, 52 * mm, 10 * mm, 23 * mm, 23 * mm, 13 * mm, 54 * mm, 35 * mm]
+    widths = [10 * mm, 18 * mm, 50 * mm, 10 * mm, 23 * mm, 23 * mm, 13 * mm, 54 * mm, 35 * mm]
     widths.append(page_width - sum(widths))
     table = Table(rows, colWidths=widths, repeatRows=1)
     table.setStyle(TableStyle([
@@ -153,7 +162,7 @@ def render(sheet, *, images: dict | None = None) -> bytes:
                                  f"{_text(c.status)}</font>", h3)]
         png = images.get(c.cue_id)
         if png:
-            width = page_width * 0.5
+            width = page_width * 0.42
             block.append(Image(io.BytesIO(png), width=width, height=width * HEIGHT_PX / WIDTH_PX,
                                hAlign="LEFT"))
         else:
@@ -171,10 +180,15 @@ def render(sheet, *, images: dict | None = None) -> bytes:
             ("Licenses", ", ".join(f"{lic} ×{n}" for lic, n in c.lineage.licenses.items()) or "none"),
             ("Clearance", status(f"{c.status} under {p.policy}", c.cleared)),
             ("Reasons" if not c.cleared else "Notes", bullet_list(c.reasons)),
-            ("Obligations (credits)", bullet_list(c.obligations)),
+            ("Obligations (credits)", bullet_list(c.obligations, limit=OBLIGATIONS_SHOWN)),
             ("Ledger record · audio sha256", Paragraph(_text(f"{c.record_id} · {c.audio_sha256}"), code)),
             ("File", Paragraph(_text(c.file), code))]))
-        story.append(KeepTogether(block))
+        # Measured once, then a conditional page break: the block never splits unless it is
+        # taller than a page, and it is cheaper than KeepTogether's trial layouts.
+        height = sum(f.wrap(page_width, doc.height)[1] + f.getSpaceBefore() + f.getSpaceAfter()
+                     for f in block)
+        story.append(CondPageBreak(height))
+        story += block
         story.append(Spacer(1, 3 * mm))
 
     story += [PageBreak(), Paragraph("Appendix A · Attributions to credit", h2)]
@@ -217,5 +231,12 @@ def render(sheet, *, images: dict | None = None) -> bytes:
         ("Signed at", cp.time or ""), ("Key id", Paragraph(_text(cp.key_id), code)),
         ("Signature", Paragraph(_text(cp.signature), code)),
         ("Ledger public key", Paragraph(_text(cp.public_key_pem).replace("\n", "<br/>"), code))]))
-    doc.build(story, onFirstPage=footer, onLaterPages=footer)
+    # Image streams in binary rather than ASCII85: the pure-Python encoder was a sixth of the
+    # time of a 200-cue report, and every PDF reader takes binary streams.
+    saved = rl_config.useA85
+    rl_config.useA85 = 0
+    try:
+        doc.build(story, onFirstPage=footer, onLaterPages=footer)
+    finally:
+        rl_config.useA85 = saved
     return buffer.getvalue()
