@@ -369,3 +369,7 @@ def test_unreadable_and_unknown_files_are_one_clear_error(tmp_path):
         load_cuelist(write(tmp_path, "x", "cues.txt"))
     with pytest.raises(ParameterError, match="no cues"):
         load_cuelist(write(tmp_path, HEADER.replace("cues:\n", "cues: []\n")))
+
+
+def test_the_documented_usage_table_is_the_one_validation_uses():
+    assert cuelist.usage_table() in (EXAMPLES / "README.md").read_text(encoding="utf-8")
