@@ -74,6 +74,10 @@ def report_reconcile(report, *, quiet: bool = False) -> None:
         say("nothing to reconcile: every output is recorded")
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _summary(body: dict) -> str:
     kind = body.get("kind")
     if kind == "output":
@@ -132,9 +136,9 @@ def verify(
     with open_ledger() as ledger:
         report = ledger.verify(all_signatures=not quick)
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(report.kinds.items())) or "empty"
-    say(f"ledger OK: {report.records} records ({kinds}), {report.checkpoints} signed "
-        f"checkpoints, {report.signatures_checked} signatures checked "
-        f"in {report.seconds:.2f} s")
+    say(f"ledger OK: {_count(report.records, 'record')} ({kinds}), "
+        f"{_count(report.checkpoints, 'signed checkpoint')}, "
+        f"{_count(report.signatures_checked, 'signature')} checked in {report.seconds:.2f} s")
     if report.latest:
         say(f"root {report.root} at size {report.latest.size}, key {report.key_id} "
             f"({report.key_source})")

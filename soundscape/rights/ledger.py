@@ -25,10 +25,10 @@ from datetime import date
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from soundscape.errors import AudioError, LedgerError, LicenseError
+from soundscape.errors import LedgerError, LicenseError
 from soundscape.rights import merkle
 from soundscape.rights.store import (Checkpoint, Store, StoredRecord, VerifyReport, canonical_json,
-                                     lookup_columns)
+                                     lookup_columns)  # noqa: F401 - lookup_columns re-exported
 
 SAMPLE_DATASET = "soundscape-samples"
 PENDING_DIR = "pending"

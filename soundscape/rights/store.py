@@ -27,7 +27,7 @@ from typing import Iterator
 from sqlalchemy import (Column, Index, Integer, LargeBinary, MetaData, String, Table, Text,
                         create_engine, event, func, select)
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError
 
 from soundscape.errors import LedgerError, TamperError
 from soundscape.rights import merkle
