@@ -183,47 +183,62 @@ def render_jingle(spec: CueSpec, *, progress: ProgressFn | None = None) -> tuple
     seeds = np.random.SeedSequence(spec.seed).spawn(3)[2].spawn(spec.variant + 1)[spec.variant]
     r_lead, r_acc, r_pulse, r_ir = [np.random.default_rng(s) for s in seeds.spawn(4)]
 
-    # Form: fit statement + answer (or the statement alone, or both at double speed) before a
-    # tail of about a third of the cue; long cues get bars of introduction before the motif.
+    # Form: statement + answer (a sting: the statement alone) before a tail of about a third of
+    # the cue. Short cues play the rhythm at double speed; long ones at half speed (the pulse
+    # keeps the bpm), then repeat the pair, then add bars of introduction.
     tail_target = float(np.clip(0.32 * duration, 0.9, 4.0))
     if spec.kind == "sting":
         tail_target = float(np.clip(0.4 * duration, 0.8, 3.0))
-    scale = 1.0
-    rhythm = list(motif.rhythm)
-    while True:
-        body = sum(rhythm[:-1])
-        phrase = math.ceil((body + max(rhythm[-1], 1.0)) / BEATS_PER_BAR) * BEATS_PER_BAR * scale
-        answer = spec.kind != "sting" and (phrase + body) * beat + tail_target <= duration
-        final_beat = phrase + body if answer else body
-        if final_beat * beat + tail_target <= duration or scale < 0.3:
-            break
+    available = (duration - tail_target) / beat  # beats before the landing
+
+    def form(scale: float, repeats: int, answer: bool) -> tuple[float, float, float]:
+        """(phrase length, final beat, body) in beats for a rhythm scale and repeat count."""
+        body = sum(r * scale for r in motif.rhythm[:-1])
+        phrase = math.ceil((body + max(motif.rhythm[-1] * scale, 1.0)) / BEATS_PER_BAR) * BEATS_PER_BAR
+        if not answer:
+            return phrase, body, body
+        return phrase, 2 * phrase * (repeats - 1) + phrase + body, body
+
+    answer = spec.kind != "sting"
+    scale, repeats = 1.0, 1
+    while form(scale, 1, answer)[1] > available and scale > 0.3:
         scale *= 0.5
-        rhythm = [r * 0.5 for r in motif.rhythm]
+    if answer and form(scale, 1, True)[1] > available:
+        answer = False
+    while scale < 4 and answer and form(scale * 2, 1, True)[1] <= min(available, 24):
+        scale *= 2
+    while answer and repeats < 4 and form(scale, repeats + 1, True)[1] <= available:
+        repeats += 1
+    phrase, final_beat, body = form(scale, repeats, answer)
+    rhythm = [r * scale for r in motif.rhythm]
     final_beat = max(final_beat, 1.0)
-    spare_bars = int((duration - tail_target - final_beat * beat) // (BEATS_PER_BAR * beat))
-    intro_beats = float(min(spare_bars, 4) * BEATS_PER_BAR) if spec.kind != "sting" else 0.0
-    final_beat = round((final_beat + intro_beats) / 0.25) * 0.25
-    if final_beat != int(final_beat):  # the landing must sit on a beat
-        final_beat = float(math.ceil(final_beat))
+    spare_bars = int((available - final_beat) // BEATS_PER_BAR)
+    intro_beats = float(min(max(spare_bars, 0), 4) * BEATS_PER_BAR) if answer else 0.0
+    final_beat = float(math.ceil(final_beat + intro_beats - 1e-9))  # the landing sits on a beat
     t_final = final_beat * beat
     tail = duration - t_final
 
-    # Melody: statement, answer (ending on the tonic), the landing note on the final beat.
-    shift = arr.register
-    notes = [m + shift for m in motif.notes]
-    while max(notes) > 96:
+    # Melody: each statement, each answer (the last one lands on the tonic on the final beat).
+    notes = [m + arr.register for m in motif.notes]
+    while max(notes) > 96 and min(notes) - 12 >= 48:
         notes = [m - 12 for m in notes]
-    while min(notes) < 55:
+    while min(notes) < 55 and max(notes) + 12 <= 96:
         notes = [m + 12 for m in notes]
+    # A motif wider than the playable range folds its outliers by octaves.
+    notes = [m - 12 * math.ceil((m - 96) / 12) if m > 96 else
+             m + 12 * math.ceil((48 - m) / 12) if m < 48 else m for m in notes]
     onsets = np.concatenate([[0.0], np.cumsum(rhythm[:-1])])
     lead_events: list[tuple[float, int, float]] = []  # (beat, midi, length in beats)
     landing = notes[-1]
     if answer:
-        for b, m, r in zip(onsets, notes, rhythm):
-            lead_events.append((intro_beats + b, m, r))
         landing = _nearest_tonic(key, notes[-1])
-        for b, m in zip(onsets[:-1], notes[:-1]):
-            lead_events.append((intro_beats + phrase + b, m, 1.0))
+        for k in range(repeats):
+            start = intro_beats + 2 * phrase * k
+            for b, m, r in zip(onsets, notes, rhythm):
+                lead_events.append((start + b, m, r))
+            last = k == repeats - 1
+            for b, m, r in zip(onsets, notes[:-1] if last else notes[:-1] + [landing], rhythm):
+                lead_events.append((start + phrase + b, m, r))
     else:
         for b, m in zip(onsets[:-1], notes[:-1]):
             lead_events.append((intro_beats + b, m, 1.0))
@@ -324,7 +339,9 @@ def render_jingle(spec: CueSpec, *, progress: ProgressFn | None = None) -> tuple
         "motif_rhythm_beats": list(motif.rhythm),
         "variant": spec.variant,
         "arrangement": arr.__dict__,
-        "form": "statement+answer" if answer else "statement",
+        "form": (f"(statement+answer)x{repeats}" if repeats > 1 else "statement+answer")
+        if answer else "statement",
+        "rhythm_scale": scale,
         "intro_beats": intro_beats,
         "final_hit_seconds": round(t_final, 4),
         "final_beat": final_beat,
