@@ -40,12 +40,13 @@ _SHELF_F0, _SHELF_GAIN_DB, _SHELF_Q = 1681.974450955533, 3.999843853973347, 0.70
 _HIGHPASS_F0, _HIGHPASS_Q = 38.13547087602444, 0.5003270373238773
 
 # True peak: ITU-R BS.1770-4 Annex 2 asks for at least 4x oversampling at 48 kHz. Our own
-# interpolation filter: a Kaiser-windowed sinc with 16 taps per phase, flat within 0.01 dB to
-# 18 kHz (-0.3 dB at 20 kHz), more than 60 dB down above 30 kHz. It is a Nyquist filter, so
-# phase 0 returns the samples themselves and a true peak is never below the sample peak.
+# interpolation filter: a Kaiser-windowed sinc with 24 taps per phase, flat within 0.07 dB to
+# 20 kHz, 40 dB down at 28 kHz and 80 dB down above 32 kHz; on near-Nyquist clicks it reads
+# within 0.01 dB of a 16x resampler. It is a Nyquist filter, so phase 0 returns the samples
+# themselves and a true peak is never below the sample peak.
 TRUE_PEAK_OVERSAMPLING = 4
-_TAPS_PER_PHASE = 16
-_KAISER_BETA = 6.0
+_TAPS_PER_PHASE = 24
+_KAISER_BETA = 8.0
 TP_CHUNK = 128          # samples per chunk for the skip test
 _TP_BATCH = 4096        # chunks evaluated per batch
 
@@ -370,6 +371,21 @@ def _chunk_true_peaks(audio: np.ndarray, chunks: np.ndarray) -> np.ndarray:
     return chunk_envelopes(audio, chunks).max(axis=-1)
 
 
+def _toeplitz_phases() -> np.ndarray:
+    """The interpolation as one matrix: a chunk's window (128 + taps - 1 samples) times this
+    gives the chunk's interpolated points, phase by phase (columns p * 128 + m). A matrix
+    product runs at BLAS speed, several times faster than filtering short windows one by one."""
+    C, T = TP_CHUNK, _TAPS_PER_PHASE
+    matrix = np.zeros((C + T - 1, len(_PHASES) * C), dtype=np.float32)
+    for p, taps in enumerate(_PHASES):
+        for m in range(C):
+            matrix[m:m + T, p * C + m] = taps
+    return matrix
+
+
+_TOEPLITZ = _toeplitz_phases()
+
+
 def chunk_envelopes(audio: np.ndarray, chunks: np.ndarray, *, circular: bool = False) -> np.ndarray:
     """4x-oversampled peak envelope (max over channels) of the listed 128-sample chunks.
 
@@ -387,14 +403,32 @@ def chunk_envelopes(audio: np.ndarray, chunks: np.ndarray, *, circular: bool = F
     channels, n = audio.shape
     C, T = TP_CHUNK, _TAPS_PER_PHASE
     width = C + T - 1
-    starts = np.asarray(chunks, dtype=np.int64) * C - _REACH + 1
-    index = starts[:, None] + np.arange(width)[None, :]
-    if circular:
-        seg = audio[:, index % n]
-    else:
-        valid = (index >= 0) & (index < n)
-        seg = np.where(valid[None], audio[:, np.clip(index, 0, n - 1)], np.float32(0.0))
-    return _peaks_of_windows(seg.astype(np.float32, copy=False)).max(axis=0)
+    chunks = np.asarray(chunks, dtype=np.int64)
+    out = np.empty((chunks.size, C), dtype=np.float32)
+    if chunks.size == 0:
+        return out
+    starts = chunks * C - _REACH + 1
+    inside = (starts >= 0) & (starts + width <= n)
+    windows = np.lib.stride_tricks.sliding_window_view(audio, width, axis=-1) if n >= width else None
+    for first in range(0, chunks.size, _TP_BATCH):
+        batch = slice(first, first + _TP_BATCH)
+        s, ok = starts[batch], inside[batch]
+        if ok.all():
+            seg = windows[:, s]
+        else:  # chunks at the ends: context from silence or, in a loop, from the other end
+            index = s[:, None] + np.arange(width)[None, :]
+            if circular:
+                seg = audio[:, index % n]
+            else:
+                valid = (index >= 0) & (index < n)
+                seg = np.where(valid[None], audio[:, np.clip(index, 0, n - 1)], np.float32(0.0))
+        seg = seg.astype(np.float32, copy=False)
+        points = seg.reshape(-1, width) @ _TOEPLITZ
+        np.abs(points, out=points)
+        env = points.reshape(channels, -1, len(_PHASES), C).max(axis=2)
+        np.maximum(env, np.abs(seg[..., _REACH - 1:_REACH - 1 + C]), out=env)
+        out[batch] = env.max(axis=0)
+    return out
 
 
 def true_peak_dbtp(audio: np.ndarray, sr: int) -> float:

@@ -78,7 +78,8 @@ def test_true_peak_fast_path_equals_full_computation(ambient_audio):
     audio = ambient_audio(3.0, SR)
     audio[:, 50_000:50_200] *= 4.0  # a local burst the skip test must not miss
     full = float(meter.oversampled_peaks(audio, 0, audio.shape[-1]).max())
-    assert meter.true_peak(audio) == full
+    # Same filter, another summation order (a matrix product): equal to float precision.
+    assert meter.true_peak(audio) == pytest.approx(full, rel=1e-6)
 
 
 @pytest.mark.parametrize("circular", [False, True])

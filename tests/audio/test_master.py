@@ -52,8 +52,8 @@ def test_ffmpeg_ebur128_agrees(make_render, tmp_path, ffmpeg, preset):
     path, _, _ = deliver(master(make_render("bed", 12.0, signal="hot"), preset), tmp_path)
     integrated, peak = ebur128(ffmpeg, path)
     assert integrated == pytest.approx(target.target_lufs, abs=0.5)
-    # ffmpeg's 4x resampler is another interpolation filter; allow it a little over ours.
-    assert peak <= target.true_peak_dbtp + 0.2
+    # ffmpeg interpolates with another filter and prints one decimal: it must show the ceiling.
+    assert peak <= target.true_peak_dbtp + 0.05
 
 
 def test_hot_input_is_limited_not_clipped(make_render, tmp_path):
