@@ -20,7 +20,7 @@ from soundscape.cli.common import console, error_line, workspace
 ledger_app = typer.Typer(help="The rights ledger: records, verification, proofs.",
                          no_args_is_help=True)
 
-KINDS = ("license", "asset", "dataset", "model", "output")
+KINDS = ("license", "asset", "dataset", "model", "output", "correction")
 
 
 def say(text: str) -> None:
@@ -93,6 +93,9 @@ def _summary(body: dict) -> str:
                 f"{' lineage unknown' if body.get('lineage_unknown') else ''}")
     if kind == "license":
         return str(body.get("license_id"))
+    if kind == "correction":
+        changes = ", ".join(f"{k}={v}" for k, v in sorted((body.get("changes") or {}).items()))
+        return f"{body.get('target')}: {changes} ({body.get('reason')})"
     return ""
 
 
@@ -209,6 +212,24 @@ def reconcile() -> None:
     """Record outputs a crash left unrecorded; clean up outputs that never completed."""
     with open_ledger() as ledger:
         report_reconcile(ledger.reconcile())
+
+
+@ledger_app.command("correct")
+@guarded
+def correct(
+    record_id: Annotated[str, typer.Argument(help="The asset or model to correct.")],
+    reason: Annotated[str, typer.Option(help="Why: kept in the ledger with the correction.")],
+    license: Annotated[Optional[str], typer.Option("--license", help="The right license expression.")] = None,
+    author: Annotated[Optional[str], typer.Option(help="Asset: the right author.")] = None,
+    attribution: Annotated[Optional[str], typer.Option(help="Asset: the right credit text.")] = None,
+    source: Annotated[Optional[str], typer.Option(help="Asset: the right source URL.")] = None,
+    title: Annotated[Optional[str], typer.Option(help="Asset: the right title.")] = None,
+) -> None:
+    """Append a correction to an asset or model; the original record stays, and lineage uses the fix."""
+    with open_ledger(reconcile=True) as ledger:
+        fixed = ledger.correct(record_id, reason=reason, license=license, author=author,
+                               attribution=attribution, source=source, title=title)
+    say(f"corrected {record_id} by {fixed.corrections[-1]}: license {fixed.license}")
 
 
 @ledger_app.command("export")

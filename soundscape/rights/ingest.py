@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Sequence
 
 from soundscape.errors import AudioError, LedgerError, LicenseError, ParameterError
-from soundscape.rights.ledger import SAMPLE_DATASET, DatasetRecord, Ledger, _from_body, _jsonable
+from soundscape.rights.ledger import (SAMPLE_DATASET, DatasetRecord, Ledger, _from_body, _jsonable,
+                                      apply_corrections)
 from soundscape.rights.store import canonical_json, utc_now
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aif", ".aiff", ".mp3")
@@ -142,12 +143,13 @@ def add_entries(ledger: Ledger, entries: Sequence[AssetEntry], *, dataset: str,
         for e, lic, probe in zip(entries, licenses, probes):
             same = batch.find("asset", lookup=probe["audio_sha256"])
             if same:
-                old = same[0]
+                old = apply_corrections(same[0], batch.find("correction", lookup=same[0]["id"]))
                 if old["license"] != lic:
                     raise LicenseError(
                         f"{e.where or e.path}: the same audio is already registered as "
                         f"{old['id']} ({old['path']}) under {old['license']}, not {lic}; "
-                        "resolve the conflict first (a license is never merged)")
+                        f"resolve it first (`soundscape ledger correct {old['id']} --license ... "
+                        "--reason ...`); a license is never merged")
                 asset_id = old["id"]
                 report_reused.append(asset_id)
             else:

@@ -75,6 +75,7 @@ class AssetRecord:
     channels: int | None = None
     added: str = ""
     recorded: str = ""
+    corrections: list = field(default_factory=list)
     body: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -144,6 +145,7 @@ class ModelRecord:
     training: dict = field(default_factory=dict)
     details: dict = field(default_factory=dict)
     recorded: str = ""
+    corrections: list = field(default_factory=list)
     body: dict = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -305,6 +307,22 @@ class ReconcileReport:
         return not (self.recorded or self.dropped or self.in_progress)
 
 
+# What a correction record may change, per kind of record it corrects.
+CORRECTABLE = {"asset": ("license", "author", "attribution", "source", "title", "description"),
+               "model": ("license", "base_model_license", "lineage_unknown")}
+
+
+def apply_corrections(body: dict, fixes: Sequence[dict]) -> dict:
+    """A record body as its corrections (oldest first) leave it; ``corrections`` lists them."""
+    if not fixes:
+        return body
+    view = dict(body)
+    for fix in fixes:
+        view.update(fix.get("changes") or {})
+    view["corrections"] = [fix["id"] for fix in fixes]
+    return view
+
+
 KIND_TYPES = {"license": LicenseRecord, "asset": AssetRecord, "dataset": DatasetRecord,
               "model": ModelRecord, "output": OutputRecord}
 
@@ -398,7 +416,84 @@ class Ledger:
         stored = self.store.get(record_id)
         if stored is None:
             raise LedgerError(f"no record {record_id} in the ledger (see `soundscape ledger list`)")
-        return typed(stored)
+        return self._typed([stored])[0]
+
+    def _typed(self, records: Sequence[StoredRecord]) -> list:
+        """Typed records, assets and models with their corrections applied."""
+        ids = [r.id for r in records if r.kind in CORRECTABLE]
+        fixes = self._corrections_of(ids) if ids else {}
+        return [typed(StoredRecord(r.seq, r.id, r.kind,
+                                   apply_corrections(r.body, fixes.get(r.id, [])), r.text))
+                for r in records]
+
+    def _corrections_of(self, ids: Sequence[str], conn=None) -> dict[str, list[dict]]:
+        """Correction bodies per target record id, oldest first."""
+        from sqlalchemy import select
+
+        from soundscape.rights.store import records_table as t
+
+        found: dict[str, list[dict]] = {}
+        ids = list(dict.fromkeys(ids))
+
+        def run(c):
+            for i in range(0, len(ids), 500):
+                rows = c.execute(select(t.c.body).where(t.c.kind == "correction")
+                                 .where(t.c.lookup.in_(ids[i:i + 500])).order_by(t.c.seq)).all()
+                for (text,) in rows:
+                    body = json.loads(text)
+                    found.setdefault(body["target"], []).append(body)
+        if conn is not None:
+            run(conn)
+        else:
+            with self.store.read() as c:
+                run(c)
+        return found
+
+    def correct(self, record_id: str, *, reason: str, **changes):
+        """Append a correction to an asset or model (the original record stays as it was).
+
+        Args:
+            record_id: the asset or model to correct.
+            reason: why (kept in the ledger; required).
+            **changes: new values; assets: license, author, attribution, source, title,
+                description; models: license, base_model_license, lineage_unknown.
+
+        Returns:
+            The corrected record.
+
+        Raises:
+            LedgerError: not a correctable record, or nothing to change.
+            LicenseError: a bad license expression.
+        """
+        stored = self.raw(record_id)
+        allowed = CORRECTABLE.get(stored.kind)
+        if allowed is None:
+            raise LedgerError(f"{record_id} is a {stored.kind} record; only assets and models "
+                              "can be corrected")
+        if not reason or not reason.strip():
+            raise LedgerError("a correction needs a reason (--reason TEXT)")
+        changes = {k: v for k, v in changes.items() if v is not None}
+        unknown = sorted(set(changes) - set(allowed))
+        if unknown:
+            raise LedgerError(f"cannot correct {', '.join(unknown)} of a {stored.kind}: "
+                              f"{', '.join(allowed)} can be corrected")
+        for key in ("license", "base_model_license"):
+            if key in changes:
+                changes[key] = self.normalize_license(changes[key], what=record_id)
+        with self.store.batch() as batch:
+            current = apply_corrections(stored.body,
+                                        batch.find("correction", lookup=record_id))
+            changes = {k: v for k, v in changes.items() if current.get(k) != v}
+            if not changes:
+                raise LedgerError(f"{record_id} already has those values; nothing to correct")
+            for key in ("license", "base_model_license"):
+                if changes.get(key):
+                    self._ensure_license_records(batch, changes[key])
+            batch.add("correction", _jsonable({
+                "target": record_id, "target_kind": stored.kind, "changes": changes,
+                "previous": {k: current.get(k) for k in changes}, "reason": reason.strip()}),
+                lookup=record_id)
+        return self.get(record_id)
 
     def raw(self, record_id: str) -> StoredRecord:
         """The stored record (body text exactly as hashed)."""
@@ -474,10 +569,10 @@ class Ledger:
         return ids
 
     def assets_by_sha(self, audio_sha256: str) -> list[AssetRecord]:
-        return [typed(r) for r in self.store.find("asset", lookup=audio_sha256)]
+        return self._typed(self.store.find("asset", lookup=audio_sha256))
 
     def list_assets(self) -> list[AssetRecord]:
-        return [typed(r) for r in self.store.iter_records("asset")]
+        return self._typed(list(self.store.iter_records("asset")))
 
     # -- datasets ---------------------------------------------------------------------------
 
@@ -519,15 +614,15 @@ class Ledger:
 
         from soundscape.rights.store import _stored, records_table as t
 
-        out: dict[str, AssetRecord] = {}
+        out: dict[str, StoredRecord] = {}
         ids = list(ids)
         with self.store.read() as conn:
             for i in range(0, len(ids), 500):
                 chunk = ids[i:i + 500]
                 for row in conn.execute(select(t.c.seq, t.c.id, t.c.kind, t.c.body)
                                         .where(t.c.id.in_(chunk))).all():
-                    out[row.id] = typed(_stored(row))
-        return [out[i] for i in ids if i in out]
+                    out[row.id] = _stored(row)
+        return self._typed([out[i] for i in ids if i in out])
 
     def ensure_sample_library(self, samples_dir: str | Path | None = None) -> DatasetRecord | None:
         """Register samples/ as dataset ``soundscape-samples`` (a new version when it changed).
@@ -598,12 +693,12 @@ class Ledger:
         """The model registered as ``name`` (or by record id), or None."""
         if name.startswith("model-"):
             r = self.store.get(name)
-            return typed(r) if r and r.kind == "model" else None
+            return self._typed([r])[0] if r and r.kind == "model" else None
         found = self.store.find("model", lookup=name)
-        return typed(found[-1]) if found else None
+        return self._typed([found[-1]])[0] if found else None
 
     def list_models(self) -> list[ModelRecord]:
-        return [typed(r) for r in self.store.iter_records("model")]
+        return self._typed(list(self.store.iter_records("model")))
 
     # -- outputs ----------------------------------------------------------------------------
 

@@ -77,7 +77,7 @@ checkpoints_table = Table(
 # The derived lookup columns of each kind: which body fields the two indexed columns copy.
 LOOKUP_KEYS = {"asset": ("audio_sha256", "file_sha256"), "output": ("audio_sha256", "content_key"),
                "model": ("name", "lm_sha256"), "dataset": ("name", "version"),
-               "license": ("license_id", None)}
+               "license": ("license_id", None), "correction": ("target", None)}
 
 
 def lookup_columns(body: dict) -> tuple:

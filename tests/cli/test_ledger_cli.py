@@ -116,6 +116,17 @@ def test_license_conflict_is_refused(cli, ws, tmp_path, rng):
     assert cli("dataset", "add", copy, "--license", "CC0-1.0", "--author", "A",
                "--dataset", "e").exit_code == 0
     assert len(rows(ws, "asset")) == 1
+    # A correction (with its reason) is how a wrong license is fixed; the record stays.
+    fixed = cli("ledger", "correct", "asset-000001", "--license", "CC-BY-NC-4.0",
+                "--reason", "the licensor says NC")
+    assert fixed.exit_code == 0, fixed.output
+    assert "corrected asset-000001 by fix-000001: license CC-BY-NC-4.0" in fixed.stdout
+    assert rows(ws, "asset")[0][1]["license"] == "CC0-1.0"
+    assert rows(ws, "correction")[0][1]["changes"] == {"license": "CC-BY-NC-4.0"}
+    assert cli("dataset", "add", copy, "--license", "CC-BY-NC-4.0", "--author", "A",
+               "--dataset", "f").exit_code == 0
+    no_reason = cli("ledger", "correct", "asset-000001", "--license", "MIT")
+    assert no_reason.exit_code == 2 and "--reason" in no_reason.stderr
 
 
 def test_dataset_import_jsonl(cli, ws, tmp_path, rng):

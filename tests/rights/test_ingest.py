@@ -272,3 +272,35 @@ def test_reconcile_tells_a_reused_pid_from_a_live_writer(ledger, tmp_path, rng):
     entry.write_text(json.dumps(data))
     report = ledger.reconcile()
     assert [p for p, _ in report.recorded] == [str(audio.resolve())]
+
+
+def test_a_conflict_is_resolved_by_a_correction_never_by_a_merge(ledger, home, tmp_path, rng):
+    f = tone(tmp_path / "a.wav", rng)
+    add_paths(ledger, [f], license="CC-BY-NC-4.0", author="A", dataset="d")
+    out = ledger.record_output(OutputEntry(
+        audio_sha256=audio_sha256(tone(tmp_path / "o.wav", rng)), file_sha256="0" * 64,
+        path=str(tmp_path / "o.wav"), engine="composer",
+        ingredients=[{"id": "a", "sha256": audio_sha256(f), "license": "CC-BY-NC-4.0"}]))
+    assert not ledger.clear(out.id, "broadcast-commercial").cleared
+    with pytest.raises(LicenseError, match="ledger correct asset-000001"):
+        add_paths(ledger, [f], license="CC-BY-4.0", author="A", dataset="d")
+    with pytest.raises(LedgerError, match="reason"):
+        ledger.correct("asset-000001", license="CC-BY-4.0", reason=" ")
+    with pytest.raises(LedgerError, match="only assets and models"):
+        ledger.correct(out.id, license="CC0-1.0", reason="no")
+    fixed = ledger.correct("asset-000001", license="cc-by-4.0", attribution="A, CC BY 4.0",
+                           reason="licensor's email of 2026-11-20: BY, not BY-NC")
+    assert (fixed.license, fixed.attribution, fixed.corrections) == (
+        "CC-BY-4.0", "A, CC BY 4.0", ["fix-000001"])
+    raw = ledger.raw("asset-000001").body
+    assert raw["license"] == "CC-BY-NC-4.0" and "corrections" not in raw  # history kept
+    fix = ledger.raw("fix-000001").body
+    assert fix["previous"] == {"license": "CC-BY-NC-4.0", "attribution": None}
+    verdict = ledger.clear(out.id, "broadcast-commercial")
+    assert verdict.cleared and "A, CC BY 4.0" in " ".join(verdict.obligations)
+    again = add_paths(ledger, [f], license="CC-BY-4.0", author="A", dataset="d")
+    assert again.reused == ["asset-000001"]
+    assert ledger.dataset_assets("d")[0].license == "CC-BY-4.0"
+    with pytest.raises(LedgerError, match="nothing to correct"):
+        ledger.correct("asset-000001", license="CC-BY-4.0", reason="again")
+    assert ledger.verify().kinds["correction"] == 1
