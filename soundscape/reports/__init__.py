@@ -84,7 +84,6 @@ def write_report(sheet, fmt: str, out: Path) -> Path:
     data = render(sheet, fmt, out=out)
     try:
         write_bytes_atomic(out, data)
-        os.chmod(out, 0o644)  # mkstemp made it private; a report is for sharing
     except OSError as exc:
         raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
     return out

@@ -569,7 +569,8 @@ def build_cuesheet(ledger, episode: str, *, policy: str | None = None,
             model_sha256=record.model_sha256, lineage=lineage, status=verdict.status,
             cleared=verdict.cleared, reasons=list(verdict.reasons),
             obligations=list(verdict.obligations), audio_sha256=record.audio_sha256,
-            record_id=record.id, file=record.path, kind=record.kind, prompt=record.prompt,
+            record_id=record.id, file=record.path, prompt=record.prompt,
+            kind=str((record.parameters or {}).get("kind") or ""),
             seed=record.seed, created=record.created,
             loudness_lufs=(record.mastering or {}).get("loudness_lufs"))
         cues.append(cue)

@@ -197,3 +197,19 @@ def test_a_cue_without_its_file_still_renders(sheets, tmp_path):
     html = reports.render(sheet, "html", out=tmp_path / "r.html").decode("utf-8")
     assert "no waveform: the delivered file was not found" in html
     assert reports.render(sheet, "pdf").startswith(b"%PDF-")
+
+
+def test_long_credit_lists_point_to_appendix_a(sheets, tmp_path):
+    import copy
+
+    sheet = copy.deepcopy(sheets["ledger"])
+    sheet.cues[0].obligations = [f'"rec{i:02d}" by Someone, licensed under CC BY 4.0' for i in range(20)]
+    html = reports.render(sheet, "html", out=tmp_path / "r.html").decode("utf-8")
+    assert "… and 15 more: every credit is in Appendix A" in html and "rec04" in html
+    assert "rec05" not in html.split('id="attributions"')[0]
+    rows = list(csv.DictReader(io.StringIO(reports.render(sheet, "csv").decode("utf-8-sig"))))
+    assert rows[0]["obligations"].count(" | ") == 19  # the CSV keeps every line
+
+
+def test_cue_kind_comes_from_the_cue_parameters(sheets):
+    assert [c.kind for c in sheets["rendered"].cues] == ["jingle", "bed", "sting"]
