@@ -468,13 +468,22 @@ def select_outputs(ledger, episode: str, *, production: str | None = None) -> li
     return list(latest.values())
 
 
+def _natural(text: str) -> tuple:
+    """``1M10`` after ``1M9``: digit runs compare as numbers."""
+    import re
+
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text or ""))
+
+
 def _sort_key(record, facts: dict, frame_rate: float):
+    """Timecode order; cues without one follow, in cue-number order (batches record them in
+    the order they finish, which is no order at all)."""
     tc = facts.get("timecode_in")
     try:
         frames = timecode_to_frames(tc, frame_rate) if tc else None
     except ParameterError:
         frames = None
-    return (frames is None, frames or 0, record.seq)
+    return (frames is None, frames or 0, _natural(record.cue_id or ""), record.seq)
 
 
 def check_checkpoint(ledger) -> CheckpointCheck:

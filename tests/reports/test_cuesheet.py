@@ -143,3 +143,13 @@ def test_durations_in_frames_use_the_exact_rate():
     assert cs.seconds_to_frames(10.0, 25) == 250
     assert cs.seconds_to_frames(60.0, 29.97) == 1798  # 29.97 is 30000/1001 frames a second
     assert cs.clock(59.6) == "01:00" and cs.clock(3725) == "1:02:05"
+
+
+def test_cues_without_timecodes_follow_in_cue_number_order():
+    from types import SimpleNamespace
+
+    records = [SimpleNamespace(cue_id=cid, seq=seq) for cid, seq in
+               (("1M10", 1), ("1M2", 2), ("1M1", 3), ("0M5", 4))]
+    facts = {"1M2": {"timecode_in": "00:00:05:00"}}
+    ordered = sorted(records, key=lambda r: cs._sort_key(r, facts.get(r.cue_id, {}), 25))
+    assert [r.cue_id for r in ordered] == ["1M2", "0M5", "1M1", "1M10"]
