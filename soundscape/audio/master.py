@@ -179,7 +179,11 @@ def _db(amplitude: float) -> float:
 # --- format ---------------------------------------------------------------------------------
 
 def to_master_format(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """A fresh float32 (2, n) array at 48 kHz: mono is duplicated, other rates resampled."""
+    """A new float32 (2, n) C-ordered array at 48 kHz: mono is duplicated, other rates resampled.
+
+    Exactly one array the size of the output is made (the render itself is never changed), so
+    a three-hour bed needs its own size again, not more.
+    """
     audio = np.asarray(audio)
     if audio.ndim == 1:
         audio = audio[np.newaxis, :]
@@ -187,14 +191,21 @@ def to_master_format(audio: np.ndarray, sample_rate: int) -> np.ndarray:
         raise AudioError(f"expected mono or stereo audio shaped (channels, samples), got {audio.shape}")
     if audio.shape[-1] == 0:
         raise AudioError("the render is empty")
+    owned = False
     if sample_rate != MASTER_SAMPLE_RATE:
         from scipy.signal import resample_poly
 
         g = math.gcd(int(sample_rate), MASTER_SAMPLE_RATE)
         audio = resample_poly(audio.astype(np.float32, copy=False), MASTER_SAMPLE_RATE // g,
                               int(sample_rate) // g, axis=-1)
-    out = np.array(np.broadcast_to(audio, (2, audio.shape[-1])), dtype=np.float32)
-    if not np.isfinite(out[:, :: max(1, out.shape[-1] // 100000)]).all() or not np.isfinite(out.sum()):
+        owned = True
+    if audio.shape[0] == 1:
+        out = np.repeat(audio.astype(np.float32, copy=False), 2, axis=0)
+    elif owned and audio.dtype == np.float32 and audio.flags.c_contiguous:
+        out = audio
+    else:
+        out = np.array(audio, dtype=np.float32, order="C")
+    if not np.isfinite(out.sum(dtype=np.float64)):
         raise AudioError("the render contains NaN or infinite samples")
     return out
 
@@ -202,31 +213,51 @@ def to_master_format(audio: np.ndarray, sample_rate: int) -> np.ndarray:
 # --- ends: loops and fades --------------------------------------------------------------------
 
 def make_loop(audio: np.ndarray, n_out: int) -> np.ndarray:
-    """Fold the render's extra tail over its start so the file loops without a seam.
+    """Fold the render's extra tail over its start so the file loops without a seam (in place).
 
-    The extra ``LOOP_OVERLAP_SECONDS`` after the loop length are crossfaded over the start: at
-    the first sample only the continuation of the last sample is heard, so the loop's joint is
-    the signal's own next step. The crossfade is equal-power, corrected for the measured
-    correlation of the two layers (equal-gain when they are alike). The loop point then moves
-    by up to 10 ms to the gentlest step nearby (a circular rotation: nothing is lost).
+    The loop is ``n_out`` samples of the render from a start point s; the samples after it
+    (about ``LOOP_OVERLAP_SECONDS``) are crossfaded over its beginning. At the loop's first
+    sample only the continuation of its last sample is heard, so the joint is the signal's own
+    next step; s (within the first 10 ms) is chosen where that step is gentlest. The crossfade
+    is equal-power, corrected for the measured correlation of the two layers (equal-gain when
+    they are alike).
+
+    Returns:
+        A C-ordered (2, n_out) view into ``audio``'s memory (no copy of a long bed).
     """
     sr = MASTER_SAMPLE_RATE
-    overlap = audio.shape[-1] - n_out
-    if overlap < int(0.1 * sr):
+    extra = audio.shape[-1] - n_out
+    if extra < int(0.1 * sr):
         raise AudioError(f"a loop needs the render {LOOP_OVERLAP_SECONDS:g} s longer than its duration "
                          f"(got {audio.shape[-1] / sr:.3f} s for {n_out / sr:.3f} s)")
-    head = audio[:, :overlap].astype(np.float64)
-    tail = audio[:, n_out:n_out + overlap].astype(np.float64)
+    start = _gentlest_seam(audio, n_out, sr, search=min(int(SEAM_SEARCH_SECONDS * sr), extra // 2))
+    overlap = extra - start
+    head = audio[:, start:start + overlap].astype(np.float64)
+    tail = audio[:, start + n_out:].astype(np.float64)
     denom = math.sqrt(float((head * head).sum()) * float((tail * tail).sum()))
     rho = min(max(float((head * tail).sum()) / denom, 0.0), 1.0) if denom > 0 else 0.0
     u = np.arange(overlap) / overlap
     fade_in, fade_out = np.sin(0.5 * np.pi * u), np.cos(0.5 * np.pi * u)
     # Power of the sum of two layers with correlation rho: a^2 + b^2 + 2 rho a b.
     norm = np.sqrt(fade_in ** 2 + fade_out ** 2 + 2.0 * rho * fade_in * fade_out)
-    loop = audio[:, :n_out]
-    loop[:, :overlap] = ((head * fade_in + tail * fade_out) / norm).astype(np.float32)
-    shift = _gentlest_seam(loop, sr)
-    return np.ascontiguousarray(np.roll(loop, -shift, axis=-1)) if shift else np.ascontiguousarray(loop)
+    audio[:, start:start + overlap] = ((head * fade_in + tail * fade_out) / norm).astype(np.float32)
+    return _compact(audio, start, n_out)
+
+
+def _compact(audio: np.ndarray, start: int, n: int) -> np.ndarray:
+    """Move each row's [start, start + n) to the front of a C-ordered buffer, in place, and
+    return the (rows, n) C-ordered view (blockwise forward moves: no full-size temporary)."""
+    rows, width = audio.shape
+    flat = audio.reshape(-1)
+    block = 1 << 20
+    for row in range(rows):  # row 0 first: row 1's destination overlaps row 0's source
+        src, dst = row * width + start, row * n
+        if src == dst:
+            continue
+        for i in range(0, n, block):
+            m = min(block, n - i)
+            flat[dst + i:dst + i + m] = flat[src + i:src + i + m]
+    return flat[:rows * n].reshape(rows, n)
 
 
 def _local_step_scale(audio: np.ndarray, sr: int) -> np.ndarray:
@@ -238,14 +269,15 @@ def _local_step_scale(audio: np.ndarray, sr: int) -> np.ndarray:
     return np.percentile(steps, SEAM_PERCENTILE, axis=-1)
 
 
-def _gentlest_seam(loop: np.ndarray, sr: int) -> int:
-    search = min(int(SEAM_SEARCH_SECONDS * sr), loop.shape[-1] // 4)
-    scale = _local_step_scale(loop, sr)
+def _gentlest_seam(audio: np.ndarray, n_out: int, sr: int, *, search: int) -> int:
+    """The loop start s in [0, search) whose joint (audio[s + n_out - 1] to audio[s + n_out])
+    is the smallest step relative to the ordinary steps around it."""
+    ctx = int(SEAM_CONTEXT_SECONDS * sr)
+    around = audio[:, max(n_out - ctx, 0):n_out + ctx].astype(np.float64)
+    scale = np.percentile(np.abs(np.diff(around, axis=-1)), SEAM_PERCENTILE, axis=-1)
     scale = np.where(scale > 0, scale, 1.0)
-    # Candidate seams r: the step from loop[r - 1] (loop[-1] for r = 0) to loop[r].
-    window = np.concatenate([loop[:, -1:], loop[:, :search + 1]], axis=-1).astype(np.float64)
-    steps = np.abs(np.diff(window, axis=-1)) / scale[:, None]
-    return int(np.argmin(steps.max(axis=0)))
+    joints = np.abs(np.diff(audio[:, n_out - 1:n_out + search].astype(np.float64), axis=-1)) / scale[:, None]
+    return int(np.argmin(joints.max(axis=0)))
 
 
 def loop_seam_ratio(audio: np.ndarray, sr: int) -> float:

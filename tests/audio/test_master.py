@@ -68,6 +68,14 @@ def test_hot_input_is_limited_not_clipped(make_render, tmp_path):
     assert meter.integrated_loudness(audio, sr) == pytest.approx(-14.0, abs=0.05)
 
 
+@pytest.mark.parametrize("loop", [False, True])
+def test_the_render_is_left_unchanged(make_render, loop):
+    render = make_render("bed", 10.0, loop=loop)
+    before = render.audio.copy()
+    master(render, "ebu-r128")
+    np.testing.assert_array_equal(render.audio, before)
+
+
 def test_none_preset_keeps_the_level(make_render):
     render = make_render("bed", 10.0)
     mastered = master(render, "none")
@@ -100,7 +108,7 @@ def seam_step_ratio(audio, sr):
 def test_loop_is_seamless(make_render, tmp_path, preset):
     mastered = master(make_render("bed", 12.0, loop=True, signal="hot" if preset == "streaming" else "ambient"), preset)
     _, audio, sr = deliver(mastered, tmp_path)
-    assert audio.shape[-1] == 12 * SR
+    assert audio.shape[-1] == 12 * SR and mastered.audio.flags.c_contiguous
     assert mastered.loop and mastered.seam_ratio is not None and mastered.seam_ratio <= 1.0
     assert seam_step_ratio(audio, sr) <= 1.0
     # Played round the seam, the loop has no click: the high-passed level there is ordinary.
