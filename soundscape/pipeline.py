@@ -101,7 +101,7 @@ def run(jobs: Sequence[Job], *, workspace=None, progress: Callable[[str, float],
     Output paths are checked before anything renders, and each output is journalled as
     pending before its file is written. ``progress(stage, fraction)`` reports overall progress.
     """
-    check_jobs(jobs)
+    check_jobs(jobs, workspace=workspace)
     ledger = open_ledger(workspace) if record else None
     try:
         tokens = begin(jobs, ledger)
@@ -112,8 +112,9 @@ def run(jobs: Sequence[Job], *, workspace=None, progress: Callable[[str, float],
             ledger.close()
 
 
-def check_jobs(jobs: Sequence[Job]) -> None:
-    """Fail before any rendering on an unknown preset, an unwritable or duplicate output path."""
+def check_jobs(jobs: Sequence[Job], *, workspace=None) -> None:
+    """Fail before any rendering on an unknown preset, an unwritable or duplicate output path,
+    or a musicgen model that is unknown or may not be used."""
     from soundscape.audio.io import check_output_path
     from soundscape.audio.master import get_preset
 
@@ -124,6 +125,16 @@ def check_jobs(jobs: Sequence[Job]) -> None:
         if job.path.resolve() in seen:
             raise ParameterError(f"two cues would write the same file {job.path}")
         seen.add(job.path.resolve())
+    for engine_name, model, allow in {(j.spec.engine, j.spec.model, _allow_unknown(j.spec))
+                                      for j in jobs}:
+        if engine_name == "musicgen":
+            from soundscape.engines.musicgen import engine_for_model
+
+            engine_for_model(model, workspace=workspace, allow_unknown_lineage=allow)
+
+
+def _allow_unknown(spec: CueSpec) -> bool:
+    return bool(spec.params.get("allow_unknown_lineage"))
 
 
 def open_ledger(workspace):
@@ -167,10 +178,10 @@ def produce(jobs: Sequence[Job], *, workspace=None,
     results: dict[int, dict] = {}
     groups: dict[tuple, list[int]] = {}
     for index, job in enumerate(jobs):
-        groups.setdefault((job.spec.engine, job.spec.model), []).append(index)
+        groups.setdefault((job.spec.engine, job.spec.model, _allow_unknown(job.spec)), []).append(index)
     done = 0
-    for (engine_name, model_name), indexes in groups.items():
-        engine = engine_for(engine_name, model_name, workspace=workspace)
+    for (engine_name, model_name, allow), indexes in groups.items():
+        engine = engine_for(engine_name, model_name, workspace=workspace, allow_unknown_lineage=allow)
         group_jobs = [jobs[i] for i in indexes]
 
         def engine_progress(fraction: float, _n=len(group_jobs), _done=done) -> None:
@@ -186,7 +197,7 @@ def produce(jobs: Sequence[Job], *, workspace=None,
     return [results[i] for i in range(len(jobs))]
 
 
-def engine_for(name: str, model: str | None, *, workspace=None):
+def engine_for(name: str, model: str | None, *, workspace=None, allow_unknown_lineage: bool = False):
     """The engine for a cue; musicgen models are looked up in the ledger by name."""
     from soundscape.engines import get_engine
 
@@ -194,4 +205,4 @@ def engine_for(name: str, model: str | None, *, workspace=None):
         return get_engine("composer")
     from soundscape.engines.musicgen import engine_for_model
 
-    return engine_for_model(model, workspace=workspace)
+    return engine_for_model(model, workspace=workspace, allow_unknown_lineage=allow_unknown_lineage)
