@@ -35,14 +35,14 @@ def init(
     org = organization or ws.setting("studio") or credentials.DEV_ORGANIZATION
     keys = credentials.make_dev_ca(credentials.dev_folder(ws), organization=str(org),
                                    algorithm=algorithm, force=force)
-    console.print(f"development CA      {keys.ca_cert}")
-    console.print(f"signing certificate {keys.signer_cert} ({keys.algorithm}, O={keys.organization})")
-    console.print(f"private keys        {keys.ca_key}, {keys.signer_key} (mode 0600)")
+    console.print(f"development CA      {keys.ca_cert}", soft_wrap=True)
+    console.print(f"signing certificate {keys.signer_cert} ({keys.algorithm}, O={keys.organization})", soft_wrap=True)
+    console.print(f"private keys        {keys.ca_key}, {keys.signer_key} (mode 0600)", soft_wrap=True)
     if ws.setting("signing_cert"):
-        console.print("note: soundscape.toml names signing_cert, which still wins over these keys")
+        console.print("note: soundscape.toml names signing_cert, which still wins over these keys", soft_wrap=True)
     else:
         console.print("outputs are now signed with this certificate; the CA is the trust anchor "
-                      "unless soundscape.toml names trust_anchors")
+                      "unless soundscape.toml names trust_anchors", soft_wrap=True)
 
 
 @keys_app.command("show")
@@ -54,17 +54,17 @@ def show() -> None:
     config = credentials.signing_config(ws)
     if config is None:
         console.print("signing: off (no certificate; run 'soundscape keys init' or set "
-                      "signing_cert and signing_key in soundscape.toml)")
+                      "signing_cert and signing_key in soundscape.toml)", soft_wrap=True)
     else:
         info = credentials.certificate_summary(config.cert_chain.read_bytes())
         alg = credentials.signing_algorithm(config.key.read_bytes())
-        console.print(f"signing certificate {config.cert_chain}")
-        console.print(f"  subject  {info['subject']}")
-        console.print(f"  issuer   {info['issuer']}")
-        console.print(f"  valid    {info['not_before']} to {info['not_after']}")
-        console.print(f"  sha256   {info['sha256']}")
-        console.print(f"  key      {config.key} ({alg})")
-        console.print(f"timestamp authority {config.tsa_url or 'none'}")
+        console.print(f"signing certificate {config.cert_chain}", soft_wrap=True)
+        console.print(f"  subject  {info['subject']}", soft_wrap=True)
+        console.print(f"  issuer   {info['issuer']}", soft_wrap=True)
+        console.print(f"  valid    {info['not_before']} to {info['not_after']}", soft_wrap=True)
+        console.print(f"  sha256   {info['sha256']}", soft_wrap=True)
+        console.print(f"  key      {config.key} ({alg})", soft_wrap=True)
+        console.print(f"timestamp authority {config.tsa_url or 'none'}", soft_wrap=True)
     anchors = credentials.trust_anchors_path(ws)
-    console.print(f"trust anchors       {anchors or 'none (nothing verifies as trusted)'}")
-    console.print(f"training-and-mining {credentials.training_mining_use(ws)}")
+    console.print(f"trust anchors       {anchors or 'none (nothing verifies as trusted)'}", soft_wrap=True)
+    console.print(f"training-and-mining {credentials.training_mining_use(ws)}", soft_wrap=True)

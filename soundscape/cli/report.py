@@ -44,7 +44,7 @@ def report(
     p = sheet.production
     colour = "green" if p.cleared else "red"
     console.print(f"{p.title} {p.episode}: [bold {colour}]{p.status}[/] · {p.cleared_count} of "
-                  f"{p.cue_count} cues cleared under {p.policy} · {p.total_duration_text} of music")
+                  f"{p.cue_count} cues cleared under {p.policy} · {p.total_duration_text} of music", soft_wrap=True)
     if not sheet.checkpoint.verified:
-        console.print(f"[red]ledger checkpoint: {sheet.checkpoint.message}[/]")
-    console.print(f"wrote {path}")
+        console.print(f"[red]ledger checkpoint: {sheet.checkpoint.message}[/]", soft_wrap=True)
+    console.print(f"wrote {path}", soft_wrap=True)
