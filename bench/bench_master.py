@@ -21,7 +21,7 @@ from scipy.signal import lfilter
 
 from soundscape.audio.io import BextInfo, audio_sha256, make_ixml, write_audio
 from soundscape.audio.master import master
-from soundscape.engines.base import Lineage, Render
+from soundscape.engines.base import LOOP_OVERLAP_SECONDS, Lineage, Render
 from soundscape.spec import CueSpec, resolve_intent
 
 SR = 48000
@@ -65,6 +65,13 @@ def main() -> None:
               f"({seconds / seconds_taken:.0f}x real time); "
               f"{mastered.loudness_lufs:.2f} LUFS, {mastered.true_peak_dbtp:.2f} dBTP, "
               f"limiter {mastered.limiter_reduction_db:.2f} dB")
+    looped = CueSpec(prompt=spec.prompt, kind="bed", duration=seconds, seed=440, intent=spec.intent, loop=True)
+    loop_render = Render(spec=looped, audio=bed_audio(seconds + LOOP_OVERLAP_SECONDS), sample_rate=SR,
+                         lineage=Lineage("bench", "0"))
+    looped_master, seconds_taken = timed(lambda: master(loop_render, "ebu-r128"), "master")
+    print(f"master (ebu-r128, loop): {seconds_taken:.2f} s wall, {CPU['master']:.2f} s CPU "
+          f"({seconds / seconds_taken:.0f}x real time); seam ratio {looped_master.seam_ratio:.3f}")
+    del loop_render, looped_master
     bext = BextInfo(description=spec.prompt, origination_date="2026-01-01", origination_time="12:00:00",
                     loudness_value=mastered.loudness_lufs, max_true_peak_level=mastered.true_peak_dbtp,
                     coding_history="A=PCM,F=48000,W=24,M=stereo,T=soundscape bench")
