@@ -222,3 +222,14 @@ def test_reading_garbage_is_an_audio_error(tmp_path):
     with pytest.raises(AudioError):
         audio_sha256(junk)
     assert read_bext(junk) is None
+
+
+def test_wav_tags_go_to_list_info(audio, tmp_path):
+    path = tmp_path / "bed.wav"
+    write_audio(path, audio, SR, bext=bext(), tags={"title": "Bed – one", "comment": "rain"})
+    info = WavInfoReader(str(path)).info
+    assert (info.title, info.comment) == ("Bed - one", "rain")  # RIFF INFO text is ASCII too
+    with sf.SoundFile(str(path)) as handle:
+        assert handle.title == "Bed - one"
+    with pytest.raises(ParameterError, match="unknown tag"):
+        write_audio(tmp_path / "other.wav", audio, SR, tags={"mood": "calm"})
