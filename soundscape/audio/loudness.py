@@ -56,13 +56,13 @@ def _interpolation_phases() -> np.ndarray:
     L, T = TRUE_PEAK_OVERSAMPLING, _TAPS_PER_PHASE
     m = np.arange(-L * T // 2, L * T // 2 + 1)
     h = np.sinc(m / L) * np.kaiser(len(m), _KAISER_BETA)
+    half = L * T // 2
     phases = []
     for p in range(1, L):
-        # Output at input position n + p/L: sum_k x[n-k] h[kL + p] for the taps of this phase;
-        # written as a correlation over x[n - T/2 + 1 .. n + T/2].
-        taps = np.array([h[np.searchsorted(m, j * L + p)] if -L * T // 2 <= j * L + p <= L * T // 2
-                         else 0.0 for j in range(-T // 2, T // 2)])
-        phases.append(taps[::-1])  # correlation over x[n - T/2 + 1 ..] in increasing time
+        # The point p/L after sample n is sum_k x[n - k] h[kL + p], k = -T/2 .. T/2 - 1; as a
+        # correlation over x[n - T/2 + 1 .. n + T/2] in increasing time, the taps run backwards.
+        taps = np.array([h[half + k * L + p] for k in range(-T // 2, T // 2)])
+        phases.append(taps[::-1])
     return np.array(phases, dtype=np.float32)
 
 
