@@ -243,19 +243,33 @@ def export(
 
     if fmt != "jsonl":
         raise ParameterError(f"unknown export format {fmt!r}: jsonl is supported")
-    with open_ledger() as ledger:
-        lines = [r.text for r in ledger.records()]
-    text = "".join(line + "\n" for line in lines)
-    if out is None:
-        typer.echo(text, nl=False)
-        return
-    from soundscape.atomic import write_bytes_atomic
+    import os
+    import tempfile
 
-    try:
-        write_bytes_atomic(out, text.encode("utf-8"))
-    except OSError as exc:
-        raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
-    say(f"{len(lines)} records written to {out}")
+    with open_ledger() as ledger:
+        if out is None:
+            for r in ledger.records():
+                typer.echo(r.text)
+            return
+        # Streamed to a hidden temp file beside the target, renamed into place when complete.
+        count = 0
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.tmp", dir=out.parent)
+        except OSError as exc:
+            raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+                for r in ledger.records():
+                    handle.write(r.text + "\n")
+                    count += 1
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, out)
+        except OSError as exc:
+            raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    say(f"{count} records written to {out}")
 
 
 @guarded
