@@ -425,8 +425,9 @@ def _gain_curve_levels(regions: list[tuple[int, np.ndarray]], n_chunks: int) -> 
         steps = np.abs(np.diff(curve))
         step = np.maximum(steps[:-1].reshape(count, C).max(axis=1), steps[1:].reshape(count, C).max(axis=1))
         stop = min(first + count, n_chunks)
-        gain_max[first:stop] = np.where(gain_max[first:stop] < 1.0, np.maximum(gain_max[first:stop], top[:stop - first]),
-                                        top[:stop - first])
+        # A chunk only partly inside a region keeps top = 1 (the gain outside it), so the
+        # minimum over regions is the chunk's largest gain, or 1 where regions share it.
+        gain_max[first:stop] = np.minimum(gain_max[first:stop], top[:stop - first])
         gain_step[first:stop] = np.maximum(gain_step[first:stop], step[:stop - first])
     return gain_max, gain_step
 

@@ -170,3 +170,26 @@ def test_presets_and_errors(make_render):
     short = make_render("bed", 10.0)  # asked to loop without the extra overlap
     with pytest.raises(AudioError, match="longer than its duration"):
         master(short, "ebu-r128", loop=True)
+
+
+def test_limiter_gain_is_smooth_with_look_ahead_and_release(rng):
+    from soundscape.audio.master import limiter_gain
+
+    t = np.arange(2 * SR) / SR
+    audio = np.stack([0.1 * np.sin(2 * np.pi * 110 * t)] * 2).astype(np.float32)
+    click = SR  # one full-scale click at 1 s
+    audio[:, click:click + 48] += np.float32(0.9) * np.hanning(48).astype(np.float32)
+    ceiling = 10 ** (-6 / 20)
+    (start, g), = limiter_gain(audio, 1.0, ceiling)
+    gain = np.ones(audio.shape[-1])
+    gain[start:start + g.size] = g
+    limited = audio * gain.astype(np.float32)
+    assert meter.true_peak(limited) <= ceiling * (1 + 1e-4)
+    db = 20 * np.log10(gain)
+    assert np.abs(np.diff(db)).max() < 0.1                  # no gain jumps: at most 0.1 dB a sample
+    assert db[: click - int(0.004 * SR)].min() > -1e-6     # untouched until the 3 ms look-ahead
+    assert db[click - int(0.002 * SR)] < -0.5                # the ramp is under way before the click
+    deepest = db.min()
+    after = db[click + 48 + int(0.010 * SR) + int(0.100 * SR)]  # hold, then one release time constant
+    assert deepest * 0.6 < after < deepest * 0.2              # exponential recovery (1/e ~ 0.37)
+    assert db[click + int(0.8 * SR)] > -0.01                 # and back to unity well within a second
