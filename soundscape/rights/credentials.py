@@ -736,7 +736,8 @@ def _metadata_checks(path: Path, signed: dict | None) -> list[Check]:
         checks.append(Check("iXML", signed_ixml is None, "no iXML chunk" + (
             ", but the signed file had one" if signed_ixml else "")))
     elif signed_ixml is None:
-        checks.append(Check("iXML", True, "present (the manifest holds no hash to compare)"))
+        checks.append(Check("iXML", True, "present (" + ("no manifest to compare with" if signed is None
+                                                        else "the manifest holds no hash to compare") + ")"))
     elif hashlib.sha256(ixml.encode("utf-8")).hexdigest() != signed_ixml:
         checks.append(Check("iXML", False, "the iXML chunk changed since signing"))
     else:
@@ -765,8 +766,11 @@ def verify_file(path: str | Path, workspace) -> list[Check]:
         raise CredentialError(f"{path}: no such file")
     mime_for(path)
     anchors = trust_anchors_path(workspace)
-    creds = read_credentials(path, anchors_pem=anchors.read_text() if anchors else None)
-    checks = _manifest_checks(creds, anchors)
+    try:
+        creds = read_credentials(path, anchors_pem=anchors.read_text() if anchors else None)
+        checks = _manifest_checks(creds, anchors)
+    except CredentialError as exc:  # a manifest so damaged c2pa cannot parse it
+        creds, checks = None, [Check("manifest", False, str(exc))]
     signed = (creds.ledger or {}) if creds else {}
     checks += _metadata_checks(path, signed.get("metadata") if creds else None)
 

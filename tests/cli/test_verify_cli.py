@@ -102,6 +102,19 @@ def test_a_changed_bext_description_is_named(signed, tmp_path):
     assert lines["audio"].startswith("PASS")  # the samples are intact
 
 
+def test_a_damaged_manifest_fails_without_stopping_the_other_checks(signed, tmp_path):
+    path = _copy(signed, tmp_path)
+    offset, size = riff_chunks(path)[b"C2PA"]
+    data = bytearray(path.read_bytes())
+    for k in range(0, size, 97):
+        data[offset + k] ^= 0xFF
+    path.write_bytes(bytes(data))
+    result, lines = _verify(signed["home"], path)
+    assert result.exit_code == 1
+    assert lines["manifest"].startswith("FAIL") and "C2PA manifest" in lines["manifest"]
+    assert lines["ledger"].startswith("PASS") and lines["audio"].startswith("PASS")
+
+
 def test_a_file_with_no_manifest(signed, tmp_path):
     home = tmp_path / "home"  # no keys here: outputs are recorded but not signed
     delivery = _render(home, tmp_path, "2M1")
