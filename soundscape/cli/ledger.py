@@ -134,10 +134,14 @@ def show(record_id: Annotated[str, typer.Argument(help="Record id, e.g. out-0000
 def verify(
     quick: Annotated[bool, typer.Option(
         "--quick", help="Check every root but only the latest checkpoint's signature.")] = False,
+    against: Annotated[Optional[list[Path]], typer.Option(
+        "--against", help="A sidecar, proof or checkpoint JSON kept elsewhere: the ledger must "
+        "still match its signed checkpoint (exposes truncation and rewrites). Repeatable.")] = None,
 ) -> None:
     """Recompute every leaf and root, check every signed checkpoint; name the first bad record."""
+    held = [(str(path), _held_checkpoint(path)) for path in against or ()]
     with open_ledger() as ledger:
-        report = ledger.verify(all_signatures=not quick)
+        report = ledger.verify(all_signatures=not quick, against=held)
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(report.kinds.items())) or "empty"
     say(f"ledger OK: {_count(report.records, 'record')} ({kinds}), "
         f"{_count(report.checkpoints, 'signed checkpoint')}, "
@@ -145,6 +149,23 @@ def verify(
     if report.latest:
         say(f"root {report.root} at size {report.latest.size}, key {report.key_id} "
             f"({report.key_source})")
+
+
+def _held_checkpoint(path: Path) -> dict:
+    """The signed checkpoint in a sidecar (``ledger.checkpoint``), a proof, or a bare checkpoint."""
+    from soundscape.errors import ParameterError
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ParameterError(f"cannot read {path}: {exc}") from None
+    if isinstance(data, dict) and isinstance(data.get("ledger"), dict):
+        data = data["ledger"].get("checkpoint")
+    elif isinstance(data, dict) and isinstance(data.get("checkpoint"), dict):
+        data = data["checkpoint"]
+    if not isinstance(data, dict) or not {"size", "root", "signature"} <= set(data):
+        raise ParameterError(f"{path} holds no signed ledger checkpoint")
+    return data
 
 
 @ledger_app.command("prove")

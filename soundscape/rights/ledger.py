@@ -520,13 +520,19 @@ class Ledger:
 
     # -- integrity --------------------------------------------------------------------------
 
-    def verify(self, *, all_signatures: bool = True) -> VerifyReport:
+    def verify(self, *, all_signatures: bool = True,
+               against: Sequence[tuple[str, dict]] = ()) -> VerifyReport:
         """Recompute the whole tree and check every checkpoint (see :meth:`Store.verify`).
+
+        Args:
+            all_signatures: check every checkpoint's signature, not only the latest.
+            against: ``(label, checkpoint)`` pairs kept elsewhere (sidecars, proofs) that the
+                ledger must still agree with.
 
         Raises:
             TamperError: one line naming the first bad record.
         """
-        return self.store.verify(all_signatures=all_signatures)
+        return self.store.verify(all_signatures=all_signatures, against=against)
 
     def prove(self, record_id: str) -> InclusionProof:
         """An inclusion proof for ``record_id`` against the latest signed checkpoint."""

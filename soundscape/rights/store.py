@@ -22,7 +22,7 @@ import time as _time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from sqlalchemy import (Column, Index, Integer, LargeBinary, MetaData, String, Table, Text,
                         create_engine, event, func, select)
@@ -497,7 +497,8 @@ class Store:
 
     # -- verification -----------------------------------------------------------------------
 
-    def verify(self, *, all_signatures: bool = True) -> VerifyReport:
+    def verify(self, *, all_signatures: bool = True,
+               against: Sequence[tuple[str, dict]] = ()) -> VerifyReport:
         """Recompute every leaf and every checkpoint root; check signatures; name the first fault.
 
         Args:
@@ -505,6 +506,10 @@ class Store:
                 latest is checked: still sound, since its root commits to every leaf and each
                 earlier root is recomputed from those leaves, but a forged signature on an
                 older checkpoint goes unreported.
+            against: ``(label, checkpoint dict)`` pairs held elsewhere (a sidecar's
+                ``ledger.checkpoint``, a proof's ``checkpoint``): each must be signed by the
+                ledger's key and match the tree at its size, which exposes a truncation or a
+                rewrite even when the checkpoints in the database were removed or re-signed.
 
         Raises:
             TamperError: one line naming the first bad record or checkpoint.
@@ -516,6 +521,14 @@ class Store:
             raise TamperError(f"the ledger names key {self.meta.get('key_id')} but this "
                               f"workspace's ledger key is {trusted_kid} ({key_source}): the "
                               "ledger was rebuilt or replaced")
+        held: dict[int, list[tuple[str, str]]] = {}
+        for label, cp in against:
+            try:
+                merkle.verify_checkpoint(cp, key)
+            except merkle.ProofError as exc:
+                raise TamperError(f"the checkpoint held in {label} does not verify with this "
+                                  f"ledger's key ({exc})") from None
+            held.setdefault(int(cp["size"]), []).append((label, cp["root"]))
         with self.read() as conn:
             cps = [_checkpoint(r) for r in conn.execute(
                 select(checkpoints_table).order_by(checkpoints_table.c.size)).all()]
@@ -529,12 +542,12 @@ class Store:
                 rows = conn.connection.driver_connection.execute(sql)
             else:
                 rows = conn.execute(query).yield_per(5000)
-            result = self._scan(rows, cps, key, trusted_kid, all_signatures)
+            result = self._scan(rows, cps, key, trusted_kid, all_signatures, held)
         result.seconds = _time.perf_counter() - started
         result.key_source = key_source
         return result
 
-    def _scan(self, rows, cps, key, trusted_kid, all_signatures) -> VerifyReport:
+    def _scan(self, rows, cps, key, trusted_kid, all_signatures, held) -> VerifyReport:
         frontier = merkle.Frontier()
         sha256 = merkle.hashlib.sha256
         cp_index = 0
@@ -563,6 +576,13 @@ class Store:
             frontier.append(leaf)
             ids_since_cp.append((rid, seq))
             prev_id = rid
+            if seq in held:
+                root = frontier.root().hex()
+                for label, held_root in held[seq]:
+                    if held_root != root:
+                        raise TamperError(f"the first {seq} records do not match signed "
+                                          f"checkpoint {seq} held in {label}: the ledger's "
+                                          "history was rewritten")
             if seq == next_cp:
                 cp = cps[cp_index]
                 last = cp_index == len(cps) - 1
@@ -595,6 +615,12 @@ class Store:
             cp = cps[cp_index]
             raise TamperError(f"record #{n + 1} is missing: signed checkpoint {cp.size} covers "
                               f"{cp.size} records but only {n} remain; the ledger was truncated")
+        beyond = sorted(size for size in held if size > n)
+        if beyond:
+            label = held[beyond[0]][0][0]
+            raise TamperError(f"record #{n + 1} is missing: {label} holds signed checkpoint "
+                              f"{beyond[0]} but only {n} records remain; the ledger was "
+                              "truncated or rolled back")
         latest = cps[-1] if cps else None
         return VerifyReport(records=n, checkpoints=len(cps), signatures_checked=signatures,
                             root=frontier.root().hex(), key_id=trusted_kid, latest=latest,

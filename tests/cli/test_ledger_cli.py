@@ -243,6 +243,14 @@ def test_ledger_reconcile_records_a_crashed_output(cli, ws, tmp_path, rng):
     assert f"reconciled: recorded {audio} as out-000001" in result.stdout
     assert json.loads(side.read_text())["ledger"]["record_id"] == "out-000001"
     assert "nothing to reconcile" in cli("ledger", "reconcile").stdout
+    # The sidecar keeps the signed checkpoint: a ledger rolled back behind it is caught.
+    assert cli("ledger", "verify", "--against", side).exit_code == 0
+    con = sqlite3.connect(ws / "ledger.sqlite")
+    con.execute("DELETE FROM ledger_records")
+    con.execute("DELETE FROM ledger_checkpoints")
+    con.commit()
+    assert cli("ledger", "verify").exit_code == 0
+    assert "truncated or rolled back" in one_error(cli("ledger", "verify", "--against", side), 3)
 
 
 def test_clear_checks_agreements_against_air_date_and_territories(cli, ws, tmp_path, rng):

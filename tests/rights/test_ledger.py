@@ -377,3 +377,49 @@ def test_the_standalone_checker_in_the_docs_works(filled, tmp_path):
             bad["leaf_hash"] = _flip(bad["leaf_hash"])
             bad["body"] = None
         assert check(bad).returncode != 0, field
+
+
+def test_a_checkpoint_held_elsewhere_exposes_truncation_and_rewrites(filled):
+    with open_ledger(filled) as ledger:
+        held = ledger.store.checkpoints()[9].to_dict()  # size 10, as a sidecar keeps it
+        assert ledger.verify(against=[("cue.wav.json", held)]).records == 12
+    # Truncation that also removes the checkpoints: invisible from inside the database ...
+    con = db(filled)
+    con.execute("DELETE FROM ledger_records WHERE seq > 8")
+    con.execute("DELETE FROM ledger_checkpoints WHERE size > 8")
+    with open_ledger(filled) as ledger:
+        assert ledger.verify().records == 8
+        # ... but not against the checkpoint the sidecar kept.
+        with pytest.raises(TamperError) as info:
+            ledger.verify(against=[("cue.wav.json", held)])
+    assert str(info.value) == ("record #9 is missing: cue.wav.json holds signed checkpoint 10 "
+                               "but only 8 records remain; the ledger was truncated or rolled back")
+
+
+def test_a_held_checkpoint_exposes_a_rewrite_by_the_key_holder(filled):
+    with open_ledger(filled) as ledger:
+        held = ledger.store.checkpoints()[5].to_dict()  # size 6
+    # Someone with the key rewrites record 3 and re-signs every checkpoint after it.
+    from soundscape.rights.store import load_or_create_key
+
+    key = load_or_create_key(filled / "keys")
+    con = db(filled)
+    body = con.execute("SELECT body FROM ledger_records WHERE seq = 3").fetchone()[0]
+    body = body.replace("prompt number 3", "prompt number Q")
+    con.execute("UPDATE ledger_records SET body = ?, leaf_hash = ? WHERE seq = 3",
+                (body, merkle.leaf_hash(body.encode())))
+    leaves = [bytes(r[0]) for r in con.execute("SELECT leaf_hash FROM ledger_records ORDER BY seq")]
+    kid = merkle.key_id_of(key.public_key())
+    for size, time in con.execute("SELECT size, time FROM ledger_checkpoints").fetchall():
+        root = merkle.root_of(leaves[:size]).hex()
+        sig = base64.b64encode(key.sign(merkle.checkpoint_message(size, root, time, kid))).decode()
+        con.execute("UPDATE ledger_checkpoints SET root = ?, signature = ? WHERE size = ?",
+                    (root, sig, size))
+    with open_ledger(filled) as ledger:
+        assert ledger.verify().records == 12  # self-consistent ...
+        with pytest.raises(TamperError, match="first 6 records do not match signed checkpoint 6 "
+                                              "held in proof.json"):
+            ledger.verify(against=[("proof.json", held)])
+        forged = dict(held, root="0" * 64)
+        with pytest.raises(TamperError, match="does not verify"):
+            ledger.verify(against=[("forged.json", forged)])
