@@ -454,7 +454,8 @@ def audio_sha256(path) -> str:
     try:
         with sf.SoundFile(str(path)) as handle:
             for block in handle.blocks(blocksize=_FRAMES_PER_BLOCK, dtype="int32", always_2d=True):
-                digest.update(block.astype("<i4", copy=False).tobytes())
+                # Hash the buffer itself (no bytes copy); "<i4" is a no-op view on little-endian.
+                digest.update(np.ascontiguousarray(block, dtype="<i4").data)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise AudioError(f"cannot read audio from {path}: {exc}") from None
     return digest.hexdigest()
