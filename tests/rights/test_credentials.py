@@ -217,3 +217,59 @@ def test_keys_init_and_show_commands(tmp_path, monkeypatch):
     assert result.exit_code == 0 and "O=Deep Water Studio" in result.output
     again = runner.invoke(app, ["keys", "init"])
     assert again.exit_code != 0
+
+
+def test_sign_recorded_output_describes_model_datasets_and_proof(tmp_path, rng):
+    """A musicgen output recorded in a ledger: the manifest names its model, training data,
+    record id and an inclusion proof that verifies with the ledger's key."""
+    from soundscape.audio.io import audio_sha256, file_sha256
+    from soundscape.rights import merkle
+    from soundscape.rights.ingest import AssetEntry, add_entries
+    from soundscape.rights.ledger import Ledger, ModelEntry, OutputEntry
+
+    ws = open_workspace(tmp_path / "home")
+    keys = cr.make_dev_ca(cr.dev_folder(ws), organization="Abyss Films")
+    (tmp_path / "home" / "soundscape.toml").write_text('training_mining = "constrained"\n')
+    recs = [_audio_file(tmp_path / f"rec{i}.wav", rng) for i in range(3)]
+    path = _audio_file(tmp_path / "S01E01_1M1.wav", rng)
+    with Ledger.open(ws) as ledger:
+        add_entries(ledger, [AssetEntry(path=p, license="CC-BY-4.0" if i else "CC0-1.0",
+                                        author="Recordist") for i, p in enumerate(recs)],
+                    dataset="field")
+        ledger.register_model(ModelEntry(name="tides-v1", engine="musicgen", lm_sha256="c3" * 32,
+                                         datasets=["field"], license="CC-BY-4.0"))
+        sidecar = {"audio_sha256": audio_sha256(path), "file_sha256": file_sha256(path),
+                   "engine": {"name": "musicgen", "version": "1.3.0", "model": "tides-v1",
+                              "model_sha256": "c3" * 32},
+                   "prompt": "slow tide", "samples": []}
+        record = ledger.record_output(OutputEntry.from_sidecar(sidecar, path))
+        new_sha = cr.sign_recorded_output(path, sidecar, record, ledger)
+        public_key = ledger.public_key_pem()
+    assert new_sha == file_sha256(path) != sidecar["file_sha256"]
+    assert audio_sha256(path) == sidecar["audio_sha256"]
+    creds = cr.read_credentials(path, anchors_pem=keys.ca_cert.read_text())
+    assert creds.trusted
+    assert creds.digital_source_type == cr.IPTC + "trainedAlgorithmicMedia"
+    assert creds.lineage["datasets"][0]["licenses"] == {"CC-BY-4.0": 2, "CC0-1.0": 1}
+    version = creds.lineage["datasets"][0]["version"]
+    titles = [i["title"] for i in creds.manifest["ingredients"]]
+    assert titles == ["model tides-v1", f"training dataset field {version}"]
+    assert creds.ledger["record_id"] == record.id
+    summary = merkle.verify_inclusion(creds.ledger["inclusion_proof"], public_key)
+    assert summary["record_id"] == record.id
+    mining = creds.assertion(cr.TRAINING_MINING_LABEL)["entries"]
+    assert {v["use"] for v in mining.values()} == {"constrained"}
+
+
+def test_no_certificate_means_no_signing(tmp_path, rng):
+    from soundscape.audio.io import audio_sha256
+    from soundscape.rights.ledger import Ledger, OutputEntry
+
+    ws = open_workspace(tmp_path / "home")
+    path = _audio_file(tmp_path / "cue.wav", rng)
+    before = path.read_bytes()
+    sidecar = {"audio_sha256": audio_sha256(path), "engine": {"name": "composer", "version": "1"}}
+    with Ledger.open(ws) as ledger:
+        record = ledger.record_output(OutputEntry.from_sidecar(sidecar, path))
+        assert cr.sign_recorded_output(path, sidecar, record, ledger) is None
+    assert path.read_bytes() == before
