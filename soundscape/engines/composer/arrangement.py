@@ -20,7 +20,7 @@ from soundscape.spec import CueSpec, midi_to_name
 
 CONTROL_RATE = 50                      # Hz: control signals (gains, brightness, density)
 HOP = SAMPLE_RATE // CONTROL_RATE      # samples per control step
-BLOCK = 10 * SAMPLE_RATE               # audio block: small enough to stay in cache
+BLOCK = 5 * SAMPLE_RATE                # audio block: a few MB, so a block's layers stay in cache
 # Periods of the sustained-note waves: powers of two samples (the fastest FFT sizes), about
 # 11 s for the pad (its beating repeats at 0.09 Hz, under chord changes) and 22 s for the drone.
 PAD_PERIOD_SECONDS = 2 ** 19 / SAMPLE_RATE
@@ -55,9 +55,10 @@ class NoteSpan:
     release: float
 
     def pieces(self, a: int, b: int) -> list[tuple[int, int, np.ndarray | float]]:
-        """Gain over absolute samples ``a..b`` as (from, to, gain) pieces; steady parts are floats.
+        """Envelope over absolute samples ``a..b`` as (from, to, env) pieces; steady parts are 1.0.
 
-        Only the attack and release ramps are computed sample by sample.
+        Only the attack and release ramps are computed sample by sample; ``gain`` is left to the
+        caller (it is baked into the note's wave).
         """
         s, e = int(self.start * SAMPLE_RATE), int(self.end * SAMPLE_RATE)
         att, rel = max(int(self.attack * SAMPLE_RATE), 1), max(int(self.release * SAMPLE_RATE), 1)
@@ -68,7 +69,7 @@ class NoteSpan:
             if p0 >= p1:
                 continue
             if kind == "steady":
-                out.append((p0, p1, self.gain))
+                out.append((p0, p1, 1.0))
                 continue
             idx = np.arange(p0, p1, dtype=np.float64)
             if kind == "attack":
@@ -77,7 +78,7 @@ class NoteSpan:
                 # The release starts from wherever the attack had reached (short notes).
                 reached = float(raised_cosine(np.array([(e - s) / att]))[0])
                 ramp = reached * (1.0 - raised_cosine((idx - e) / rel))
-            out.append((p0, p1, ramp * np.float32(self.gain)))
+            out.append((p0, p1, ramp))
         return out
 
 
@@ -111,8 +112,17 @@ class SustainedLayer:
     def __init__(self, notes: list[NoteSpan], timbre: synth.Timbre, rng: np.random.Generator, *,
                  period: float):
         self.notes = notes
-        self.waves = {m: synth.periodic_note(m, timbre, rng, period_seconds=period)
-                      for m in sorted({n.midi for n in notes})}
+        waves = {m: synth.periodic_note(m, timbre, rng, period_seconds=period)
+                 for m in sorted({n.midi for n in notes})}
+        # Each note's level is baked into its wave, so a held note is a plain add per block
+        # (scaled in place for a pitch's first level, copied only for another level).
+        self.waves = {}
+        for key in sorted({(n.midi, n.gain) for n in notes}):
+            wave = waves[key[0]]
+            if any(k[0] == key[0] for k in self.waves):
+                wave = wave.copy()
+            wave *= np.float32(key[1])
+            self.waves[key] = wave
 
     def add_to(self, out: np.ndarray, start: int, bright: np.ndarray, gain: np.ndarray) -> None:
         n = out.shape[-1]
@@ -125,15 +135,17 @@ class SustainedLayer:
         if getattr(self, "_dark", None) is None or self._dark.shape[-1] < n:
             self._dark = np.empty((2, n), dtype=np.float32)
             self._extra = np.empty((2, n), dtype=np.float32)
+            self._scratch = np.empty((2, n), dtype=np.float32)
         dark, extra = self._dark[:, :n], self._extra[:, :n]
         dark.fill(0.0)
         extra.fill(0.0)
         for i in live:
             note = self.notes[i]
+            wave = self.waves[(note.midi, note.gain)]
             for p0, p1, env in note.pieces(start, start + n):
-                wave = self.waves[note.midi]
-                synth.add_periodic(dark[:, p0 - start:p1 - start], wave[0], p0, env)
-                synth.add_periodic(extra[:, p0 - start:p1 - start], wave[1], p0, env)
+                for bus, version in ((dark, wave[0]), (extra, wave[1])):
+                    synth.add_periodic(bus[:, p0 - start:p1 - start], version, p0, env,
+                                       scratch=self._scratch)
         bright *= gain
         dark *= gain
         extra *= bright
@@ -295,7 +307,7 @@ def render_bed(spec: CueSpec, fitted: list[FittedSample], *, progress: ProgressF
 
     # Voices.
     layers = []
-    pad = SustainedLayer(note_spans(spans, slice(0, None), gains=[0.8, 0.5, 0.45, 0.45],
+    pad = SustainedLayer(note_spans(spans, slice(0, None), gains=[0.8, 0.47],
                                     attack=PAD_ATTACK, release=PAD_RELEASE,
                                     first_attack=None if spec.loop else max(PAD_ATTACK, intro * 0.8)),
                          synth.PAD, r_pad, period=PAD_PERIOD_SECONDS)
@@ -352,6 +364,7 @@ def render_bed(spec: CueSpec, fitted: list[FittedSample], *, progress: ProgressF
     sample_gain = walk(35.0, 0.5, 1.0) * (0.6 + 0.4 * swell)
 
     out = np.zeros((2, n_total), dtype=np.float32)
+    scratch = np.empty((2, min(BLOCK, n_total)), dtype=np.float32)
     n_blocks = (n_total + BLOCK - 1) // BLOCK
     for bi in range(n_blocks):
         b0 = bi * BLOCK
@@ -365,7 +378,8 @@ def render_bed(spec: CueSpec, fitted: list[FittedSample], *, progress: ProgressF
 
         mix = out[:, b0:b0 + n]  # a view: layers add straight into the output
         pad.add_to(mix, b0, ctrl(bright), ctrl(pad_gain * weights["pad"]))
-        synth.add_periodic(mix, drone_wave, b0, ctrl(drone_gain * weights["drone"] * 0.8))
+        synth.add_periodic(mix, drone_wave, b0, ctrl(drone_gain * weights["drone"] * 0.8),
+                           scratch=scratch)
         if strings is not None:
             strings.add_to(mix, b0, ctrl(bright), ctrl(strings_gain * weights["strings"]))
         melody.add_to(mix, b0, MELODY_LEVEL)

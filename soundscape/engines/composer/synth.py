@@ -83,15 +83,17 @@ def periodic_note(midi: float, timbre: Timbre, rng: np.random.Generator, *,
     spectra *= n / 2 / timbre.copies
     waves = scipy.fft.irfft(spectra, n=n, axis=-1)  # complex64 in, float32 out: half the work
     # Normalise so that a note's dark version has unit RMS whatever its pitch and timbre.
-    rms = float(np.sqrt(np.mean(waves[0].astype(np.float64) ** 2))) or 1.0
+    rms = float(np.sqrt(np.vdot(waves[0], waves[0]) / waves[0].size)) or 1.0
     waves *= np.float32(1.0 / rms)
     return waves
 
 
-def add_periodic(out: np.ndarray, wave: np.ndarray, start: int, gain: np.ndarray | float) -> None:
+def add_periodic(out: np.ndarray, wave: np.ndarray, start: int, gain: np.ndarray | float, *,
+                 scratch: np.ndarray | None = None) -> None:
     """Add ``wave`` (periodic along its last axis) into ``out`` as heard from absolute sample ``start``.
 
-    ``gain`` is a scalar or an array as long as ``out``'s last axis.
+    ``gain`` is a scalar or an array as long as ``out``'s last axis; ``scratch`` (at least
+    ``out``'s shape) saves a temporary array when ``gain`` is an array.
     """
     period = wave.shape[-1]
     n = out.shape[-1]
@@ -99,10 +101,15 @@ def add_periodic(out: np.ndarray, wave: np.ndarray, start: int, gain: np.ndarray
     while done < n:
         take = min(n - done, period - pos)
         seg = wave[..., pos:pos + take]
+        dst = out[..., done:done + take]
         if np.isscalar(gain):
-            out[..., done:done + take] += gain * seg if gain != 1.0 else seg
+            dst += seg if gain == 1.0 else gain * seg
+        elif scratch is not None:
+            tmp = scratch[..., :take]
+            np.multiply(seg, gain[done:done + take], out=tmp)
+            dst += tmp
         else:
-            out[..., done:done + take] += seg * gain[done:done + take]
+            dst += seg * gain[done:done + take]
         done += take
         pos = 0
 
