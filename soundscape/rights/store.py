@@ -301,28 +301,43 @@ class Store:
     # -- opening ----------------------------------------------------------------------------
 
     def _init_schema(self) -> None:
+        # Read first, so a ledger on read-only storage (an auditor's copy) opens for reading;
+        # the schema and the metadata are made together, in one write transaction, when absent.
         try:
-            with self._write() as conn:
-                metadata.create_all(conn, checkfirst=True)
-                rows = dict(conn.execute(select(meta_table.c.key, meta_table.c.value)).all())
-                if not rows:
-                    key = load_or_create_key(self.keys_dir)
-                    conn.execute(meta_table.insert(), [
-                        {"key": "format", "value": LEDGER_FORMAT},
-                        {"key": "version", "value": LEDGER_VERSION},
-                        {"key": "created", "value": utc_now()},
-                        {"key": "public_key", "value": public_pem(key.public_key())},
-                        {"key": "key_id", "value": merkle.key_id_of(key.public_key())},
-                    ])
+            rows = self._read_meta()
+            if rows is None:
+                with self._write() as conn:
+                    metadata.create_all(conn, checkfirst=True)
                     rows = dict(conn.execute(select(meta_table.c.key, meta_table.c.value)).all())
+                    if not rows:
+                        key = load_or_create_key(self.keys_dir)
+                        conn.execute(meta_table.insert(), [
+                            {"key": "format", "value": LEDGER_FORMAT},
+                            {"key": "version", "value": LEDGER_VERSION},
+                            {"key": "created", "value": utc_now()},
+                            {"key": "public_key", "value": public_pem(key.public_key())},
+                            {"key": "key_id", "value": merkle.key_id_of(key.public_key())},
+                        ])
+                        rows = dict(conn.execute(select(meta_table.c.key,
+                                                        meta_table.c.value)).all())
         except DBAPIError as exc:
-            raise LedgerError(f"{self.label} is not a soundscape ledger ({exc.orig})") from None
+            raise LedgerError(f"cannot open the ledger {self.label}: {exc.orig}") from None
         if rows.get("format") != LEDGER_FORMAT:
             raise LedgerError(f"{self.label} is not a soundscape ledger")
         if rows.get("version") != LEDGER_VERSION:
             raise LedgerError(f"{self.label} is ledger format version {rows.get('version')}; "
                               f"this soundscape reads version {LEDGER_VERSION}")
         self.meta = rows
+
+    def _read_meta(self) -> dict | None:
+        """The metadata rows, or None when the ledger's tables do not exist yet."""
+        from sqlalchemy import inspect
+
+        with self.read() as conn:
+            if not inspect(conn).has_table("ledger_meta"):
+                return None
+            rows = dict(conn.execute(select(meta_table.c.key, meta_table.c.value)).all())
+        return rows or None
 
     def close(self) -> None:
         self.engine.dispose()
