@@ -25,7 +25,7 @@ from datetime import date
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from soundscape.errors import LedgerError, LicenseError
+from soundscape.errors import LedgerError, LicenseError, SoundscapeError
 from soundscape.rights import merkle
 from soundscape.rights.store import (Checkpoint, Store, StoredRecord, VerifyReport, canonical_json,
                                      lookup_columns)  # noqa: F401 - lookup_columns re-exported
@@ -721,7 +721,12 @@ class Ledger:
         if existing:
             return existing
         if entry.samples:
-            self.ensure_sample_library()
+            try:
+                self.ensure_sample_library()
+            except SoundscapeError:
+                # A damaged sample library must not leave a delivered file unrecorded: the
+                # samples keep the license their sidecar names, unlinked to an asset.
+                pass
         samples = [self._link_asset(s) for s in entry.samples]
         ingredients = [self._link_asset(s) for s in entry.ingredients]
         model = self.get_model(entry.model) if entry.model else None
