@@ -66,7 +66,7 @@ def batch(
         if dry_run:
             print_plan(runner.plan(episode_cues, out, ledger=ledger), episode_cues)
             return
-    report = _run_with_progress(episode_cues, out, workspace=ws, executor=executor,
+    report = run_with_progress(episode_cues, out, workspace=ws, executor=executor,
                                 workers=workers, ray_address=ray_address)
     print_report(report)
     if report.failed:
@@ -95,7 +95,8 @@ def print_plan(outputs, episode_cues) -> None:
     console.print(table)
 
 
-def _run_with_progress(episode_cues, out, **options):
+def run_with_progress(episode_cues, out, **options):
+    """:func:`soundscape.batch.runner.run_batch` with an overall bar and a bar per cue rendering."""
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
     from soundscape.batch import runner

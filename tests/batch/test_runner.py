@@ -168,3 +168,42 @@ def test_bad_executor_settings_are_refused(tmp_path, workspace, episode_file, ex
     with pytest.raises(ParameterError):
         runner.run_batch(load_cuelist(episode_file), tmp_path / "out", workspace=workspace,
                          executor=executor, workers=workers)
+
+
+@pytest.mark.slow
+def test_musicgen_cues_of_one_model_render_in_one_task_and_are_recorded_with_the_model(tmp_path, workspace):
+    from soundscape.engines.musicgen.registry import create_model
+
+    with Ledger.open(workspace) as ledger:
+        model = create_model(ledger, workspace, "studio-tiny", "tiny", seed=440)
+    cues = tmp_path / "mixed.yaml"
+    cues.write_text("""\
+production: {title: "Deep Water", episode: "S01E05", air_date: 2027-04-01, territory: [FR],
+             engine: musicgen, model: studio-tiny}
+cues:
+  - {id: "1M1", kind: sting, usage: BI, duration: 2, prompt: "dark drone swell"}
+  - {id: "1M2", kind: sting, usage: BI, duration: 2, prompt: "bright bell sting"}
+  - {id: "1M3", kind: jingle, usage: MT, duration: 3, prompt: "hopeful strings"}
+  - {id: "1M4", kind: sting, usage: BI, duration: 2, prompt: "tense hit", engine: composer}
+""", encoding="utf-8")
+    with Ledger.open(workspace) as ledger:
+        from soundscape.batch.cuelist import usable_models
+
+        episode = load_cuelist(cues, registered_models=usable_models(ledger))
+        tasks = runner.make_tasks(runner.plan(episode, tmp_path / "out", ledger=ledger))
+    assert sorted(len(t.outputs) for t in tasks) == [1, 3] and [t.wants_gpu for t in tasks].count(True) == 1
+
+    report = runner.run_batch(episode, tmp_path / "out", workspace=workspace, workers=2)
+    assert [r.status for r in report.results] == ["rendered"] * 4, [r.error for r in report.results]
+    records = {r.cue_id: r for r in outputs_in(workspace)}
+    for cue in ("1M1", "1M2", "1M3"):
+        assert records[cue].model == "studio-tiny" and records[cue].model_record == model.id
+        assert records[cue].engine == "musicgen"
+        audio, rate = read_audio(tmp_path / "out" / f"S01E05_{cue}.wav")
+        assert rate == 48000 and abs(integrated_loudness(audio, rate) - EBU_TARGET) <= 0.5
+    assert records["1M4"].engine == "composer" and records["1M4"].model is None
+    # The model's checkpoint hash is part of each musicgen cue's content key.
+    engine = report.results[0].output.engine
+    assert engine["model_sha256"] and engine["model_sha256"] == model.details["model_sha256"]
+    again = runner.run_batch(episode, tmp_path / "out", workspace=workspace, workers=2)
+    assert [r.status for r in again.results] == ["skipped"] * 4
