@@ -122,9 +122,14 @@ def list_records(
 
 @ledger_app.command("show")
 @guarded
-def show(record_id: Annotated[str, typer.Argument(help="Record id, e.g. out-000042.")]) -> None:
+def show(record_id: Annotated[str, typer.Argument(
+        help="Record id (e.g. out-000042), or an audio file to show its output record.")]) -> None:
     """Print one record's body (the exact JSON its leaf hash covers, pretty-printed)."""
     with open_ledger() as ledger:
+        if Path(record_id).is_file():
+            from soundscape.audio.io import audio_sha256
+
+            record_id = ledger.get_output(audio_sha256(Path(record_id))).id
         stored = ledger.raw(record_id)
     typer.echo(json.dumps(stored.body, indent=2, sort_keys=True, ensure_ascii=False))
 

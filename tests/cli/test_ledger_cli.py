@@ -180,6 +180,8 @@ def test_ledger_list_show_verify_prove_check_export(cli, ws, tmp_path, rng):
     assert [line.split()[0] for line in listed.stdout.splitlines()] == ["out-000001", "out-000002"]
     shown = cli("ledger", "show", "out-000002")
     assert shown.exit_code == 0 and json.loads(shown.stdout)["model"] == "ft"
+    by_file = cli("ledger", "show", tmp_path / "out" / "bed.wav")
+    assert by_file.exit_code == 0 and json.loads(by_file.stdout)["id"] == "out-000001"
     verified = cli("ledger", "verify")
     total = len(rows(ws))
     assert verified.exit_code == 0 and f"ledger OK: {total} records" in verified.stdout
