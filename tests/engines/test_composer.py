@@ -179,6 +179,21 @@ def test_no_clicks_in_a_pure_synthesis_bed(bare):
     assert steps.max() < 12 * np.percentile(steps, 99.9)
 
 
+def test_intensity_drives_melody_density(bare):
+    quiet = render(bare, cue("calm piano bed", duration=120.0, seed=12, intensity="0:0.05"))
+    busy = render(bare, cue("calm piano bed", duration=120.0, seed=12, intensity="0:1"))
+    assert busy.details["melody_notes"] > 1.5 * max(quiet.details["melody_notes"], 1)
+    assert np.sqrt(np.mean(busy.audio ** 2)) > 0  # both render
+
+
+@pytest.mark.parametrize("words,voice", [("strings", "strings"), ("harp", "pluck"),
+                                         ("chimes", "bells")])
+def test_instruments_in_the_prompt_pick_voices(bare, words, voice):
+    r = render(bare, cue(f"calm ambient {words}", duration=60.0, seed=13, intensity="0:0.9"))
+    voices = {v for name in r.details["layers"] for v in name.split(":")[-1].split("+")}
+    assert voice in voices, r.details["layers"]
+
+
 def test_details_are_json_ready(bare):
     import json
 

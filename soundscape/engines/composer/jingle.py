@@ -34,6 +34,7 @@ LEADS = ("bells", "pluck", "piano", "brass", "marimba")
 CADENCES = ("V-I", "IV-V-I", "ii-V-I")
 ACCOMPANIMENTS = ("pad", "arpeggio", "stabs")
 PULSES = ("tick", "shaker", "thump")
+FEELS = ("straight", "half-time", "push")  # how the bass walks the beat
 REGISTERS = (0, 12, -12)
 
 
@@ -99,6 +100,7 @@ class Arrangement:
     cadence: str
     accompaniment: str
     pulse: str
+    feel: str
 
 
 def arrangement_for(spec: CueSpec) -> Arrangement:
@@ -110,7 +112,8 @@ def arrangement_for(spec: CueSpec) -> Arrangement:
                        if v else 0,
                        cadence=CADENCES[(base[2] + v) % len(CADENCES)],
                        accompaniment=ACCOMPANIMENTS[(base[3] + v) % len(ACCOMPANIMENTS)],
-                       pulse=PULSES[(base[4] + v) % len(PULSES)])
+                       pulse=PULSES[(base[4] + v) % len(PULSES)],
+                       feel=FEELS[v % len(FEELS)])
 
 
 def _chord_plan(key: Key, cadence: str, final_beat: float) -> list[tuple[float, float, harmony.Chord]]:
@@ -287,9 +290,14 @@ def render_jingle(spec: CueSpec, *, progress: ProgressFn | None = None) -> tuple
                 _add(dry, synth.struck_note(tones[j % len(tones)], "pluck", seconds=0.8, rng=r_acc),
                      bb * beat, gain=0.2 if j % 2 == 0 else 0.12, pan=-0.35 + 0.7 * (j % 2))
         if not is_final:
-            for bb in np.arange(start_b, end_b, 1.0):
-                _add(dry, synth.struck_note(voicing[0] - 12, "pluck", seconds=0.6, rng=r_acc),
+            step = 2.0 if arr.feel == "half-time" else 1.0
+            for bb in np.arange(start_b, end_b, step):
+                _add(dry, synth.struck_note(voicing[0] - 12, "pluck", seconds=0.6 * step, rng=r_acc),
                      bb * beat, gain=0.5, pan=0.0)
+                if arr.feel == "push" and bb + 1.5 < end_b and (bb + 1) % BEATS_PER_BAR == BEATS_PER_BAR - 1:
+                    # An eighth-note anticipation before each downbeat pushes the line forward.
+                    _add(dry, synth.struck_note(voicing[0] - 12 + 7, "pluck", seconds=0.3, rng=r_acc),
+                         (bb + 1.5) * beat, gain=0.25, pan=0.0)
     for bb in np.arange(0.0, final_beat, 1.0):
         accent = bb % BEATS_PER_BAR == 0
         _add(dry, _pulse_hit(arr.pulse, accent, r_pulse), bb * beat,
