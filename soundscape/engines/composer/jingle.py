@@ -202,13 +202,14 @@ def render_jingle(spec: CueSpec, *, progress: ProgressFn | None = None) -> tuple
             return phrase, body, body
         return phrase, 2 * phrase * (repeats - 1) + phrase + body, body
 
-    answer = spec.kind != "sting"
+    # A sting states its motif once; one long enough to hold more gets a jingle's form.
+    answer = spec.kind != "sting" or duration > 8.0
     scale, repeats = 1.0, 1
     while form(scale, 1, answer)[1] > available and scale > 0.3:
         scale *= 0.5
     if answer and form(scale, 1, True)[1] > available:
         answer = False
-    while scale < 4 and answer and form(scale * 2, 1, True)[1] <= min(available, 24):
+    while scale < 4 and form(scale * 2, 1, answer)[1] <= min(available, 24):
         scale *= 2
     while answer and repeats < 4 and form(scale, repeats + 1, True)[1] <= available:
         repeats += 1
@@ -216,7 +217,7 @@ def render_jingle(spec: CueSpec, *, progress: ProgressFn | None = None) -> tuple
     rhythm = [r * scale for r in motif.rhythm]
     final_beat = max(final_beat, 1.0)
     spare_bars = int((available - final_beat) // BEATS_PER_BAR)
-    intro_beats = float(min(max(spare_bars, 0), 4) * BEATS_PER_BAR) if answer else 0.0
+    intro_beats = float(min(max(spare_bars, 0), 4) * BEATS_PER_BAR)
     final_beat = float(math.ceil(final_beat + intro_beats - 1e-9))  # the landing sits on a beat
     t_final = final_beat * beat
     tail = duration - t_final
@@ -333,8 +334,16 @@ def render_jingle(spec: CueSpec, *, progress: ProgressFn | None = None) -> tuple
     rt60 = float(np.clip(tail * 0.55, 0.6, 2.8))
     ir = impulse_response(r_ir, rt60=rt60, brightness=0.5)
     out = reverberate(dry, ir, wet=0.35)[:, :n]
-    fade_len = min(int(0.5 * tail * SAMPLE_RATE), n)
     out -= out.mean(axis=-1, keepdims=True)
+    # The tail dies away within the cue: after a short hold, an exponential decay reaching about
+    # -35 dB at the end (a room's decay, shortened for short stings), and a closing fade over
+    # the last part so nothing is ever cut off.
+    i_final = int(round(t_final * SAMPLE_RATE))
+    hold = 0.15 * tail
+    tau = max((tail - hold) / 4.0, 1e-3)
+    after = np.arange(n - i_final, dtype=np.float32) / SAMPLE_RATE
+    out[:, i_final:] *= np.exp(-np.maximum(after - hold, 0.0) / tau).astype(np.float32)
+    fade_len = min(int(0.4 * tail * SAMPLE_RATE), n)
     out[:, n - fade_len:] *= raised_cosine(np.arange(fade_len, 0, -1) / fade_len)
     peak = float(np.max(np.abs(out))) or 1.0
     out = (out * (PEAK_TARGET / peak)).astype(np.float32)
