@@ -100,8 +100,9 @@ def test_jingle_cadence_tail_and_tempo(bare, bpm, variant):
     assert abs(tempo - bpm) / bpm < 0.05, tempo
 
 
-def test_minor_jingle_cadences_to_its_tonic(bare):
-    spec = cue("dark sting", kind="sting", duration=4.0, key="D minor", bpm=90, seed=11)
+@pytest.mark.parametrize("duration", [2.0, 4.0])
+def test_minor_sting_cadences_to_its_tonic_and_decays(bare, duration):
+    spec = cue("dark sting", kind="sting", duration=duration, key="D minor", bpm=90, seed=11)
     r = render(bare, spec)
     assert analysis.final_chord_root(r.audio, SR) == 2
     level = analysis.level_envelope_db(r.audio, SR, hop_seconds=0.05)
