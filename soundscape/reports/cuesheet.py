@@ -369,8 +369,8 @@ class _LedgerReader:
         self._models: dict[str, tuple] = {}
         self._datasets: dict[tuple, DatasetSummary] = {}
         ids = [u["asset"] for r in records for u in (*r.samples, *r.ingredients) if u.get("asset")]
-        # Ledger._assets reads many assets in one query; it is the ledger's own batched reader.
-        self._assets = {a.id: a for a in ledger._assets(list(dict.fromkeys(ids)))}
+        # One batched read (corrections applied) for every asset any cue uses.
+        self._assets = {a.id: a for a in ledger.assets(list(dict.fromkeys(ids)))}
         self._item = LicensedItem
 
     def model(self, record):
@@ -387,13 +387,13 @@ class _LedgerReader:
 
     def items(self, record) -> tuple[list, bool]:
         """Everything licensed behind an output, as ``Ledger.lineage`` lists it."""
-        from soundscape.rights.ledger import _asset_item
+        from soundscape.rights.ledger import asset_item
 
         items = []
         for role, uses in (("sample", record.samples), ("ingredient", record.ingredients)):
             for use in uses:
                 asset = self._assets.get(use.get("asset"))
-                items.append(_asset_item(role, asset) if asset is not None else self._item(
+                items.append(asset_item(role, asset) if asset is not None else self._item(
                     role=role, name=str(use.get("id") or use.get("path")), license=use.get("license")))
         unknown = False
         if record.model:
@@ -415,11 +415,19 @@ class _LedgerReader:
                 manifest_sha256=ds.get("manifest_sha256"))
         return self._datasets[key]
 
+    def _license_counts(self, uses) -> dict[str, int]:
+        """Licenses of samples or ingredients, as their asset records now say (a ledger
+        correction of an asset's license shows here), else as recorded with the output."""
+        counts: Counter = Counter()
+        for use in uses:
+            asset = self._assets.get(use.get("asset"))
+            counts[(asset.license if asset is not None else use.get("license")) or "no license"] += 1
+        return dict(sorted(counts.items()))
+
     def lineage(self, record) -> Lineage:
-        lineage = Lineage(
-            samples=dict(Counter(s.get("license") or "no license" for s in record.samples)),
-            ingredients=dict(Counter(s.get("license") or "no license" for s in record.ingredients)),
-            model=record.model, training=record.training_data)
+        lineage = Lineage(samples=self._license_counts(record.samples),
+                          ingredients=self._license_counts(record.ingredients),
+                          model=record.model, training=record.training_data)
         model = self.model(record)[0] if record.model else None
         if model is not None:
             lineage.base_model = model.base_model
