@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import tempfile
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -550,7 +551,10 @@ def read_credentials(path: str | Path, *, anchors_pem: str | None = None) -> Cre
 
 # ---- signing a recorded output ----------------------------------------------------------------
 
-_DATASET_LICENSES: dict[str, dict[str, int]] = {}  # dataset record id -> counts (records are immutable)
+# Per open ledger (one per run): dataset record id -> license counts, so a batch of outputs from
+# one model counts its training set once. Per ledger, not per process, so a later run sees any
+# license correction appended meanwhile.
+_DATASET_LICENSES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def written_metadata(path: str | Path) -> dict:
@@ -579,17 +583,17 @@ def provenance_of(path: Path, sidecar: dict, record, ledger, *, training_mining:
     """Gather the manifest's facts for a recorded output from its sidecar and the ledger."""
     from collections import Counter
 
+    cache = _DATASET_LICENSES.setdefault(ledger, {})
     engine = sidecar.get("engine") or {}
     model = ledger.get_model(record.model_record or record.model) if record.model else None
     datasets = []
     for ds in (model.datasets if model is not None else []):
         key = ds.get("id") or f"{ds.get('name')}@{ds.get('version')}"
-        if key not in _DATASET_LICENSES:
+        if key not in cache:
             assets = ledger.dataset_assets(ds["name"], ds.get("version"))
-            _DATASET_LICENSES[key] = dict(sorted(Counter(a.license or "none" for a in assets).items()))
+            cache[key] = dict(sorted(Counter(a.license or "none" for a in assets).items()))
         datasets.append({"name": ds.get("name"), "version": ds.get("version"),
-                         "manifest_sha256": ds.get("manifest_sha256"),
-                         "licenses": _DATASET_LICENSES[key]})
+                         "manifest_sha256": ds.get("manifest_sha256"), "licenses": cache[key]})
     proof = ledger.prove(record.id).to_dict()
     return Provenance(
         title=path.name, engine=engine.get("name") or record.engine,
