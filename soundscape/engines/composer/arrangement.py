@@ -14,7 +14,7 @@ import numpy as np
 from soundscape.engines.base import LOOP_OVERLAP_SECONDS, ProgressFn
 from soundscape.engines.composer import harmony, synth, textures
 from soundscape.engines.composer.samplelayer import FittedSample, SampleLayer
-from soundscape.engines.composer.space import impulse_response, pan_gains, reverberate
+from soundscape.engines.composer.space import Reverb, impulse_response, pan_gains
 from soundscape.engines.composer.synth import SAMPLE_RATE, raised_cosine, slow_walk, upsample_linear
 from soundscape.spec import CueSpec, midi_to_name
 
@@ -107,7 +107,12 @@ def note_spans(spans: list[harmony.ChordSpan], voices: slice, *, gains: list[flo
 
 
 class SustainedLayer:
-    """Sustained notes from periodic waves with a dark/bright pair for filter movement."""
+    """Sustained notes from periodic waves with a dark/bright pair for filter movement.
+
+    Between changes (every note of the chord held, none rising or fading) the sounding set is
+    one periodic wave too: its sum is made once and added as a single wave, so a held chord
+    costs one add per bus however many voices it has.
+    """
 
     def __init__(self, notes: list[NoteSpan], timbre: synth.Timbre, rng: np.random.Generator, *,
                  period: float):
@@ -116,39 +121,69 @@ class SustainedLayer:
                  for m in sorted({n.midi for n in notes})}
         # Each note's level is baked into its wave, so a held note is a plain add per block
         # (scaled in place for a pitch's first level, copied only for another level).
-        self.waves = {}
+        self.waves: dict[tuple[int, float], np.ndarray] = {}
         for key in sorted({(n.midi, n.gain) for n in notes}):
             wave = waves[key[0]]
             if any(k[0] == key[0] for k in self.waves):
                 wave = wave.copy()
             wave *= np.float32(key[1])
             self.waves[key] = wave
+        self._chords: dict[frozenset, np.ndarray] = {}
+        self._starts = np.array([nt.start for nt in notes]) * SAMPLE_RATE
+        self._ends = np.array([nt.end + nt.release for nt in notes]) * SAMPLE_RATE
+        # Times where some note changes state (starts, ends its attack, starts or ends its release).
+        edges = set()
+        for nt in notes:
+            s, e = int(nt.start * SAMPLE_RATE), int(nt.end * SAMPLE_RATE)
+            edges.update((s, s + max(int(nt.attack * SAMPLE_RATE), 1), e,
+                          e + max(int(nt.release * SAMPLE_RATE), 1)))
+        self._edges = np.array(sorted(edges), dtype=np.int64)
+        self._dark = self._extra = self._scratch = None
 
-    def add_to(self, out: np.ndarray, start: int, bright: np.ndarray, gain: np.ndarray) -> None:
+    def _chord_wave(self, live: list[int]) -> np.ndarray:
+        key = frozenset((self.notes[i].midi, self.notes[i].gain) for i in live)
+        if key not in self._chords:
+            self._chords[key] = sum(self.waves[k] for k in sorted(key))
+        return self._chords[key]
+
+    def add_to(self, out: np.ndarray, start: int, bright_gain: np.ndarray, gain: np.ndarray) -> None:
+        """Add the block at absolute sample ``start``: ``gain * (dark + bright * extra)``, given
+        ``gain`` and ``bright_gain`` (= bright * gain) per sample."""
         n = out.shape[-1]
-        if not hasattr(self, "_starts"):
-            self._starts = np.array([nt.start for nt in self.notes]) * SAMPLE_RATE
-            self._ends = np.array([nt.end + nt.release for nt in self.notes]) * SAMPLE_RATE
+        end = start + n
         # Only the notes sounding in this block (a three-hour bed has thousands).
-        live = np.flatnonzero((self._starts < start + n) & (self._ends > start))
+        live = np.flatnonzero((self._starts < end) & (self._ends > start))
         # Reused scratch buffers: fresh block-sized arrays would cost page faults every block.
-        if getattr(self, "_dark", None) is None or self._dark.shape[-1] < n:
+        if self._dark is None or self._dark.shape[-1] < n:
             self._dark = np.empty((2, n), dtype=np.float32)
             self._extra = np.empty((2, n), dtype=np.float32)
             self._scratch = np.empty((2, n), dtype=np.float32)
         dark, extra = self._dark[:, :n], self._extra[:, :n]
         dark.fill(0.0)
         extra.fill(0.0)
-        for i in live:
-            note = self.notes[i]
-            wave = self.waves[(note.midi, note.gain)]
-            for p0, p1, env in note.pieces(start, start + n):
-                for bus, version in ((dark, wave[0]), (extra, wave[1])):
-                    synth.add_periodic(bus[:, p0 - start:p1 - start], version, p0, env,
-                                       scratch=self._scratch)
-        bright *= gain
+        lo = int(np.searchsorted(self._edges, start, side="right"))
+        hi = int(np.searchsorted(self._edges, end, side="left"))
+        cuts = [start, *self._edges[lo:hi].tolist(), end]
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            if a >= b:
+                continue
+            pieces = [(i, self.notes[i].pieces(a, b)) for i in live]
+            pieces = [(i, p) for i, p in pieces if p]
+            if not pieces:
+                continue
+            if all(len(p) == 1 and np.isscalar(p[0][2]) for _, p in pieces):
+                wave = self._chord_wave([i for i, _ in pieces])
+                synth.add_periodic(dark[:, a - start:b - start], wave[0], a, 1.0)
+                synth.add_periodic(extra[:, a - start:b - start], wave[1], a, 1.0)
+                continue
+            for i, plist in pieces:
+                wave = self.waves[(self.notes[i].midi, self.notes[i].gain)]
+                for p0, p1, env in plist:
+                    for bus, version in ((dark, wave[0]), (extra, wave[1])):
+                        synth.add_periodic(bus[:, p0 - start:p1 - start], version, p0, env,
+                                           scratch=self._scratch)
         dark *= gain
-        extra *= bright
+        extra *= bright_gain
         out += dark
         out += extra
 
@@ -162,11 +197,12 @@ class MelodyEvent:
     pan: float
 
 
-def _grain(voice: str, midi: int, ir: np.ndarray, rng: np.random.Generator
+def _grain(voice: str, midi: int, reverb: Reverb, rng: np.random.Generator
            ) -> tuple[np.ndarray, np.ndarray]:
     seconds = {"bells": 3.5, "piano": 3.0, "pluck": 1.5}[voice]
     dry = synth.struck_note(midi, voice, seconds=seconds, rng=rng)
-    wet = reverberate(dry, ir, wet=0.55, dry_gain=0.0)
+    wet = reverb.wet(dry)
+    wet *= np.float32(0.55)
     return dry, wet
 
 
@@ -218,9 +254,10 @@ class MelodyLayer:
     def __init__(self, events: list[MelodyEvent], ir: np.ndarray, rng: np.random.Generator, *,
                  loop_period: int | None):
         self.grains: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+        reverb = Reverb(ir)
         for ev in events:
             if (ev.voice, ev.midi) not in self.grains:
-                self.grains[(ev.voice, ev.midi)] = _grain(ev.voice, ev.midi, ir, rng)
+                self.grains[(ev.voice, ev.midi)] = _grain(ev.voice, ev.midi, reverb, rng)
         placed = list(events)
         if loop_period:
             # A loop repeats: tails that run past the loop point also ring at the start, and the
@@ -363,9 +400,15 @@ def render_bed(spec: CueSpec, fitted: list[FittedSample], *, progress: ProgressF
         layers.append("samples")
     sample_gain = walk(35.0, 0.5, 1.0) * (0.6 + 0.4 * swell)
 
+    # Level and brightness-times-level per layer, multiplied here at the control rate.
+    pad_level = pad_gain * weights["pad"]
+    pad_bright_gain = bright * pad_level
+    strings_level = strings_gain * weights["strings"]
+    strings_bright_gain = bright * strings_level
     out = np.zeros((2, n_total), dtype=np.float32)
     scratch = np.empty((2, min(BLOCK, n_total)), dtype=np.float32)
     n_blocks = (n_total + BLOCK - 1) // BLOCK
+    peak = 0.0
     for bi in range(n_blocks):
         b0 = bi * BLOCK
         n = min(BLOCK, n_total - b0)
@@ -377,23 +420,22 @@ def render_bed(spec: CueSpec, fitted: list[FittedSample], *, progress: ProgressF
             return upsample_linear(c[k0:k1], HOP)[:n]
 
         mix = out[:, b0:b0 + n]  # a view: layers add straight into the output
-        pad.add_to(mix, b0, ctrl(bright), ctrl(pad_gain * weights["pad"]))
+        pad.add_to(mix, b0, ctrl(pad_bright_gain), ctrl(pad_level))
         synth.add_periodic(mix, drone_wave, b0, ctrl(drone_gain * weights["drone"] * 0.8),
                            scratch=scratch)
         if strings is not None:
-            strings.add_to(mix, b0, ctrl(bright), ctrl(strings_gain * weights["strings"]))
+            strings.add_to(mix, b0, ctrl(strings_bright_gain), ctrl(strings_level))
         melody.add_to(mix, b0, MELODY_LEVEL)
         for looper, g in tex_players:
             looper.add_to(mix, b0, ctrl(g))
         if sample_layer is not None:
             sample_layer.add_to(mix, b0, ctrl(sample_gain), ctrl(tonic_gate))
+        # The peak is taken while the block is still in cache (a later pass would re-read it all).
+        peak = max(peak, float(mix.max()), -float(mix.min()))
         if progress is not None:
             progress((bi + 1) / n_blocks)
 
-    # Peak and gain block by block: a whole-buffer np.abs would double peak memory.
-    peak = max(max(float(out[:, i:i + BLOCK].max()), -float(out[:, i:i + BLOCK].min()))
-               for i in range(0, n_total, BLOCK)) or 1.0
-    gain = np.float32(PEAK_TARGET / peak)
+    gain = np.float32(PEAK_TARGET / (peak or 1.0))
     for i in range(0, n_total, BLOCK):
         out[:, i:i + BLOCK] *= gain
     details = {

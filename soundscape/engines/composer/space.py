@@ -51,6 +51,26 @@ def reverberate(dry: np.ndarray, ir: np.ndarray, *, wet: float, dry_gain: float 
     return wet_sig
 
 
+class Reverb:
+    """One impulse response applied to many short sounds: its spectrum is computed once per
+    FFT size, so each sound costs one forward and one inverse transform."""
+
+    def __init__(self, ir: np.ndarray):
+        self.ir = ir
+        self._spectra: dict[int, np.ndarray] = {}
+
+    def wet(self, dry: np.ndarray) -> np.ndarray:
+        """The reverberated (wet only) stereo signal of a mono ``dry``; longer by the IR."""
+        import scipy.fft
+
+        m = dry.size + self.ir.shape[-1] - 1
+        size = scipy.fft.next_fast_len(m, real=True)
+        if size not in self._spectra:
+            self._spectra[size] = scipy.fft.rfft(self.ir, n=size, axis=-1)
+        spec = scipy.fft.rfft(dry, n=size) * self._spectra[size]
+        return scipy.fft.irfft(spec, n=size, axis=-1)[:, :m].astype(np.float32)
+
+
 def pan_gains(pan: float) -> tuple[float, float]:
     """Equal-power (-3 dB centre) left/right gains for ``pan`` in -1 (left) .. 1 (right)."""
     angle = (pan + 1.0) * np.pi / 4.0

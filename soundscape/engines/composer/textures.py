@@ -33,9 +33,12 @@ def _noise(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def _impulses(rng: np.random.Generator, n: int, rate: float, *, sharp: float = 1.0) -> np.ndarray:
     """Poisson-timed impulses with random (heavy-tailed) amplitudes, per channel."""
-    hits = rng.random((2, n), dtype=np.float32) < rate / SAMPLE_RATE
-    amps = rng.exponential(1.0, size=(2, n)).astype(np.float32) ** sharp
-    return hits * amps
+    out = np.zeros((2, n), dtype=np.float32)
+    for ch in range(2):  # draw only the hits, not a random number per sample
+        count = rng.poisson(rate * n / SAMPLE_RATE)
+        at = rng.integers(0, n, size=count)
+        np.add.at(out[ch], at, (rng.exponential(1.0, size=count) ** sharp).astype(np.float32))
+    return out
 
 
 def _norm(x: np.ndarray, *, max_crest_db: float | None = None) -> np.ndarray:
