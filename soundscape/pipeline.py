@@ -112,9 +112,13 @@ def run(jobs: Sequence[Job], *, workspace=None, progress: Callable[[str, float],
             ledger.close()
 
 
-def check_jobs(jobs: Sequence[Job], *, workspace=None) -> None:
+def check_jobs(jobs: Sequence[Job], *, workspace=None, models: bool = True) -> None:
     """Fail before any rendering on an unknown preset, an unwritable or duplicate output path,
-    or a musicgen model that is unknown or may not be used."""
+    or (unless ``models`` is False) a musicgen model that is unknown or may not be used.
+
+    Batches pass ``models=False``: their cue list was checked against the ledger's models
+    already, and a model that fails to load must fail its own cues in a worker, not the
+    whole batch in the driver (which need not have a GPU, nor load every model)."""
     from soundscape.audio.io import check_output_path
     from soundscape.audio.master import get_preset
 
@@ -127,7 +131,7 @@ def check_jobs(jobs: Sequence[Job], *, workspace=None) -> None:
         seen.add(job.path.resolve())
     for engine_name, model, allow in {(j.spec.engine, j.spec.model, _allow_unknown(j.spec))
                                       for j in jobs}:
-        if engine_name == "musicgen":
+        if engine_name == "musicgen" and models:
             from soundscape.engines.musicgen import engine_for_model
 
             engine_for_model(model, workspace=workspace, allow_unknown_lineage=allow)
