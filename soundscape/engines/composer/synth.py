@@ -44,7 +44,6 @@ class Timbre:
 PAD = Timbre("pad", 1.0, False, 9.0, 3, 700.0, 3200.0, 0.3)
 STRINGS = Timbre("strings", 1.1, False, 6.0, 4, 1100.0, 4500.0, 0.5)
 DRONE = Timbre("drone", 2.0, False, 4.0, 2, 350.0, 1200.0, 0.2)
-HUM = Timbre("hum", 1.5, True, 1.0, 1, 400.0, 900.0, 0.0)
 
 
 def periodic_note(midi: float, timbre: Timbre, rng: np.random.Generator, *,
