@@ -49,8 +49,9 @@ def test_bed_shape_level_and_lineage(bare):
     assert r.details["chords"] and r.details["sections"] and "pad" in r.details["layers"]
 
 
-def test_loop_bed_renders_overlap_and_is_steady_at_both_ends(bare):
-    r = render(bare, cue("dreamy ambient pad", duration=20.0, loop=True))
+@pytest.mark.parametrize("prompt", ["dreamy ambient pad", "warm strings and drone with ocean"])
+def test_loop_bed_renders_overlap_and_is_steady_at_both_ends(bare, prompt):
+    r = render(bare, cue(prompt, duration=20.0, loop=True))
     assert r.audio.shape == (2, round((20.0 + LOOP_OVERLAP_SECONDS) * SR))
     level = analysis.level_envelope_db(r.audio, SR, hop_seconds=1.0)
     # No intro swell and no thinning: the first and the last seconds sit at the body's level.

@@ -344,13 +344,17 @@ def render_bed(spec: CueSpec, fitted: list[FittedSample], *, progress: ProgressF
 
     # Voices.
     layers = []
-    pad = SustainedLayer(note_spans(spans, slice(0, None), gains=[0.8, 0.47],
-                                    attack=PAD_ATTACK, release=PAD_RELEASE,
-                                    first_attack=None if spec.loop else max(PAD_ATTACK, intro * 0.8)),
-                         synth.PAD, r_pad, period=PAD_PERIOD_SECONDS)
-    if spec.loop:  # a loop is already sounding at its start: no attack on the opening chord
-        pad.notes = [NoteSpan(n.midi, -10.0 if n.start == 0 else n.start, n.end, n.gain, n.attack,
-                              n.release) for n in pad.notes]
+    def sounding_at_start(notes: list[NoteSpan]) -> list[NoteSpan]:
+        # A loop is already sounding at its start: no attack on the opening chord.
+        if not spec.loop:
+            return notes
+        return [NoteSpan(n.midi, -10.0 if n.start == 0 else n.start, n.end, n.gain, n.attack,
+                         n.release) for n in notes]
+
+    pad = SustainedLayer(sounding_at_start(note_spans(
+        spans, slice(0, None), gains=[0.8, 0.47], attack=PAD_ATTACK, release=PAD_RELEASE,
+        first_attack=None if spec.loop else max(PAD_ATTACK, intro * 0.8))),
+        synth.PAD, r_pad, period=PAD_PERIOD_SECONDS)
     layers.append("pad")
     tonic_low = 36 + (intent.key.tonic % 12)
     # The pedal never changes: root and fifth, at a fixed half brightness, become one wave.
@@ -361,9 +365,9 @@ def render_bed(spec: CueSpec, fitted: list[FittedSample], *, progress: ProgressF
     layers.append("drone")
     strings = None
     if weights["strings"] > 0:
-        strings = SustainedLayer(note_spans(spans, slice(2, None), gains=[0.7, 0.8], transpose=12,
-                                            attack=STRINGS_ATTACK, release=STRINGS_RELEASE),
-                                 synth.STRINGS, r_strings, period=PAD_PERIOD_SECONDS)
+        strings = SustainedLayer(sounding_at_start(note_spans(
+            spans, slice(2, None), gains=[0.7, 0.8], transpose=12, attack=STRINGS_ATTACK,
+            release=STRINGS_RELEASE)), synth.STRINGS, r_strings, period=PAD_PERIOD_SECONDS)
         layers.append("strings")
     ir = impulse_response(r_ir, rt60=3.2, brightness=0.35)
     events = plan_melody(spans, spec, r_mel, density=density, weights=weights,
