@@ -42,7 +42,10 @@ def write_delivery(rendered, job) -> dict:
         origination_date=f"{now:%Y-%m-%d}",
         origination_time=f"{now:%H:%M:%S}",
         loudness_value=mastered.loudness_lufs,
+        loudness_range=mastered.loudness_range_lu,
         max_true_peak_level=mastered.true_peak_dbtp,
+        max_momentary_loudness=mastered.max_momentary_lufs,
+        max_short_term_loudness=mastered.max_short_term_lufs,
         coding_history=(f"A=PCM,F={mastered.sample_rate},W={BIT_DEPTH},M=stereo,"
                         f"T=soundscape {__version__}; {engine_label}\r\n"),
     )
