@@ -818,6 +818,8 @@ def _validate_cue(raw_cue: _RawCue, production: Production | None, frame_rate: f
         seed = derive_seed(production.title, production.episode, cue_id)
     prompt = values.get("prompt") or f"{values['mood']} {kind}"
     count = values.get("variants", 1)
+    params = {"cue": cue_facts(production, title=values.get("title"), usage=values["usage"],
+                               timecode_in=values.get("timecode_in"))}
     specs = []
     try:
         for variant in range(count):
@@ -825,7 +827,7 @@ def _validate_cue(raw_cue: _RawCue, production: Production | None, frame_rate: f
                                     key=values.get("key"), bpm=values.get("bpm"),
                                     mood=values.get("mood"), intensity=values.get("intensity"),
                                     motif=values.get("motif"), loop=values.get("loop", False),
-                                    variant=variant, engine=engine, model=model,
+                                    variant=variant, engine=engine, model=model, params=params,
                                     production=production.title, episode=production.episode,
                                     cue_id=cue_id))
     except ParameterError as exc:
@@ -835,6 +837,20 @@ def _validate_cue(raw_cue: _RawCue, production: Production | None, frame_rate: f
                line=raw_cue.line, specs=tuple(specs),
                files=tuple(output_names(production.episode, cue_id, count)),
                title=values.get("title"), timecode_in=values.get("timecode_in"))
+
+
+def cue_facts(production: Production, *, title: str | None, usage: str,
+              timecode_in: str | None) -> dict:
+    """The cue-sheet facts a cue's output carries in ``params["cue"]`` (docs/reports.md).
+
+    Production title, episode, air date and territories are fields of the output record itself;
+    the rest of what a cue sheet prints travels here. Engines ignore it.
+    """
+    facts = {"title": title, "usage": usage, "timecode_in": timecode_in,
+             "episode_title": production.episode_title, "company": production.company,
+             "publisher": production.publisher, "frame_rate": production.frame_rate,
+             "policy": production.policy}
+    return {k: v for k, v in facts.items() if v is not None}
 
 
 def _make_spec(prompt, **kwargs) -> CueSpec:

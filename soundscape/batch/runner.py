@@ -399,7 +399,8 @@ def run_batch(cuelist: CueList, out_dir: str | Path, *, workspace, executor: str
     ledger = pipeline.open_ledger(workspace)
     try:
         outputs = plan(cuelist, out_dir, ledger=ledger)
-        pipeline.check_jobs([o.job for o in outputs if o.action == RENDER], workspace=workspace)
+        pipeline.check_jobs([o.job for o in outputs if o.action == RENDER], workspace=workspace,
+                            models=False)
         remove_stale_temp_files(outputs, ledger)
         reporter.planned(outputs)
         results: dict[int, Result] = {}

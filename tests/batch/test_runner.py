@@ -8,6 +8,7 @@ from soundscape.audio.io import audio_sha256, read_audio
 from soundscape.audio.loudness import integrated_loudness, true_peak_dbtp
 from soundscape.batch import runner
 from soundscape.batch.cuelist import load_cuelist
+from soundscape.reports.cuesheet import cue_facts
 from soundscape.rights.ledger import Ledger, ModelEntry
 
 EBU_TARGET, EBU_CEILING = -23.0, -1.0
@@ -46,6 +47,11 @@ def test_a_batch_renders_delivers_and_records_every_cue(tmp_path, workspace, epi
         assert record.content_key == sidecar["content_key"] == result.output.job.content_key
         assert record.path == str(path.resolve())
         assert result.verdict.cleared, result.verdict.reasons
+        # The cue-sheet facts the reports read (docs/reports.md) travel with the record.
+        facts = cue_facts(record)
+        assert (facts["usage"], facts["production_title"], facts["publisher"]) == \
+            (cue.usage, "Deep Water", "Abyssal Music Publishing")
+        assert facts["timecode_in"] == cue.timecode_in and facts.get("title") == cue.title
     with Ledger.open(workspace) as ledger:
         ledger.verify()
 
