@@ -131,3 +131,30 @@ def record_delivery(sidecar: dict, job, *, ledger=None):
                     loudness_lufs=mastering["loudness_lufs"],
                     true_peak_dbtp=mastering["true_peak_dbtp"], preset=job.preset,
                     record_id=record_id, samples=[s["id"] for s in sidecar["samples"]])
+
+
+def reconcile(ledger):
+    """Resolve crash leftovers, then sign the outputs it recorded (the crash may have come
+    between the record and the signature). Returns the ledger's ReconcileReport."""
+    from pathlib import Path
+
+    report = ledger.reconcile()
+    for audio, record_id in report.recorded:
+        _sign_if_unsigned(Path(audio), ledger.get_output(record_id), ledger)
+    return report
+
+
+def _sign_if_unsigned(path, record, ledger) -> None:
+    import json
+
+    from soundscape.atomic import write_json_atomic
+    from soundscape.rights.credentials import read_credentials, sign_recorded_output
+
+    if read_credentials(path) is not None:
+        return
+    sidecar_path = sidecar_path_for(path)
+    sidecar = json.loads(sidecar_path.read_text())
+    signed_sha256 = sign_recorded_output(path, sidecar, record, ledger)
+    if signed_sha256 is not None:
+        sidecar["file_sha256"] = signed_sha256
+        write_json_atomic(sidecar_path, sidecar)

@@ -146,8 +146,10 @@ def open_ledger(workspace):
     from soundscape.config import open_workspace
     from soundscape.rights.ledger import Ledger
 
+    from soundscape.delivery import reconcile
+
     ledger = Ledger.open(workspace or open_workspace())
-    ledger.reconcile()
+    reconcile(ledger)
     return ledger
 
 

@@ -56,7 +56,9 @@ def open_ledger(*, reconcile: bool = False):
 
     ledger = Ledger.open(workspace())
     if reconcile:
-        report_reconcile(ledger.reconcile(), quiet=True)
+        from soundscape.delivery import reconcile as reconcile_and_sign
+
+        report_reconcile(reconcile_and_sign(ledger), quiet=True)
     return ledger
 
 
@@ -236,8 +238,10 @@ def public_key() -> None:
 @guarded
 def reconcile() -> None:
     """Record outputs a crash left unrecorded; clean up outputs that never completed."""
+    from soundscape.delivery import reconcile as reconcile_and_sign
+
     with open_ledger() as ledger:
-        report_reconcile(ledger.reconcile())
+        report_reconcile(reconcile_and_sign(ledger))
 
 
 @ledger_app.command("correct")
