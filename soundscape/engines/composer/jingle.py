@@ -116,12 +116,18 @@ def arrangement_for(spec: CueSpec) -> Arrangement:
                        feel=FEELS[v % len(FEELS)])
 
 
-def _chord_plan(key: Key, cadence: str, final_beat: float) -> list[tuple[float, float, harmony.Chord]]:
-    """Chords as (start beat, end beat, chord): tonic colour first, the cadence into the last beat."""
+def _chord_plan(key: Key, cadence: str, final_beat: float,
+                melody: list[tuple[float, int, float]]) -> list[tuple[float, float, harmony.Chord]]:
+    """Chords as (start beat, end beat, chord): the melody harmonised bar by bar, then the cadence.
+
+    Each bar before the cadence takes the tonic, submediant or subdominant chord that holds most
+    of the melody sounding in it (the tonic opens and wins ties), so the motif and its chords
+    agree; the cadence (V-I, IV-V-I or ii-V-I) lands on the final beat.
+    """
     minor = key.is_minor
     tonic = "i" if minor else "I"
     pre = {"V-I": None, "IV-V-I": "iv" if minor else "IV", "ii-V-I": "iidim" if minor else "ii"}[cadence]
-    middle = "VI" if minor else "vi"
+    options = [tonic, "VI" if minor else "vi", "iv" if minor else "IV"]
     plan: list[tuple[float, float, str]] = []
     f = final_beat
     v_len = 2.0 if f >= 4 else 1.0
@@ -130,12 +136,19 @@ def _chord_plan(key: Key, cadence: str, final_beat: float) -> list[tuple[float, 
     if pre and cadence_start >= 2:
         plan.insert(0, (cadence_start - 2.0, cadence_start, pre))
         cadence_start -= 2.0
-    t, i = 0.0, 0
-    head = []
+    t, head, previous = 0.0, [], None
     while t < cadence_start:
         end = min(t + BEATS_PER_BAR, cadence_start)
-        head.append((t, end, tonic if i % 2 == 0 else middle))
-        t, i = end, i + 1
+        scores = []
+        for rank, roman in enumerate(options):
+            pcs = harmony.parse_roman(roman, key).pitch_classes
+            held = sum(max(0.0, min(b + length, end) - max(b, t))
+                       for b, m, length in melody if m % 12 in pcs)
+            # Prefer a change of chord between bars (movement), the tonic first.
+            scores.append((held + (0.25 if roman != previous else 0.0) - 0.01 * rank, roman))
+        choice = tonic if t == 0 else max(scores)[1]
+        head.append((t, end, choice))
+        t, previous = end, choice
     plan = head + plan + [(f, f + 64.0, tonic)]
     return [(a, b, harmony.parse_roman(r, key)) for a, b, r in plan]
 
@@ -256,7 +269,7 @@ def render_jingle(spec: CueSpec, *, progress: ProgressFn | None = None) -> tuple
         progress(0.3)
 
     # Harmony: pad or stabs or arpeggio, a bass on the beats, the pulse.
-    chords = _chord_plan(key, arr.cadence, final_beat)
+    chords = _chord_plan(key, arr.cadence, final_beat, lead_events)
     voicing = None
     period = 4.0
     pad_waves: dict[int, np.ndarray] = {}
@@ -273,7 +286,7 @@ def render_jingle(spec: CueSpec, *, progress: ProgressFn | None = None) -> tuple
                 tt < t1 - t0, 1.0, np.exp(-(tt - (t1 - t0)) / rel))
             if is_final:
                 env = raised_cosine(tt / 0.03) * np.exp(-tt / rel)
-            for i, m in enumerate(voicing[1:]):
+            for m in voicing[1:]:
                 if m not in pad_waves:
                     pad_waves[m] = synth.periodic_note(m, synth.PAD, r_acc, period_seconds=period)
                 seg = np.zeros((2, b - a), dtype=np.float32)
