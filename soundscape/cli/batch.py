@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from soundscape.cli.common import console, error_line, workspace
 
@@ -58,9 +59,9 @@ def batch(
                 policies=cuelist_mod.known_policies(ws))
         except cuelist_mod.CueListError as exc:
             for problem in exc.problems:
-                error_line(str(problem))
+                error_line(escape(str(problem)))  # cue lists are user text: no rich markup
             error_line(f"{len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''} in "
-                       f"{cues}; nothing was rendered")
+                       f"{escape(str(cues))}; nothing was rendered")
             raise typer.Exit(code=exc.exit_code) from None
         episode_cues = episode_cues.select(only)
         if dry_run:
@@ -78,8 +79,8 @@ def print_plan(outputs, episode_cues) -> None:
     from rich.table import Table
 
     production = episode_cues.production
-    console.print(f"[bold]{production.title}[/] {production.episode}"
-                  + (f" \u201c{production.episode_title}\u201d" if production.episode_title else "")
+    console.print(f"[bold]{escape(production.title)}[/] {escape(production.episode)}"
+                  + (f" \u201c{escape(production.episode_title)}\u201d" if production.episode_title else "")
                   + f" · policy {production.policy} · preset {production.preset} · "
                   f"{len(outputs)} output{'s' if len(outputs) != 1 else ''} (dry run: nothing rendered)")
     table = Table(box=None, pad_edge=False)
@@ -88,8 +89,8 @@ def print_plan(outputs, episode_cues) -> None:
     for o in outputs:
         spec = o.job.spec
         engine = o.engine["name"] + (f" ({o.engine['model']})" if o.engine.get("model") else "")
-        table.add_row(o.label, spec.kind + (" loop" if spec.loop else ""), o.cue.usage,
-                      o.cue.timecode_in or "-", f"{spec.duration:g} s", engine,
+        table.add_row(escape(o.label), spec.kind + (" loop" if spec.loop else ""), o.cue.usage,
+                      o.cue.timecode_in or "-", f"{spec.duration:g} s", escape(engine),
                       spec.intent.key.name, f"{spec.intent.bpm:g}", str(spec.seed),
                       o.job.path.name, f"{o.action} ({o.reason})")
     console.print(table)
@@ -116,7 +117,7 @@ def run_with_progress(episode_cues, out, **options):
 
         def started(self, output) -> None:
             if output.label not in self.rows:
-                self.rows[output.label] = self.bar.add_task(f"  {output.label}", total=1.0)
+                self.rows[output.label] = self.bar.add_task(f"  {escape(output.label)}", total=1.0)
 
         def progress(self, output, fraction: float) -> None:
             self.started(output)
@@ -130,8 +131,8 @@ def run_with_progress(episode_cues, out, **options):
                 self.bar.remove_task(row)
             mark = {"failed": "[red]failed[/]", "skipped": "[dim]up to date[/]"}.get(
                 result.status, f"[green]{result.status}[/]")
-            self.bar.console.print(f"  {result.output.label}: {mark}"
-                                   + (f" ({result.error})" if result.error else ""))
+            self.bar.console.print(f"  {escape(result.output.label)}: {mark}"
+                                   + (f" ({escape(result.error)})" if result.error else ""))
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
@@ -152,11 +153,12 @@ def print_report(report) -> None:
         if verdict is None:
             clearance = "-"
         elif isinstance(verdict, str):
-            clearance = f"[yellow]{verdict}[/]"
+            clearance = f"[yellow]{escape(verdict)}[/]"
         else:
             clearance = "[green]CLEARED[/]" if verdict.cleared else "[red]NOT CLEARED[/]"
-        status = {"failed": f"[red]failed: {r.error}[/]", "skipped": "up to date"}.get(r.status, r.status)
-        table.add_row(r.output.label, status, r.output.job.path.name,
+        status = {"failed": f"[red]failed: {escape(r.error or '')}[/]",
+                  "skipped": "up to date"}.get(r.status, r.status)
+        table.add_row(escape(r.output.label), status, r.output.job.path.name,
                       f"{d.duration:.2f} s" if d else "-",
                       f"{d.loudness_lufs:.1f} LUFS" if d else "-",
                       f"{d.true_peak_dbtp:.1f} dBTP" if d else "-", clearance,
@@ -164,14 +166,14 @@ def print_report(report) -> None:
     console.print(table)
     counts = report.counts()
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    console.print(f"{production.title} {production.episode}: {summary} in {report.wall_seconds:.1f} s "
-                  f"→ {report.out_dir} (policy {production.policy})")
+    console.print(f"{escape(production.title)} {escape(production.episode)}: {summary} in "
+                  f"{report.wall_seconds:.1f} s → {escape(str(report.out_dir))} (policy {production.policy})")
     not_cleared = [r for r in report.results
                    if r.verdict is not None and not isinstance(r.verdict, str) and not r.verdict.cleared]
     for r in not_cleared:
         for reason in r.verdict.reasons:
-            console.print(f"  [red]{r.output.label}[/]: {reason}")
+            console.print(f"  [red]{escape(r.output.label)}[/]: {escape(reason)}")
     obligations = sorted({o for r in report.results if r.verdict is not None
                           and not isinstance(r.verdict, str) for o in r.verdict.obligations})
     for line in obligations:
-        console.print(f"  credit: {line}")
+        console.print(f"  credit: {escape(line)}")

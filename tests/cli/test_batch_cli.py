@@ -119,3 +119,16 @@ def test_a_failed_cue_is_reported_and_the_exit_code_is_not_zero(tmp_path, small,
     assert "failed" in proc.stdout and "1 rendered" in proc.stdout and "1 failed" in proc.stdout
     assert "not an audiocraft checkpoint folder" in proc.stdout
     assert (tmp_path / "out" / "S01E03_1M2.wav").exists()
+
+
+def test_cue_ids_and_values_that_look_like_markup_are_printed_as_typed(tmp_path):
+    cues = tmp_path / "cues.csv"
+    cues.write_text("# title: [bold]Deep Water\n# episode: S01E03\n"
+                    "id,kind,usage,duration,mood\n[/]1M1[red],sting,BI,3,tense\n", encoding="utf-8")
+    result = invoke(tmp_path / "home", "batch", cues, "--out", tmp_path / "out", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "[/]1M1[red]" in result.output and "[bold]Deep Water" in result.output
+    cues.write_text("# title: x\n# episode: S01E03\nid,kind,usage,duration,mood\n1M1,sting,[/x],3,tense\n",
+                    encoding="utf-8")
+    result = invoke(tmp_path / "home", "batch", cues, "--out", tmp_path / "out", "--dry-run")
+    assert result.exit_code == 2 and "unknown usage code '[/X]'" in result.output
