@@ -451,7 +451,6 @@ class _Recorder:
 
     def __init__(self, ledger, cuelist: CueList, reporter: Reporter):
         self.ledger, self.production, self.reporter = ledger, cuelist.production, reporter
-        self.workspace_home = ledger.home
 
     def verdict(self, record_id: str | None):
         if record_id is None:

@@ -10,7 +10,8 @@ from rich.markup import escape
 
 from soundscape.cli.common import console, error_line, workspace
 
-_PRODUCTION_HELP = "Production field (wins over the cue list; fills what a CSV header block lacks)."
+# Production fields on the command line win over the cue list's (and fill a CSV's gaps).
+_WINS = " Wins over the cue list."
 
 
 def register(app: typer.Typer) -> None:
@@ -26,13 +27,13 @@ def batch(
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", envvar="RAY_ADDRESS", help="Ray cluster to join (e.g. ray://head:10001); default: a local Ray.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved plan; render nothing.")] = False,
     only: Annotated[Optional[list[str]], typer.Option("--only", help="Render only these cue ids (repeat, or separate with commas).")] = None,
-    production_title: Annotated[Optional[str], typer.Option("--production-title", help=_PRODUCTION_HELP)] = None,
-    episode: Annotated[Optional[str], typer.Option(help=_PRODUCTION_HELP)] = None,
-    episode_title: Annotated[Optional[str], typer.Option("--episode-title", help=_PRODUCTION_HELP)] = None,
+    production_title: Annotated[Optional[str], typer.Option("--production-title", help="Programme title." + _WINS)] = None,
+    episode: Annotated[Optional[str], typer.Option(help="Episode number, e.g. S01E03." + _WINS)] = None,
+    episode_title: Annotated[Optional[str], typer.Option("--episode-title", help="Episode title." + _WINS)] = None,
     air_date: Annotated[Optional[str], typer.Option("--air-date", help="First transmission date, YYYY-MM-DD.")] = None,
     territory: Annotated[Optional[list[str]], typer.Option(help="Where it airs: ISO 3166-1 codes (repeat, or separate with commas).")] = None,
-    company: Annotated[Optional[str], typer.Option(help=_PRODUCTION_HELP)] = None,
-    publisher: Annotated[Optional[str], typer.Option(help=_PRODUCTION_HELP)] = None,
+    company: Annotated[Optional[str], typer.Option(help="Production company." + _WINS)] = None,
+    publisher: Annotated[Optional[str], typer.Option(help="Publisher named on the cue sheet." + _WINS)] = None,
     policy: Annotated[Optional[str], typer.Option(help="Clearance policy, e.g. broadcast-commercial.")] = None,
     preset: Annotated[Optional[str], typer.Option(help="Delivery preset: ebu-r128, netflix, streaming or none.")] = None,
     frame_rate: Annotated[Optional[float], typer.Option("--frame-rate", help="Frame rate of the timecodes (25, 29.97 ...).")] = None,
