@@ -332,12 +332,22 @@ def load_model(model_dir: str | Path, *, device: str | torch.device | None = Non
     return MusicGen(name or Path(model_dir).name, compression_model, lm)
 
 
-def describe_checkpoint(model_dir: str | Path) -> dict:
-    """Architecture facts of a checkpoint folder, read from its config without building it."""
+def describe_checkpoint(model_dir: str | Path, *, require_offline: bool = False) -> dict:
+    """Architecture facts of a checkpoint folder, read (safely) from its files without building it.
+
+    Args:
+        model_dir: the checkpoint folder.
+        require_offline: refuse (ModelError) a config whose conditioners would download weights.
+    """
     folder = check_model_dir(model_dir)
     lm_package = read_package(folder / LM_FILE)
     comp_package = read_package(folder / COMPRESSION_FILE)
+    if "best_state" not in lm_package:
+        raise ModelError(f"{folder / LM_FILE} is not an audiocraft LM checkpoint: missing "
+                         f"'best_state'")
     cfg = package_config(lm_package, folder / LM_FILE)
+    if require_offline:
+        _refuse_downloading_conditioners(cfg, folder / LM_FILE)
     tl = cfg.get("transformer_lm", {}) or {}
     lm_params = sum(t.numel() for t in lm_package["best_state"].values())
     comp_params = (sum(t.numel() for t in comp_package["best_state"].values())

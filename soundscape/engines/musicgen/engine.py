@@ -90,6 +90,31 @@ class MusicGenEngine:
         self.extend_stride = extend_stride
         self.notes: list[str] = []
 
+    @classmethod
+    def from_modules(cls, compression_model, lm, *, model_name: str = "in-memory",
+                     model_sha256: str | None = None, max_batch: int = DEFAULT_MAX_BATCH,
+                     extend_stride: float | None = None) -> "MusicGenEngine":
+        """An engine over modules already in memory (benchmarks, experiments); no files checked.
+
+        ``lm.cfg`` must hold the config (as :func:`~soundscape.engines.musicgen.builders.build_model`
+        leaves it). Renders carry ``model_sha256`` as given (default: a hash of the LM's weights).
+        """
+        from soundscape.engines.musicgen.builders import to_musicgen
+        from soundscape.engines.musicgen.checkpoint import state_sha256
+
+        engine = cls.__new__(cls)
+        engine.version = engine_version()
+        engine.model_dir = None
+        engine.model_name = model_name
+        engine.model = to_musicgen(compression_model, lm, name=model_name)
+        engine.device = str(engine.model.device)
+        engine.max_batch = max_batch
+        engine.model_sha256 = model_sha256 or state_sha256(lm)
+        engine.compression_sha256 = state_sha256(compression_model)
+        engine.extend_stride = extend_stride
+        engine.notes = []
+        return engine
+
     @property
     def sample_rate(self) -> int:
         return int(self.model.sample_rate)

@@ -115,8 +115,8 @@ def register_checkpoint(ledger, model_dir: str | Path, *, name: str, license: st
                              "more), or --lineage-unknown when that cannot be traced")
     for name_ in trained_on:
         _dataset(ledger, name_)  # registers samples/ on first use
-    architecture = describe_checkpoint(model_dir)  # reads both files safely (weights only)
-    _check_offline_config(model_dir)
+    # Reads both files safely (weights only) and refuses configs that would download weights.
+    architecture = describe_checkpoint(model_dir, require_offline=True)
     hashes = checkpoint_hashes(model_dir)
     info = _known_base(model_dir, base_model)
     base_license = None
@@ -138,15 +138,6 @@ def register_checkpoint(ledger, model_dir: str | Path, *, name: str, license: st
         lineage_unknown=bool(lineage_unknown),
         details={"model_sha256": hashes["model"], "registered_by": "soundscape model add"})
     return ledger.register_model(entry)
-
-
-def _check_offline_config(model_dir) -> None:
-    """A checkpoint whose conditioners would download weights cannot be used here: refuse early."""
-    from soundscape.engines.musicgen.checkpoint import (LM_FILE, _refuse_downloading_conditioners,
-                                                        package_config, read_package)
-
-    path = Path(model_dir) / LM_FILE
-    _refuse_downloading_conditioners(package_config(read_package(path), path), path)
 
 
 def _dataset(ledger, name: str):

@@ -151,3 +151,31 @@ def test_get_engine_builds_musicgen(tiny_model_dir):
 
     engine = get_engine("musicgen", model_dir=tiny_model_dir, model_name="studio-tiny", device="cpu")
     assert engine.name == "musicgen" and engine.sample_rate == 32000
+
+
+def test_greedy_tokens_match_audiocraft_generate(tiny_engine):
+    """Our loop (with its preallocated caches) computes what audiocraft's LMModel.generate does."""
+    import torch
+
+    from soundscape.engines.musicgen.generate import SamplingParams, generate_codes
+
+    model = tiny_engine.model
+    model.set_generation_params(duration=2.0, use_sampling=False, cfg_coef=3.0)
+    attributes, _ = model._prepare_tokens_and_attributes(["calm pad", "dark drone"], None)
+    with torch.no_grad():
+        theirs = model.lm.generate(None, attributes, max_gen_len=50, **model.generation_params)
+    ours = generate_codes(model, ["calm pad", "dark drone"], [1, 2], frames=50,
+                          params=SamplingParams(temperature=0.0))
+    assert torch.equal(ours, theirs)
+
+
+def test_cache_shortcuts_change_nothing(tiny_engine, monkeypatch):
+    import torch
+
+    from soundscape.engines.musicgen import generate
+
+    args = dict(frames=60, params=generate.SamplingParams())
+    fast = generate.generate_codes(tiny_engine.model, ["a", "b"], [3, 4], **args)
+    monkeypatch.setattr(generate._PreallocatedKV, "__enter__", lambda self: self)
+    plain = generate.generate_codes(tiny_engine.model, ["a", "b"], [3, 4], **args)
+    assert torch.equal(fast, plain)
