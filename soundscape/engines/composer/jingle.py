@@ -77,6 +77,10 @@ def compose_motif(key: Key, seed: int) -> Motif:
         degrees.append(min(stable, key=lambda d: abs(d - degrees[-1])))
     if len(set(degrees)) == 1:
         degrees[-1] += 2
+    if count > 2 and max(abs(b - a) for a, b in zip(degrees, degrees[1:])) < 2:
+        degrees[1] = degrees[0] + 2  # at least one leap (a third): steps alone sound like a scale
+    if count > 2 and degrees[-2] == degrees[-1]:
+        degrees[-2] += 1
     notes = tuple(tonic_midi + 12 * (d // 7) + steps[d % 7] for d in degrees)
     return Motif(notes, rhythm)
 
