@@ -28,7 +28,7 @@ def entry(i: int) -> OutputEntry:
         audio_sha256=h, file_sha256=hashlib.sha256(h.encode()).hexdigest(),
         path=f"/srv/out/deep-water/S01E03/cue-{i:06d}.wav", engine="composer",
         engine_version="0.1.0", prompt="slow swelling strings, hopeful, D minor to F major",
-        kind="bed", seed=i, created=utc_now(), duration=90.0, format="wav", sample_rate=48000,
+        cue_kind="bed", seed=i, created=utc_now(), duration=90.0, format="wav", sample_rate=48000,
         bit_depth=24, channels=2,
         parameters={"duration": 90.0, "seed": i, "loop": False, "variant": 0, "key": "D minor",
                     "bpm": 72, "mood": "hopeful", "intensity": [[0, 0.2], [15, 0.9]]},

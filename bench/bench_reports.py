@@ -72,7 +72,7 @@ def build_season(root: Path, *, cues: int, seconds: float):
                 path=str(path), engine="composer" if composer else "musicgen",
                 engine_version="1.0.0" if composer else "1.3.0",
                 model=None if composer else "tides-v1",
-                model_sha256=None if composer else "c3" * 32, prompt=f"cue {i}", kind="bed",
+                model_sha256=None if composer else "c3" * 32, prompt=f"cue {i}", cue_kind="bed",
                 duration=seconds, samples=used,
                 parameters={"kind": "bed", "params": {"cue": {
                     "title": f"Cue {i + 1}", "usage": "BI" if i % 10 else "MT",

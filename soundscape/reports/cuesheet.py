@@ -587,7 +587,7 @@ def build_cuesheet(ledger, episode: str, *, policy: str | None = None,
             cleared=verdict.cleared, reasons=list(verdict.reasons),
             obligations=list(verdict.obligations), audio_sha256=record.audio_sha256,
             record_id=record.id, file=record.path, prompt=record.prompt,
-            kind=str((record.parameters or {}).get("kind") or ""),
+            kind=record.cue_kind or str((record.parameters or {}).get("kind") or ""),
             seed=record.seed, created=record.created,
             loudness_lufs=(record.mastering or {}).get("loudness_lufs"))
         cues.append(cue)

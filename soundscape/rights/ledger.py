@@ -151,7 +151,7 @@ class ModelRecord:
 
 _OUTPUT_FIELDS = (
     "audio_sha256", "file_sha256", "path", "engine", "engine_version", "model", "model_sha256",
-    "prompt", "kind", "parameters", "intent", "seed", "samples", "ingredients", "created",
+    "prompt", "cue_kind", "parameters", "intent", "seed", "samples", "ingredients", "created",
     "duration", "format", "sample_rate", "bit_depth", "channels", "mastering", "production",
     "episode", "cue_id", "air_date", "territories", "content_key", "soundscape_version")
 
@@ -172,7 +172,7 @@ class OutputEntry:
     model: str | None = None
     model_sha256: str | None = None
     prompt: str = ""
-    kind: str = ""
+    cue_kind: str = ""  # bed | jingle | sting ("kind" is the record's own kind)
     parameters: dict = field(default_factory=dict)
     intent: dict = field(default_factory=dict)
     seed: int | None = None
@@ -214,7 +214,7 @@ class OutputEntry:
                 engine_version=engine.get("version", "") if isinstance(engine, dict) else "",
                 model=engine.get("model") if isinstance(engine, dict) else None,
                 model_sha256=engine.get("model_sha256") if isinstance(engine, dict) else None,
-                prompt=sidecar.get("prompt") or "", kind=sidecar.get("kind") or "",
+                prompt=sidecar.get("prompt") or "", cue_kind=sidecar.get("kind") or "",
                 parameters=sidecar.get("parameters") or {}, intent=sidecar.get("intent") or {},
                 seed=sidecar.get("seed"), samples=list(sidecar.get("samples") or ()),
                 ingredients=list(sidecar.get("ingredients") or ()),
@@ -248,7 +248,7 @@ class OutputRecord:
     model_sha256: str | None = None
     model_record: str | None = None
     prompt: str = ""
-    kind: str = ""
+    cue_kind: str = ""  # bed | jingle | sting ("kind" is the record's own kind)
     parameters: dict = field(default_factory=dict)
     intent: dict = field(default_factory=dict)
     seed: int | None = None

@@ -146,7 +146,7 @@ def _record_outputs(ws, tmp_path, rng):
         bed = tone(tmp_path / "out" / "bed.wav", rng)
         ledger.record_output(OutputEntry(
             audio_sha256=audio_sha256(bed), file_sha256=file_sha256(bed), path=str(bed),
-            engine="composer", prompt="rain", kind="bed",
+            engine="composer", prompt="rain", cue_kind="bed",
             samples=[{k: m[k] for k in ("id", "sha256", "license", "path")} for m in manifest[:3]]))
         ledger.register_model(ModelEntry(name="ft", lm_sha256="1" * 64, license="CC-BY-NC-4.0",
                                          base_model="facebook/musicgen-small"))

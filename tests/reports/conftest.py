@@ -106,7 +106,7 @@ def ledger_episode(tmp_path_factory) -> Episode:
                 audio_sha256=audio_sha256(path), file_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
                 path=str(path), engine="musicgen", engine_version="1.3.0", model=model,
                 model_sha256=("a1" if model == "waves-v1" else "b2") * 32, prompt=f"waves {cue_id}",
-                kind="bed", duration=1.0, ingredients=uses,
+                cue_kind="bed", duration=1.0, ingredients=uses,
                 parameters={"kind": "bed", "params": {"cue": {
                     "title": f"Swell {cue_id}", "usage": "BI", "timecode_in": tc, "frame_rate": 25,
                     "episode_title": "Currents", "company": "Abyss Films", "publisher": "Abyss Music"}}},
@@ -116,6 +116,6 @@ def ledger_episode(tmp_path_factory) -> Episode:
         other = _tone(folder / "other.wav", 1.0, 700, rng)
         ledger.record_output(OutputEntry(
             audio_sha256=audio_sha256(other), file_sha256="", path=str(other), engine="composer",
-            engine_version="1.0.0", prompt="other", kind="bed", duration=1.0,
+            engine_version="1.0.0", prompt="other", cue_kind="bed", duration=1.0,
             production="Another Show", episode="S02E01", cue_id="9M9"))
     return Episode(home=home, folder=folder, files=files)

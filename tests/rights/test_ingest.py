@@ -163,7 +163,7 @@ def test_the_sample_library_is_a_dataset_once(ledger):
 def _composer_output(ledger, path, samples):
     return ledger.record_output(OutputEntry(
         audio_sha256=audio_sha256(path), file_sha256=file_sha256(path), path=str(path),
-        engine="composer", engine_version="1", prompt="calm pad", kind="bed",
+        engine="composer", engine_version="1", prompt="calm pad", cue_kind="bed",
         samples=[{"id": s["id"], "sha256": s["sha256"], "license": s["license"],
                   "path": s["path"]} for s in samples]))
 

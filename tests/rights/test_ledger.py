@@ -24,7 +24,7 @@ def sha(text: str) -> str:
 def output(i: int, folder="/tmp/out") -> OutputEntry:
     return OutputEntry(audio_sha256=sha(f"audio {i}"), file_sha256=sha(f"file {i}"),
                        path=f"{folder}/cue-{i:03d}.wav", engine="composer",
-                       engine_version="1.0", prompt=f"prompt number {i}", kind="bed",
+                       engine_version="1.0", prompt=f"prompt number {i}", cue_kind="bed",
                        parameters={"duration": 30.0, "seed": i}, seed=i)
 
 
