@@ -39,6 +39,7 @@ def test_crash_after_record_before_signature_is_signed_by_reconcile(tmp_path):
         report = reconcile(ledger)
         assert report.recorded == [(str(job.path), record.id)]
         assert len(ledger.find_outputs(audio_sha256=sidecar["audio_sha256"])) == 1
+        assert ledger.get_output(record.id).cue_kind == "bed"
     checks = credentials.verify_file(job.path, workspace)
     assert checks and all(c.ok for c in checks), [str(c) for c in checks]
     on_disk = json.loads(job.path.with_name("cue.wav.json").read_text())
