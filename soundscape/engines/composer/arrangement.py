@@ -16,7 +16,7 @@ from soundscape.engines.composer import harmony, synth, textures
 from soundscape.engines.composer.samplelayer import FittedSample, SampleLayer
 from soundscape.engines.composer.space import Reverb, impulse_response, pan_gains
 from soundscape.engines.composer.synth import SAMPLE_RATE, raised_cosine, slow_walk, upsample_linear
-from soundscape.spec import CueSpec, midi_to_name
+from soundscape.spec import CueSpec
 
 CONTROL_RATE = 50                      # Hz: control signals (gains, brightness, density)
 HOP = SAMPLE_RATE // CONTROL_RATE      # samples per control step
@@ -445,13 +445,14 @@ def render_bed(spec: CueSpec, fitted: list[FittedSample], *, progress: ProgressF
     details = {
         "key": intent.key.name,
         "bpm": intent.bpm,
-        "chords": [{"roman": s.chord.roman, "name": s.chord.name, "start": round(s.start, 2),
-                    "end": round(min(s.end, total_s), 2),
-                    "voicing": [midi_to_name(m) for m in s.voicing]} for s in spans],
+        "chords": [{"roman": s.chord.roman, "name": harmony.chord_name(s.chord, intent.key),
+                    "start": round(s.start, 2), "end": round(min(s.end, total_s), 2),
+                    "voicing": [harmony.note_name(m, intent.key) for m in s.voicing]}
+                   for s in spans],
         "sections": sections,
         "layers": layers,
         "melody_notes": len(events),
-        "melody_pitches": sorted({midi_to_name(e.midi) for e in events}),
+        "melody_pitches": [harmony.note_name(m, intent.key) for m in sorted({e.midi for e in events})],
         "textures": list(intent.textures),
         "loop_overlap_seconds": LOOP_OVERLAP_SECONDS if spec.loop else 0.0,
         "normalise_gain_db": round(float(20 * np.log10(gain)), 2),

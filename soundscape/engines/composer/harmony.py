@@ -61,6 +61,11 @@ class Chord:
     @property
     def name(self) -> str:
         names = FLAT_NAMES if self.root in (1, 3, 8, 10) else SHARP_NAMES
+        return names[self.root] + self.quality
+
+    @property
+    def quality(self) -> str:
+        """The name's suffix: "", "m", "dim", "sus2", "maj7", "m7", "add9"..."""
         iv = set(self.intervals)
         if 3 in iv and 6 in iv:
             quality = "dim"
@@ -78,7 +83,32 @@ class Chord:
             quality += "7"
         if 14 in iv:
             quality += "add9"
-        return names[self.root] + quality
+        return quality
+
+
+# Major keys written with flats (F, Bb, Eb, Ab, Db); the rest use sharps.
+FLAT_MAJOR_TONICS = (5, 10, 3, 8, 1)
+
+
+def uses_flats(key: Key) -> bool:
+    """Whether the key is spelt with flats: that of its parent major scale (D minor: F major)."""
+    scale = set(key.scale)
+    for parent in range(12):
+        if {(parent + s) % 12 for s in MODES["major"]} == scale:
+            return parent in FLAT_MAJOR_TONICS
+    return (key.tonic + 3) % 12 in FLAT_MAJOR_TONICS  # harmonic minor: as its natural minor
+
+
+def note_name(midi: int, key: Key) -> str:
+    """Scientific pitch name spelt for the key: "Bb4" in D minor, "A#4" in B major."""
+    names = FLAT_NAMES if uses_flats(key) else SHARP_NAMES
+    return f"{names[midi % 12]}{midi // 12 - 1}"
+
+
+def chord_name(chord: "Chord", key: Key) -> str:
+    """The chord's name spelt for the key ("Bb" rather than "A#" in D minor)."""
+    names = FLAT_NAMES if uses_flats(key) else SHARP_NAMES
+    return names[chord.root] + chord.name[len(chord.name) - len(chord.quality):]
 
 
 def family(key: Key) -> str:

@@ -16,7 +16,7 @@ from soundscape.engines.base import ProgressFn
 from soundscape.engines.composer import harmony, synth
 from soundscape.engines.composer.space import impulse_response, pan_gains, reverberate
 from soundscape.engines.composer.synth import SAMPLE_RATE, raised_cosine
-from soundscape.spec import MODES, CueSpec, Key, midi_to_name
+from soundscape.spec import MODES, CueSpec, Key
 
 PEAK_TARGET = 10 ** (-4.0 / 20)  # -4 dBFS: headroom for mastering's true-peak limiter
 BEATS_PER_BAR = 4
@@ -369,7 +369,7 @@ def render_jingle(spec: CueSpec, *, progress: ProgressFn | None = None) -> tuple
     details = {
         "key": key.name,
         "bpm": intent.bpm,
-        "motif": [midi_to_name(m) for m in motif.notes],
+        "motif": [harmony.note_name(m, key) for m in motif.notes],
         "motif_rhythm_beats": list(motif.rhythm),
         "variant": spec.variant,
         "arrangement": arr.__dict__,
@@ -379,8 +379,9 @@ def render_jingle(spec: CueSpec, *, progress: ProgressFn | None = None) -> tuple
         "intro_beats": intro_beats,
         "final_hit_seconds": round(t_final, 4),
         "final_beat": final_beat,
-        "landing": midi_to_name(landing),
-        "chords": [{"roman": c.roman, "name": c.name, "start_beat": a, "end_beat": min(b, final_beat + 8)}
+        "landing": harmony.note_name(landing, key),
+        "chords": [{"roman": c.roman, "name": harmony.chord_name(c, key), "start_beat": a,
+                    "end_beat": min(b, final_beat + 8)}
                    for a, b, c in chords],
         "cadence": arr.cadence,
         "sections": [{"name": "motif", "start": 0.0, "end": round(t_final, 3)},
