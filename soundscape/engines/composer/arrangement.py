@@ -7,6 +7,8 @@ so peak memory stays near the size of the output even for three-hour beds.
 
 from __future__ import annotations
 
+import functools
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +30,7 @@ DRONE_PERIOD_SECONDS = 2 ** 20 / SAMPLE_RATE
 PEAK_TARGET = 10 ** (-4.0 / 20)        # -4 dBFS: headroom for mastering's true-peak limiter
 PAD_ATTACK, PAD_RELEASE = 2.5, 4.5      # seconds (COMPOSER-NOTES: attack 1-4 s, release 2-6 s)
 STRINGS_ATTACK, STRINGS_RELEASE = 4.0, 5.0
+CHORD_CACHE = 12                       # summed waves of held-note sets kept (8 MB each for pads)
 MELODY_VOICES = ("piano", "bells", "pluck")
 MELODY_BASE_RATE = 1 / 6.0             # phrases per second at full density
 MELODY_LEVEL = 1.8                     # struck notes sit clearly above the pad, as a lead
@@ -71,15 +74,23 @@ class NoteSpan:
             if kind == "steady":
                 out.append((p0, p1, 1.0))
                 continue
-            idx = np.arange(p0, p1, dtype=np.float64)
             if kind == "attack":
-                ramp = raised_cosine((idx - s) / att)
+                ramp = _rise(att)[p0 - s:p1 - s]
             else:
-                # The release starts from wherever the attack had reached (short notes).
-                reached = float(raised_cosine(np.array([(e - s) / att]))[0])
-                ramp = reached * (1.0 - raised_cosine((idx - e) / rel))
+                ramp = _rise(rel, falling=True)[p0 - e:p1 - e]
+                if e - s < att:  # released before the attack ended: fall from where it got
+                    ramp = ramp * _rise(att)[e - s]
             out.append((p0, p1, ramp))
         return out
+
+
+@functools.lru_cache(maxsize=16)
+def _rise(length: int, *, falling: bool = False) -> np.ndarray:
+    """A raised-cosine ramp of ``length`` samples (0 -> 1, or 1 -> 0), made once per length."""
+    ramp = raised_cosine(np.arange(length, dtype=np.float64) / length)
+    ramp = 1.0 - ramp if falling else ramp
+    ramp.flags.writeable = False  # shared between notes
+    return ramp
 
 
 def note_spans(spans: list[harmony.ChordSpan], voices: slice, *, gains: list[float],
@@ -128,7 +139,7 @@ class SustainedLayer:
                 wave = wave.copy()
             wave *= np.float32(key[1])
             self.waves[key] = wave
-        self._chords: dict[frozenset, np.ndarray] = {}
+        self._chords: OrderedDict[frozenset, np.ndarray] = OrderedDict()
         self._starts = np.array([nt.start for nt in notes]) * SAMPLE_RATE
         self._ends = np.array([nt.end + nt.release for nt in notes]) * SAMPLE_RATE
         # Times where some note changes state (starts, ends its attack, starts or ends its release).
@@ -139,11 +150,25 @@ class SustainedLayer:
                           e + max(int(nt.release * SAMPLE_RATE), 1)))
         self._edges = np.array(sorted(edges), dtype=np.int64)
         self._dark = self._extra = self._scratch = None
+        self.period = int(round(period * SAMPLE_RATE))
 
-    def _chord_wave(self, live: list[int]) -> np.ndarray:
-        key = frozenset((self.notes[i].midi, self.notes[i].gain) for i in live)
-        if key not in self._chords:
+    def _segment_length(self, at: int) -> int:
+        """Samples from ``at`` to the next change of any note's state."""
+        i = int(np.searchsorted(self._edges, at, side="right"))
+        return int(self._edges[i] - at) if i < len(self._edges) else 1 << 62
+
+    def _chord_wave(self, held: list[int], length: int) -> np.ndarray | None:
+        """The summed wave of the held notes (kept for the few most recent sets), or None when
+        summing a whole period would cost more than adding the notes over ``length`` samples."""
+        key = frozenset((self.notes[i].midi, self.notes[i].gain) for i in held)
+        if key in self._chords:
+            self._chords.move_to_end(key)
+        elif length < self.period // 2:
+            return None
+        else:
             self._chords[key] = sum(self.waves[k] for k in sorted(key))
+            if len(self._chords) > CHORD_CACHE:
+                self._chords.popitem(last=False)
         return self._chords[key]
 
     def add_to(self, out: np.ndarray, start: int, bright_gain: np.ndarray, gain: np.ndarray) -> None:
@@ -171,11 +196,14 @@ class SustainedLayer:
             pieces = [(i, p) for i, p in pieces if p]
             if not pieces:
                 continue
-            if all(len(p) == 1 and np.isscalar(p[0][2]) for _, p in pieces):
-                wave = self._chord_wave([i for i, _ in pieces])
+            # Notes held through the whole segment are added as one summed wave; only the
+            # rising and fading ones go one by one.
+            held = [i for i, p in pieces if len(p) == 1 and np.isscalar(p[0][2])]
+            wave = self._chord_wave(held, self._segment_length(a)) if len(held) > 1 else None
+            if wave is not None:
                 synth.add_periodic(dark[:, a - start:b - start], wave[0], a, 1.0)
                 synth.add_periodic(extra[:, a - start:b - start], wave[1], a, 1.0)
-                continue
+                pieces = [(i, p) for i, p in pieces if i not in held]
             for i, plist in pieces:
                 wave = self.waves[(self.notes[i].midi, self.notes[i].gain)]
                 for p0, p1, env in plist:
