@@ -69,12 +69,20 @@ def onset_envelope(audio: np.ndarray, sr: int, *, hop_length: int = 512) -> np.n
     return librosa.onset.onset_strength(y=to_mono(audio), sr=sr, hop_length=hop_length)
 
 
-def estimate_tempo(audio: np.ndarray, sr: int, *, hop_length: int = 512) -> float:
-    """Tempo in bpm from the onset envelope's periodicity (librosa, prior centred on 120 bpm)."""
+def estimate_tempo(audio: np.ndarray, sr: int, *, hop_length: int = 512,
+                   start_bpm: float = 120.0) -> float:
+    """Tempo in bpm from the onset envelope's periodicity (librosa's autocorrelation method).
+
+    Like every beat tracker it can answer an octave off (double or half) when the music's
+    subdivisions are strong; its log-normal prior centres on ``start_bpm`` (one octave wide),
+    so music below about 80 bpm with busy half-beats may read as twice its tempo. A caller that
+    knows the rough range can move ``start_bpm`` there.
+    """
     import librosa
 
     env = onset_envelope(audio, sr, hop_length=hop_length)
-    tempo = librosa.feature.tempo(onset_envelope=env, sr=sr, hop_length=hop_length)
+    tempo = librosa.feature.tempo(onset_envelope=env, sr=sr, hop_length=hop_length,
+                                  start_bpm=start_bpm)
     return float(np.atleast_1d(tempo)[0])
 
 

@@ -35,6 +35,7 @@ CADENCES = ("V-I", "IV-V-I", "ii-V-I")
 ACCOMPANIMENTS = ("pad", "arpeggio", "stabs")
 PULSES = ("tick", "shaker", "thump")
 FEELS = ("straight", "half-time", "push")  # how the bass walks the beat
+SLOW_BPM = 80.0  # below this, accompaniment keeps off the half-beats
 REGISTERS = (0, 12, -12)
 
 
@@ -302,17 +303,20 @@ def render_jingle(spec: CueSpec, *, progress: ProgressFn | None = None) -> tuple
                 for m in voicing[1:]:
                     _add(dry, synth.struck_note(m, "piano", seconds=1.2, rng=r_acc), bb * beat,
                          gain=0.22, pan=-0.2)
-        else:  # arpeggio on eighths across the chord tones
+        else:  # arpeggio across the chord tones: eighths, or quarters when the tempo is slow
             tones = list(voicing[1:]) + [voicing[1] + 12]
-            for j, bb in enumerate(np.arange(start_b, end_b, 0.5)):
+            # Slow eighths would read as the beat itself (a tempo heard twice as fast).
+            step = 0.5 if intent.bpm >= SLOW_BPM else 1.0
+            for j, bb in enumerate(np.arange(start_b, end_b, step)):
+                on_beat = bb == int(bb)
                 _add(dry, synth.struck_note(tones[j % len(tones)], "pluck", seconds=0.8, rng=r_acc),
-                     bb * beat, gain=0.2 if j % 2 == 0 else 0.12, pan=-0.35 + 0.7 * (j % 2))
+                     bb * beat, gain=0.2 if on_beat else 0.12, pan=-0.35 + 0.7 * (j % 2))
         if not is_final:
             step = 2.0 if arr.feel == "half-time" else 1.0
             for bb in np.arange(start_b, end_b, step):
                 _add(dry, synth.struck_note(voicing[0] - 12, "pluck", seconds=0.6 * step, rng=r_acc),
                      bb * beat, gain=0.5, pan=0.0)
-                if arr.feel == "push" and bb + 1.5 < end_b and (bb + 1) % BEATS_PER_BAR == BEATS_PER_BAR - 1:
+                if arr.feel == "push" and intent.bpm >= SLOW_BPM and bb + 1.5 < end_b and (bb + 1) % BEATS_PER_BAR == BEATS_PER_BAR - 1:
                     # An eighth-note anticipation before each downbeat pushes the line forward.
                     _add(dry, synth.struck_note(voicing[0] - 12 + 7, "pluck", seconds=0.3, rng=r_acc),
                          (bb + 1.5) * beat, gain=0.25, pan=0.0)
