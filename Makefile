@@ -10,7 +10,7 @@ VENV := .venv
 STAMP := $(VENV)/.soundscape-synced
 # Benchmarks and tests measure one core at a time unless they say otherwise.
 export OMP_NUM_THREADS ?= 1
-export PYTHONDONTWRITEBYTECODE := 1
+
 
 .PHONY: demo test env tools bench clean
 
@@ -20,7 +20,7 @@ env: $(STAMP)
 	$(PYTHON) -m pip install --quiet --target .tools/uv uv
 
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --all-groups
+	$(UV) sync --frozen --all-groups --compile-bytecode
 	@touch $@
 
 # Programs some tests measure with (ffmpeg's ebur128, headless Chromium, poppler):

@@ -27,7 +27,7 @@ def sidecar_path_for(path):
 def write_delivery(rendered, job) -> dict:
     """Master ``rendered``, write the file and its sidecar as ``job`` asks; return the sidecar."""
     from soundscape.atomic import write_json_atomic
-    from soundscape.audio.io import BextInfo, audio_sha256, file_sha256, make_ixml, write_audio
+    from soundscape.audio.io import BextInfo, file_sha256, make_ixml, write_audio
     from soundscape.audio.master import master
 
     spec = job.spec
@@ -64,13 +64,13 @@ def write_delivery(rendered, job) -> dict:
             "software": f"soundscape {__version__}", "date": f"{now:%Y-%m-%d}"}
 
     path, sidecar_path = job.path, sidecar_path_for(job.path)
-    write_audio(path, mastered.audio, mastered.sample_rate, fmt=job.fmt, bit_depth=BIT_DEPTH,
-                bext=bext if job.fmt == "wav" else None, ixml=ixml, tags=tags,
-                overwrite=job.overwrite)
+    written_sha256 = write_audio(path, mastered.audio, mastered.sample_rate, fmt=job.fmt,
+                                 bit_depth=BIT_DEPTH, bext=bext if job.fmt == "wav" else None,
+                                 ixml=ixml, tags=tags, overwrite=job.overwrite)
     sidecar = {
         "soundscape_sidecar": SIDECAR_VERSION,
         "file": path.name,
-        "audio_sha256": audio_sha256(path),
+        "audio_sha256": written_sha256,
         "file_sha256": file_sha256(path),
         "format": job.fmt,
         "sample_rate": mastered.sample_rate,

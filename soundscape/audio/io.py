@@ -143,8 +143,8 @@ def _format_of(path: Path, fmt: str | None) -> str:
 
 def write_audio(path, audio: np.ndarray, sample_rate: int, *, fmt: str = "wav", bit_depth: int = 24,
                 bext: BextInfo | None = None, ixml: str | None = None, tags: dict | None = None,
-                overwrite: bool = False) -> None:
-    """Write ``audio`` (channels, n) float to ``path`` atomically.
+                overwrite: bool = False) -> str:
+    """Write ``audio`` (channels, n) float to ``path`` atomically; return its :func:`audio_sha256`.
 
     The file appears under its name only when complete: it is written to a hidden temporary
     file in the same folder, flushed and synced, then renamed (``overwrite``) or hard-linked
@@ -158,6 +158,10 @@ def write_audio(path, audio: np.ndarray, sample_rate: int, *, fmt: str = "wav", 
         ixml: an iXML document (:func:`make_ixml`) for WAV.
         tags: title/comment/software/date/artist/copyright/album/genre (FLAC Vorbis comments,
             WAV LIST-INFO).
+
+    Returns:
+        The decoded-audio hash, computed from the samples as they are written (the same value
+        :func:`audio_sha256` reads back from the file, without a second pass over it).
     """
     path = check_output_path(path, overwrite=overwrite, fmt=fmt)
     fmt = fmt.lower()
@@ -175,15 +179,18 @@ def write_audio(path, audio: np.ndarray, sample_rate: int, *, fmt: str = "wav", 
 
     temp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.part"
     fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    digest = hashlib.sha256()
+    blocks = _hashed(_pcm_blocks(audio, bit_depth), digest, shift=32 - bit_depth)
     try:
         with os.fdopen(fd, "wb") as handle:
             if fmt == "wav":
-                _write_wav(handle, audio, sample_rate, bit_depth, bext, ixml, tags)
+                _write_wav(handle, blocks, audio.shape, sample_rate, bit_depth, bext, ixml, tags)
             else:
-                _write_flac(handle, audio, sample_rate, bit_depth, bext, tags)
+                _write_flac(handle, blocks, audio.shape[0], sample_rate, bit_depth, bext, tags)
             handle.flush()
             os.fsync(handle.fileno())
         _publish(temp, path, overwrite=overwrite)
+        return digest.hexdigest()
     except BaseException:
         try:
             os.unlink(temp)
@@ -241,6 +248,14 @@ def _pcm_blocks(audio: np.ndarray, bit_depth: int):
         yield block
 
 
+def _hashed(blocks, digest, *, shift: int):
+    """Pass PCM blocks through, feeding ``digest`` as :func:`audio_sha256` would read them back
+    (interleaved little-endian int32 with the sample in the top bits)."""
+    for block in blocks:
+        digest.update(np.ascontiguousarray(block << shift, dtype="<i4").data)
+        yield block
+
+
 def _packed_24(block: np.ndarray) -> np.ndarray:
     """int32 samples -> packed little-endian 24-bit bytes (low 16 bits, then the high byte)."""
     flat = block.reshape(-1)
@@ -253,8 +268,8 @@ def _packed_24(block: np.ndarray) -> np.ndarray:
     return packed
 
 
-def _write_wav(handle, audio, sample_rate, bit_depth, bext, ixml, tags) -> None:
-    channels, frames = audio.shape
+def _write_wav(handle, blocks, shape, sample_rate, bit_depth, bext, ixml, tags) -> None:
+    channels, frames = shape
     width = bit_depth // 8
     fmt_chunk = struct.pack("<HHIIHH", WAVE_FORMAT_PCM, channels, sample_rate,
                             sample_rate * channels * width, channels * width, bit_depth)
@@ -274,7 +289,7 @@ def _write_wav(handle, audio, sample_rate, bit_depth, bext, ixml, tags) -> None:
                           f"use --format flac")
     handle.write(b"RIFF" + struct.pack("<I", riff_size) + b"WAVE" + header)
     handle.write(b"data" + struct.pack("<I", data_bytes))
-    for block in _pcm_blocks(audio, bit_depth):
+    for block in blocks:
         handle.write(_packed_24(block) if width == 3 else block.astype("<i2"))
     if data_bytes & 1:
         handle.write(b"\0")
@@ -285,7 +300,7 @@ def _chunk(ident: bytes, payload: bytes) -> bytes:
     return ident + struct.pack("<I", len(payload)) + payload + (b"\0" if len(payload) & 1 else b"")
 
 
-def _write_flac(handle, audio, sample_rate, bit_depth, bext, tags) -> None:
+def _write_flac(handle, blocks, channels, sample_rate, bit_depth, bext, tags) -> None:
     import soundfile as sf
 
     merged = {}
@@ -294,13 +309,13 @@ def _write_flac(handle, audio, sample_rate, bit_depth, bext, tags) -> None:
         if bext.origination_date:
             merged["date"] = bext.origination_date
     merged.update(tags)
-    with sf.SoundFile(handle, mode="w", samplerate=sample_rate, channels=audio.shape[0],
+    with sf.SoundFile(handle, mode="w", samplerate=sample_rate, channels=channels,
                       subtype=f"PCM_{bit_depth}", format="FLAC") as out:
         # libsndfile writes Vorbis comments with the header: set them before any audio.
         for key, value in merged.items():
             setattr(out, key, str(value))
         shift = 32 - bit_depth  # soundfile takes int32 with the sample in the top bits
-        for block in _pcm_blocks(audio, bit_depth):
+        for block in blocks:
             out.write(block << shift)
 
 

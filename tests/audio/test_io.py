@@ -127,6 +127,13 @@ def test_audio_hash_ignores_container_and_metadata(audio, tmp_path):
     assert audio_sha256(tmp_path / "c.wav") != audio_sha256(wav)
 
 
+@pytest.mark.parametrize("fmt, bit_depth", [("wav", 24), ("wav", 16), ("flac", 24), ("flac", 16)])
+def test_hash_returned_while_writing_equals_the_hash_read_back(audio, tmp_path, fmt, bit_depth):
+    path = tmp_path / f"a.{fmt}"
+    returned = write_audio(path, audio, SR, fmt=fmt, bit_depth=bit_depth)
+    assert returned == audio_sha256(path)
+
+
 def test_flac_carries_tags_and_exact_samples(audio, tmp_path):
     path = tmp_path / "bed.flac"
     write_audio(path, audio, SR, fmt="flac", bext=bext(description="Café rain"), tags={"title": "Bed 1"})
