@@ -296,22 +296,57 @@ def make_tasks(outputs: Sequence[Output]) -> list[_Task]:
 _PROGRESS_QUEUE = None
 
 
+# Imported once by the fork server, so each worker starts as a fork of it instead of paying for
+# numpy, scipy and the composer again (seconds per worker on a busy machine). torch is left out:
+# only musicgen workers need it, and a process should not fork after torch has started threads.
+WORKER_PRELOAD = ["soundscape.batch.runner", "soundscape.delivery", "soundscape.audio.io",
+                  "soundscape.audio.master", "soundscape.engines.composer", "soundscape.config"]
+
+
 def _worker_init(queue, driver_pid: int) -> None:
     """Local worker start-up: report progress through ``queue``; die with the driver.
 
     A batch killed with ``kill -9`` must not leave workers writing files behind the rerun's
-    back, so on Linux each worker asks the kernel for SIGKILL when its parent goes.
+    back. Nothing else would stop them: a worker's parent is the fork server, which lives as long
+    as any worker does, and its task queue never reports end-of-file (each worker holds both
+    ends). So a watcher thread kills the worker the moment the driver is gone.
     """
+    import threading
+
     global _PROGRESS_QUEUE
     _PROGRESS_QUEUE = queue
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
+    threading.Thread(target=_die_with, args=(driver_pid,), name="die-with-driver",
+                     daemon=True).start()
 
-        PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != driver_pid:  # the driver died before prctl took effect
-            os._exit(1)
+
+def _die_with(pid: int) -> None:
+    """Block until process ``pid`` has exited, then SIGKILL this process."""
+    import select
+    import signal
+
+    try:
+        # A pidfd turns readable the instant the process exits (Linux 5.3+), zombie or not.
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        fd = None
+    except (AttributeError, OSError):
+        fd = -1
+    if fd is not None and fd >= 0:
+        select.select([fd], [], [])
+    elif fd == -1:
+        while _alive(pid):
+            time.sleep(0.2)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _produce_local(task_index: int, jobs: list[pipeline.Job], home: str | None) -> list[dict]:
@@ -491,16 +526,21 @@ OnResult = Callable[[_Task, object, "BaseException | None", float, bool], None]
 
 def _run_local(tasks: list[_Task], on_result: OnResult, *, reporter: Reporter, workers: int,
                home: str | None, ray_address: str | None) -> None:
-    """A pool of spawned worker processes; results are recorded as each task finishes."""
+    """A pool of worker processes; results are recorded as each task finishes."""
     import multiprocessing
     import queue as queue_mod
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     if not tasks:
         return
-    # 'spawn': a fresh interpreter per worker (no forked locks, no copy of the driver's ledger
-    # connection), and its parent is this process, which PR_SET_PDEATHSIG relies on.
-    context = multiprocessing.get_context("spawn")
+    # 'forkserver': workers fork from a clean server process that has only imported the
+    # rendering modules, never from this one (no copied locks, threads or ledger connection).
+    # 'spawn' where there is no fork server (macOS keeps it too; Windows has only spawn).
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(WORKER_PRELOAD)
+    else:
+        context = multiprocessing.get_context("spawn")
     progress_queue = context.Queue()
     begun: dict = {}
     with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context,

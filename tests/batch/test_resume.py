@@ -22,9 +22,9 @@ CUES = ("1M1", "1M2", "1M3", "2M1", "2M2", "4M4")
 DURATIONS = {"1M1": 4, "1M2": 10, "1M3": 3, "2M1": 10, "2M2": 3, "4M4": 10}
 
 
-def children_of(pid: int) -> list[int]:
-    """Process ids whose parent is ``pid`` (Linux /proc)."""
-    found = []
+def descendants_of(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux /proc): workers, the fork server, the resource tracker."""
+    parents = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
@@ -32,8 +32,11 @@ def children_of(pid: int) -> list[int]:
             except OSError:
                 continue
             # Field 4 (after the parenthesised command, which may hold spaces) is the parent id.
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        found.extend(frontier)
     return found
 
 
@@ -100,14 +103,15 @@ def test_kill_9_mid_batch_then_rerun_leaves_the_complete_set(tmp_path, episode_f
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     try:
         wait_for(lambda: MOMENTS[moment](out), timeout=240, proc=proc)
-        workers = children_of(proc.pid)
+        workers = descendants_of(proc.pid)
+        assert workers
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
-    # The killed run's workers die with it (PR_SET_PDEATHSIG): nothing writes behind the rerun.
+    # The killed run's workers (and the fork server) die with it: nothing writes behind the rerun.
     deadline = time.monotonic() + 10
     while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -132,3 +132,15 @@ def test_cue_ids_and_values_that_look_like_markup_are_printed_as_typed(tmp_path)
                     encoding="utf-8")
     result = invoke(tmp_path / "home", "batch", cues, "--out", tmp_path / "out", "--dry-run")
     assert result.exit_code == 2 and "unknown usage code '[/X]'" in result.output
+
+
+@pytest.mark.slow
+def test_executor_ray_starts_a_private_local_ray_and_records_from_the_driver(tmp_path, small, soundscape):
+    out = tmp_path / "out"
+    proc = soundscape("batch", small, "--out", out, "--executor", "ray", "--workers", "2", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "3 rendered" in proc.stdout
+    proc = soundscape("batch", small, "--out", out, "--dry-run")
+    assert proc.stdout.count("skip (up to date)") == 3
+    verify = soundscape("ledger", "verify")
+    assert verify.returncode == 0, verify.stderr
