@@ -209,6 +209,10 @@ def add_paths(ledger: Ledger, paths: Sequence[str | Path], *, license: str | Non
     return add_entries(ledger, entries, dataset=dataset, version=version)
 
 
+_TEXT_FIELDS = ("path", "license", "author", "artist", "source", "url", "source_url",
+                "attribution", "title", "description")
+
+
 def read_manifest(manifest: str | Path) -> list[AssetEntry]:
     """Entries from a JSONL manifest (audiocraft's convention plus license fields) or a CSV.
 
@@ -221,10 +225,19 @@ def read_manifest(manifest: str | Path) -> list[AssetEntry]:
         ParameterError: a line that cannot be read, or a missing path column.
     """
     path = Path(manifest)
+    if path.is_dir():
+        raise ParameterError(f"manifest {path} is a folder: give a JSONL or CSV manifest file "
+                             "(or register a folder with `soundscape dataset add`)")
     if not path.is_file():
         raise ParameterError(f"manifest {path} does not exist")
     rows: list[tuple[str, dict]] = []
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ParameterError(f"manifest {path} is not a text manifest: expected JSONL or CSV "
+                             "in UTF-8") from None
+    except OSError as exc:
+        raise ParameterError(f"manifest {path} cannot be read ({exc.strerror or exc})") from None
     if path.suffix.lower() == ".csv":
         reader = csv.DictReader(text.splitlines())
         if not reader.fieldnames or "path" not in [f.strip() for f in reader.fieldnames]:
@@ -248,6 +261,10 @@ def read_manifest(manifest: str | Path) -> list[AssetEntry]:
     for where, row in rows:
         if not row.get("path"):
             raise ParameterError(f"{where}: no path")
+        for field in _TEXT_FIELDS:
+            if row.get(field) not in (None, "") and not isinstance(row[field], str):
+                raise ParameterError(f"{where}: {field!r} must be text, not "
+                                     f"{json.dumps(row[field])}")
         audio = Path(row["path"])
         if not audio.is_absolute():
             audio = path.parent / audio

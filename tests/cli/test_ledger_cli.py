@@ -138,6 +138,27 @@ def test_dataset_import_jsonl(cli, ws, tmp_path, rng):
     assert [b["name"] for _, b in rows(ws, "dataset")] == ["imported"]
 
 
+@pytest.mark.parametrize("name, content, says", [
+    ("set.jsonl", json.dumps({"path": 123, "license": "CC0-1.0", "author": "A"}) + "\n",
+     "'path' must be text"),
+    ("set.jsonl", json.dumps({"path": "x.wav", "license": ["CC0-1.0"], "author": "A"}) + "\n",
+     "'license' must be text"),
+    ("set.csv", b"\xff\xfe\x00 not text", "not a text manifest"),
+    ("take.wav", b"RIFF\xff\xff\x00\x00WAVEfmt \x80\x81", "not a text manifest"),
+    ("folder", None, "is a folder"),
+])
+def test_dataset_import_of_a_bad_manifest_is_one_line(cli, ws, tmp_path, name, content, says):
+    manifest = tmp_path / name
+    if content is None:
+        manifest.mkdir()
+    elif isinstance(content, bytes):
+        manifest.write_bytes(content)
+    else:
+        manifest.write_text(content)
+    assert says in one_error(cli("dataset", "import", manifest, "--dataset", "d"), 2)
+    assert rows(ws, "dataset") == [] if (ws / "ledger.sqlite").exists() else True
+
+
 def _record_outputs(ws, tmp_path, rng):
     """A composer output made of CC0 samples and a musicgen output of a CC-BY-NC fine-tune."""
     manifest = [json.loads(line) for line in
