@@ -65,6 +65,42 @@ def test_bad_input_is_one_line_and_writes_nothing(soundscape, tmp_path, args, fr
     assert list(out_dir.iterdir()) == []
 
 
+@pytest.mark.parametrize("out", [".", "out", "out/", "fresh/", ""])
+def test_a_folder_as_output_is_one_line_and_writes_nothing(soundscape, tmp_path, out):
+    # Formerly: '.' crashed with a traceback and 'out/' quietly wrote out.wav beside the folder.
+    (tmp_path / "out").mkdir()
+    proc = subprocess_in(soundscape, tmp_path, "generate", "calm", "--duration", "10", "--out", out)
+    assert "--out" in _one_error_line(proc)
+    assert {p.name for p in tmp_path.iterdir()} <= {"home", "out"}
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+ODD_ENGINE_OPTIONS = [
+    (["--engine", "foo"], "unknown engine 'foo'"),
+    (["--model", "mine"], "--model applies only to --engine musicgen"),
+    (["--top-k", "5", "--temperature", "2"], "--top-k, --temperature apply only to --engine musicgen"),
+]
+
+
+@pytest.mark.parametrize("extra, fragment", ODD_ENGINE_OPTIONS, ids=["engine", "model", "sampling"])
+def test_options_the_engine_would_ignore_are_refused(soundscape, tmp_path, extra, fragment):
+    proc = soundscape("generate", "calm", "--duration", "10", *extra, "--out", tmp_path / "x.wav")
+    assert fragment in _one_error_line(proc)
+    assert not (tmp_path / "x.wav").exists()
+
+
+def subprocess_in(soundscape, cwd, *args):
+    """Run ``soundscape`` from ``cwd`` (relative --out paths resolve there)."""
+    import os
+
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return soundscape(*args)
+    finally:
+        os.chdir(here)
+
+
 def test_missing_output_folder(soundscape, tmp_path):
     proc = soundscape("generate", "calm", "--out", tmp_path / "nowhere" / "x.wav")
     assert "does not exist" in _one_error_line(proc)
