@@ -40,7 +40,11 @@ class Workspace:
         env = os.environ.get("SOUNDSCAPE_LEDGER_URL")
         if env:
             return env
-        return self.settings.get("ledger_url") or f"sqlite:///{self.home / 'ledger.sqlite'}"
+        url = self.settings.get("ledger_url")
+        if url is not None and not isinstance(url, str):
+            raise SoundscapeError(f"{self.home / SETTINGS_FILE}: ledger_url must be a quoted URL "
+                                  "such as \"sqlite:///path/to/ledger.sqlite\"")
+        return url or f"sqlite:///{self.home / 'ledger.sqlite'}"
 
     @property
     def keys_dir(self) -> Path:
@@ -72,4 +76,7 @@ def open_workspace(home: str | Path | None = None) -> Workspace:
             settings = tomllib.loads(path.read_text())
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise SoundscapeError(f"{path}: not valid TOML ({exc})") from None
+        except OSError as exc:
+            raise SoundscapeError(f"cannot read the settings file {path}: "
+                                  f"{exc.strerror or exc}") from None
     return Workspace(home=root, settings=settings)

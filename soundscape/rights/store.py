@@ -27,7 +27,7 @@ from typing import Iterator, Sequence
 from sqlalchemy import (Column, Index, Integer, LargeBinary, MetaData, String, Table, Text,
                         create_engine, event, func, select)
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from soundscape.errors import LedgerError, TamperError
 from soundscape.rights import merkle
@@ -277,7 +277,11 @@ class Store:
     def __init__(self, url: str, keys_dir: Path):
         self.url = url
         self.keys_dir = Path(keys_dir)
-        parsed = make_url(url)
+        try:
+            parsed = make_url(url)
+        except (ArgumentError, TypeError, ValueError):
+            raise LedgerError(f"ledger URL {url!r} is not a database URL: expected "
+                              "sqlite:///path/to/ledger.sqlite or postgresql://...") from None
         self.dialect = parsed.get_backend_name()
         self.label = parsed.database if self.dialect == "sqlite" else parsed.render_as_string()
         if self.dialect == "sqlite":
@@ -285,14 +289,22 @@ class Store:
                 raise LedgerError("the ledger needs a file: an in-memory SQLite URL cannot be shared")
             db = Path(parsed.database)
             _check_sqlite_file(db)
-            db.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                db.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise LedgerError(f"cannot create the ledger's folder {db.parent}: "
+                                  f"{exc.strerror or exc}") from None
             # A pooled connection stays open between transactions: closing SQLite's last
             # connection checkpoints and removes the WAL, which would cost every write.
             self.engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
             event.listen(self.engine, "connect", _sqlite_on_connect)
             event.listen(self.engine, "begin", _sqlite_on_begin)
         else:
-            self.engine = create_engine(url)
+            try:
+                self.engine = create_engine(url)
+            except (NoSuchModuleError, ImportError) as exc:
+                raise LedgerError(f"ledger URL {self.label}: no database driver for "
+                                  f"{parsed.drivername!r} is installed ({exc})") from None
         self._private_key = None
         self._public_key = None
         self._pid = os.getpid()

@@ -249,6 +249,24 @@ def test_a_file_that_is_not_a_ledger(cli, ws):
     assert line.endswith("ledger.sqlite is not a soundscape ledger")
 
 
+@pytest.mark.parametrize("settings, says", [
+    ("ledger_url = 5\n", "ledger_url must be a quoted URL"),
+    ('ledger_url = "not a url"\n', "is not a database URL"),
+    ('ledger_url = "nonsense://x"\n', "no database driver for 'nonsense'"),
+    ('ledger_url = "sqlite:////proc/soundscape-test/ledger.sqlite"\n',
+     "cannot create the ledger's folder /proc/soundscape-test"),
+    (None, "cannot read the settings file"),
+])
+def test_a_bad_ledger_setting_is_one_line(cli, ws, settings, says):
+    ws.mkdir(parents=True)
+    if settings is None:
+        (ws / "soundscape.toml").mkdir()
+    else:
+        (ws / "soundscape.toml").write_text(settings)
+    assert says in one_error(cli("ledger", "list"), 1)
+    assert sorted(p.name for p in ws.iterdir()) == ["soundscape.toml"]
+
+
 def test_ledger_reconcile_records_a_crashed_output(cli, ws, tmp_path, rng):
     from soundscape.atomic import write_json_atomic
 
