@@ -5,7 +5,12 @@ EnCodec 32 kHz compression model, random weights from soundscape's builder (noth
 Same model, same settings (top_k 250, cfg_coef 3, 1 s cues = 50 frames), same machine, one run:
 
 - audiocraft: ``MusicGen.generate([prompt])`` once per cue (measured on a few cues);
-- soundscape: ``MusicGenEngine.render`` of 16 cues in one batch, and of 1 cue.
+- soundscape: 16 cues in one batch (the two calls ``MusicGenEngine.render`` makes:
+  ``generate_codes`` then ``decode_rows``, timed apart), and ``render`` of 1 cue.
+
+Each side is measured ``--repeats`` times in turns and the best time kept, so that bursts of load
+on a shared machine do not decide the ratio. Figures are given cue to audio (EnCodec decoding
+included) and for the tokens alone.
 
 Prints generated frames per second for each, the ratio (target >= 8x on CPU), and seconds of
 audio per second at batch 1 and 16; then the same on the GPU when CUDA is available.
@@ -44,7 +49,7 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def run(device: str, *, cues: int, baseline_cues: int, seconds: float) -> dict:
+def run(device: str, *, cues: int, baseline_cues: int, seconds: float, repeats: int) -> dict:
     import torch
 
     from soundscape.engines.musicgen import MusicGenEngine
@@ -71,24 +76,46 @@ def run(device: str, *, cues: int, baseline_cues: int, seconds: float) -> dict:
     theirs.set_generation_params(duration=seconds, top_k=250, cfg_coef=3.0)
     _sync(device)
 
-    t0 = time.perf_counter()
-    for i in range(baseline_cues):
-        torch.manual_seed(1000 + i)
-        theirs.generate([PROMPTS[i % len(PROMPTS)]])
-    _sync(device)
-    t_base = time.perf_counter() - t0
+    from soundscape.engines.musicgen.generate import SamplingParams, decode_rows, generate_codes
+
+    prompts = [PROMPTS[i % len(PROMPTS)] for i in range(cues)]
+    seeds = [1000 + i for i in range(cues)]
+    params = SamplingParams(top_k=250, cfg_coef=3.0)
+    # Best of `repeats`, measured in turns, so that a burst of load from other users of a shared
+    # machine does not land on one side only.
+    t_base = t_base_tokens = t_one = t_batch = t_batch_tokens = float("inf")
+    for _ in range(repeats):
+        t0, tokens_time = time.perf_counter(), 0.0
+        for i in range(baseline_cues):
+            torch.manual_seed(1000 + i)
+            # generate() in its two halves (audiocraft 1.3's own calls) to time the LM alone.
+            attributes, _ = theirs._prepare_tokens_and_attributes([PROMPTS[i % len(PROMPTS)]], None)
+            t1 = time.perf_counter()
+            tokens = theirs._generate_tokens(attributes, None, False)
+            _sync(device)
+            tokens_time += time.perf_counter() - t1
+            theirs.generate_audio(tokens)
+        _sync(device)
+        t_base = min(t_base, time.perf_counter() - t0)
+        t_base_tokens = min(t_base_tokens, tokens_time)
+
+        t0 = time.perf_counter()
+        engine.render(_specs(1, seconds))
+        _sync(device)
+        t_one = min(t_one, time.perf_counter() - t0)
+
+        # Batch 16: the engine's two calls (render() is these plus bookkeeping), timed apart.
+        t0 = time.perf_counter()
+        codes = generate_codes(engine.model, prompts, seeds, frames=frames, params=params)
+        _sync(device)
+        t1 = time.perf_counter()
+        audio = decode_rows(engine.model, codes)
+        _sync(device)
+        t_batch = min(t_batch, time.perf_counter() - t0)
+        t_batch_tokens = min(t_batch_tokens, t1 - t0)
+        assert len(audio) == cues
     fps_base = baseline_cues * frames / t_base
-
-    t0 = time.perf_counter()
-    engine.render(_specs(1, seconds))
-    _sync(device)
-    t_one = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    renders = engine.render(_specs(cues, seconds))
-    _sync(device)
-    t_batch = time.perf_counter() - t0
-    assert len(renders) == cues and all(r.details["batch_size"] == cues for r in renders)
+    fps_base_tokens = baseline_cues * frames / t_base_tokens
     fps_batch = cues * frames / t_batch
     fps_one = frames / t_one
 
@@ -99,9 +126,14 @@ def run(device: str, *, cues: int, baseline_cues: int, seconds: float) -> dict:
           f"{seconds / t_one:.3f} s of audio per s")
     print(f"[{device}] soundscape batch {cues}: {cues} cues in {t_batch:.2f} s -> "
           f"{fps_batch:.1f} frames/s, {cues * seconds / t_batch:.3f} s of audio per s")
-    print(f"[{device}] ratio soundscape batch {cues} / audiocraft per cue: "
+    print(f"[{device}] ratio soundscape batch {cues} / audiocraft per cue, cue to audio: "
           f"{fps_batch / fps_base:.1f}x (target >= 8x); batch {cues} / batch 1: "
-          f"{fps_batch / fps_one:.1f}x", flush=True)
+          f"{fps_batch / fps_one:.1f}x")
+    fps_batch_tokens = cues * frames / t_batch_tokens
+    print(f"[{device}] tokens only (the LM, no EnCodec decode): audiocraft "
+          f"{fps_base_tokens:.1f} frames/s, soundscape batch {cues} {fps_batch_tokens:.1f} "
+          f"frames/s, ratio {fps_batch_tokens / fps_base_tokens:.1f}x; EnCodec decoding took "
+          f"{(t_batch - t_batch_tokens) / cues:.2f} s per cue (best of {repeats})", flush=True)
     del engine, theirs, compression_model, lm
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
@@ -114,6 +146,8 @@ def main() -> None:
     parser.add_argument("--baseline-cues", type=int, default=3,
                         help="cues for audiocraft's one-at-a-time baseline")
     parser.add_argument("--seconds", type=float, default=1.0, help="length of each cue")
+    parser.add_argument("--repeats", type=int, default=2, help="measure each side this many "
+                        "times, in turns, and keep the best")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS") or 1),
                         help="torch CPU threads (default: OMP_NUM_THREADS, else 1)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
@@ -131,7 +165,7 @@ def main() -> None:
             print("[cuda] not available: GPU figures skipped")
             continue
         cues, base = args.cues, args.baseline_cues
-        run(device, cues=cues, baseline_cues=base, seconds=args.seconds)
+        run(device, cues=cues, baseline_cues=base, seconds=args.seconds, repeats=args.repeats)
     print(f"total {time.perf_counter() - started:.0f} s")
 
 
