@@ -180,8 +180,10 @@ def _held_checkpoint(path: Path) -> dict:
 def prove(
     record_id: Annotated[str, typer.Argument(help="Record id, e.g. out-000042.")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the proof here.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file.")] = False,
 ) -> None:
     """An inclusion proof of a record against the latest signed checkpoint (JSON)."""
+    _check_out(out, overwrite)
     with open_ledger() as ledger:
         proof = ledger.prove(record_id).to_dict()
     text = json.dumps(proof, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
@@ -197,6 +199,19 @@ def prove(
         raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
     say(f"proof of {record_id} (leaf {proof['leaf_index']} of {proof['tree_size']}) "
         f"written to {out}")
+
+
+def _check_out(out: Optional[Path], overwrite: bool) -> None:
+    """Refuse, before any work, an --out that is a folder, or a file that exists without --overwrite
+    (a mistyped --out must never replace a delivered audio file)."""
+    from soundscape.errors import OutputError
+
+    if out is None:
+        return
+    if out.is_dir():
+        raise OutputError(f"cannot write {out}: it is a folder; give a file name")
+    if out.exists() and not overwrite:
+        raise OutputError(f"{out} exists; pass --overwrite to replace it")
 
 
 @ledger_app.command("check-proof")
@@ -267,12 +282,14 @@ def correct(
 def export(
     fmt: Annotated[str, typer.Option("--format", help="jsonl: one record body per line.")] = "jsonl",
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write here (default stdout).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file.")] = False,
 ) -> None:
     """Export every record body verbatim, one per line: SHA-256(0x00 ‖ line) is its leaf hash."""
     from soundscape.errors import OutputError, ParameterError
 
     if fmt != "jsonl":
         raise ParameterError(f"unknown export format {fmt!r}: jsonl is supported")
+    _check_out(out, overwrite)
     import os
     import tempfile
 

@@ -231,6 +231,20 @@ def test_ledger_list_show_verify_prove_check_export(cli, ws, tmp_path, rng):
         "no record out-999999 in the ledger (see `soundscape ledger list`)")
 
 
+@pytest.mark.parametrize("command", [["ledger", "prove", "out-000001"],
+                                     ["ledger", "export", "--format", "jsonl"]],
+                         ids=["prove", "export"])
+def test_proof_and_export_never_replace_an_existing_file_unasked(cli, ws, tmp_path, rng, command):
+    # Formerly `ledger prove out-000001 --out bed.wav` replaced the delivered audio with JSON.
+    bed, _ = _record_outputs(ws, tmp_path, rng)
+    before = bed.read_bytes()
+    assert "--overwrite" in one_error(cli(*command, "--out", bed), 2)
+    assert bed.read_bytes() == before
+    assert "folder" in one_error(cli(*command, "--out", tmp_path), 2)
+    assert cli(*command, "--out", bed, "--overwrite").exit_code == 0
+    assert bed.read_bytes() != before
+
+
 def test_verify_names_the_first_bad_record_with_exit_code_3(cli, ws, tmp_path, rng):
     _record_outputs(ws, tmp_path, rng)
     con = sqlite3.connect(ws / "ledger.sqlite")
