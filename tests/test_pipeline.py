@@ -56,3 +56,28 @@ def test_crash_before_record_is_recorded_once(tmp_path):
             reconcile(ledger)
             assert len(ledger.find_outputs(audio_sha256=sidecar["audio_sha256"])) == 1
             ledger.verify()
+
+
+def test_crash_mid_write_leaves_nothing_after_reconcile(tmp_path):
+    workspace = open_workspace(tmp_path / "home")
+    with Ledger.open(workspace) as ledger:
+        job, sidecar, _ = _written_job(tmp_path, ledger)
+        # As if killed while writing: the final names never appeared, the temp files did.
+        job.path.unlink()
+        job.path.with_name("cue.wav.json").unlink()
+        leftovers = [tmp_path / ".cue.wav.0123456789ab.part", tmp_path / ".cue.wav.json.tmpx1y2"]
+        for leftover in leftovers:
+            leftover.write_bytes(b"half")
+    with Ledger.open(workspace) as ledger:
+        report = reconcile(ledger)
+        assert [audio for audio, _ in report.dropped] == [str(job.path)]
+        assert ledger.pending_entries() == []
+        assert ledger.find_outputs(audio_sha256=sidecar["audio_sha256"]) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]
+
+
+def test_error_messages_are_printed_as_plain_text(capsys):
+    from soundscape.cli.common import error_line
+
+    error_line("unknown key '[/]D minor[bold]'")
+    assert capsys.readouterr().err.strip() == "error: unknown key '[/]D minor[bold]'"

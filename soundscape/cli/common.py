@@ -22,7 +22,10 @@ STATE = _State()
 
 def error_line(message: str) -> None:
     """Print one line to stderr in the form every soundscape error takes."""
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True, markup=True)
+    from rich.markup import escape
+
+    # The message is plain text (it may quote a user's "[...]"): only our prefix is markup.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, markup=True)
 
 
 def workspace():

@@ -867,7 +867,9 @@ class Ledger:
                 for folder, name in {(audio.parent, audio.name),
                                      (sidecar_path.parent, sidecar_path.name)}:
                     if folder.is_dir():
-                        for tmp in folder.glob(f".{_glob_escape(name)}.tmp*"):
+                        # Hidden temp files of atomic writes: ".<name>.tmp*" (sidecars) and
+                        # ".<name>.<random>.part" (audio, soundscape.audio.io).
+                        for tmp in folder.glob(f".{_glob_escape(name)}.*"):
                             tmp.unlink(missing_ok=True)
                             report.removed_temp_files.append(str(tmp))
                 report.dropped.append((str(audio), reason))
