@@ -223,15 +223,28 @@ def check_proof(
 ) -> None:
     """Check an inclusion proof with the ledger's public key alone (no ledger needed)."""
     from soundscape.errors import ParameterError, TamperError
-    from soundscape.rights.merkle import ProofError, verify_inclusion
+    from soundscape.rights.merkle import ProofError, load_public_key, verify_inclusion
 
     try:
         data = json.loads(proof.read_text(encoding="utf-8"))
-        pem = public_key.read_bytes()
-    except (OSError, ValueError) as exc:
-        raise ParameterError(f"cannot read the proof or key: {exc}") from None
+    except OSError as exc:
+        raise ParameterError(f"cannot read the proof {proof}: {exc.strerror or exc}") from None
+    except ValueError:
+        raise ParameterError(f"{proof} is not a proof: it is not JSON "
+                             "(write one with `soundscape ledger prove ID --out FILE`)") from None
     if not isinstance(data, dict):
         raise ParameterError(f"{proof} is not a proof")
+    try:
+        pem = public_key.read_bytes()
+    except OSError as exc:
+        raise ParameterError(f"cannot read the public key {public_key}: "
+                             f"{exc.strerror or exc}") from None
+    try:
+        load_public_key(pem)
+    except ProofError:
+        # A wrong key file is the user's mistake, not evidence of tampering (exit 2, not 3).
+        raise ParameterError(f"{public_key} is not the ledger's public key: expected an Ed25519 "
+                             "public key in PEM form (`soundscape ledger public-key`)") from None
     try:
         summary = verify_inclusion(data, pem)
     except ProofError as exc:

@@ -245,6 +245,22 @@ def test_proof_and_export_never_replace_an_existing_file_unasked(cli, ws, tmp_pa
     assert bed.read_bytes() != before
 
 
+def test_check_proof_tells_a_wrong_file_from_a_bad_proof(cli, ws, tmp_path, rng):
+    # Formerly a key file that is not a key exited 3 ("proof does not verify"), as for tampering.
+    bed, _ = _record_outputs(ws, tmp_path, rng)
+    proof = tmp_path / "proof.json"
+    assert cli("ledger", "prove", "out-000001", "--out", proof).exit_code == 0
+    key = tmp_path / "ledger.pub.pem"
+    key.write_text(cli("ledger", "public-key").stdout)
+    assert "is not the ledger's public key" in one_error(
+        cli("ledger", "check-proof", proof, "--public-key", bed), 2)
+    assert "cannot read the public key" in one_error(
+        cli("ledger", "check-proof", proof, "--public-key", tmp_path), 2)
+    assert "is not a proof" in one_error(cli("ledger", "check-proof", bed, "--public-key", key), 2)
+    assert "cannot read the proof" in one_error(
+        cli("ledger", "check-proof", tmp_path / "none.json", "--public-key", key), 2)
+
+
 def test_verify_names_the_first_bad_record_with_exit_code_3(cli, ws, tmp_path, rng):
     _record_outputs(ws, tmp_path, rng)
     con = sqlite3.connect(ws / "ledger.sqlite")
