@@ -25,7 +25,7 @@ from datetime import date
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from soundscape.errors import LedgerError, LicenseError, SoundscapeError
+from soundscape.errors import LedgerError, LicenseError, ParameterError, SoundscapeError
 from soundscape.rights import merkle
 from soundscape.rights.store import (Checkpoint, Store, StoredRecord, VerifyReport, canonical_json,
                                      lookup_columns)  # noqa: F401 - lookup_columns re-exported
@@ -468,11 +468,16 @@ class Ledger:
         stored = self.raw(record_id)
         allowed = CORRECTABLE.get(stored.kind)
         if allowed is None:
-            raise LedgerError(f"{record_id} is a {stored.kind} record; only assets and models "
+            article = "an" if stored.kind[:1] in "aeiou" else "a"
+            raise LedgerError(f"{record_id} is {article} {stored.kind} record; only assets and models "
                               "can be corrected")
         if not reason or not reason.strip():
             raise LedgerError("a correction needs a reason (--reason TEXT)")
         changes = {k: v for k, v in changes.items() if v is not None}
+        for key in ("license", "author", "title"):
+            if key in changes and not str(changes[key]).strip():
+                raise ParameterError(f"--{key} cannot be empty: a correction replaces the "
+                                     f"{key} of {record_id}, it never blanks it")
         unknown = sorted(set(changes) - set(allowed))
         if unknown:
             raise LedgerError(f"cannot correct {', '.join(unknown)} of a {stored.kind}: "

@@ -127,6 +127,12 @@ def test_license_conflict_is_refused(cli, ws, tmp_path, rng):
                "--dataset", "f").exit_code == 0
     no_reason = cli("ledger", "correct", "asset-000001", "--license", "MIT")
     assert no_reason.exit_code == 2 and "--reason" in no_reason.stderr
+    # A correction never blanks the author or license the credit line needs.
+    before = rows(ws)
+    for field in ("--author", "--license"):
+        assert "cannot be empty" in one_error(
+            cli("ledger", "correct", "asset-000001", field, " ", "--reason", "typo"), 2)
+    assert rows(ws) == before
 
 
 def test_dataset_import_jsonl(cli, ws, tmp_path, rng):
