@@ -766,6 +766,8 @@ def verify_file(path: str | Path, workspace) -> list[Check]:
     from soundscape.rights.ledger import Ledger
 
     path = Path(path)
+    if path.is_dir():
+        raise CredentialError(f"{path} is a folder: give a delivered .wav or .flac file")
     if not path.is_file():
         raise CredentialError(f"{path}: no such file")
     mime_for(path)

@@ -163,3 +163,16 @@ def test_missing_file_and_wrong_type_are_one_line_errors(signed, tmp_path):
                               capture_output=True, text=True, env=env, timeout=120)
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
         assert proc.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+
+
+def test_a_folder_is_named_as_a_folder(signed, tmp_path):
+    # Formerly "error: <folder>: no such file", which sends the user looking for a typo.
+    import subprocess
+    import sys
+
+    env = {"SOUNDSCAPE_HOME": str(signed["home"]), "PATH": "/usr/bin:/bin", "COLUMNS": "400"}
+    proc = subprocess.run([sys.executable, "-m", "soundscape", "verify", str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode != 0 and len(lines) == 1, proc.stderr
+    assert lines[0] == f"error: {tmp_path} is a folder: give a delivered .wav or .flac file"
