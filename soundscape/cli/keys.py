@@ -51,7 +51,7 @@ def show() -> None:
     from soundscape.rights import credentials
 
     ws = workspace()
-    config = credentials.signing_config(ws)
+    config = credentials.check_signing(ws)
     if config is None:
         console.print("signing: off (no certificate; run 'soundscape keys init' or set "
                       "signing_cert and signing_key in soundscape.toml)", soft_wrap=True)

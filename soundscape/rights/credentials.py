@@ -113,6 +113,50 @@ def signing_config(workspace) -> SigningConfig | None:
                          tsa_url=tsa)
 
 
+def check_signing(workspace) -> SigningConfig | None:
+    """The signing configuration, checked before any work: the certificate and key files are
+    readable, are a PEM certificate and a PEM private key C2PA signs with, and belong together.
+
+    Outputs are signed after they are written and recorded, so a configuration that can never
+    sign must be refused before rendering, not discovered after the file is delivered.
+
+    Raises:
+        CredentialError: naming the file (and the setting) that is wrong.
+    """
+    config = signing_config(workspace)
+    if config is None:
+        return None
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    files = {}
+    for what, path in (("signing certificate", config.cert_chain), ("signing key", config.key)):
+        try:
+            files[what] = path.read_bytes()
+        except OSError as exc:
+            raise CredentialError(f"cannot read the {what} {path}: {exc.strerror or exc}") from None
+    try:
+        cert = x509.load_pem_x509_certificate(files["signing certificate"])
+    except ValueError:
+        raise CredentialError(f"signing certificate {config.cert_chain} is not a PEM certificate; "
+                              "fix signing_cert in soundscape.toml or run 'soundscape keys init'") from None
+    try:
+        signing_algorithm(files["signing key"])
+    except CredentialError as exc:
+        reason = str(exc).split(" (")[0].replace("the signing key ", "", 1)
+        raise CredentialError(f"signing key {config.key} {reason}; fix "
+                              "signing_key in soundscape.toml or run 'soundscape keys init'") from None
+    key = load_pem_private_key(files["signing key"], password=None)
+    raw = dict(encoding=serialization.Encoding.PEM,
+               format=serialization.PublicFormat.SubjectPublicKeyInfo)
+    if cert.public_key().public_bytes(**raw) != key.public_key().public_bytes(**raw):
+        raise CredentialError(f"signing key {config.key} does not belong to the signing "
+                              f"certificate {config.cert_chain}")
+    training_mining_use(workspace)
+    return config
+
+
 def trust_anchors_path(workspace) -> Path | None:
     """The PEM bundle of trusted root certificates: setting ``trust_anchors``, else the dev CA."""
     path = _setting_path(workspace, "trust_anchors")
@@ -305,7 +349,10 @@ def certificate_summary(pem: bytes) -> dict:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
 
-    cert = x509.load_pem_x509_certificate(pem)
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        raise CredentialError("not a PEM X.509 certificate") from None
     return {"subject": cert.subject.rfc4514_string(), "issuer": cert.issuer.rfc4514_string(),
             "not_before": cert.not_valid_before_utc.isoformat(),
             "not_after": cert.not_valid_after_utc.isoformat(),

@@ -129,3 +129,31 @@ def test_help_is_quick_and_imports_no_torch():
     code = ("import sys, soundscape.cli; "
             "assert 'torch' not in sys.modules and 'numpy' not in sys.modules, sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("broken", ["cert", "key", "pair"])
+def test_a_signing_setup_that_cannot_sign_is_refused_before_rendering(soundscape, home, tmp_path,
+                                                                        broken):
+    # Formerly the bed was rendered, delivered and recorded, and only then did signing fail
+    # (exit 1, with the unsigned file left behind); keys show died with a traceback.
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    assert soundscape("keys", "init").returncode == 0
+    dev = home / "keys" / "c2pa"
+    stranger = tmp_path / "stranger.key"
+    stranger.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a pem\n")
+    cert, key = {"cert": (junk, dev / "signer.key"), "key": (dev / "signer.pem", junk),
+                 "pair": (dev / "signer.pem", stranger)}[broken]
+    (home / "soundscape.toml").write_text(f'signing_cert = "{cert}"\nsigning_key = "{key}"\n')
+    out = tmp_path / "out"
+    out.mkdir()
+    line = _one_error_line(soundscape("generate", "calm", "--duration", "10", "--out", out / "x.wav"))
+    assert {"cert": "is not a PEM certificate", "key": "is not an unencrypted PEM private key",
+            "pair": "does not belong to the signing certificate"}[broken] in line
+    assert list(out.iterdir()) == []
+    assert _one_error_line(soundscape("keys", "show")) == line
