@@ -60,9 +60,9 @@ def batch(
                 policies=cuelist_mod.known_policies(ws))
         except cuelist_mod.CueListError as exc:
             for problem in exc.problems:
-                error_line(escape(str(problem)))  # cue lists are user text: no rich markup
+                error_line(str(problem))  # error_line prints plain text
             error_line(f"{len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''} in "
-                       f"{escape(str(cues))}; nothing was rendered")
+                       f"{cues}; nothing was rendered")
             raise typer.Exit(code=exc.exit_code) from None
         episode_cues = episode_cues.select(only)
         if dry_run:
