@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -38,3 +39,18 @@ def write_json_atomic(path: str | Path, data) -> None:
     """Pretty, stable JSON (sorted keys) written atomically."""
     text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+@contextmanager
+def atomic_path(path: str | Path):
+    """Yield a hidden temp path beside ``path`` for a writer that wants a file name (torch.save);
+    on success it is renamed into place, on any error it is removed."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

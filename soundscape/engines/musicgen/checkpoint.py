@@ -13,10 +13,8 @@ an error that says how to register local weights.
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -208,15 +206,11 @@ def _cpu_state(module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").clone().contiguous() for k, v in module.state_dict().items()}
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+def _atomic_save(obj, path: Path) -> None:
+    from soundscape.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 # --- load ------------------------------------------------------------------------------------

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -162,14 +160,10 @@ def encode_dataset(compression_model, items: list[_Item], *, cache_dir: Path,
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+    from soundscape.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _crop_batch(lengths: list[int], batch_size: int, segment: int, generator: torch.Generator):
