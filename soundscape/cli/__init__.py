@@ -52,12 +52,36 @@ for module in (generate, batch, dataset, ledger, model, train, report, verify, k
 
 
 def main() -> None:
-    """Entry point: user mistakes become one line on stderr and a non-zero exit."""
+    """Entry point: user mistakes become one line on stderr and a non-zero exit.
+
+    Command-line mistakes that Click catches (a missing argument, a value of the wrong type,
+    an unknown command or option) take the same one-line form as every other error, with a
+    pointer to the command's help, instead of Click's multi-line usage box.
+    """
+    try:  # typer vendors its own copy of Click; its exceptions are the ones raised
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+    except ImportError:  # a typer that uses Click itself
+        from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+    from typer import Abort
+
     try:
-        app()
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError:
+        sys.exit(2)  # the help was printed; nothing was asked for
+    except UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "soundscape"
+        error_line(f"{exc.format_message().rstrip()} (see '{where} --help')")
+        sys.exit(exc.exit_code)
+    except ClickException as exc:
+        error_line(exc.format_message())
+        sys.exit(exc.exit_code)
+    except Abort:
+        error_line("aborted; nothing half-written was left behind")
+        sys.exit(1)
     except SoundscapeError as exc:
         error_line(str(exc))
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         error_line("interrupted; nothing half-written was left behind")
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -101,6 +101,26 @@ def subprocess_in(soundscape, cwd, *args):
         os.chdir(here)
 
 
+USAGE_MISTAKES = [
+    (["generate", "calm", "--duration", "abc"], "Invalid value for '--duration'"),
+    (["generate", "--duration", "10"], "Missing argument"),
+    (["jingle", "logo", "--variants", "2.5"], "Invalid value for '--variants'"),
+    (["generate", "calm", "--bogus"], "No such option: --bogus"),
+    (["genrate", "calm"], "Did you mean 'generate'?"),
+]
+
+
+@pytest.mark.parametrize("args, fragment", USAGE_MISTAKES, ids=[a[1] for a in USAGE_MISTAKES])
+def test_usage_mistakes_are_one_line_too(soundscape, tmp_path, args, fragment):
+    # Formerly Click's usage box: six lines on stderr for a mistyped number.
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    proc = soundscape(*args, "--out", out_dir / "x.wav")
+    line = _one_error_line(proc)
+    assert proc.returncode == 2 and fragment in line and "--help" in line
+    assert list(out_dir.iterdir()) == []
+
+
 def test_missing_output_folder(soundscape, tmp_path):
     proc = soundscape("generate", "calm", "--out", tmp_path / "nowhere" / "x.wav")
     assert "does not exist" in _one_error_line(proc)
