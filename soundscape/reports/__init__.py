@@ -32,6 +32,8 @@ def output_path(out: str | Path | None, *, episode: str, fmt: str) -> Path:
     Raises:
         OutputError: the folder is missing or not writable, or the path is a folder that
             cannot take the default name.
+        ParameterError: the file's extension names another format than ``fmt`` (a report
+            must never replace a delivered .wav, nor a .csv hold JSON).
     """
     from soundscape.batch.cuelist import safe_name_part
 
@@ -39,10 +41,20 @@ def output_path(out: str | Path | None, *, episode: str, fmt: str) -> Path:
     path = Path(out).expanduser() if out else Path(default)
     if path.is_dir():
         path = path / default
+    suffix = path.suffix.lower()
+    if suffix and suffix not in (f".{fmt}", ".htm" if fmt == "html" else f".{fmt}"):
+        if suffix[1:] in FORMATS:
+            raise ParameterError(f"--out {out} ends in {path.suffix} but the report is {fmt}: "
+                                 f"name the file .{fmt}, or pass --format {suffix[1:]}")
+        raise ParameterError(f"--out {out} ends in {path.suffix}, which is not a report: "
+                             f"name the file .{fmt} (formats: {', '.join(FORMATS)})")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(f"cannot write {path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
+    from soundscape.audio.io import _can_create_in
+
+    # os.access trusts permission bits; /proc, a read-only mount or root need a real probe.
+    if not os.access(folder, os.W_OK | os.X_OK) or not _can_create_in(folder):
         raise OutputError(f"cannot write {path}: folder {folder} is not writable")
     if path.exists() and not os.access(path, os.W_OK):
         raise OutputError(f"cannot write {path}: the file exists and is read-only")

@@ -114,3 +114,19 @@ def test_an_unwritable_output_path(episode, tmp_path):
 def test_an_unknown_format(episode):
     line = _one_error_line(_report(episode, "S01E01", "--format", "docx"))
     assert "unknown report format 'docx'" in line
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--out", "{folder}/S01E01_1M1.wav"], "which is not a report"),
+    (["--format", "json", "--out", "{root}/cues.csv"], "pass --format csv"),
+    (["--out", "/proc/soundscape-report.csv"], "is not writable"),
+], ids=["delivered-wav", "csv-holding-json", "proc"])
+def test_an_out_that_names_another_kind_of_file_is_refused(episode, args, says):
+    # Formerly `--out cue.wav` replaced the delivered audio with a CSV cue sheet, and
+    # /proc (where even root cannot create files) got "No such file or directory".
+    wav = episode["folder"] / "S01E01_1M1.wav"
+    before = wav.read_bytes()
+    args = [a.format(folder=episode["folder"], root=episode["root"]) for a in args]
+    assert says in _one_error_line(_report(episode, "S01E01", *args))
+    assert wav.read_bytes() == before
+    assert not (episode["root"] / "cues.csv").exists()
