@@ -117,6 +117,9 @@ def add_entries(ledger: Ledger, entries: Sequence[AssetEntry], *, dataset: str,
     """
     if not dataset or not dataset.strip():
         raise ParameterError("a dataset name is required (--dataset NAME)")
+    if version is not None and not version.strip():
+        raise ParameterError("--version is empty: give a version such as 2, or leave it out "
+                             "for the next number")
     if not entries:
         raise AudioError("no audio files given")
     licenses = []

@@ -144,6 +144,19 @@ def test_dataset_import_jsonl(cli, ws, tmp_path, rng):
     assert [b["name"] for _, b in rows(ws, "dataset")] == ["imported"]
 
 
+def test_an_empty_dataset_version_is_refused(cli, ws, tmp_path, rng):
+    # Formerly `--version ""` recorded a dataset version named "" for good, and every later
+    # add without --version failed on it.
+    f = tone(tmp_path / "a.wav", rng)
+    assert "--version is empty" in one_error(
+        cli("dataset", "add", f, "--license", "CC0-1.0", "--author", "A", "--dataset", "d",
+            "--version", " "), 2)
+    assert rows(ws, "dataset") == [] if (ws / "ledger.sqlite").exists() else True
+    assert cli("dataset", "add", f, "--license", "CC0-1.0", "--author", "A",
+               "--dataset", "d").exit_code == 0
+    assert [b["version"] for _, b in rows(ws, "dataset")] == ["1"]
+
+
 @pytest.mark.parametrize("name, content, says", [
     ("set.jsonl", json.dumps({"path": 123, "license": "CC0-1.0", "author": "A"}) + "\n",
      "'path' must be text"),
