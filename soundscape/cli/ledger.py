@@ -112,10 +112,12 @@ def list_records(
 
     if kind is not None and kind not in KINDS:
         raise ParameterError(f"unknown kind {kind!r}: choose one of {', '.join(KINDS)}")
+    if limit is not None and limit < 1:
+        raise ParameterError(f"--limit {limit} shows nothing: give a number of records, 1 or more")
     with open_ledger() as ledger:
         rows = list(ledger.records(kind))
     if limit is not None:
-        rows = rows[-limit:] if limit > 0 else []
+        rows = rows[-limit:]
     for r in rows:
         say(f"{r.id:<14} {r.kind:<8} {r.body.get('recorded', '')[:19]}  {_summary(r.body)}")
     if not rows:

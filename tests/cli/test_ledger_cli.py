@@ -218,6 +218,11 @@ def test_ledger_list_show_verify_prove_check_export(cli, ws, tmp_path, rng):
     listed = cli("ledger", "list", "--kind", "output")
     assert listed.exit_code == 0
     assert [line.split()[0] for line in listed.stdout.splitlines()] == ["out-000001", "out-000002"]
+    last = cli("ledger", "list", "--kind", "output", "--limit", "1")
+    assert [line.split()[0] for line in last.stdout.splitlines()] == ["out-000002"]
+    # Formerly 0 or a negative limit printed "no records", as if the ledger were empty.
+    assert "--limit 0" in one_error(cli("ledger", "list", "--limit", "0"), 2)
+    assert "--limit -3" in one_error(cli("ledger", "list", "--limit", "-3"), 2)
     shown = cli("ledger", "show", "out-000002")
     assert shown.exit_code == 0 and json.loads(shown.stdout)["model"] == "ft"
     by_file = cli("ledger", "show", tmp_path / "out" / "bed.wav")
