@@ -142,7 +142,8 @@ def _policy_dirs(workspace_home: Path | None) -> list[Path]:
 
 def list_policies(*, workspace_home: Path | None = None) -> list[str]:
     """Names of every policy in the repository and the workspace, sorted."""
-    names = {p.stem for d in _policy_dirs(workspace_home) if d.is_dir() for p in d.glob("*.toml")}
+    names = {p.stem for d in _policy_dirs(workspace_home) if d.is_dir() for p in d.glob("*.toml")
+             if p.is_file()}
     return sorted(names)
 
 

@@ -317,3 +317,13 @@ def test_a_badly_edited_policy_is_refused_naming_the_file(tmp_path, edit, fragme
         load_policy("strict-cc0", workspace_home=tmp_path)
     assert fragment in str(caught.value)
     assert str(path) in str(caught.value)
+
+
+def test_a_folder_named_like_a_policy_is_not_offered(tmp_path):
+    # Formerly: "unknown policy 'draft': choose one of ..., draft, ..." for a folder draft.toml.
+    (tmp_path / "policies" / "draft.toml").mkdir(parents=True)
+    assert "draft" not in list_policies(workspace_home=tmp_path)
+    with pytest.raises(ParameterError) as info:
+        load_policy("draft", workspace_home=tmp_path)
+    offered = [n.strip() for n in str(info.value).split("choose one of")[1].split(",")]
+    assert "draft" not in offered and "strict-cc0" in offered
