@@ -36,6 +36,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     home: Annotated[Optional[str], typer.Option(
         "--home", envvar="SOUNDSCAPE_HOME",
         help="Workspace folder (ledger, keys, models). Default: a per-user data folder.")] = None,
@@ -43,6 +44,14 @@ def _main(
     version: Annotated[Optional[bool], typer.Option(
         "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = None,
 ) -> None:
+    if home is not None and not home.strip():
+        # An empty SOUNDSCAPE_HOME means "not set"; an empty --home is a mistake (an unset
+        # shell variable, say), and must not send outputs to the default workspace's ledger.
+        source = ctx.get_parameter_source("home")
+        if source is not None and source.name == "COMMANDLINE":
+            error_line("--home is empty: give the workspace folder, or leave --home out")
+            raise typer.Exit(code=2)
+        home = None
     STATE.home = home
     STATE.verbose = verbose
 

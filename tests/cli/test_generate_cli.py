@@ -177,3 +177,13 @@ def test_a_signing_setup_that_cannot_sign_is_refused_before_rendering(soundscape
             "pair": "does not belong to the signing certificate"}[broken] in line
     assert list(out.iterdir()) == []
     assert _one_error_line(soundscape("keys", "show")) == line
+
+
+def test_an_empty_home_option_is_refused(soundscape, tmp_path):
+    # Formerly `--home ""` (an unset shell variable) quietly used the per-user default workspace,
+    # so the output's record landed in a ledger nobody was looking at.
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = soundscape("--home", "", "generate", "calm", "--duration", "10", "--out", out / "x.wav")
+    assert proc.returncode == 2 and "--home is empty" in _one_error_line(proc)
+    assert list(out.iterdir()) == []
