@@ -343,7 +343,7 @@ def clear(
         "--air-date", help="First transmission date YYYY-MM-DD (default: the recorded one, else today).")] = None,
     territory: Annotated[Optional[list[str]], typer.Option(
         "--territory", help="Where it airs (ISO country code or WORLD); repeat for several.")] = None,
-    media: Annotated[Optional[str], typer.Option(help="Medium: tv, radio, streaming, online ...")] = None,
+    media: Annotated[Optional[str], typer.Option(help="Medium it airs on: tv, radio, streaming, online, cinema, podcast or advertising (without it, agreements' media are not checked).")] = None,
 ) -> None:
     """Clear an output under a policy: CLEARED or NOT CLEARED, every reason, every credit.
 

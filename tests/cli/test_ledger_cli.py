@@ -367,3 +367,11 @@ def test_clear_checks_agreements_against_air_date_and_territories(cli, ws, tmp_p
     assert elsewhere.exit_code == 4 and "US" in elsewhere.stdout
     too_late = cli("clear", out, "--policy", "broadcast-commercial", "--air-date", "2029-06-01")
     assert too_late.exit_code == 4 and "2029-06-01" in too_late.stdout
+
+
+def test_clear_help_names_every_medium_it_accepts(cli):
+    # Formerly "tv, radio, streaming, online ..." while cinema, podcast and advertising are valid.
+    from soundscape.rights.licenses import MEDIA
+
+    text = " ".join(CliRunner().invoke(app, ["clear", "--help"], env={"COLUMNS": "400"}).stdout.split())
+    assert all(medium in text for medium in MEDIA)
