@@ -209,7 +209,11 @@ def load_or_create_key(keys_dir: Path, *, create: bool = True):
     if not private_path.exists():
         if not create:
             return None
-        Path(keys_dir).mkdir(parents=True, exist_ok=True)
+        try:
+            Path(keys_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LedgerError(f"cannot create the ledger's keys folder {keys_dir}: "
+                              f"{exc.strerror or exc}") from None
         key = Ed25519PrivateKey.generate()
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())

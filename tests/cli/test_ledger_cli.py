@@ -310,15 +310,21 @@ def test_a_file_that_is_not_a_ledger(cli, ws):
     ('ledger_url = "sqlite:////proc/soundscape-test/ledger.sqlite"\n',
      "cannot create the ledger's folder /proc/soundscape-test"),
     (None, "cannot read the settings file"),
+    ("keys-file", "cannot create the ledger's keys folder"),
 ])
 def test_a_bad_ledger_setting_is_one_line(cli, ws, settings, says):
     ws.mkdir(parents=True)
+    made = "soundscape.toml"
     if settings is None:
         (ws / "soundscape.toml").mkdir()
+    elif settings == "keys-file":  # formerly a FileExistsError traceback
+        made = "keys"
+        (ws / "keys").write_text("not a folder")
     else:
         (ws / "soundscape.toml").write_text(settings)
     assert says in one_error(cli("ledger", "list"), 1)
-    assert sorted(p.name for p in ws.iterdir()) == ["soundscape.toml"]
+    names = sorted(p.name for p in ws.iterdir())
+    assert names == [made] if made == "soundscape.toml" else (ws / "keys").is_file()
 
 
 def test_ledger_reconcile_records_a_crashed_output(cli, ws, tmp_path, rng):
