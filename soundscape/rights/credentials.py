@@ -269,6 +269,9 @@ def make_dev_ca(folder: str | Path, *, organization: str = DEV_ORGANIZATION,
                               "use --force to replace them")
     if not organization.strip():
         raise CredentialError("the organization is empty: C2PA wants an Organization in the subject")
+    if len(organization) > 64:  # X.520 ub-organization-name
+        raise CredentialError(f"the organization name is {len(organization)} characters; a "
+                              "certificate allows at most 64")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         os.chmod(folder, 0o700)
@@ -276,7 +279,8 @@ def make_dev_ca(folder: str | Path, *, organization: str = DEV_ORGANIZATION,
         raise CredentialError(f"cannot create {folder}: {exc.strerror}") from None
 
     def name(common_name: str):
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        # X.520 allows 64 characters in a common name; a long organization is cut short there.
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[-64:]),
                           x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)])
 
     # Back-date a little so a clock a few minutes slow elsewhere still accepts the certificate.

@@ -72,6 +72,17 @@ def test_dev_ca_refuses_to_overwrite_without_force(dev_keys):
     assert again.signer_key.read_bytes() != before
 
 
+def test_dev_ca_organization_length(tmp_path):
+    # Formerly a long organization died in cryptography with a traceback (common name > 64).
+    with pytest.raises(cr.CredentialError, match="65 characters"):
+        cr.make_dev_ca(tmp_path / "long", organization="x" * 65)
+    assert not (tmp_path / "long").exists()
+    keys = cr.make_dev_ca(tmp_path / "max", organization="y" * 64)
+    summary = cr.certificate_summary(keys.signer_cert.read_bytes())
+    assert "O=" + "y" * 64 in summary["subject"] and summary["subject"].endswith("soundscape signer")
+    assert summary["issuer"].endswith("soundscape development CA")
+
+
 @pytest.mark.parametrize("algorithm", ["es256", "ed25519"])
 def test_sign_then_read_is_trusted(tmp_path, rng, algorithm):
     keys = cr.make_dev_ca(tmp_path / algorithm, organization="Studio", algorithm=algorithm)
