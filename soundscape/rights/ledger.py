@@ -817,7 +817,11 @@ class Ledger:
         """Journal an output about to be written; returns the token for :meth:`pending_end`."""
         from soundscape.atomic import write_json_atomic
 
-        self.pending_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.pending_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LedgerError(f"cannot create the workspace's pending folder {self.pending_dir}: "
+                              f"{exc.strerror or exc}") from None
         token = f"{_time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         write_json_atomic(self.pending_dir / f"{token}.json", {
             "token": token, "audio": str(Path(audio_path).resolve()),

@@ -221,7 +221,9 @@ def load_or_create_key(keys_dir: Path, *, create: bool = True):
     try:
         key = serialization.load_pem_private_key(private_path.read_bytes(), password=None)
     except (ValueError, OSError) as exc:
-        raise LedgerError(f"cannot read the ledger key {private_path}: {exc}") from None
+        reason = (exc.strerror if isinstance(exc, OSError) and exc.strerror
+                  else "not an unencrypted PEM private key")
+        raise LedgerError(f"cannot read the ledger key {private_path}: {reason}") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise LedgerError(f"{private_path} is not an Ed25519 key")
     if not public_path.exists():

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from soundscape.audio.io import audio_sha256, file_sha256
 from soundscape.cli import app
 from soundscape.config import SAMPLES_DIR
+from soundscape.errors import LedgerError
 from soundscape.rights.ledger import Ledger, ModelEntry, OutputEntry
 
 
@@ -325,6 +326,27 @@ def test_a_bad_ledger_setting_is_one_line(cli, ws, settings, says):
     assert says in one_error(cli("ledger", "list"), 1)
     names = sorted(p.name for p in ws.iterdir())
     assert names == [made] if made == "soundscape.toml" else (ws / "keys").is_file()
+
+
+def test_a_broken_workspace_layout_is_one_line(cli, ws, tmp_path, rng):
+    # Formerly: a 'pending' file where the folder goes was a FileExistsError traceback, and a
+    # damaged ledger key printed cryptography's FAQ link.
+    f = tone(tmp_path / "a.wav", rng)
+    add = ("dataset", "add", f, "--license", "CC0-1.0", "--author", "A", "--dataset", "d")
+    assert cli(*add).exit_code == 0
+    key = ws / "keys" / "ledger-ed25519.pem"
+    kept = key.read_bytes()
+    key.write_text("junk\n")
+    line = one_error(cli("ledger", "correct", "asset-000001", "--title", "x", "--reason", "r"), 1)
+    assert line.endswith("ledger-ed25519.pem: not an unencrypted PEM private key")
+    key.write_bytes(kept)
+    (ws / "pending").write_text("not a folder")
+    from soundscape.config import open_workspace
+    from soundscape.rights.ledger import Ledger
+
+    with Ledger.open(open_workspace(ws)) as ledger:
+        with pytest.raises(LedgerError, match="cannot create the workspace's pending folder"):
+            ledger.pending_begin(tmp_path / "x.wav", tmp_path / "x.wav.json")
 
 
 def test_ledger_reconcile_records_a_crashed_output(cli, ws, tmp_path, rng):
