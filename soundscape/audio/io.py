@@ -108,6 +108,12 @@ def check_output_path(path, *, overwrite: bool, fmt: str | None = None) -> Path:
         raise OutputError(f"{path} is a folder; give a file name")
     if path.exists() and not overwrite:
         raise OutputError(f"{path} exists; pass --overwrite to replace it")
+    # The sidecar <file>.json is written beside the audio: it is an output too.
+    sidecar = path.with_name(path.name + ".json")
+    if sidecar.is_dir():
+        raise OutputError(f"{sidecar} is a folder where the sidecar must go; move it")
+    if sidecar.exists() and not overwrite:
+        raise OutputError(f"{sidecar} exists; pass --overwrite to replace it")
     return path
 
 

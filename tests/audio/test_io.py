@@ -202,6 +202,18 @@ def test_output_path_checks(tmp_path):
     assert list(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
+def test_the_sidecar_is_checked_with_the_audio(tmp_path):
+    # Formerly a user's x.wav.json was silently replaced, and a folder named x.wav.json made
+    # generate write x.wav, then die with a traceback, leaving it unrecorded and sidecar-less.
+    (tmp_path / "x.wav.json").write_text('{"mine": true}')
+    with pytest.raises(OutputError, match=r"x\.wav\.json exists; pass --overwrite"):
+        check_output_path(tmp_path / "x.wav", overwrite=False)
+    assert check_output_path(tmp_path / "x.wav", overwrite=True) == tmp_path / "x.wav"
+    (tmp_path / "y.wav.json").mkdir()
+    with pytest.raises(OutputError, match="is a folder where the sidecar must go"):
+        check_output_path(tmp_path / "y.wav", overwrite=True)
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_read_only_folder_is_refused(tmp_path):
     locked = tmp_path / "locked"

@@ -187,3 +187,10 @@ def test_an_empty_home_option_is_refused(soundscape, tmp_path):
     proc = soundscape("--home", "", "generate", "calm", "--duration", "10", "--out", out / "x.wav")
     assert proc.returncode == 2 and "--home is empty" in _one_error_line(proc)
     assert list(out.iterdir()) == []
+
+
+def test_a_folder_where_the_sidecar_goes_leaves_nothing(soundscape, tmp_path):
+    (tmp_path / "bed.wav.json").mkdir()
+    proc = soundscape("generate", "calm", "--duration", "10", "--out", tmp_path / "bed.wav")
+    assert "sidecar" in _one_error_line(proc)
+    assert not (tmp_path / "bed.wav").exists()
