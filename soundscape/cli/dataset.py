@@ -63,7 +63,7 @@ def import_(
         help="JSONL (audiocraft's manifest with license fields) or CSV with a header row.")],
     dataset: Annotated[Optional[str], typer.Option(
         help="Dataset name (default: the manifest's file name).")] = None,
-    version: Annotated[Optional[str], typer.Option(help="Version to create.")] = None,
+    version: Annotated[Optional[str], typer.Option(help="Version to create (default: the next number).")] = None,
 ) -> None:
     """Register every file a manifest lists, each with its own license (all or nothing)."""
     from soundscape.rights.ingest import import_manifest

@@ -15,7 +15,7 @@ Seed = Annotated[Optional[int], typer.Option(help="Random seed; same inputs and 
 Key = Annotated[Optional[str], typer.Option(help="Key, e.g. 'D minor', 'F# major', 'Bb dorian'. Wins over the prompt.")]
 Bpm = Annotated[Optional[float], typer.Option(help="Tempo in beats per minute (30-240).")]
 Preset = Annotated[str, typer.Option(help="Mastering preset: ebu-r128, netflix, streaming or none.")]
-Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file and its sidecar (<file>.json).")]
 Engine = Annotated[str, typer.Option(help="Engine: composer (built in, no weights) or musicgen.")]
 Model = Annotated[Optional[str], typer.Option(help="Registered model name (musicgen engine).")]
 AllowUnknown = Annotated[bool, typer.Option("--allow-unknown-lineage", help="Allow a model whose training data is unknown (its outputs never clear).")]

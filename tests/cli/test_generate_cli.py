@@ -194,3 +194,13 @@ def test_a_folder_where_the_sidecar_goes_leaves_nothing(soundscape, tmp_path):
     proc = soundscape("generate", "calm", "--duration", "10", "--out", tmp_path / "bed.wav")
     assert "sidecar" in _one_error_line(proc)
     assert not (tmp_path / "bed.wav").exists()
+
+
+def test_overwrite_help_says_the_sidecar_is_replaced_too():
+    from typer.testing import CliRunner
+
+    from soundscape.cli import app
+
+    for command in ("generate", "jingle"):
+        text = " ".join(CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "300"}).stdout.split())
+        assert "Replace an existing output file and its sidecar" in text
