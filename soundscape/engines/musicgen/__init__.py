@@ -4,7 +4,16 @@ Importing this package is cheap; torch and audiocraft load when a model does. Se
 docs/musicgen.md for the model folders, training and the rights side.
 """
 
-from soundscape.engines.musicgen.engine import MAX_DURATION_SECONDS, MusicGenEngine
+import logging
+import warnings
+
+# xformers ships no C++ extensions for this torch; audiocraft then uses torch's own attention,
+# and the warnings xformers logs (and torch's weight_norm deprecation inside audiocraft's
+# EnCodec) tell a user nothing they can act on. Set here, before anything imports audiocraft.
+logging.getLogger("xformers").setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", message=r".*torch\.nn\.utils\.weight_norm.*", category=FutureWarning)
+
+from soundscape.engines.musicgen.engine import MAX_DURATION_SECONDS, MusicGenEngine  # noqa: E402
 from soundscape.engines.musicgen.registry import (STUDIO_LICENSE, check_model_usable,
                                                   engine_for_model)
 
