@@ -96,6 +96,16 @@ def _probe(path: Path, where: str = "") -> dict:
         raise AudioError(f"{label}{path} is not readable audio ({exc})") from None
     if frames <= 0:
         raise AudioError(f"{label}{path} holds no audio frames")
+    # libsndfile reads a cut-short WAV without complaint (it shortens the frame count), so a
+    # truncated copy would be registered as if whole: compare the data chunk with the file.
+    from soundscape.audio.io import riff_chunks
+
+    data = riff_chunks(path).get(b"data")
+    if data is not None and 0 < data[1] < 0xFFFFFFFF:
+        held = path.stat().st_size - data[0]
+        if held < data[1]:
+            raise AudioError(f"{label}{path} is truncated: its data chunk declares {data[1]} "
+                             f"bytes of audio, the file holds {held}")
     return {"audio_sha256": audio_hash, "file_sha256": file_sha256(path),
             "duration": round(frames / info.samplerate, 6), "sample_rate": info.samplerate,
             "channels": info.channels}

@@ -103,6 +103,21 @@ def test_dataset_add_with_a_corrupt_file_adds_nothing(cli, ws, tmp_path, rng):
     assert rows(ws) == []
 
 
+def test_dataset_add_with_a_truncated_wav_adds_nothing(cli, ws, tmp_path, rng):
+    # Formerly a WAV cut short (an interrupted copy) decoded without complaint and was
+    # registered, with a hash of half the audio, as if it were the whole file.
+    whole = tone(tmp_path / "lib" / "good.wav", rng, seconds=1.0)
+    cut = tmp_path / "lib" / "cut.wav"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    line = one_error(cli("dataset", "add", tmp_path / "lib", "--license", "CC0-1.0",
+                         "--author", "A", "--dataset", "d"), 1)
+    assert "cut.wav is truncated" in line
+    assert not (ws / "ledger.sqlite").exists() or rows(ws) == []
+    cut.unlink()
+    assert cli("dataset", "add", tmp_path / "lib", "--license", "CC0-1.0", "--author", "A",
+               "--dataset", "d").exit_code == 0
+
+
 def test_license_conflict_is_refused(cli, ws, tmp_path, rng):
     f = tone(tmp_path / "a.wav", rng)
     assert cli("dataset", "add", f, "--license", "CC0-1.0", "--author", "A",
