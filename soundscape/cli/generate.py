@@ -95,6 +95,7 @@ def _render(prompt: str, *, out: str, kind: str, variants: int = 1, preset: str,
     from soundscape.engines import ENGINES
     from soundscape.errors import OutputError, ParameterError
 
+    fmt, preset = fmt.lower(), preset.lower()  # as key and mood names, case is not a mistake
     if fmt not in ("wav", "flac"):
         raise ParameterError(f"unknown format {fmt!r}: choose wav or flac")
     if not 1 <= variants <= pipeline.MAX_VARIANTS:

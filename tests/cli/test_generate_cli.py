@@ -204,3 +204,10 @@ def test_overwrite_help_says_the_sidecar_is_replaced_too():
     for command in ("generate", "jingle"):
         text = " ".join(CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "300"}).stdout.split())
         assert "Replace an existing output file and its sidecar" in text
+
+
+def test_format_and_preset_names_ignore_case_as_key_and_mood_do(soundscape, tmp_path):
+    soundscape("generate", "calm", "--duration", "10", "--format", "FLAC", "--preset", "EBU-R128",
+               "--seed", "1", "--out", tmp_path / "bed", check=True)
+    sidecar = json.loads((tmp_path / "bed.flac.json").read_text())
+    assert sidecar["mastering"]["preset"] == "ebu-r128" and sf.info(tmp_path / "bed.flac").format == "FLAC"
