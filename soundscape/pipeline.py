@@ -72,7 +72,7 @@ def make_spec(prompt: str, *, kind: str = "bed", duration: float | None = None,
     intent = specs_mod.resolve_intent(prompt, key=key, bpm=bpm, mood=mood, intensity=intensity,
                                       kind=kind)
     return CueSpec(prompt=prompt.strip(), kind=kind, duration=duration, seed=seed, intent=intent,
-                   loop=loop, motif=specs_mod.parse_motif(motif) if motif else None,
+                   loop=loop, motif=specs_mod.parse_motif(motif) if motif is not None else None,
                    variant=variant, engine=engine, model=model, params=dict(params or {}),
                    production=production, episode=episode, cue_id=cue_id)
 
@@ -114,14 +114,19 @@ def run(jobs: Sequence[Job], *, workspace=None, progress: Callable[[str, float],
 
 def check_jobs(jobs: Sequence[Job], *, workspace=None, models: bool = True) -> None:
     """Fail before any rendering on an unknown preset, an unwritable or duplicate output path,
-    or (unless ``models`` is False) a musicgen model that is unknown or may not be used.
+    a signing set-up that cannot sign (outputs are signed after they are delivered and recorded,
+    so it must be refused up front), or (unless ``models`` is False) a musicgen model that is
+    unknown or may not be used.
 
     Batches pass ``models=False``: their cue list was checked against the ledger's models
     already, and a model that fails to load must fail its own cues in a worker, not the
     whole batch in the driver (which need not have a GPU, nor load every model)."""
     from soundscape.audio.io import check_output_path
     from soundscape.audio.master import get_preset
+    from soundscape.config import open_workspace
+    from soundscape.rights.credentials import check_signing
 
+    check_signing(workspace or open_workspace())
     seen: set[Path] = set()
     for job in jobs:
         get_preset(job.preset)

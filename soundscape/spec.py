@@ -8,6 +8,7 @@ what the prompt says. Everything here is plain, validated data: engines receive 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Literal
@@ -279,6 +280,8 @@ def parse_intensity(text: str) -> IntensityCurve:
         try:
             t_text, v_text = part.split(":")
             t, v = float(t_text), float(v_text)
+            if not (math.isfinite(t) and math.isfinite(v)):
+                raise ValueError
         except ValueError:
             raise ParameterError(f"malformed intensity curve {text!r}: expected seconds:level "
                                  f"pairs such as '0:0.3,60:0.8'") from None
@@ -305,8 +308,8 @@ def check_duration(kind: str, duration: float) -> float:
     if kind not in DURATION_LIMITS:
         raise ParameterError(f"unknown kind {kind!r}: choose one of {', '.join(KINDS)}")
     low, high = DURATION_LIMITS[kind]
-    if not low <= duration <= high:
-        raise ParameterError(f"duration {duration:g} s is out of range for a {kind}: "
+    if not (math.isfinite(duration) and low <= duration <= high):
+        raise ParameterError(f"duration {duration!r} s is out of range for a {kind}: "
                              f"{low:g} to {high:g} s")
     return float(duration)
 

@@ -36,7 +36,7 @@ def test_motif_to_midi_and_back():
     assert [spec.midi_to_name(n) for n in notes] == ["C5", "E5", "G5", "C6"]
 
 
-@pytest.mark.parametrize("bad", ["C5", "C5 X9", "C5,E5,G5,C6,E6,G6,C7,E7,G7", "C9 C5"])
+@pytest.mark.parametrize("bad", ["C5", "C5 X9", "C5,E5,G5,C6,E6,G6,C7,E7,G7", "C9 C5", ""])
 def test_malformed_motif(bad):
     with pytest.raises(ParameterError):
         spec.parse_motif(bad)
@@ -49,7 +49,8 @@ def test_intensity_curve_interpolates_and_holds():
     assert str(curve) == "0:0.3,60:0.8,120:0.4"
 
 
-@pytest.mark.parametrize("bad", ["0:0.3,0:0.5", "0:1.5", "a:b", "10", "-5:0.2", ""])
+@pytest.mark.parametrize("bad", ["0:0.3,0:0.5", "0:1.5", "a:b", "10", "-5:0.2", "", "nan:0.5",
+                                 "0:0.2,inf:0.5", "0:nan"])
 def test_malformed_intensity(bad):
     with pytest.raises(ParameterError, match="intensity"):
         spec.parse_intensity(bad)
@@ -80,7 +81,8 @@ def test_synonyms_and_mood_defaults():
     assert intent.sources["key"] == "mood"
 
 
-@pytest.mark.parametrize("kind, seconds", [("bed", 5), ("bed", 3 * 3600 + 1), ("jingle", 1), ("sting", 31)])
+@pytest.mark.parametrize("kind, seconds", [("bed", 5), ("bed", 3 * 3600 + 1), ("jingle", 1), ("sting", 31),
+                                           ("bed", float("nan")), ("bed", 10800.0001)])
 def test_duration_limits(kind, seconds):
     with pytest.raises(ParameterError, match="out of range"):
         spec.check_duration(kind, seconds)
