@@ -765,16 +765,27 @@ class _Txn:
             # A forked child must not use its parent's pooled connections (SQLAlchemy's advice).
             self.store.engine.dispose(close=False)
             self.store._pid = os.getpid()
-        try:
-            self.conn = self.store.engine.connect().execution_options(ledger_write=self.write)
-            self.tx = self.conn.begin()
-            if self.write and self.store.dialect == "postgresql":
-                # The same serialisation BEGIN IMMEDIATE gives SQLite: one writer at a time
-                # (a transaction-scoped advisory lock, so it works before the tables exist).
-                self.conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
-        except DBAPIError as exc:
-            raise LedgerError(f"cannot open the ledger {self.store.label}: {exc.orig}") from None
-        return self.conn
+        # SQLite's busy handler waits out ordinary locks; a few paths (a fresh file switching to
+        # WAL, recovery of another process's WAL index) answer "locked" at once: wait them out too.
+        deadline = _time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            conn = None
+            try:
+                conn = self.store.engine.connect().execution_options(ledger_write=self.write)
+                self.tx = conn.begin()
+                if self.write and self.store.dialect == "postgresql":
+                    # The same serialisation BEGIN IMMEDIATE gives SQLite: one writer at a time
+                    # (a transaction-scoped advisory lock, so it works before the tables exist).
+                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
+                self.conn = conn
+                return conn
+            except DBAPIError as exc:
+                if conn is not None:
+                    conn.close()
+                if "locked" in str(exc.orig) and _time.monotonic() < deadline:
+                    _time.sleep(0.05)
+                    continue
+                raise LedgerError(f"cannot open the ledger {self.store.label}: {exc.orig}") from None
 
     def __exit__(self, exc_type, exc, tb):
         try:

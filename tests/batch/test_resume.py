@@ -102,9 +102,17 @@ def test_kill_9_mid_batch_then_rerun_leaves_the_complete_set(tmp_path, episode_f
                              "--out", str(out), "--workers", "1"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        wait_for(lambda: MOMENTS[moment](out), timeout=240, proc=proc)
-        workers = descendants_of(proc.pid)
-        assert workers
+        # The moment counts only while the worker pool is up: the driver's own last sidecar
+        # rewrite also makes a temp file, after the pool has gone, and killing then tests nothing.
+        workers: list[int] = []
+
+        def moment_with_workers() -> bool:
+            if not MOMENTS[moment](out):
+                return False
+            workers[:] = descendants_of(proc.pid)
+            return bool(workers)
+
+        wait_for(moment_with_workers, timeout=240, proc=proc)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
