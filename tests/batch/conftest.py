@@ -88,6 +88,29 @@ def episode_file(tmp_path) -> Path:
     return write_episode(tmp_path)
 
 
+@pytest.fixture
+def episode_with_broken_model(tmp_path, workspace) -> Path:
+    """The short episode plus cue 9M9 on a registered model whose folder has lost its
+    checkpoint files: that cue must fail in its worker while the others render."""
+    from soundscape.rights.ledger import Ledger, ModelEntry
+
+    missing = tmp_path / "models" / "gone"
+    missing.mkdir(parents=True)
+    with Ledger.open(workspace) as ledger:
+        ledger.register_model(ModelEntry(name="deep-water-ft", path=str(missing),
+                                         lm_sha256="0" * 64, compression_sha256="1" * 64,
+                                         license="LicenseRef-Studio-Owned"))
+    return write_episode(tmp_path, extra="""\
+  - id: "9M9"
+    kind: bed
+    usage: BI
+    duration: 10
+    prompt: "ambient drone"
+    engine: musicgen
+    model: deep-water-ft
+""")
+
+
 @pytest.fixture(name="write_episode")
 def _write_episode_fixture():
     """:func:`write_episode`, for tests (test modules here are not a package)."""

@@ -13,7 +13,7 @@ from soundscape.audio.io import riff_chunks
 from soundscape.batch import runner
 from soundscape.batch.cuelist import load_cuelist
 from soundscape.config import open_workspace
-from soundscape.rights.ledger import Ledger, ModelEntry
+from soundscape.rights.ledger import Ledger
 
 pytestmark = pytest.mark.slow
 
@@ -75,23 +75,9 @@ def test_ray_gives_the_local_pool_s_outputs_and_records(tmp_path, ray_session, e
     assert [r.status for r in again.results] == ["skipped"] * 6
 
 
-def test_a_failing_ray_task_does_not_stop_the_others(tmp_path, ray_session, write_episode):
-    workspace = open_workspace(tmp_path / "home")
-    missing = tmp_path / "models" / "gone"
-    missing.mkdir(parents=True)
-    with Ledger.open(workspace) as ledger:
-        ledger.register_model(ModelEntry(name="deep-water-ft", path=str(missing),
-                                         lm_sha256="0" * 64, compression_sha256="1" * 64,
-                                         license="LicenseRef-Studio-Owned"))
-    cues = write_episode(tmp_path, extra="""\
-  - id: "9M9"
-    kind: bed
-    usage: BI
-    duration: 10
-    prompt: "ambient drone"
-    engine: musicgen
-    model: deep-water-ft
-""")
+def test_a_failing_ray_task_does_not_stop_the_others(tmp_path, ray_session, workspace,
+                                                    episode_with_broken_model):
+    cues = episode_with_broken_model
     episode = load_cuelist(cues, registered_models={"deep-water-ft"}).select(["1M3", "9M9"])
     report = runner.run_batch(episode, tmp_path / "out", workspace=workspace, executor="ray")
     assert {r.output.label: r.status for r in report.results} == {"1M3": "rendered", "9M9": "failed"}

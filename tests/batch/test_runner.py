@@ -9,7 +9,7 @@ from soundscape.audio.loudness import integrated_loudness, true_peak_dbtp
 from soundscape.batch import runner
 from soundscape.batch.cuelist import load_cuelist
 from soundscape.reports.cuesheet import cue_facts
-from soundscape.rights.ledger import Ledger, ModelEntry
+from soundscape.rights.ledger import Ledger
 
 EBU_TARGET, EBU_CEILING = -23.0, -1.0
 
@@ -116,23 +116,8 @@ def test_only_renders_the_chosen_cues(tmp_path, workspace, episode_file):
     assert sorted(p.name for p in (tmp_path / "out").glob("*.wav")) == ["S01E03_1M3.wav", "S01E03_4M4.wav"]
 
 
-def test_a_failing_cue_does_not_stop_the_others(tmp_path, workspace, write_episode):
-    # A registered model whose folder has lost its checkpoint files: that cue fails in its worker.
-    missing = tmp_path / "models" / "gone"
-    missing.mkdir(parents=True)
-    with Ledger.open(workspace) as ledger:
-        ledger.register_model(ModelEntry(name="deep-water-ft", path=str(missing),
-                                         lm_sha256="0" * 64, compression_sha256="1" * 64,
-                                         license="LicenseRef-Studio-Owned"))
-    cues = write_episode(tmp_path, extra="""\
-  - id: "9M9"
-    kind: bed
-    usage: BI
-    duration: 10
-    prompt: "ambient drone"
-    engine: musicgen
-    model: deep-water-ft
-""")
+def test_a_failing_cue_does_not_stop_the_others(tmp_path, workspace, episode_with_broken_model):
+    cues = episode_with_broken_model
     episode = load_cuelist(cues, registered_models={"deep-water-ft"})
     report = runner.run_batch(episode, tmp_path / "out", workspace=workspace, workers=2)
     status = {r.output.label: r for r in report.results}
