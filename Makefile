@@ -12,7 +12,7 @@ STAMP := $(VENV)/.soundscape-synced
 export OMP_NUM_THREADS ?= 1
 
 
-.PHONY: demo test env tools bench clean
+.PHONY: demo test env banks tools bench clean
 
 env: $(STAMP)
 
@@ -23,15 +23,19 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --all-groups --compile-bytecode
 	@touch $@
 
+# The composer's sampled instruments: FluidSynth and the two MIT General MIDI sound banks.
+banks:
+	@bash scripts/ensure-banks.sh
+
 # Programs some tests measure with (ffmpeg's ebur128, headless Chromium, poppler):
 # installed here when missing and when we may; tests that need one skip with the reason otherwise.
 tools:
 	@bash scripts/ensure-tools.sh
 
-demo: env
+demo: env banks
 	$(VENV)/bin/python -m soundscape.demo --out out
 
-test: env tools
+test: env banks tools
 	$(VENV)/bin/python -m pytest -q
 
 bench: env
