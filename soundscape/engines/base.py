@@ -32,6 +32,28 @@ class SampleUse:
 
 
 @dataclass(frozen=True)
+class PresetUse:
+    """A sound-bank preset that played in a render: an ingredient, like a library sample.
+
+    ``license`` is the bank's licence (its terms file decides what rendered audio owes);
+    ``credit`` the bank's credit line; ``sample_credit`` the bank's own note on where the
+    preset's samples come from, when it publishes one.
+    """
+
+    bank: str
+    bank_title: str
+    bank_file: str
+    bank_sha256: str
+    midi_bank: int
+    program: int
+    preset: str
+    license: str
+    credit: str
+    instrument: str = ""
+    sample_credit: str | None = None
+
+
+@dataclass(frozen=True)
 class Lineage:
     """What a render is made from, as the engine knows it; the ledger adds the rest.
 
@@ -45,6 +67,7 @@ class Lineage:
     model_sha256: str | None = None
     samples: tuple[SampleUse, ...] = ()
     ingredients: tuple[SampleUse, ...] = ()
+    presets: tuple[PresetUse, ...] = ()
 
     def describe(self) -> dict:
         return {
@@ -54,6 +77,7 @@ class Lineage:
             "model_sha256": self.model_sha256,
             "samples": [s.__dict__ for s in self.samples],
             "ingredients": [s.__dict__ for s in self.ingredients],
+            "presets": [p.__dict__ for p in self.presets],
         }
 
 

@@ -1,488 +1,610 @@
-"""Ambient beds: plans harmony, voices, textures and movement, then renders them block by block.
+"""Beds as scores: the ensemble, the harmony of every section and the notes of every part.
 
-Everything slow (chords, note envelopes, random walks, the intensity curve) is planned up front
-at a low control rate; audio is then made in blocks of a few seconds into one float32 buffer,
-so peak memory stays near the size of the output even for three-hour beds.
+Nothing here makes sound. :func:`plan_bed` reads the spec and the seed, plans the sections
+(:mod:`.form`), chooses the players for each role from the mood's palette (the prompt's
+instruments lead), lays chords over each section with its own progression and harmonic rhythm,
+and writes the parts:
+
+- ``bass``: the drone, its fundamental placed in 40-80 Hz whatever the key; it leaves the tonic
+  pedal to follow the chord roots in developing sections;
+- ``pad``: the chords, voice-led, common tones held; ``pad2`` doubles the upper voices an
+  octave up with another instrument where the music opens out;
+- ``melody``: a motif stated, varied (sequence, inversion, fragment, augmentation) and recalled;
+- ``arp``: broken chords whose subdivision follows the intensity;
+- ``shimmer``: sparse high chord tones on bells; ``swell``: horns rising into strong sections.
+
+The intensity curve decides which of these play (a part enters above its threshold and leaves
+below it), how dense their rhythm is, how bright (velocity and filter) and how loud.
 """
 
 from __future__ import annotations
 
-import functools
-from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from soundscape.engines.base import LOOP_OVERLAP_SECONDS, ProgressFn
-from soundscape.engines.composer import harmony, synth, textures
-from soundscape.engines.composer.samplelayer import FittedSample, SampleLayer
-from soundscape.engines.composer.space import Reverb, impulse_response, pan_gains
-from soundscape.engines.composer.synth import SAMPLE_RATE, raised_cosine, slow_walk, upsample_linear
-from soundscape.spec import CueSpec
+from soundscape.engines.composer import form, harmony, palette
+from soundscape.engines.composer.form import Section
+from soundscape.engines.composer.motif import Motif, compose_motif
+from soundscape.engines.composer.score import CONTROL_RATE, Curve, Note, Part, Score
+from soundscape.engines.composer.synth import midi_to_hz
+from soundscape.spec import MODES, CueSpec, Key
 
-CONTROL_RATE = 50                      # Hz: control signals (gains, brightness, density)
-HOP = SAMPLE_RATE // CONTROL_RATE      # samples per control step
-BLOCK = 5 * SAMPLE_RATE                # audio block: a few MB, so a block's layers stay in cache
-# Periods of the sustained-note waves: powers of two samples (the fastest FFT sizes), about
-# 11 s for the pad (its beating repeats at 0.09 Hz, under chord changes) and 22 s for the drone.
-PAD_PERIOD_SECONDS = 2 ** 19 / SAMPLE_RATE
-DRONE_PERIOD_SECONDS = 2 ** 20 / SAMPLE_RATE
-PEAK_TARGET = 10 ** (-4.0 / 20)        # -4 dBFS: headroom for mastering's true-peak limiter
-PAD_ATTACK, PAD_RELEASE = 2.5, 4.5      # seconds (COMPOSER-NOTES: attack 1-4 s, release 2-6 s)
-STRINGS_ATTACK, STRINGS_RELEASE = 4.0, 5.0
-CHORD_CACHE = 12                       # summed waves of held-note sets kept (8 MB each for pads)
-MELODY_VOICES = ("piano", "bells", "pluck")
-MELODY_BASE_RATE = 1 / 6.0             # phrases per second at full density
-MELODY_LEVEL = 1.8                     # struck notes sit clearly above the pad, as a lead
-
-
-def layer_weights(instruments: tuple[str, ...]) -> dict[str, float]:
-    """How much of each voice: the prompt's instruments lead, pad and drone always anchor."""
-    if not instruments:
-        return {"pad": 1.0, "drone": 0.8, "strings": 0.0, "piano": 0.7, "bells": 0.45, "pluck": 0.0}
-    w = {"pad": 0.6, "drone": 0.6, "strings": 0.0, "piano": 0.15, "bells": 0.15, "pluck": 0.0}
-    for name in instruments:
-        w[name] = 1.0
-    return w
-
-
-@dataclass(frozen=True)
-class NoteSpan:
-    """One sustained note: held from ``start`` to ``end`` seconds, then released."""
-
-    midi: int
-    start: float
-    end: float
-    gain: float
-    attack: float
-    release: float
-
-    def pieces(self, a: int, b: int) -> list[tuple[int, int, np.ndarray | float]]:
-        """Envelope over absolute samples ``a..b`` as (from, to, env) pieces; steady parts are 1.0.
-
-        Only the attack and release ramps are computed sample by sample; ``gain`` is left to the
-        caller (it is baked into the note's wave).
-        """
-        s, e = int(self.start * SAMPLE_RATE), int(self.end * SAMPLE_RATE)
-        att, rel = max(int(self.attack * SAMPLE_RATE), 1), max(int(self.release * SAMPLE_RATE), 1)
-        out: list[tuple[int, int, np.ndarray | float]] = []
-        bounds = ((s, min(s + att, e)), (min(s + att, e), e), (e, e + rel))
-        for kind, (p0, p1) in zip(("attack", "steady", "release"), bounds):
-            p0, p1 = max(p0, a), min(p1, b)
-            if p0 >= p1:
-                continue
-            if kind == "steady":
-                out.append((p0, p1, 1.0))
-                continue
-            if kind == "attack":
-                ramp = _rise(att)[p0 - s:p1 - s]
-            else:
-                ramp = _rise(rel, falling=True)[p0 - e:p1 - e]
-                if e - s < att:  # released before the attack ended: fall from where it got
-                    ramp = ramp * _rise(att)[e - s]
-            out.append((p0, p1, ramp))
-        return out
-
-
-@functools.lru_cache(maxsize=16)
-def _rise(length: int, *, falling: bool = False) -> np.ndarray:
-    """A raised-cosine ramp of ``length`` samples (0 -> 1, or 1 -> 0), made once per length."""
-    ramp = raised_cosine(np.arange(length, dtype=np.float64) / length)
-    ramp = 1.0 - ramp if falling else ramp
-    ramp.flags.writeable = False  # shared between notes
-    return ramp
-
-
-def note_spans(spans: list[harmony.ChordSpan], voices: slice, *, gains: list[float],
-               attack: float, release: float, transpose: int = 0, first_attack: float | None = None
-               ) -> list[NoteSpan]:
-    """Merge the voicings' notes into sustained spans: a common tone is held, not re-struck."""
-    out: list[NoteSpan] = []
-    open_notes: dict[int, list] = {}
-    for span in spans:
-        notes = [n + transpose for n in span.voicing[voices]]
-        for midi in list(open_notes):
-            if midi not in notes:
-                m, st, g = open_notes.pop(midi)
-                out.append(NoteSpan(m, st, span.start, g, attack, release))
-        for i, midi in enumerate(notes):
-            if midi not in open_notes:
-                open_notes[midi] = [midi, span.start, gains[min(i, len(gains) - 1)]]
-    end = spans[-1].end
-    for m, st, g in open_notes.values():
-        out.append(NoteSpan(m, st, end + 60.0, g, attack, release))
-    if first_attack is not None:
-        out = [NoteSpan(n.midi, n.start, n.end, n.gain, first_attack if n.start == 0 else n.attack,
-                        n.release) for n in out]
-    return out
-
-
-class SustainedLayer:
-    """Sustained notes from periodic waves with a dark/bright pair for filter movement.
-
-    Between changes (every note of the chord held, none rising or fading) the sounding set is
-    one periodic wave too: its sum is made once and added as a single wave, so a held chord
-    costs one add per bus however many voices it has.
-    """
-
-    def __init__(self, notes: list[NoteSpan], timbre: synth.Timbre, rng: np.random.Generator, *,
-                 period: float):
-        self.notes = notes
-        waves = {m: synth.periodic_note(m, timbre, rng, period_seconds=period)
-                 for m in sorted({n.midi for n in notes})}
-        # Each note's level is baked into its wave, so a held note is a plain add per block
-        # (scaled in place for a pitch's first level, copied only for another level).
-        self.waves: dict[tuple[int, float], np.ndarray] = {}
-        for key in sorted({(n.midi, n.gain) for n in notes}):
-            wave = waves[key[0]]
-            if any(k[0] == key[0] for k in self.waves):
-                wave = wave.copy()
-            wave *= np.float32(key[1])
-            self.waves[key] = wave
-        self._chords: OrderedDict[frozenset, np.ndarray] = OrderedDict()
-        self._starts = np.array([nt.start for nt in notes]) * SAMPLE_RATE
-        self._ends = np.array([nt.end + nt.release for nt in notes]) * SAMPLE_RATE
-        # Times where some note changes state (starts, ends its attack, starts or ends its release).
-        edges = set()
-        for nt in notes:
-            s, e = int(nt.start * SAMPLE_RATE), int(nt.end * SAMPLE_RATE)
-            edges.update((s, s + max(int(nt.attack * SAMPLE_RATE), 1), e,
-                          e + max(int(nt.release * SAMPLE_RATE), 1)))
-        self._edges = np.array(sorted(edges), dtype=np.int64)
-        self._dark = self._extra = self._scratch = None
-        self.period = int(round(period * SAMPLE_RATE))
-
-    def _segment_length(self, at: int) -> int:
-        """Samples from ``at`` to the next change of any note's state."""
-        i = int(np.searchsorted(self._edges, at, side="right"))
-        return int(self._edges[i] - at) if i < len(self._edges) else 1 << 62
-
-    def _chord_wave(self, held: list[int], length: int) -> np.ndarray | None:
-        """The summed wave of the held notes (kept for the few most recent sets), or None when
-        summing a whole period would cost more than adding the notes over ``length`` samples."""
-        key = frozenset((self.notes[i].midi, self.notes[i].gain) for i in held)
-        if key in self._chords:
-            self._chords.move_to_end(key)
-        elif length < self.period // 2:
-            return None
-        else:
-            self._chords[key] = sum(self.waves[k] for k in sorted(key))
-            if len(self._chords) > CHORD_CACHE:
-                self._chords.popitem(last=False)
-        return self._chords[key]
-
-    def add_to(self, out: np.ndarray, start: int, bright_gain: np.ndarray, gain: np.ndarray) -> None:
-        """Add the block at absolute sample ``start``: ``gain * (dark + bright * extra)``, given
-        ``gain`` and ``bright_gain`` (= bright * gain) per sample."""
-        n = out.shape[-1]
-        end = start + n
-        # Only the notes sounding in this block (a three-hour bed has thousands).
-        live = np.flatnonzero((self._starts < end) & (self._ends > start))
-        # Reused scratch buffers: fresh block-sized arrays would cost page faults every block.
-        if self._dark is None or self._dark.shape[-1] < n:
-            self._dark = np.empty((2, n), dtype=np.float32)
-            self._extra = np.empty((2, n), dtype=np.float32)
-            self._scratch = np.empty((2, n), dtype=np.float32)
-        dark, extra = self._dark[:, :n], self._extra[:, :n]
-        dark.fill(0.0)
-        extra.fill(0.0)
-        lo = int(np.searchsorted(self._edges, start, side="right"))
-        hi = int(np.searchsorted(self._edges, end, side="left"))
-        cuts = [start, *self._edges[lo:hi].tolist(), end]
-        for a, b in zip(cuts[:-1], cuts[1:]):
-            if a >= b:
-                continue
-            pieces = [(i, self.notes[i].pieces(a, b)) for i in live]
-            pieces = [(i, p) for i, p in pieces if p]
-            if not pieces:
-                continue
-            # Notes held through the whole segment are added as one summed wave; only the
-            # rising and fading ones go one by one.
-            held = [i for i, p in pieces if len(p) == 1 and np.isscalar(p[0][2])]
-            wave = self._chord_wave(held, self._segment_length(a)) if len(held) > 1 else None
-            if wave is not None:
-                synth.add_periodic(dark[:, a - start:b - start], wave[0], a, 1.0)
-                synth.add_periodic(extra[:, a - start:b - start], wave[1], a, 1.0)
-                pieces = [(i, p) for i, p in pieces if i not in held]
-            for i, plist in pieces:
-                wave = self.waves[(self.notes[i].midi, self.notes[i].gain)]
-                for p0, p1, env in plist:
-                    for bus, version in ((dark, wave[0]), (extra, wave[1])):
-                        synth.add_periodic(bus[:, p0 - start:p1 - start], version, p0, env,
-                                           scratch=self._scratch)
-        dark *= gain
-        extra *= bright_gain
-        out += dark
-        out += extra
+# Drone register: the tonic's fundamental between E1 (41.2 Hz) and D#2 (77.8 Hz).
+DRONE_LOW_MIDI = 28
+DRONE_CENTRE_HZ = 58.0  # the middle of that octave
+# Intensity at which each part enters (it fades in over ENTRY_WIDTH above it).
+ENTRY = {"bass": 0.0, "pad": 0.0, "melody": 0.22, "pad2": 0.42, "arp": 0.45, "shimmer": 0.62,
+         "swell": 0.72}
+ENTRY_WIDTH = 0.12
+# Bars per chord for each kind of section (the seed picks one per chord).
+HARMONIC_BARS = {"intro": (4, 6), "statement": (2, 3, 4), "development": (2, 3),
+                 "contrast": (1, 2, 2, 4), "interlude": (4, 6, 8), "return": (2, 3, 4),
+                 "close": (3, 4)}
+CHORD_SECONDS = (5.0, 24.0)
+MELODY_CENTRE = 72   # C5: where the melody sits before a section's register shift
 
 
 @dataclass
-class MelodyEvent:
-    start: int
-    midi: int
-    voice: str
-    gain: float
-    pan: float
+class Plan:
+    """A planned bed: its score and what the sidecar says about it."""
+
+    score: Score
+    sections: list[Section]
+    chords: list[harmony.ChordSpan]
+    intensity: np.ndarray
+    orchestra: dict[str, str]
+    motif: Motif
+    details: dict = field(default_factory=dict)
 
 
-def _grain(voice: str, midi: int, reverb: Reverb, rng: np.random.Generator
-           ) -> tuple[np.ndarray, np.ndarray]:
-    seconds = {"bells": 3.5, "piano": 3.0, "pluck": 1.5}[voice]
-    dry = synth.struck_note(midi, voice, seconds=seconds, rng=rng)
-    wet = reverb.wet(dry)
-    wet *= np.float32(0.55)
-    return dry, wet
+def _rngs(seed: int, count: int) -> list[np.random.Generator]:
+    return [np.random.default_rng(s) for s in np.random.SeedSequence([seed, 1009]).spawn(count)]
 
 
-def plan_melody(spans: list[harmony.ChordSpan], spec: CueSpec, rng: np.random.Generator, *,
-                density: np.ndarray, weights: dict[str, float], until: float) -> list[MelodyEvent]:
-    """Sparse phrases of 1-4 notes from a clash-free pentatonic pool, density from the controls."""
-    key = spec.intent.key
-    voices = [v for v in MELODY_VOICES if weights.get(v, 0) > 0]
-    voices = sorted(voices, key=lambda v: -weights[v])[:2]  # two timbres keep the bed coherent
-    if not voices:
-        return []
-    probs = np.array([weights[v] for v in voices])
-    probs /= probs.sum()
-    steps = (0, 3, 5, 7, 10) if key.is_minor else (0, 2, 4, 7, 9)
-    penta = {(key.tonic + s) % 12 for s in steps}
-    low = 67 + (key.tonic - 67) % 12 - 12 if (key.tonic - 67) % 12 > 5 else 67 + (key.tonic - 67) % 12
-    beat = 60.0 / spec.intent.bpm
-    rate_max = MELODY_BASE_RATE * float(density.max() if density.size else 1.0) + 1e-9
-    events: list[MelodyEvent] = []
-    t = float(rng.exponential(1 / rate_max))
-    chord_starts = np.array([s.start for s in spans])
-    last = None
-    while t < until:
-        d = density[min(int(t * CONTROL_RATE), density.size - 1)]
-        if rng.random() < d * MELODY_BASE_RATE / rate_max:
-            span = spans[max(int(np.searchsorted(chord_starts, t, side="right")) - 1, 0)]
-            pool = [m for m in harmony.melody_pool(span.chord, key, low=low, high=low + 17)
-                    if m % 12 in penta] or [low]
-            voice = voices[int(rng.choice(len(voices), p=probs))]
-            pan = float(rng.uniform(-0.6, 0.6))
-            idx = int(np.argmin([abs(m - last) for m in pool])) if last else int(rng.integers(len(pool)))
-            tn = t
-            for _ in range(int(rng.integers(2, 6))):
-                idx = int(np.clip(idx + rng.integers(-2, 3), 0, len(pool) - 1))
-                if tn >= until:
-                    break
-                events.append(MelodyEvent(int(tn * SAMPLE_RATE), pool[idx], voice,
-                                          float(rng.uniform(0.5, 1.0)), pan))
-                last = pool[idx]
-                tn += beat * float(rng.choice([1.0, 1.5, 2.0, 3.0]))
-            t = tn
-        t += float(rng.exponential(1 / rate_max))
-    return events
+# --- the ensemble ----------------------------------------------------------------------------
+
+def choose_orchestra(spec: CueSpec, rng: np.random.Generator) -> dict[str, str]:
+    """Role -> instrument. The prompt's instruments take the lead roles; the mood's palette
+    fills the rest, the seed choosing within it (and the prompt's colour words leaning it)."""
+    pal = palette.MOOD_PALETTES.get(spec.intent.mood, palette.MOOD_PALETTES["calm"])
+    colour = spec.intent.colour
+
+    def pick(weights, exclude=()):
+        return palette.choose(weights, rng, exclude=exclude, colour=colour)
+
+    asked = []
+    for word in spec.intent.instruments:
+        try:
+            asked.append(palette.resolve_family(word, rng))
+        except KeyError:
+            continue
+    low_voices = ("drone", "contrabass")
+    held = [a for a in asked if palette.INSTRUMENTS[a].sustained and a not in low_voices]
+    struck = [a for a in asked if not palette.INSTRUMENTS[a].sustained]
+    orchestra = {
+        "bass": next((a for a in asked if a in low_voices), None) or pick(pal.bass),
+        "pad": held[0] if held else pick(pal.pad),
+    }
+    orchestra["pad2"] = held[1] if len(held) > 1 else pick(pal.pad, (orchestra["pad"],))
+    leads = struck + held[2:]
+    soloists = ("flute", "clarinet", "oboe", "violin", "cello", "horns")
+    if not struck and len(held) == 1 and held[0] in soloists:
+        leads = [held[0]]  # a solo instrument asked for alone carries the tune
+        orchestra["pad"] = pick(pal.pad, (held[0],))
+        orchestra["pad2"] = pick(pal.pad, (held[0], orchestra["pad"]))
+    orchestra["melody"] = leads[0] if leads else pick(pal.melody)
+    orchestra["arp"] = leads[1] if len(leads) > 1 else pick(pal.arp, (orchestra["melody"],))
+    orchestra["shimmer"] = pick(pal.shimmer, (orchestra["melody"], orchestra["arp"]))
+    orchestra["swell"] = pick(pal.swell)
+    return orchestra
 
 
-class MelodyLayer:
-    """Struck notes with their reverb baked in (one grain per voice and pitch, reused)."""
+# --- harmony ---------------------------------------------------------------------------------
 
-    def __init__(self, events: list[MelodyEvent], ir: np.ndarray, rng: np.random.Generator, *,
-                 loop_period: int | None):
-        self.grains: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
-        reverb = Reverb(ir)
-        for ev in events:
-            if (ev.voice, ev.midi) not in self.grains:
-                self.grains[(ev.voice, ev.midi)] = _grain(ev.voice, ev.midi, reverb, rng)
-        placed = list(events)
-        if loop_period:
-            # A loop repeats: tails that run past the loop point also ring at the start, and the
-            # overlap after the end replays the start, so the crossfaded seam is seamless.
-            placed += [MelodyEvent(e.start - loop_period, e.midi, e.voice, e.gain, e.pan)
-                       for e in events]
-            placed += [MelodyEvent(e.start + loop_period, e.midi, e.voice, e.gain, e.pan)
-                       for e in events if e.start < LOOP_OVERLAP_SECONDS * SAMPLE_RATE]
-        self.events = sorted(placed, key=lambda e: e.start)
-        self.starts = np.array([e.start for e in self.events], dtype=np.int64)
-        self.longest = max((w.shape[-1] for _, w in self.grains.values()), default=0)
-
-    def add_to(self, out: np.ndarray, start: int, gain: float) -> None:
-        n = out.shape[-1]
-        lo = int(np.searchsorted(self.starts, start - self.longest))
-        hi = int(np.searchsorted(self.starts, start + n))
-        for ev in self.events[lo:hi]:
-            dry, wet = self.grains[(ev.voice, ev.midi)]
-            gl, gr = pan_gains(ev.pan)
-            for ch, g in ((0, gl), (1, gr)):
-                a, b = max(ev.start, start), min(ev.start + dry.size, start + n)
-                if a < b:
-                    out[ch, a - start: b - start] += dry[a - ev.start: b - ev.start] * (g * ev.gain * gain)
-                a, b = max(ev.start, start), min(ev.start + wet.shape[-1], start + n)
-                if a < b:
-                    out[ch, a - start: b - start] += wet[ch, a - ev.start: b - ev.start] * (ev.gain * gain)
+def _bar_seconds(bpm: float) -> float:
+    return 4 * 60.0 / bpm
 
 
-def _periodic(values: np.ndarray, period: int, total: int) -> np.ndarray:
-    return values[np.arange(total) % period]
+def plan_harmony(key: Key, mood: str, sections: list[Section], *, bpm: float, loop: bool,
+                 rng: np.random.Generator) -> tuple[list[harmony.ChordSpan], list[int]]:
+    """Chords over every section, each section with its own progression and harmonic rhythm.
+
+    Returns the chord spans (voiced) and, for each, the index of its section.
+    """
+    progs = harmony.progressions_for(mood, key)
+    order = rng.permutation(len(progs))
+    main = progs[int(order[0])]
+    other = progs[int(order[1 % len(progs)])]
+    contrast = harmony.contrast_progression(key, mood, rng)
+    bar = _bar_seconds(bpm)
+    tonic = harmony.tonic_chord(key)
+    spans: list[tuple[harmony.Chord, float, float, int]] = []
+    for index, section in enumerate(sections):
+        if section.name == "intro":
+            prog = [tonic]
+        elif section.name == "close":
+            prog = [harmony.cadence_chord(key, rng), tonic] if section.length > 14 else [tonic]
+        elif section.name == "contrast":
+            prog = contrast
+        elif section.name == "development":
+            prog = other if section.variation % 2 == 0 else main[1:] + main[:1]
+        elif section.name == "interlude":
+            prog = [tonic, contrast[0]] if len(contrast) else [tonic]
+        else:
+            prog = main
+        t, i = section.start, 0
+        while section.end - t > 1e-6:
+            bars = HARMONIC_BARS[section.name]
+            length = float(np.clip(bar * rng.choice(bars), *CHORD_SECONDS))
+            if section.name == "close" and i == len(prog) - 1:
+                length = section.end - t  # the close ends on its last chord, held
+            if section.end - t - length < CHORD_SECONDS[0]:
+                length = section.end - t  # no stub of a chord at the section's end
+            spans.append((prog[i % len(prog)], t, t + length, index))
+            t += length
+            i += 1
+    if not loop and spans[-1][0].root != key.tonic:
+        last = spans[-1]
+        spans[-1] = (tonic, last[1], last[2], last[3])
+    if loop and len(spans) > 1 and spans[-1][0] == spans[0][0]:
+        # A loop should not hold one chord across its seam for twice as long: change the last.
+        last = spans[-1]
+        spans[-1] = (harmony.cadence_chord(key, rng), last[1], last[2], last[3])
+    voiced, previous = [], None
+    for chord, start, end, index in spans:
+        shift = sections[index].register
+        previous = harmony.voice_chord(chord, previous, upper_low=55 + shift // 2,
+                                       upper_high=77 + shift // 2)
+        voiced.append(harmony.ChordSpan(chord, start, end, previous))
+    return voiced, [s[3] for s in spans]
 
 
-def render_bed(spec: CueSpec, fitted: list[FittedSample], *, progress: ProgressFn | None = None
-               ) -> tuple[np.ndarray, dict]:
-    """Render an ambient bed (plus the loop overlap when ``spec.loop``); returns audio and details."""
+# --- parts -----------------------------------------------------------------------------------
+
+MAX_HOLD = 20.0        # seconds a held note lasts before the player breathes (or re-bows)
+BREATH = (11.0, 17.0)  # the length of each breath of a longer note
+BREATH_OVERLAP = 2.0   # the next breath starts this long before the last one ends
+
+
+def breathe(notes: list[Note], rng: np.random.Generator) -> list[Note]:
+    """Long held notes as overlapping breaths, as a player re-bows or breathes (and as some
+    sampled pads need: their notes die away after tens of seconds of holding)."""
+    out = []
+    for n in notes:
+        if n.end - n.start <= MAX_HOLD:
+            out.append(n)
+            continue
+        t = n.start
+        while n.end - t > MAX_HOLD:
+            length = float(rng.uniform(*BREATH))
+            out.append(Note(t, t + length, n.midi, n.velocity, n.pan))
+            t += length - BREATH_OVERLAP
+        vel = int(np.clip(n.velocity + rng.integers(-6, 7), 1, 127))
+        out.append(Note(t, n.end, n.midi, vel, n.pan))
+    return out
+
+
+def gate(intensity: np.ndarray, role: str) -> np.ndarray:
+    """0..1: how much a role plays at each control step (a smooth step above its entry)."""
+    x = (intensity - ENTRY[role]) / ENTRY_WIDTH
+    return np.clip(x, 0.0, 1.0).astype(np.float32)
+
+
+def _at(curve: np.ndarray, t: float) -> float:
+    return float(curve[min(max(int(t * CONTROL_RATE), 0), curve.size - 1)])
+
+
+def _velocity(inst: palette.Instrument, level: float, rng: np.random.Generator, *,
+              spread: float = 6.0) -> int:
+    """A velocity in the instrument's range for a level 0..1, with a player's variation."""
+    low, high = inst.velocity
+    v = low + (high - low) * level + rng.normal(0.0, spread)
+    return int(np.clip(round(v), 1, 127))
+
+
+def bass_part(chords, where, sections, key: Key, intensity, rng, *, instrument: str,
+              total: float) -> Part:
+    """The drone: tonic (and fifth) in the 40-80 Hz octave; following chord roots in
+    development and contrast sections. Notes overlap as one breath hands over to the next."""
+    inst = palette.INSTRUMENTS[instrument]
+    low = DRONE_LOW_MIDI + (key.tonic - DRONE_LOW_MIDI) % 12
+    notes: list[Note] = []
+    for index, section in enumerate(sections):
+        follow = section.name in ("development", "contrast")
+        spans = [c for c, w in zip(chords, where) if w == index]
+        if follow:
+            for span in spans:
+                root = DRONE_LOW_MIDI + (span.chord.root - DRONE_LOW_MIDI) % 12
+                level = _at(intensity, span.start)
+                notes.append(Note(span.start, span.end + 1.0, root, _velocity(inst, level, rng)))
+        else:
+            level = _at(intensity, section.start)
+            end = section.end + 1.5
+            notes.append(Note(section.start, end, low, _velocity(inst, level, rng)))
+            if section.name not in ("intro",):
+                notes.append(Note(section.start + 2.0, end, low + 7,
+                                  max(1, _velocity(inst, level, rng) - 18)))
+    notes = [Note(n.start, min(n.end, total), n.midi, n.velocity) for n in notes]
+    expression = Curve(np.clip(0.62 + 0.38 * intensity, 0, 1).astype(np.float32))
+    brightness = Curve(np.clip(0.35 + 0.5 * intensity, 0, 1).astype(np.float32))
+    # A low tonic's second harmonic falls under 100 Hz too: the lower the pedal in its octave,
+    # the quieter it plays, so the weight of the low end does not follow the key.
+    compensation = (midi_to_hz(low) / DRONE_CENTRE_HZ) ** 1.2
+    return Part("bass", instrument, notes, sustained=True, level=0.9 * compensation, mono=True,
+                reverb=0.12, expression=expression, brightness=brightness)
+
+
+def pad_part(chords, where, sections, intensity, rng, *, instrument: str, total: float,
+             name: str = "pad", octave: int = 0, voices: slice = slice(1, None),
+             level: float = 1.0) -> Part:
+    """Held chords: each upper voice of the voicing, common tones tied across changes."""
+    inst = palette.INSTRUMENTS[instrument]
+    notes: list[Note] = []
+    open_notes: dict[int, tuple[float, int, float]] = {}
+    pans = {}
+    for span in chords:
+        wanted = [m + 12 * octave for m in span.voicing[voices]]
+        wanted = [m for m in wanted if inst.low - 12 <= m <= inst.high + 7]
+        for midi in list(open_notes):
+            if midi not in wanted:
+                start, vel, pan = open_notes.pop(midi)
+                notes.append(Note(start, span.start + 0.35, midi, vel, pan))
+        for i, midi in enumerate(wanted):
+            if midi not in open_notes:
+                level_here = _at(intensity, span.start)
+                vel = _velocity(inst, 0.35 + 0.5 * level_here, rng) - 6 * i
+                pan = pans.setdefault(midi % 12, float(rng.uniform(-0.55, 0.55)))
+                open_notes[midi] = (span.start, max(1, vel), pan)
+    for midi, (start, vel, pan) in open_notes.items():
+        notes.append(Note(start, total, midi, vel, pan))
+    expression = Curve(np.clip(0.3 + 0.7 * intensity, 0, 1).astype(np.float32))
+    brightness = Curve(np.clip(0.3 + 0.7 * intensity, 0, 1).astype(np.float32))
+    return Part(name, instrument, notes, sustained=True, level=level, reverb=0.35,
+                expression=expression, brightness=brightness)
+
+
+def gated(part: Part, g: np.ndarray, *, threshold: float = 0.05) -> Part:
+    """The part with its notes kept only where the gate is open, and the gate in its level."""
+    keep = [n for n in part.notes if _at(g, n.start) > threshold]
+    expression = part.expression.values if part.expression is not None else np.ones_like(g)
+    n = min(expression.size, g.size)
+    # A closed gate is silence, not the expression's quiet floor: the level curve goes to zero.
+    values = np.where(g[:n] > 0, expression[:n], 0.0).astype(np.float32)
+    part.notes = keep
+    part.expression = Curve(values)
+    return part
+
+
+def _chord_at(chords: list[harmony.ChordSpan], starts: np.ndarray, t: float) -> harmony.ChordSpan:
+    return chords[max(int(np.searchsorted(starts, t, side="right")) - 1, 0)]
+
+
+def _consonant(midi: int, chord: harmony.Chord, key: Key) -> int:
+    """The nearest scale tone that does not rub a semitone against the chord."""
+    pool = [m for m in range(midi - 3, midi + 4) if m % 12 in key.scale]
+    ok = [m for m in pool if all(min((m - c) % 12, (c - m) % 12) > 1 or (m - c) % 12 == 0
+                                 for c in chord.pitch_classes)]
+    return min(ok or pool or [midi], key=lambda m: (abs(m - midi), m))
+
+
+def _degrees(motif: Motif, key: Key) -> list[int]:
+    """The motif as scale degrees (0 = tonic) of the key, octave folded in."""
+    steps = MODES[key.mode]
+    out = []
+    for m in motif.notes:
+        rel = m - key.tonic
+        octave, pc = divmod(rel, 12)
+        degree = min(range(7), key=lambda d: abs(steps[d] - pc))
+        out.append(7 * octave + degree)
+    base = out[0]
+    return [d - base for d in out]
+
+
+def _from_degree(degree: int, key: Key, anchor: int) -> int:
+    """MIDI note of a scale degree counted from the scale tone ``anchor``."""
+    steps = MODES[key.mode]
+    rel = (anchor - key.tonic) % 12
+    start = min(range(7), key=lambda d: abs(steps[d] - rel))
+    d = start + degree
+    octave, idx = divmod(d, 7)
+    return anchor - steps[start] + steps[idx] + 12 * octave
+
+
+def variation(degrees: list[int], rhythm: list[float], kind: str) -> tuple[list[int], list[float]]:
+    """A transformation of the motif: as stated, inverted, retrograde, fragment, augmented."""
+    if kind == "inversion":
+        return [-d for d in degrees], rhythm
+    if kind == "retrograde":
+        return list(reversed(degrees)), list(reversed(rhythm[:-1])) + [rhythm[-1]]
+    if kind == "fragment":
+        k = max(2, len(degrees) - 2)
+        return degrees[:k] + degrees[:k][::-1][1:], rhythm[:k] + rhythm[:k - 1][::-1]
+    if kind == "augmented":
+        return degrees, [r * 2 for r in rhythm]
+    if kind == "sequence":
+        return degrees + [d + 1 for d in degrees], rhythm + rhythm
+    return degrees, rhythm
+
+
+# Which treatments of the motif each kind of section uses (the seed picks among them).
+TREATMENTS = {"intro": ("fragment",), "statement": ("stated", "stated", "sequence"),
+              "development": ("sequence", "inversion", "fragment", "augmented"),
+              "contrast": ("inversion", "retrograde", "augmented"),
+              "interlude": ("fragment", "augmented"),
+              "return": ("stated", "augmented"), "close": ("fragment", "augmented")}
+
+
+def melody_part(chords, sections, key: Key, bpm: float, motif: Motif, intensity, rng, *,
+                instrument: str, until: float) -> tuple[Part, list[dict]]:
+    """Phrases made of the motif, one treatment per phrase, rests between them by intensity."""
+    inst = palette.INSTRUMENTS[instrument]
+    beat = 60.0 / bpm
+    # Slow tempos sing in beats, fast ones in half-time, so the tune stays a slow one.
+    unit = beat if bpm < 80 else 2 * beat
+    starts = np.array([c.start for c in chords])
+    degrees0, rhythm0 = _degrees(motif, key), list(motif.rhythm)
+    notes: list[Note] = []
+    phrases: list[dict] = []
+    t = float(rng.uniform(1.0, 3.0) * unit)
+    while t < until - 2 * unit:
+        level = _at(intensity, t)
+        if level < ENTRY["melody"]:
+            t += 2 * unit
+            continue
+        section = form.section_at(sections, t)
+        kind = str(rng.choice(TREATMENTS[section.name]))
+        degrees, rhythm = variation(degrees0, rhythm0, kind)
+        chord = _chord_at(chords, starts, t).chord
+        centre = MELODY_CENTRE + section.register
+        tones = [m for m in range(centre - 6, centre + 7) if m % 12 in chord.pitch_classes]
+        anchor = int(rng.choice(tones)) if tones else centre
+        anchor = min(max(anchor, inst.low + 2), inst.high - 9)
+        tn = t
+        count = 0
+        peak = len(degrees) // 2
+        for i, (d, r) in enumerate(zip(degrees, rhythm)):
+            if tn >= until:
+                break
+            here = _chord_at(chords, starts, tn).chord
+            midi = _consonant(_from_degree(d, key, anchor), here, key)
+            midi = min(max(midi, inst.low), inst.high)
+            length = r * unit
+            arch = 1.0 - 0.25 * abs(i - peak) / max(peak, 1)
+            vel = _velocity(inst, (0.35 + 0.6 * level) * arch, rng)
+            jitter = float(rng.normal(0.0, 0.012))
+            hold = length * (1.0 if inst.sustained else 0.95) + (0.4 if inst.sustained else 0.6)
+            notes.append(Note(max(tn + jitter, 0.0), tn + hold, midi, vel))
+            tn += length
+            count += 1
+        phrases.append({"start": round(t, 2), "treatment": kind, "notes": count})
+        # Rests between phrases: long when quiet, short when the music is full.
+        rest_beats = float(rng.choice([2, 3, 4, 6, 8])) * (2.4 - 2.0 * level)
+        t = tn + rest_beats * unit
+    pedal = []
+    if inst.pedal and notes:
+        # The pedal is changed with the harmony and at least every other bar, as a pianist
+        # does (it also keeps the ringing strings few).
+        bar2 = 2 * _bar_seconds(bpm)
+        for c in chords:
+            t = c.start
+            while t < c.end - 0.2:
+                pedal.append((t + 0.05, min(t + bar2, c.end) - 0.05))
+                t += bar2
+    expression = Curve(np.clip(0.55 + 0.45 * intensity, 0, 1).astype(np.float32))
+    brightness = Curve(np.clip(0.45 + 0.55 * intensity, 0, 1).astype(np.float32))
+    part = Part("melody", instrument, notes, sustained=inst.sustained, level=0.85,
+                pan=float(rng.uniform(-0.25, 0.25)), width=0.35, reverb=0.45,
+                expression=expression, brightness=brightness, pedal=pedal)
+    return part, phrases
+
+
+ARP_SHAPES = ("up", "updown", "broken", "down")
+
+
+def arp_part(chords, key: Key, bpm: float, intensity, rng, *, instrument: str,
+             until: float) -> Part:
+    """Broken chords: quarter notes entering, eighths and sixteenths as intensity rises."""
+    inst = palette.INSTRUMENTS[instrument]
+    beat = 60.0 / bpm
+    shape = str(rng.choice(ARP_SHAPES))
+    notes: list[Note] = []
+    for span in chords:
+        upper = sorted(span.voicing[1:])
+        lift = 12 if upper[0] + 12 <= inst.high - 5 and upper[0] < 60 else 0
+        tones = [m + lift for m in upper] + [upper[0] + lift + 12]
+        tones = [m for m in tones if inst.low <= m <= inst.high] or [min(max(upper[0], inst.low), inst.high)]
+        if shape == "updown":
+            cycle = tones + tones[-2:0:-1]
+        elif shape == "down":
+            cycle = tones[::-1]
+        elif shape == "broken":
+            cycle = [tones[i] for i in (0, 2 % len(tones), 1 % len(tones), -1)]
+        else:
+            cycle = tones
+        t = span.start
+        j = 0
+        while t < min(span.end, until):
+            level = _at(intensity, t)
+            if level < ENTRY["arp"]:
+                t += beat
+                continue
+            sub = 1.0 if level < 0.62 else 0.5 if level < 0.84 or bpm > 92 else 0.25
+            if rng.random() > 0.1:  # a player leaves the odd note out
+                on_beat = abs((t - span.start) / beat - round((t - span.start) / beat)) < 1e-6
+                vel = _velocity(inst, (0.25 + 0.6 * level) * (1.0 if on_beat else 0.85), rng)
+                start = t + float(rng.normal(0.0, 0.008))
+                notes.append(Note(max(start, 0.0), start + max(sub * beat * 1.6, 0.35),
+                                  cycle[j % len(cycle)], vel))
+            j += 1
+            t += sub * beat
+    expression = Curve(np.clip(0.5 + 0.5 * intensity, 0, 1).astype(np.float32))
+    brightness = Curve(np.clip(0.4 + 0.6 * intensity, 0, 1).astype(np.float32))
+    side = float(rng.choice([-1.0, 1.0]))
+    return Part("arp", instrument, notes, sustained=False, level=0.55, pan=0.35 * side, width=0.4,
+                reverb=0.4, expression=expression, brightness=brightness)
+
+
+def shimmer_part(chords, bpm: float, intensity, rng, *, instrument: str, until: float) -> Part:
+    """High chord tones on bells: one every two bars entering, one a bar when full."""
+    inst = palette.INSTRUMENTS[instrument]
+    bar = _bar_seconds(bpm)
+    notes: list[Note] = []
+    for span in chords:
+        t = span.start + float(rng.uniform(0.0, bar))
+        while t < min(span.end, until):
+            level = _at(intensity, t)
+            if level >= ENTRY["shimmer"] and rng.random() < 0.8:
+                pcs = span.chord.pitch_classes
+                pool = [m for m in range(inst.low + 5, inst.high - 3) if m % 12 in pcs]
+                if pool:
+                    midi = int(rng.choice(pool))
+                    notes.append(Note(t, t + 2.5, midi, _velocity(inst, 0.4 + 0.5 * level, rng)))
+            t += bar * (2.0 if level < 0.85 else 1.0)
+    expression = Curve(np.clip(0.6 + 0.4 * intensity, 0, 1).astype(np.float32))
+    return Part("shimmer", instrument, notes, sustained=False, level=0.38,
+                pan=float(rng.uniform(-0.6, 0.6)), width=0.6, reverb=0.65, expression=expression)
+
+
+def swell_part(chords, where, sections, intensity, rng, *, instrument: str) -> Part:
+    """Horns holding root and fifth through the strongest sections, rising with each chord."""
+    inst = palette.INSTRUMENTS[instrument]
+    notes: list[Note] = []
+    for span, index in zip(chords, where):
+        if sections[index].name not in ("contrast", "return", "development"):
+            continue
+        if _at(intensity, span.start) < ENTRY["swell"]:
+            continue
+        root = 48 + (span.chord.root - 48) % 12
+        for midi in (root, root + 7):
+            if inst.low <= midi <= inst.high:
+                notes.append(Note(span.start + 0.3, span.end + 0.3, midi,
+                                  _velocity(inst, 0.6, rng)))
+    values = np.clip(0.45 + 0.55 * intensity, 0, 1).astype(np.float32)
+    return Part("swell", instrument, notes, sustained=True, level=0.5, pan=-0.15, reverb=0.5,
+                expression=Curve(values), brightness=Curve(values.copy()))
+
+
+# --- the whole ---------------------------------------------------------------------------------
+
+def plan_bed(spec: CueSpec) -> Plan:
+    """Plan a bed over its duration (a loop over one cycle; see :func:`unroll_loop`)."""
     intent = spec.intent
     duration = spec.duration
-    total_s = duration + (LOOP_OVERLAP_SECONDS if spec.loop else 0.0)
-    n_total = int(round(total_s * SAMPLE_RATE))
-    period = int(round(duration * SAMPLE_RATE)) if spec.loop else None
-    seeds = np.random.SeedSequence(spec.seed).spawn(12)
-    (r_harm, r_pad, r_drone, r_strings, r_mel, r_grain, r_walk, r_tex, r_samp, r_ir, _, _) = [
-        np.random.default_rng(s) for s in seeds]
-    weights = layer_weights(intent.instruments)
-
-    # Harmony: the chords cover the asked duration; a loop's overlap keeps the closing tonic.
-    spans = harmony.plan_chords(intent.key, intent.mood, total=duration, bpm=intent.bpm, rng=r_harm)
-    if spec.loop and spans[-1].chord == spans[0].chord:
-        spans[-1] = harmony.ChordSpan(spans[-1].chord, spans[-1].start, spans[-1].end,
-                                      spans[0].voicing)
-    spans[-1] = harmony.ChordSpan(spans[-1].chord, spans[-1].start, total_s, spans[-1].voicing)
-
-    # Control signals at CONTROL_RATE over the whole render.
-    n_ctrl = n_total // HOP + 2
-    n_period = (period // HOP + 1) if period else n_ctrl
-
-    def walk(timescale: float, low: float, high: float) -> np.ndarray:
-        w = slow_walk(r_walk, n_period, step_seconds=timescale / 4, control_rate=CONTROL_RATE,
-                      timescale=timescale, low=low, high=high, periodic=bool(period))
-        return _periodic(w, n_period - 1, n_ctrl) if period else w
-
-    t = np.arange(n_ctrl) / CONTROL_RATE
-    intensity = np.asarray(intent.intensity.at(np.minimum(t, duration)), dtype=np.float32)
-    if spec.loop:
-        intensity = _periodic(intensity, n_period - 1, n_ctrl)
-        swell = np.ones(n_ctrl, dtype=np.float32)
-        thin = np.ones(n_ctrl, dtype=np.float32)
-        sections = [{"name": "loop", "start": 0.0, "end": duration}]
-        intro = 0.0
-    else:
-        intro = min(20.0, 0.15 * duration)
-        outro = min(30.0, 0.2 * duration)
-        swell = raised_cosine(t / intro)
-        thin = raised_cosine((duration - t) / outro)
-        sections = [{"name": "intro", "start": 0.0, "end": round(intro, 2)},
-                    {"name": "body", "start": round(intro, 2), "end": round(duration - outro, 2)},
-                    {"name": "outro", "start": round(duration - outro, 2), "end": duration}]
-    bright = np.clip((0.15 + 0.75 * intensity) * walk(40.0, 0.35, 1.0) * (0.4 + 0.6 * thin), 0, 1)
-    pad_gain = (0.75 + 0.25 * intensity) * walk(30.0, 0.7, 1.0) * (0.7 + 0.3 * thin)
-    drone_gain = walk(50.0, 0.6, 1.0) * (0.3 + 0.7 * raised_cosine(t / max(intro * 0.5, 1e-3)))
-    strings_gain = walk(25.0, 0.4, 1.0) * swell * thin * (0.5 + 0.5 * intensity)
-    density = walk(60.0, 0.35, 1.4) * (0.25 + 0.75 * intensity) * swell * thin
-    density *= min(1.0, sum(weights[v] for v in MELODY_VOICES))
-
-    # Voices.
-    layers = []
-    def sounding_at_start(notes: list[NoteSpan]) -> list[NoteSpan]:
-        # A loop is already sounding at its start: no attack on the opening chord.
-        if not spec.loop:
-            return notes
-        return [NoteSpan(n.midi, -10.0 if n.start == 0 else n.start, n.end, n.gain, n.attack,
-                         n.release) for n in notes]
-
-    pad = SustainedLayer(sounding_at_start(note_spans(
-        spans, slice(0, None), gains=[0.8, 0.47], attack=PAD_ATTACK, release=PAD_RELEASE,
-        first_attack=None if spec.loop else max(PAD_ATTACK, intro * 0.8))),
-        synth.PAD, r_pad, period=PAD_PERIOD_SECONDS)
-    layers.append("pad")
-    tonic_low = 36 + (intent.key.tonic % 12)
-    # The pedal never changes: root and fifth, at a fixed half brightness, become one wave.
-    drone_waves = [synth.periodic_note(m, synth.DRONE, r_drone, period_seconds=DRONE_PERIOD_SECONDS)
-                   for m in (tonic_low, tonic_low + 7)]
-    drone_wave = sum(g * (w[0] + np.float32(0.5) * w[1])
-                     for g, w in zip((np.float32(1.0), np.float32(0.5)), drone_waves))
-    layers.append("drone")
-    strings = None
-    if weights["strings"] > 0:
-        strings = SustainedLayer(sounding_at_start(note_spans(
-            spans, slice(2, None), gains=[0.7, 0.8], transpose=12, attack=STRINGS_ATTACK,
-            release=STRINGS_RELEASE)), synth.STRINGS, r_strings, period=PAD_PERIOD_SECONDS)
-        layers.append("strings")
-    ir = impulse_response(r_ir, rt60=3.2, brightness=0.35)
-    events = plan_melody(spans, spec, r_mel, density=density, weights=weights,
-                         until=duration if spec.loop else duration - 2.0)
-    melody = MelodyLayer(events, ir, r_grain, loop_period=period)
-    if events:
-        layers.append("melody:" + "+".join(sorted({e.voice for e in events})))
-    tex_players = []
-    for name in intent.textures:
-        pools = textures.texture_pool(name, r_tex)
-        gains = [walk(20.0, 0.55, 1.0) * textures.TEXTURE_LEVEL[name]]
-        if name == "ocean":
-            roar, wash = textures.ocean_swell(r_tex, n_ctrl, CONTROL_RATE)
-            gains = [gains[0] * roar, gains[0] * wash]
-        # Slow panning: each texture drifts across the stereo field (equal power, +-35%).
-        angle = (walk(45.0, -0.35, 0.35) + 1.0) * (np.pi / 4)
-        pan = np.stack([np.cos(angle), np.sin(angle)]).astype(np.float32) * np.float32(np.sqrt(2))
-        for pool, g in zip(pools, gains):
-            tex_players.append((textures.Looper(pool, n_total, r_tex), g[None, :] * pan))
-        layers.append(f"texture:{name}")
-    # Where the chord is the tonic (a sampled pad holds that chord); ramps of 3 s between.
-    chord_starts = np.array([s.start for s in spans])
-    on_tonic = np.array([s.chord.root == intent.key.tonic for s in spans])
-    span_at = np.clip(np.searchsorted(chord_starts, t, side="right") - 1, 0, len(spans) - 1)
-    ramp = np.ones(3 * CONTROL_RATE) / (3 * CONTROL_RATE)
-    tonic_gate = np.convolve(np.where(on_tonic[span_at], 1.0, 0.1), ramp, mode="same").astype(np.float32)
-    tonic_gate[-ramp.size:] = tonic_gate[-ramp.size - 1]
-    tonic_gate[:ramp.size] = np.where(on_tonic[span_at[:ramp.size]], 1.0, 0.1)
-    sample_layer = SampleLayer(
-        fitted, total=n_total, rng=r_samp, loop_period=period,
-        on_tonic=lambda sec: bool(on_tonic[max(int(np.searchsorted(chord_starts, sec, "right")) - 1, 0)])
-    ) if fitted else None
-    if sample_layer:
-        layers.append("samples")
-    sample_gain = walk(35.0, 0.5, 1.0) * (0.6 + 0.4 * swell)
-
-    # Level and brightness-times-level per layer, multiplied here at the control rate.
-    pad_level = pad_gain * weights["pad"]
-    pad_bright_gain = bright * pad_level
-    strings_level = strings_gain * weights["strings"]
-    strings_bright_gain = bright * strings_level
-    out = np.zeros((2, n_total), dtype=np.float32)
-    scratch = np.empty((2, min(BLOCK, n_total)), dtype=np.float32)
-    n_blocks = (n_total + BLOCK - 1) // BLOCK
-    peak = 0.0
-    for bi in range(n_blocks):
-        b0 = bi * BLOCK
-        n = min(BLOCK, n_total - b0)
-        k0, k1 = b0 // HOP, b0 // HOP + (n + HOP - 1) // HOP + 1
-
-        def ctrl(c: np.ndarray) -> np.ndarray:
-            if c.ndim == 2:
-                return np.stack([upsample_linear(row[k0:k1], HOP)[:n] for row in c])
-            return upsample_linear(c[k0:k1], HOP)[:n]
-
-        mix = out[:, b0:b0 + n]  # a view: layers add straight into the output
-        pad.add_to(mix, b0, ctrl(pad_bright_gain), ctrl(pad_level))
-        synth.add_periodic(mix, drone_wave, b0, ctrl(drone_gain * weights["drone"] * 0.8),
-                           scratch=scratch)
-        if strings is not None:
-            strings.add_to(mix, b0, ctrl(strings_bright_gain), ctrl(strings_level))
-        melody.add_to(mix, b0, MELODY_LEVEL)
-        for looper, g in tex_players:
-            looper.add_to(mix, b0, ctrl(g))
-        if sample_layer is not None:
-            sample_layer.add_to(mix, b0, ctrl(sample_gain), ctrl(tonic_gate))
-        # The peak is taken while the block is still in cache (a later pass would re-read it all).
-        peak = max(peak, float(mix.max()), -float(mix.min()))
-        if progress is not None:
-            progress((bi + 1) / n_blocks)
-
-    gain = np.float32(PEAK_TARGET / (peak or 1.0))
-    for i in range(0, n_total, BLOCK):
-        out[:, i:i + BLOCK] *= gain
+    r_form, r_orch, r_harm, r_bass, r_pad, r_pad2, r_mel, r_arp, r_shim, r_swell, r_motif = \
+        _rngs(spec.seed, 11)
+    sections = form.plan_sections(duration, loop=spec.loop, rng=r_form)
+    intensity = form.intensity_curve(spec, sections, total=duration + 8.0)
+    orchestra = choose_orchestra(spec, r_orch)
+    chords, where = plan_harmony(intent.key, intent.mood, sections, bpm=intent.bpm, loop=spec.loop,
+                                 rng=r_harm)
+    motif = compose_motif(intent.key, int(r_motif.integers(2 ** 31)))
+    until = duration if spec.loop else duration - 2.0
+    parts = [
+        bass_part(chords, where, sections, intent.key, intensity, r_bass,
+                  instrument=orchestra["bass"], total=duration),
+        pad_part(chords, where, sections, intensity, r_pad, instrument=orchestra["pad"],
+                 total=duration),
+    ]
+    pad2 = pad_part(chords, where, sections, intensity, r_pad2, instrument=orchestra["pad2"],
+                    total=duration, name="pad2", octave=1, voices=slice(2, None), level=0.55)
+    parts.append(gated(pad2, gate(intensity, "pad2")))
+    melody, phrases = melody_part(chords, sections, intent.key, intent.bpm, motif, intensity, r_mel,
+                                  instrument=orchestra["melody"], until=until)
+    parts.append(gated(melody, gate(intensity, "melody")))
+    parts.append(gated(arp_part(chords, intent.key, intent.bpm, intensity, r_arp,
+                                instrument=orchestra["arp"], until=until), gate(intensity, "arp")))
+    parts.append(gated(shimmer_part(chords, intent.bpm, intensity, r_shim,
+                                    instrument=orchestra["shimmer"], until=until),
+                       gate(intensity, "shimmer")))
+    parts.append(gated(swell_part(chords, where, sections, intensity, r_swell,
+                                  instrument=orchestra["swell"]), gate(intensity, "swell")))
+    parts = [p for p in parts if p.notes]
+    r_breath = np.random.default_rng(np.random.SeedSequence([spec.seed, 1013]))
+    for part in parts:
+        if part.sustained:
+            part.notes = breathe(part.notes, r_breath)
+    if intent.colour:
+        for part in parts:  # the prompt's colour words open or close every player's tone
+            if part.brightness is not None:
+                part.brightness = Curve(np.clip(part.brightness.values + 0.2 * intent.colour, 0, 1))
+    envelope = form_envelope(sections, duration, loop=spec.loop)
+    score = Score(parts, duration, spec.seed, colour=intent.colour, envelope=envelope)
     details = {
-        "key": intent.key.name,
-        "bpm": intent.bpm,
-        "chords": [{"roman": s.chord.roman, "name": harmony.chord_name(s.chord, intent.key),
-                    "start": round(s.start, 2), "end": round(min(s.end, total_s), 2),
-                    "voicing": [harmony.note_name(m, intent.key) for m in s.voicing]}
-                   for s in spans],
-        "sections": sections,
-        "layers": layers,
-        "melody_notes": len(events),
-        "melody_pitches": [harmony.note_name(m, intent.key) for m in sorted({e.midi for e in events})],
-        "textures": list(intent.textures),
-        "loop_overlap_seconds": LOOP_OVERLAP_SECONDS if spec.loop else 0.0,
-        "normalise_gain_db": round(float(20 * np.log10(gain)), 2),
+        "sections": [s.describe() for s in sections],
+        "orchestra": {role: orchestra[role] for role in palette.ROLES if role in orchestra},
+        "motif": [harmony.note_name(m, intent.key) for m in motif.notes],
+        "motif_rhythm_beats": list(motif.rhythm),
+        "phrases": phrases,
     }
-    return out, details
+    return Plan(score, sections, chords, intensity, orchestra, motif, details)
+
+
+def form_envelope(sections: list[Section], total: float, *, loop: bool) -> Curve | None:
+    """The bed's swell out of silence over its intro and its thinning over its close (a loop has
+    neither: it is always already playing)."""
+    if loop:
+        return None
+    n = int(np.ceil(total * CONTROL_RATE)) + 2
+    t = np.arange(n) / CONTROL_RATE
+    env = np.ones(n)
+    intro = next((s for s in sections if s.name == "intro"), None)
+    close = next((s for s in sections if s.name == "close"), None)
+    if intro is not None:
+        x = np.clip(t / max(intro.end, 1e-3), 0, 1)
+        env *= 0.12 + 0.88 * (0.5 - 0.5 * np.cos(np.pi * x))
+    if close is not None:
+        x = np.clip((t - close.start) / max(close.length, 1e-3), 0, 1)
+        env *= 1.0 - 0.8 * (0.5 - 0.5 * np.cos(np.pi * x))
+    return Curve(env.astype(np.float32))
+
+
+def unroll_loop(score: Score, *, period: float, before: float, after: float) -> Score:
+    """A loop's score laid out for rendering ``-before .. period + after``, shifted to start at 0.
+
+    The cycle is played with its end again before its start and its start again after its end,
+    so tails ring across the seam; the render then drops the first ``before`` seconds. Held
+    notes that meet across the seam at the same pitch become one note.
+    """
+    parts = []
+    for part in score.parts:
+        notes = list(part.notes)
+        notes += [Note(n.start - period, n.end - period, n.midi, n.velocity, n.pan)
+                  for n in part.notes if n.end - period > -before]
+        notes += [Note(n.start + period, n.end + period, n.midi, n.velocity, n.pan)
+                  for n in part.notes if n.start + period < period + after]
+        if part.sustained:
+            notes = _tie(notes)
+        notes = [Note(max(n.start + before, 0.0), n.end + before, n.midi, n.velocity, n.pan)
+                 for n in notes if n.end + before > 0]
+
+        def cyclic(c: Curve | None) -> Curve | None:
+            return None if c is None else Curve(_cyclic(c.values, period, before, after))
+
+        pedal = [(max(a + k * period + before, 0.0), b + k * period + before)
+                 for a, b in part.pedal for k in (-1, 0, 1) if b + k * period + before > 0]
+        parts.append(Part(part.name, part.instrument, notes, part.sustained, part.level, part.pan,
+                          part.width, part.reverb, part.mono, cyclic(part.expression),
+                          cyclic(part.brightness), pedal))
+    return Score(parts, before + period + after, score.seed, colour=score.colour)
+
+
+def _cyclic(values: np.ndarray, period: float, before: float, after: float) -> np.ndarray:
+    """A control curve of one cycle, indexed from ``-before``: the cycle repeated around."""
+    n_period = int(round(period * CONTROL_RATE))
+    total = int(np.ceil((before + period + after) * CONTROL_RATE)) + 2
+    idx = (np.arange(total) - int(round(before * CONTROL_RATE))) % max(n_period, 1)
+    return values[np.minimum(idx, values.size - 1)]
+
+
+def _tie(notes: list[Note]) -> list[Note]:
+    """Join a note ending within 0.5 s of where the same pitch starts again."""
+    notes = sorted(notes, key=lambda n: (n.midi, n.start))
+    out: list[Note] = []
+    for n in notes:
+        if out and out[-1].midi == n.midi and n.start - out[-1].end < 0.5 and n.start >= out[-1].start:
+            prev = out[-1]
+            out[-1] = Note(prev.start, max(prev.end, n.end), prev.midi, prev.velocity, prev.pan)
+        else:
+            out.append(n)
+    return sorted(out, key=lambda n: (n.start, n.midi))

@@ -19,26 +19,43 @@ _ROMAN_RE = re.compile(r"^(b|#)?(VII|VI|IV|V|III|II|I|vii|vi|iv|v|iii|ii|i)(.*)$
 
 # Progressions per mood and key family (COMPOSER-NOTES.md, "Harmony by mood").
 PROGRESSIONS: dict[str, dict[str, list[list[str]]]] = {
-    "calm": {"major": [["I", "V", "vi", "IV"], ["I", "IV", "I", "IV"], ["Imaj7", "IVmaj7"]],
+    "calm": {"major": [["I", "V", "vi", "IV"], ["I", "IV", "I", "IV"], ["Imaj7", "IVmaj7"],
+                       ["I", "iii", "IV", "I"], ["I", "vi", "IV", "V"]],
              "minor": [["i", "VI", "III", "VII"], ["i", "iv", "i", "VI"]]},
-    "warm": {"major": [["Imaj7", "IVmaj7"], ["I", "vi", "IV", "V"], ["I", "iii", "IV", "I"]],
+    "warm": {"major": [["Imaj7", "IVmaj7"], ["I", "vi", "IV", "V"], ["I", "iii", "IV", "I"],
+                       ["I", "IV", "vi", "V"], ["Iadd9", "vi", "IVmaj7", "I"]],
              "minor": [["i", "VI", "III", "VII"]]},
-    "hopeful": {"major": [["I", "V", "vi", "IV"], ["IV", "V", "vi", "I"], ["vi", "IV", "I", "V"]],
+    "hopeful": {"major": [["I", "V", "vi", "IV"], ["IV", "V", "vi", "I"], ["vi", "IV", "I", "V"],
+                          ["I", "iii", "vi", "IV"], ["I", "IV", "ii", "V"]],
                 "minor": [["i", "VI", "III", "VII"]]},
-    "dreamy": {"major": [["Imaj7", "II", "Imaj7"], ["Iadd9", "iii", "IV"], ["Imaj7", "IVmaj7"]],
+    "dreamy": {"major": [["Imaj7", "II", "Imaj7"], ["Iadd9", "iii", "IV"], ["Imaj7", "IVmaj7"],
+                         ["I", "II", "vi", "I"], ["Iadd9", "II", "IVmaj7", "Imaj7"]],
                "minor": [["i", "VI", "i", "III"]]},
     "melancholic": {"major": [["vi", "IV", "I", "V"]],
-                    "minor": [["i", "VI", "III", "VII"], ["i", "iv", "VI", "v"]]},
+                    "minor": [["i", "VI", "III", "VII"], ["i", "iv", "VI", "v"], ["i", "VII", "VI", "v"],
+                              ["i", "iv", "i", "VI"], ["i", "III", "iv", "VI"]]},
     "dark": {"major": [["I", "bVI", "iv", "I"]],
-             "minor": [["i", "bII", "i"], ["i", "VI", "iv", "i"], ["i", "i", "VI", "iv"]]},
+             "minor": [["i", "bII", "i"], ["i", "VI", "iv", "i"], ["i", "i", "VI", "iv"],
+                       ["i", "iv", "bII", "i"], ["i", "VI", "bII", "i"]]},
     "tense": {"major": [["I", "bII", "I"]],
-              "minor": [["i", "bII", "i"], ["isus2", "bII", "i", "isus4"]]},
+              "minor": [["i", "bII", "i"], ["isus2", "bII", "i", "isus4"], ["i", "VI", "bII", "v"],
+                        ["i", "iv", "bII", "VI"]]},
     "mysterious": {"major": [["I", "bII", "I", "bVI"]],
-                   "minor": [["i", "bII", "i", "VI"], ["isus2", "VI", "i", "bII"]]},
-    "epic": {"major": [["I", "V", "vi", "IV"]],
-             "minor": [["i", "VI", "III", "VII"], ["i", "VII", "VI", "VII"]]},
-    "playful": {"major": [["I", "bVII", "IV", "I"], ["I", "vi", "ii", "V"]],
+                   "minor": [["i", "bII", "i", "VI"], ["isus2", "VI", "i", "bII"], ["i", "III", "bII", "i"],
+                             ["i", "VI", "iv", "bII"]]},
+    "epic": {"major": [["I", "V", "vi", "IV"], ["I", "bVII", "IV", "I"]],
+             "minor": [["i", "VI", "III", "VII"], ["i", "VII", "VI", "VII"], ["i", "VI", "VII", "i"],
+                       ["i", "iv", "VI", "VII"]]},
+    "playful": {"major": [["I", "bVII", "IV", "I"], ["I", "vi", "ii", "V"], ["I", "IV", "V", "IV"],
+                          ["I", "ii", "IV", "V"]],
                 "minor": [["i", "iv", "VII", "III"]]},
+}
+# Progressions for contrasting sections: they start away from the tonic.
+CONTRAST_PROGRESSIONS = {
+    "major": [["IV", "vi", "ii", "V"], ["vi", "iii", "IV", "V"], ["ii", "IV", "vi", "V"],
+              ["IV", "I", "vi", "V"], ["vi", "IV", "ii", "V"]],
+    "minor": [["VI", "III", "VII", "v"], ["iv", "VI", "VII", "III"], ["VI", "iv", "VII", "v"],
+              ["III", "VII", "iv", "v"]],
 }
 DEFAULT_PROGRESSIONS = {
     "major": [["I", "V", "vi", "IV"], ["I", "IV", "vi", "V"]],
@@ -154,6 +171,20 @@ def progressions_for(mood: str, key: Key) -> list[list[Chord]]:
                 break
         out.append(chords)
     return out
+
+
+def contrast_progression(key: Key, mood: str, rng: np.random.Generator) -> list[Chord]:
+    """A progression for a contrasting section: away from home, leading back to it."""
+    table = CONTRAST_PROGRESSIONS[family(key)]
+    if mood in ("dark", "tense", "mysterious") and key.is_minor:
+        table = table + [["bII", "VI", "iv", "v"]]
+    return [parse_roman(r, key) for r in table[int(rng.integers(len(table)))]]
+
+
+def cadence_chord(key: Key, rng: np.random.Generator) -> Chord:
+    """The chord before the last tonic: the dominant or the subdominant (plagal, softer)."""
+    options = ["iv", "v", "VII"] if key.is_minor else ["IV", "V", "ii"]
+    return parse_roman(options[int(rng.integers(len(options)))], key)
 
 
 def tonic_chord(key: Key) -> Chord:

@@ -1,8 +1,10 @@
 """Jingles and stings: a motif stated and answered over a pulse, a cadence, a final hit, a tail.
 
 The motif (given, or composed from the seed alone) keeps its intervals and rhythm in every
-variant; a variant changes the arrangement: lead timbre, register, cadence, accompaniment and
-pulse. The final hit lands on a beat on the tonic chord and rings out through the reverb.
+variant; a variant changes the arrangement: lead instrument, register, cadence, accompaniment,
+pulse and feel. Everything is written as a score and played by the same sampled instruments
+(or synth voices) as the beds; the final hit lands on a beat on the tonic chord and rings out
+through the room.
 """
 
 from __future__ import annotations
@@ -13,23 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from soundscape.engines.base import ProgressFn
-from soundscape.engines.composer import harmony, synth
-from soundscape.engines.composer.space import impulse_response, pan_gains, reverberate
+from soundscape.engines.composer import harmony, palette, space
+from soundscape.engines.composer.motif import Motif, compose_motif, motif_for  # noqa: F401
+from soundscape.engines.composer.performance import perform
+from soundscape.engines.composer.score import Note, Part, Score
 from soundscape.engines.composer.synth import SAMPLE_RATE, raised_cosine
-from soundscape.spec import MODES, CueSpec, Key
+from soundscape.spec import CueSpec, Key
 
 PEAK_TARGET = 10 ** (-4.0 / 20)  # -4 dBFS: headroom for mastering's true-peak limiter
 BEATS_PER_BAR = 4
-
-# Rhythm cells in beats: every note but the last sums to whole beats, so the landing is on a beat.
-RHYTHMS: dict[int, list[tuple[float, ...]]] = {
-    2: [(1.0, 2.0), (0.5, 2.0)],
-    3: [(1.0, 1.0, 2.0), (0.5, 0.5, 2.0), (1.5, 0.5, 2.0), (0.75, 0.25, 2.0)],
-    4: [(0.5, 0.5, 1.0, 2.0), (0.75, 0.25, 1.0, 2.0), (1.0, 0.5, 0.5, 2.0), (1.5, 0.5, 1.0, 2.0)],
-    5: [(0.5, 0.5, 0.5, 0.5, 2.0), (1.0, 0.5, 0.5, 1.0, 2.0), (0.75, 0.25, 0.5, 0.5, 2.0)],
-    6: [(0.5, 0.5, 0.5, 0.5, 1.0, 2.0), (0.75, 0.25, 0.5, 0.5, 1.0, 2.0),
-        (0.5, 0.5, 1.0, 0.5, 0.5, 2.0)],
-}
 LEADS = ("bells", "pluck", "piano", "brass", "marimba")
 CADENCES = ("V-I", "IV-V-I", "ii-V-I")
 ACCOMPANIMENTS = ("pad", "arpeggio", "stabs")
@@ -37,61 +31,15 @@ PULSES = ("tick", "shaker", "thump")
 FEELS = ("straight", "half-time", "push")  # how the bass walks the beat
 SLOW_BPM = 80.0  # below this, accompaniment keeps off the half-beats
 REGISTERS = (0, 12, -12)
-
-
-@dataclass(frozen=True)
-class Motif:
-    notes: tuple[int, ...]      # MIDI
-    rhythm: tuple[float, ...]   # beats per note
-
-
-def _rhythm_for(count: int, rng: np.random.Generator) -> tuple[float, ...]:
-    if count in RHYTHMS:
-        cells = RHYTHMS[count]
-        return cells[int(rng.integers(len(cells)))]
-    rhythm = [0.5] * (count - 1) + [2.0]
-    if sum(rhythm[:-1]) % 1:
-        rhythm[0] = 1.0
-    return tuple(rhythm)
-
-
-def compose_motif(key: Key, seed: int) -> Motif:
-    """A 3-6 note motif in ``key`` from the seed alone (never the variant): stable start and end."""
-    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
-    count = int(rng.integers(3, 7))
-    rhythm = _rhythm_for(count, rng)
-    steps = MODES[key.mode]
-    tonic_midi = 72 + (key.tonic - 72) % 12
-    if tonic_midi > 77:
-        tonic_midi -= 12
-    degree = int(rng.choice([0, 2, 4]))
-    degrees = [degree]
-    for i in range(count - 2):
-        move = int(rng.choice([-2, -1, 1, 2, 3, -3, 4], p=[.12, .2, .22, .18, .12, .08, .08]))
-        degree = int(np.clip(degree + move, -3, 9))
-        if degree == degrees[-1]:
-            degree += 1
-        degrees.append(degree)
-    if count > 1:
-        # Land on a stable tone (root, third, fifth, octave), nearest to where the line is.
-        stable = [d for d in (0, 2, 4, 7) if d != degrees[-1]]
-        degrees.append(min(stable, key=lambda d: abs(d - degrees[-1])))
-    if len(set(degrees)) == 1:
-        degrees[-1] += 2
-    if count > 2 and max(abs(b - a) for a, b in zip(degrees, degrees[1:])) < 2:
-        degrees[1] = degrees[0] + 2  # at least one leap (a third): steps alone sound like a scale
-    if count > 2 and degrees[-2] == degrees[-1]:
-        degrees[-2] += 1
-    notes = tuple(tonic_midi + 12 * (d // 7) + steps[d % 7] for d in degrees)
-    return Motif(notes, rhythm)
-
-
-def motif_for(spec: CueSpec) -> Motif:
-    """The spec's motif (with a seed-chosen rhythm) or one composed from the seed."""
-    if spec.motif:
-        rng = np.random.default_rng(np.random.SeedSequence(spec.seed).spawn(1)[0])
-        return Motif(tuple(spec.motif), _rhythm_for(len(spec.motif), rng))
-    return compose_motif(spec.intent.key, spec.seed)
+# The instruments behind each arrangement word (the seed picks among them).
+LEAD_INSTRUMENTS = {"bells": ("celesta", "glockenspiel", "vibraphone", "music box"),
+                    "pluck": ("harp", "guitar", "kalimba"), "piano": ("piano",),
+                    "brass": ("horns",), "marimba": ("marimba",)}
+PAD_INSTRUMENTS = ("strings", "warm pad", "voices")
+ARP_INSTRUMENTS = ("harp", "guitar", "celesta")
+# General MIDI percussion keys (channel 10): the pulse's sounds.
+PULSE_KEYS = {"tick": (42, 37), "shaker": (70, 82), "thump": (36, 42)}
+CRASH = 49
 
 
 def _nearest_tonic(key: Key, midi: int) -> int:
@@ -158,42 +106,36 @@ def _chord_plan(key: Key, cadence: str, final_beat: float,
     return [(a, b, harmony.parse_roman(r, key)) for a, b, r in plan]
 
 
-def _note(voice: str, midi: float, seconds: float, rng: np.random.Generator) -> np.ndarray:
-    if voice == "brass":
-        return synth.brass_swell(midi, seconds=seconds, swell=0.06)
-    return synth.struck_note(midi, voice, seconds=seconds, rng=rng)
+def _lead_instrument(spec: CueSpec, lead: str, rng: np.random.Generator) -> str:
+    """The prompt's struck or solo instrument, when it names one; else the arrangement's."""
+    for word in spec.intent.instruments:
+        try:
+            name = palette.resolve_family(word, rng)
+        except KeyError:
+            continue
+        inst = palette.INSTRUMENTS[name]
+        if not inst.sustained or name in ("flute", "clarinet", "oboe", "violin", "cello", "horns"):
+            return name
+    options = LEAD_INSTRUMENTS[lead]
+    return options[int(rng.integers(len(options)))]
 
 
-def _add(out: np.ndarray, sig: np.ndarray, at: float, *, gain: float, pan: float) -> None:
-    i0 = int(round(at * SAMPLE_RATE))
-    if i0 >= out.shape[-1] or i0 < 0:
-        return
-    m = min(sig.size, out.shape[-1] - i0)
-    gl, gr = pan_gains(pan)
-    out[0, i0:i0 + m] += sig[:m] * (gain * gl)
-    out[1, i0:i0 + m] += sig[:m] * (gain * gr)
+def _fit(midi: int, inst: palette.Instrument) -> int:
+    """The note moved by octaves into the instrument's range."""
+    while midi > inst.high:
+        midi -= 12
+    while midi < inst.low:
+        midi += 12
+    return midi
 
 
-def _pulse_hit(kind: str, accent: bool, rng: np.random.Generator) -> np.ndarray:
-    n = int(0.25 * SAMPLE_RATE)
-    t = np.arange(n) / SAMPLE_RATE
-    if kind == "thump":
-        f = 50 + 90 * np.exp(-t / 0.03)
-        sig = np.sin(2 * np.pi * np.cumsum(f) / SAMPLE_RATE) * np.exp(-t / 0.09)
-        gain = 0.9 if accent else 0.6
-    else:
-        noise = rng.standard_normal(n)
-        tau = 0.012 if kind == "tick" else 0.035
-        sig = np.diff(noise, prepend=0.0) * np.exp(-t / tau) * raised_cosine(t / 0.002)
-        if kind == "shaker":
-            sig = np.diff(sig, prepend=0.0)
-        sig /= np.max(np.abs(sig))
-        gain = 0.5 if accent else 0.32
-    return (sig * gain).astype(np.float32)
+def render_jingle(spec: CueSpec, banks=(), *, progress: ProgressFn | None = None
+                  ) -> tuple[np.ndarray, dict, float, list]:
+    """Render a jingle or sting.
 
-
-def render_jingle(spec: CueSpec, *, progress: ProgressFn | None = None) -> tuple[np.ndarray, dict, float]:
-    """Render a jingle or sting; returns audio ``(2, n)``, details and the tail length in seconds."""
+    Returns:
+        ``(audio (2, n), details, tail seconds, presets played)``.
+    """
     intent = spec.intent
     key = intent.key
     duration = spec.duration
@@ -202,7 +144,7 @@ def render_jingle(spec: CueSpec, *, progress: ProgressFn | None = None) -> tuple
     motif = motif_for(spec)
     arr = arrangement_for(spec)
     seeds = np.random.SeedSequence(spec.seed).spawn(3)[2].spawn(spec.variant + 1)[spec.variant]
-    r_lead, r_acc, r_pulse, r_ir = [np.random.default_rng(s) for s in seeds.spawn(4)]
+    r_lead, r_acc, r_play, r_room = [np.random.default_rng(s) for s in seeds.spawn(4)]
 
     # Form: statement + answer (a sting: the statement alone) before a tail of about a third of
     # the cue. Short cues play the rhythm at double speed; long ones at half speed (the pulse
@@ -266,95 +208,98 @@ def render_jingle(spec: CueSpec, *, progress: ProgressFn | None = None) -> tuple
             lead_events.append((intro_beats + b, m, 1.0))
         if landing % 12 not in harmony.tonic_chord(key).pitch_classes:
             landing = _nearest_tonic(key, landing)
-    dry = np.zeros((2, n), dtype=np.float32)
+    lead = _lead_instrument(spec, arr.lead, r_lead)
+    lead_inst = palette.INSTRUMENTS[lead]
+    lead_notes = []
     for b, m, length in lead_events:
-        _add(dry, _note(arr.lead, m, min(2.5, length * beat + 1.2), r_lead), b * beat,
-             gain=0.55, pan=0.1)
+        t0 = b * beat
+        hold = max(length * beat * (0.95 if lead_inst.sustained else 0.8), 0.12)
+        lead_notes.append(Note(t0, t0 + hold, _fit(m, lead_inst), _velocity(lead_inst, 0.8, r_lead)))
     if progress:
-        progress(0.3)
+        progress(0.2)
 
     # Harmony: pad or stabs or arpeggio, a bass on the beats, the pulse.
     chords = _chord_plan(key, arr.cadence, final_beat, lead_events)
+    acc_name = {"pad": PAD_INSTRUMENTS, "arpeggio": ARP_INSTRUMENTS, "stabs": ("piano",)}[arr.accompaniment]
+    acc_name = acc_name[int(r_acc.integers(len(acc_name)))]
+    acc_inst = palette.INSTRUMENTS[acc_name]
+    acc_notes, bass_notes, pulse_notes = [], [], []
+    bass_inst = palette.INSTRUMENTS["pizzicato"]
     voicing = None
-    period = 4.0
-    pad_waves: dict[int, np.ndarray] = {}
-    t_idx = np.arange(n) / SAMPLE_RATE
     for start_b, end_b, chord in chords:
         voicing = harmony.voice_chord(chord, voicing)
-        t0, t1 = start_b * beat, min(end_b * beat, duration)
-        is_final = start_b >= final_beat
-        if arr.accompaniment == "pad" or is_final:
-            a, b = int(t0 * SAMPLE_RATE), n
-            rel = 0.25 if not is_final else max(tail * 0.45, 0.3)
-            tt = t_idx[a:b] - t0
-            env = raised_cosine(tt / 0.08) * np.where(
-                tt < t1 - t0, 1.0, np.exp(-(tt - (t1 - t0)) / rel))
-            if is_final:
-                env = raised_cosine(tt / 0.03) * np.exp(-tt / rel)
+        if start_b >= final_beat:
+            continue  # the final chord is the hit's
+        t0, t1 = start_b * beat, min(end_b, final_beat) * beat
+        if arr.accompaniment == "pad":
             for m in voicing[1:]:
-                if m not in pad_waves:
-                    pad_waves[m] = synth.periodic_note(m, synth.PAD, r_acc, period_seconds=period)
-                seg = np.zeros((2, b - a), dtype=np.float32)
-                synth.add_periodic(seg, pad_waves[m][0], a, (env * 0.12).astype(np.float32))
-                synth.add_periodic(seg, pad_waves[m][1], a, (env * 0.06).astype(np.float32))
-                dry[:, a:b] += seg
+                acc_notes.append(Note(t0, t1 + 0.1, _fit(m, acc_inst), _velocity(acc_inst, 0.55, r_acc)))
         elif arr.accompaniment == "stabs":
-            for bb in np.arange(start_b, end_b, 2.0):
+            for bb in np.arange(start_b, min(end_b, final_beat), 2.0):
                 for m in voicing[1:]:
-                    _add(dry, synth.struck_note(m, "piano", seconds=1.2, rng=r_acc), bb * beat,
-                         gain=0.22, pan=-0.2)
+                    acc_notes.append(Note(bb * beat, bb * beat + 0.6, _fit(m, acc_inst),
+                                          _velocity(acc_inst, 0.5, r_acc)))
         else:  # arpeggio across the chord tones: eighths, or quarters when the tempo is slow
             tones = list(voicing[1:]) + [voicing[1] + 12]
             # Slow eighths would read as the beat itself (a tempo heard twice as fast).
             step = 0.5 if intent.bpm >= SLOW_BPM else 1.0
-            for j, bb in enumerate(np.arange(start_b, end_b, step)):
+            for j, bb in enumerate(np.arange(start_b, min(end_b, final_beat), step)):
                 on_beat = bb == int(bb)
-                _add(dry, synth.struck_note(tones[j % len(tones)], "pluck", seconds=0.8, rng=r_acc),
-                     bb * beat, gain=0.2 if on_beat else 0.12, pan=-0.35 + 0.7 * (j % 2))
-        if not is_final:
-            step = 2.0 if arr.feel == "half-time" else 1.0
-            for bb in np.arange(start_b, end_b, step):
-                _add(dry, synth.struck_note(voicing[0] - 12, "pluck", seconds=0.6 * step, rng=r_acc),
-                     bb * beat, gain=0.5, pan=0.0)
-                if arr.feel == "push" and intent.bpm >= SLOW_BPM and bb + 1.5 < end_b and (bb + 1) % BEATS_PER_BAR == BEATS_PER_BAR - 1:
-                    # An eighth-note anticipation before each downbeat pushes the line forward.
-                    _add(dry, synth.struck_note(voicing[0] - 12 + 7, "pluck", seconds=0.3, rng=r_acc),
-                         (bb + 1.5) * beat, gain=0.25, pan=0.0)
+                acc_notes.append(Note(bb * beat, bb * beat + 0.5, _fit(tones[j % len(tones)], acc_inst),
+                                      _velocity(acc_inst, 0.55 if on_beat else 0.4, r_acc)))
+        step = 2.0 if arr.feel == "half-time" else 1.0
+        for bb in np.arange(start_b, min(end_b, final_beat), step):
+            root = _fit(voicing[0] - 12, bass_inst)
+            bass_notes.append(Note(bb * beat, bb * beat + 0.5 * step * beat, root,
+                                   _velocity(bass_inst, 0.8, r_acc)))
+            if arr.feel == "push" and intent.bpm >= SLOW_BPM and bb + 1.5 < end_b \
+                    and (bb + 1) % BEATS_PER_BAR == BEATS_PER_BAR - 1:
+                # An eighth-note anticipation before each downbeat pushes the line forward.
+                bass_notes.append(Note((bb + 1.5) * beat, (bb + 1.5) * beat + 0.2 * beat,
+                                       _fit(root + 7, bass_inst), _velocity(bass_inst, 0.5, r_acc)))
+    keys = PULSE_KEYS[arr.pulse]
     for bb in np.arange(0.0, final_beat, 1.0):
         accent = bb % BEATS_PER_BAR == 0
-        _add(dry, _pulse_hit(arr.pulse, accent, r_pulse), bb * beat,
-             gain=0.7, pan=0.15 if arr.pulse != "thump" else 0.0)
-        if arr.pulse == "thump":  # a thump alone is too dull an onset to carry the beat
-            _add(dry, _pulse_hit("tick", accent, r_pulse), bb * beat, gain=0.5, pan=-0.15)
+        pulse_notes.append(Note(bb * beat, bb * beat + 0.1, keys[0], 100 if accent else 72))
+        if arr.pulse == "thump" or accent:  # a thump alone is too dull an onset to carry the beat
+            pulse_notes.append(Note(bb * beat, bb * beat + 0.1, keys[1], 80 if accent else 60))
 
-    # The final hit on the tonic: the lead's landing, a bell chord or brass swell, a low boom.
+    # The final hit on the tonic: the lead's landing, a bell chord or horns, a low boom, a crash.
+    t_final = final_beat * beat
     tonic = harmony.tonic_chord(key)
-    hit_len = min(tail + 0.5, 6.0)
-    _add(dry, _note(arr.lead, landing, hit_len, r_lead), t_final, gain=0.6, pan=0.1)
+    ring = max(tail + 0.5, 1.0)
+    lead_notes.append(Note(t_final, t_final + ring, _fit(landing, lead_inst), _velocity(lead_inst, 0.95, r_lead)))
     hit_voice = "brass" if arr.lead in ("brass", "piano") else "bells"
+    hit_name = "horns" if hit_voice == "brass" else ("tubular bells" if lead != "tubular bells" and arr.register < 0
+                                                    else "celesta" if lead != "celesta" else "vibraphone")
+    hit_inst = palette.INSTRUMENTS[hit_name]
     top = _nearest_tonic(key, landing - 12)
-    for m, pan in ((top, -0.3), (top + (tonic.intervals[1]), 0.3), (top + 7, 0.0)):
-        # Every hit starts with a struck attack, so the landing is the clearest onset of all.
-        _add(dry, synth.struck_note(m, "bells", seconds=hit_len, rng=r_lead), t_final,
-             gain=0.25 if hit_voice == "bells" else 0.15, pan=pan)
-        if hit_voice == "brass":
-            _add(dry, synth.brass_swell(m, seconds=hit_len, swell=0.05), t_final, gain=0.2, pan=-pan)
-    # A soft cymbal-like impact marks the landing (a filtered noise burst, fast then slow decay).
-    m = int(min(hit_len, 3.0) * SAMPLE_RATE)
-    tt = np.arange(m) / SAMPLE_RATE
-    impact = np.diff(r_pulse.standard_normal(m), prepend=0.0) * (
-        0.7 * np.exp(-tt / 0.04) + 0.3 * np.exp(-tt / (0.25 * tail + 0.1))) * raised_cosine(tt / 0.002)
-    _add(dry, (impact / np.max(np.abs(impact))).astype(np.float32), t_final, gain=0.3, pan=0.0)
-    boom_root = 36 + (key.tonic % 12)
-    _add(dry, synth.struck_note(boom_root, "piano", seconds=hit_len, rng=r_lead), t_final,
-         gain=0.6, pan=0.0)
+    hit_notes = [Note(t_final, t_final + ring, _fit(m, hit_inst), _velocity(hit_inst, 0.9, r_lead))
+                 for m in (top, top + tonic.intervals[1], top + 7)]
+    boom_inst = palette.INSTRUMENTS["piano"]
+    boom = [Note(t_final, t_final + ring, _fit(36 + key.tonic % 12, boom_inst), 100),
+            Note(t_final, t_final + ring, _fit(48 + key.tonic % 12, boom_inst), 80)]
+    pulse_notes.append(Note(t_final, t_final + ring, CRASH, 58))
+    parts = [
+        Part("lead", lead, lead_notes, sustained=lead_inst.sustained, level=1.0, pan=0.1, width=0.2,
+             reverb=0.35),
+        Part("accompaniment", acc_name, acc_notes, sustained=acc_inst.sustained, level=0.5,
+             pan=-0.2, width=0.5, reverb=0.3),
+        Part("bass", "pizzicato", bass_notes, level=0.75, mono=True, reverb=0.1),
+        Part("pulse", "percussion", pulse_notes, level=0.45, pan=0.1, width=0.3, reverb=0.15),
+        Part("hit", hit_name, hit_notes, sustained=hit_inst.sustained, level=0.6, width=0.6,
+             reverb=0.5),
+        Part("boom", "piano", boom, level=0.55, mono=True, reverb=0.3),
+    ]
+    parts = [p for p in parts if p.notes]
+    score = Score(parts, duration, spec.seed, colour=intent.colour)
     if progress:
-        progress(0.7)
+        progress(0.4)
 
-    # Space: a reverb whose decay fits the tail, then a gentle closing fade as a guarantee.
+    # Space: a room whose decay fits the tail, then a decay shaped so nothing is ever cut off.
     rt60 = float(np.clip(tail * 0.55, 0.6, 2.8))
-    ir = impulse_response(r_ir, rt60=rt60, brightness=0.5)
-    out = reverberate(dry, ir, wet=0.35)[:, :n]
+    room = space.impulse_response(r_room, rt60=rt60, brightness=0.5)
+    out, players = perform(score, list(banks), rng=r_play, room=room, n_out=n)
     out -= out.mean(axis=-1, keepdims=True)
     # The tail dies away within the cue: after a short hold, an exponential decay reaching about
     # -35 dB at the end (a room's decay, shortened for short stings), and a closing fade over
@@ -390,7 +335,13 @@ def render_jingle(spec: CueSpec, *, progress: ProgressFn | None = None) -> tuple
         "cadence": arr.cadence,
         "sections": [{"name": "motif", "start": 0.0, "end": round(t_final, 3)},
                      {"name": "tail", "start": round(t_final, 3), "end": duration}],
-        "layers": [f"lead:{arr.lead}", f"accompaniment:{arr.accompaniment}", f"pulse:{arr.pulse}",
-                   f"hit:{hit_voice}", "bass", "reverb"],
+        "layers": [f"lead:{lead}", f"accompaniment:{acc_name}", f"pulse:{arr.pulse}",
+                   f"hit:{hit_name}", "bass:pizzicato", "boom:piano", "reverb"],
+        "voices": players.kind,
     }
-    return out, details, float(tail)
+    return out, details, float(tail), players.presets
+
+
+def _velocity(inst: palette.Instrument, level: float, rng: np.random.Generator) -> int:
+    low, high = inst.velocity
+    return int(np.clip(round(low + (high - low) * level + rng.normal(0.0, 4.0)), 1, 127))

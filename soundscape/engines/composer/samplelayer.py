@@ -1,8 +1,8 @@
 """The sample-library layer: picks a few library files for the cue and fits them to it.
 
 Pitched samples are transposed to the cue's key by resampling (the nearest shift, at most a
-tritone); pads, drones and textures loop under the music through the crossfading looper;
-bells and phrases are placed as sparse events. A missing or empty library means no layer.
+tritone) and placed as sparse, faded events (see :class:`SampleLayer`). A missing or empty
+library means no layer.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import numpy as np
 import scipy.signal
 
 from soundscape.engines.composer.synth import SAMPLE_RATE
-from soundscape.engines.composer.textures import Looper
 from soundscape.spec import PITCH_CLASSES, CueSpec
 
 log = logging.getLogger(__name__)
@@ -103,44 +102,61 @@ def fit_samples(library, spec: CueSpec, rng: np.random.Generator, *, limit: int 
 
 
 class SampleLayer:
-    """Plays fitted samples across a bed: loops for sustained kinds, sparse hits for the rest.
+    """Library samples placed across a bed as sparse, faded excerpts: a colour, not a loop.
 
-    A pad or phrase sample holds one chord (the key's tonic), so it follows ``on_tonic``, a 0..1
-    gate per sample (1 where the bed's chord is the tonic); drones and textures fit any chord.
+    Each sample is heard at most once a minute (so nothing repeats within 60 s): long ones
+    (pads, drones, textures) as an excerpt of 8-16 s from a random place in the file with long
+    fades, short ones (bells, phrases, plucks) whole. A pad or phrase holds one chord (the key's
+    tonic), so it waits for a tonic chord (``on_tonic(seconds)``).
+
+    Args:
+        fitted: the samples chosen and transposed for the cue.
+        total: samples of the render.
+        rng: the layer's random stream.
+        loop_period: a loop's cycle in samples (placements repeat around the seam), or None.
+        offset: samples of render before the cycle begins (a loop's pre-roll).
+        on_tonic: whether the bed's chord at a time of the cycle (seconds) is the tonic.
     """
 
     def __init__(self, fitted: list[FittedSample], *, total: int, rng: np.random.Generator,
-                 loop_period: int | None = None, on_tonic=None):
-        self.loopers: list[tuple[Looper, bool]] = []
+                 loop_period: int | None = None, offset: int = 0, on_tonic=None):
         self.events: list[tuple[int, np.ndarray]] = []
+        cycle = loop_period or total
         for fs in fitted:
             chordal = fs.kind in ("pad", "phrase")
-            if fs.kind in LOOPED_KINDS or fs.audio.shape[-1] > 20 * SAMPLE_RATE:
-                self.loopers.append((Looper(fs.audio, total, rng, segment_seconds=(5.0, 10.0),
-                                            xfade_seconds=1.5), chordal))
-            else:
-                # One placement every 20-40 s, quieter than the loops: a colour, not a lead.
-                t = float(rng.uniform(2.0, 12.0))
-                while t * SAMPLE_RATE < total:
-                    start = int(t * SAMPLE_RATE)
-                    if chordal and on_tonic is not None and not on_tonic(t):
-                        t += float(rng.uniform(4.0, 8.0))  # wait for the tonic chord
-                        continue
-                    self.events.append((start, 0.6 * fs.audio))
-                    if loop_period:  # wrap tails over the loop point (see arrangement)
-                        self.events.append((start - loop_period, 0.6 * fs.audio))
-                    t += float(rng.uniform(20.0, 40.0))
+            long = fs.kind in LOOPED_KINDS or fs.audio.shape[-1] > 20 * SAMPLE_RATE
+            t = float(rng.uniform(3.0, 20.0))
+            while t * SAMPLE_RATE < cycle - 4 * SAMPLE_RATE:
+                if chordal and on_tonic is not None and not on_tonic(t):
+                    t += float(rng.uniform(3.0, 6.0))  # wait for the tonic chord
+                    continue
+                clip = self._excerpt(fs.audio, rng) if long else fs.audio * np.float32(0.6)
+                start = int(t * SAMPLE_RATE) + offset
+                self.events.append((start, clip))
+                if loop_period:  # heard again on either side of the seam
+                    self.events.append((start - loop_period, clip))
+                    self.events.append((start + loop_period, clip))
+                t += float(rng.uniform(60.0, 90.0))
+        self.events.sort(key=lambda e: e[0])
 
-    def add_to(self, out: np.ndarray, start: int, gain: np.ndarray | float,
-               tonic_gate: np.ndarray | float = 1.0) -> None:
+    @staticmethod
+    def _excerpt(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        n = audio.shape[-1]
+        length = min(n, int(rng.uniform(8.0, 16.0) * SAMPLE_RATE))
+        start = int(rng.integers(0, max(n - length, 1)))
+        clip = audio[:, start:start + length].copy()
+        fade = min(int(2.5 * SAMPLE_RATE), length // 3)
+        ramp = np.sin(0.5 * np.pi * np.arange(fade) / max(fade, 1)).astype(np.float32) ** 2
+        clip[:, :fade] *= ramp
+        clip[:, length - fade:] *= ramp[::-1]
+        return clip
+
+    def add_to(self, out: np.ndarray, start: int, gain: float = 1.0) -> None:
         n = out.shape[-1]
-        for looper, chordal in self.loopers:
-            g = gain * SAMPLE_LAYER_LEVEL / np.sqrt(len(self.loopers))
-            looper.add_to(out, start, g * tonic_gate if chordal else g)
         for pos, audio in self.events:
-            if pos >= start + n or pos + audio.shape[-1] <= start:
+            if pos >= start + n:
+                break
+            if pos + audio.shape[-1] <= start:
                 continue
             a, b = max(pos, start), min(pos + audio.shape[-1], start + n)
-            if a < b:
-                g = gain if np.isscalar(gain) else gain[a - start: b - start]
-                out[:, a - start: b - start] += audio[:, a - pos: b - pos] * g * SAMPLE_LAYER_LEVEL
+            out[:, a - start: b - start] += audio[:, a - pos: b - pos] * np.float32(gain * SAMPLE_LAYER_LEVEL)
