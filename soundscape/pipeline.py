@@ -70,7 +70,7 @@ def make_spec(prompt: str, *, kind: str = "bed", duration: float | None = None,
     if not 0 <= seed < 2**63:
         raise ParameterError(f"seed {seed} is out of range: 0 to 2**63-1")
     intent = specs_mod.resolve_intent(prompt, key=key, bpm=bpm, mood=mood, intensity=intensity,
-                                      kind=kind)
+                                      kind=kind, seed=seed)
     return CueSpec(prompt=prompt.strip(), kind=kind, duration=duration, seed=seed, intent=intent,
                    loop=loop, motif=specs_mod.parse_motif(motif) if motif is not None else None,
                    variant=variant, engine=engine, model=model, params=dict(params or {}),

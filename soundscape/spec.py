@@ -50,63 +50,134 @@ MODE_ALIASES = {
 
 @dataclass(frozen=True)
 class MoodProfile:
-    """Defaults a mood brings: its mode, a fitting key, tempo and overall intensity."""
+    """Defaults a mood brings: its modes, a fitting key, tempo range and overall intensity.
+
+    Without a key or tempo from the flags or the prompt, the seed picks the tonic (any of the
+    twelve), the mode (among ``modes``) and the tempo (within ``bpm_range``); without a seed the
+    mood's own ``tonic`` and ``bpm`` are used.
+    """
 
     mode: str
     tonic: str
     bpm: float
     intensity: float
+    modes: tuple[str, ...] = ()
+    bpm_range: tuple[float, float] = (0.0, 0.0)
 
 
 # Common film/ambient practice (see COMPOSER-NOTES.md): mode, tempo feel and energy per mood.
 MOODS: dict[str, MoodProfile] = {
-    "calm": MoodProfile("major", "F", 60, 0.35),
-    "warm": MoodProfile("major", "D", 64, 0.45),
-    "hopeful": MoodProfile("major", "C", 80, 0.55),
-    "dreamy": MoodProfile("lydian", "F", 58, 0.4),
-    "melancholic": MoodProfile("minor", "A", 64, 0.45),
-    "dark": MoodProfile("minor", "D", 56, 0.5),
-    "tense": MoodProfile("phrygian", "E", 72, 0.65),
-    "mysterious": MoodProfile("harmonic minor", "B", 66, 0.5),
-    "epic": MoodProfile("minor", "D", 90, 0.8),
-    "playful": MoodProfile("mixolydian", "G", 108, 0.6),
+    "calm": MoodProfile("major", "F", 60, 0.35, ("major", "major", "lydian"), (52, 68)),
+    "warm": MoodProfile("major", "D", 64, 0.45, ("major", "mixolydian"), (58, 72)),
+    "hopeful": MoodProfile("major", "C", 80, 0.55, ("major",), (70, 92)),
+    "dreamy": MoodProfile("lydian", "F", 58, 0.4, ("lydian", "major"), (50, 66)),
+    "melancholic": MoodProfile("minor", "A", 64, 0.45, ("minor", "minor", "dorian"), (54, 74)),
+    "dark": MoodProfile("minor", "D", 56, 0.5, ("minor", "phrygian"), (46, 62)),
+    "tense": MoodProfile("phrygian", "E", 72, 0.65, ("phrygian", "harmonic minor"), (62, 84)),
+    "mysterious": MoodProfile("harmonic minor", "B", 66, 0.5, ("harmonic minor", "dorian"), (56, 72)),
+    "epic": MoodProfile("minor", "D", 90, 0.8, ("minor", "dorian"), (80, 100)),
+    "playful": MoodProfile("mixolydian", "G", 108, 0.6, ("mixolydian", "major"), (96, 120)),
 }
 MOOD_SYNONYMS = {
-    "peaceful": "calm", "serene": "calm", "relaxing": "calm", "gentle": "calm", "soft": "calm",
-    "tranquil": "calm", "cozy": "warm", "cosy": "warm", "tender": "warm", "intimate": "warm",
-    "uplifting": "hopeful", "bright": "hopeful", "optimistic": "hopeful", "triumphant": "epic",
-    "heroic": "epic", "cinematic": "epic", "grand": "epic", "ethereal": "dreamy",
-    "floating": "dreamy", "hazy": "dreamy", "sad": "melancholic", "nostalgic": "melancholic",
-    "wistful": "melancholic", "lonely": "melancholic", "ominous": "dark", "gloomy": "dark",
-    "brooding": "dark", "sinister": "dark", "eerie": "mysterious", "curious": "mysterious",
-    "suspense": "tense", "suspenseful": "tense", "anxious": "tense", "urgent": "tense",
+    "peaceful": "calm", "serene": "calm", "relaxing": "calm", "relaxed": "calm", "gentle": "calm",
+    "soft": "calm", "tranquil": "calm", "still": "calm", "quiet": "calm", "meditative": "calm",
+    "cozy": "warm", "cosy": "warm", "tender": "warm", "intimate": "warm", "romantic": "warm",
+    "uplifting": "hopeful", "bright": "hopeful", "optimistic": "hopeful", "inspiring": "hopeful",
+    "triumphant": "epic", "heroic": "epic", "cinematic": "epic", "grand": "epic", "majestic": "epic",
+    "ethereal": "dreamy", "floating": "dreamy", "hazy": "dreamy", "magical": "dreamy",
+    "sad": "melancholic", "nostalgic": "melancholic", "wistful": "melancholic",
+    "lonely": "melancholic", "sorrowful": "melancholic", "bittersweet": "melancholic",
+    "ominous": "dark", "gloomy": "dark", "brooding": "dark", "sinister": "dark", "bleak": "dark",
+    "eerie": "mysterious", "curious": "mysterious", "enigmatic": "mysterious", "haunting": "mysterious",
+    "suspense": "tense", "suspenseful": "tense", "anxious": "tense", "urgent": "tense", "uneasy": "tense",
     "fun": "playful", "quirky": "playful", "whimsical": "playful", "happy": "playful",
+    "cheerful": "playful", "bouncy": "playful",
 }
 
-TEXTURES: tuple[str, ...] = ("rain", "wind", "ocean", "forest", "city", "fire", "vinyl")
+TEXTURES: tuple[str, ...] = ("rain", "wind", "ocean", "forest", "city", "fire", "vinyl", "snow",
+                             "storm", "harbour", "dripping", "insects", "crowd")
 TEXTURE_WORDS = {
-    "rain": "rain", "rainy": "rain", "drizzle": "rain", "storm": "rain", "downpour": "rain",
-    "wind": "wind", "windy": "wind", "breeze": "wind", "gust": "wind",
+    "rain": "rain", "rainy": "rain", "drizzle": "rain", "downpour": "rain", "rainfall": "rain",
+    "raindrops": "rain", "showers": "rain",
+    "storm": "storm", "stormy": "storm", "thunder": "storm", "thunderstorm": "storm",
+    "lightning": "storm", "tempest": "storm",
+    "wind": "wind", "windy": "wind", "breeze": "wind", "gust": "wind", "gusts": "wind",
     "ocean": "ocean", "sea": "ocean", "waves": "ocean", "surf": "ocean", "shore": "ocean",
-    "underwater": "ocean", "tide": "ocean",
-    "forest": "forest", "woods": "forest", "birds": "forest", "jungle": "forest",
-    "city": "city", "urban": "city", "traffic": "city", "hum": "city",
-    "fire": "fire", "fireplace": "fire", "campfire": "fire",
-    "vinyl": "vinyl", "crackle": "vinyl", "lofi": "vinyl", "lo-fi": "vinyl",
+    "underwater": "ocean", "tide": "ocean", "beach": "ocean",
+    "forest": "forest", "woods": "forest", "birds": "forest", "birdsong": "forest", "jungle": "forest",
+    "city": "city", "urban": "city", "traffic": "city", "hum": "city", "street": "city",
+    "fire": "fire", "fireplace": "fire", "campfire": "fire", "hearth": "fire",
+    "vinyl": "vinyl", "crackle": "vinyl", "lofi": "vinyl", "lo-fi": "vinyl", "record": "vinyl",
+    "snow": "snow", "snowfall": "snow", "snowy": "snow", "winter": "snow", "blizzard": "snow",
+    "harbour": "harbour", "harbor": "harbour", "port": "harbour", "dock": "harbour", "docks": "harbour",
+    "pier": "harbour", "quay": "harbour", "marina": "harbour", "gull": "harbour", "gulls": "harbour",
+    "seagull": "harbour", "seagulls": "harbour", "boats": "harbour",
+    "dripping": "dripping", "drip": "dripping", "drips": "dripping", "dripping water": "dripping",
+    "cave": "dripping", "leak": "dripping", "leaking": "dripping", "droplets": "dripping",
+    "insects": "insects", "insect": "insects", "crickets": "insects", "cricket": "insects",
+    "cicadas": "insects", "bees": "insects", "bee": "insects", "buzzing": "insects",
+    "meadow": "insects",
+    "crowd": "crowd", "crowds": "crowd", "murmur": "crowd", "chatter": "crowd", "cafe": "crowd",
+    "café": "crowd", "restaurant": "crowd", "market": "crowd", "people": "crowd",
 }
 
-INSTRUMENTS: tuple[str, ...] = ("pad", "drone", "piano", "bells", "strings", "pluck")
+# The composer's instruments (see engines/composer/palette.py) and families it picks within.
+INSTRUMENTS: tuple[str, ...] = (
+    "pad", "drone", "piano", "electric piano", "bells", "strings", "violin", "cello", "harp",
+    "guitar", "pluck", "kalimba", "pizzicato", "celesta", "glockenspiel", "music box",
+    "vibraphone", "marimba", "tubular bells", "flute", "clarinet", "oboe", "choir", "voices",
+    "organ", "horns", "contrabass", "warm pad", "halo pad", "glass pad", "synth")
 INSTRUMENT_WORDS = {
-    "pad": "pad", "pads": "pad", "synth": "pad", "synths": "pad", "swell": "pad", "swelling": "pad",
-    "drone": "drone", "drones": "drone", "bass": "drone",
-    "piano": "piano", "keys": "piano", "rhodes": "piano",
-    "bell": "bells", "bells": "bells", "chime": "bells", "chimes": "bells", "glockenspiel": "bells",
-    "celesta": "bells", "music box": "bells",
-    "strings": "strings", "string": "strings", "cello": "strings", "violin": "strings",
-    "violins": "strings", "orchestral": "strings",
-    "pluck": "pluck", "plucked": "pluck", "harp": "pluck", "guitar": "pluck", "marimba": "pluck",
+    "pad": "pad", "pads": "pad", "swell": "pad", "swelling": "pad", "swells": "pad",
+    "synth": "synth", "synths": "synth", "synthesizer": "synth", "synthesiser": "synth",
+    "warm pad": "warm pad", "halo pad": "halo pad", "glass pad": "glass pad", "glassy": "glass pad",
+    "drone": "drone", "drones": "drone", "bass": "drone", "sub": "drone",
+    "double bass": "contrabass", "contrabass": "contrabass", "upright bass": "contrabass",
+    "piano": "piano", "pianos": "piano", "keys": "piano", "grand piano": "piano",
+    "rhodes": "electric piano", "electric piano": "electric piano", "e-piano": "electric piano",
+    "bell": "bells", "bells": "bells", "chime": "bells", "chimes": "bells",
+    "tubular bells": "tubular bells",
+    "glockenspiel": "glockenspiel", "glock": "glockenspiel",
+    "celesta": "celesta", "celeste": "celesta", "music box": "music box", "musicbox": "music box",
+    "vibraphone": "vibraphone", "vibraphones": "vibraphone", "vibes": "vibraphone",
+    "marimba": "marimba", "marimbas": "marimba", "xylophone": "marimba",
+    "strings": "strings", "string": "strings", "orchestral": "strings", "orchestra": "strings",
+    "string section": "strings",
+    "violin": "violin", "violins": "violin", "fiddle": "violin", "viola": "violin",
+    "solo violin": "violin",
+    "cello": "cello", "cellos": "cello", "solo cello": "cello",
+    "pluck": "pluck", "plucks": "pluck", "plucked": "pluck", "plucky": "pluck",
+    "harp": "harp", "harps": "harp",
+    "guitar": "guitar", "guitars": "guitar", "nylon guitar": "guitar", "acoustic guitar": "guitar",
+    "kalimba": "kalimba", "thumb piano": "kalimba", "mbira": "kalimba",
+    "pizzicato": "pizzicato", "pizz": "pizzicato",
+    "flute": "flute", "flutes": "flute", "woodwind": "flute", "woodwinds": "flute",
+    "clarinet": "clarinet", "clarinets": "clarinet", "oboe": "oboe", "oboes": "oboe",
+    "choir": "choir", "choral": "choir", "chorus": "choir", "choirs": "choir",
+    "voice": "voices", "voices": "voices", "vocal": "voices", "vocals": "voices", "oohs": "voices",
+    "humming": "voices",
+    "organ": "organ", "organs": "organ", "harmonium": "organ",
+    "horn": "horns", "horns": "horns", "french horn": "horns", "french horns": "horns",
+    "brass": "horns", "soft brass": "horns",
 }
 
+# Words about colour: a bright bed is voiced and mixed brighter, a dark one duller.
+BRIGHT_WORDS = frozenset("bright brighter airy shimmering shimmer sparkling sparkly crisp glittering "
+                         "clear light luminous".split())
+DARK_WORDS = frozenset("dark darker muffled murky mellow dull deep".split())
+
+# Words a prompt may use that say what kind of cue it is, or join the others: understood,
+# though they choose nothing.
+UNDERSTOOD_WORDS = frozenset("""
+    a an the and with of in on at by for to from into over under through some little very
+    ambient ambience atmosphere atmospheric background bed beds music musical track cue cues
+    score soundtrack soundscape loop loops looping seamless jingle jingles sting stings logo
+    sonic intro outro theme tune melody melodic harmony layer layers texture textures tone tones
+    sound sounds noise soft gentle slow distant far faint subtle light deep low high lush rich
+    full sparse minimal airy warm bright dark quiet loud long short
+    major minor key bpm tempo beat beats
+    night evening morning dusk dawn sunset sunrise summer autumn spring day
+""".split())
 TEMPO_WORDS = {
     "very slow": 48, "glacial": 44, "slow": 60, "unhurried": 62, "relaxed": 70, "moderate": 88,
     "medium": 88, "walking": 96, "upbeat": 116, "lively": 118, "driving": 124, "fast": 132,
@@ -170,6 +241,8 @@ class MusicalIntent:
     textures: tuple[str, ...] = ()
     instruments: tuple[str, ...] = ()
     sources: dict[str, str] = field(default_factory=dict)
+    unknown: tuple[str, ...] = ()
+    colour: float = 0.0  # -1 dark .. 1 bright, from the prompt's colour words
 
     def describe(self) -> dict:
         """A JSON-ready description (for the summary, sidecar and ledger)."""
@@ -181,6 +254,8 @@ class MusicalIntent:
             "textures": list(self.textures),
             "instruments": list(self.instruments),
             "sources": dict(self.sources),
+            "colour": self.colour,
+            "unknown_words": list(self.unknown),
         }
 
 
@@ -325,43 +400,73 @@ def _words(prompt: str) -> str:
 
 
 def read_prompt(prompt: str) -> dict:
-    """What the prompt itself says: mood, key, bpm, textures and instruments (each may be None/empty)."""
+    """What the prompt itself says: mood, key, bpm, textures and instruments (each may be
+    None/empty), and ``unknown``: the words the vocabulary does not know, in prompt order."""
     text = _words(prompt)
-    found: dict = {"mood": None, "key": None, "bpm": None, "textures": [], "instruments": []}
+    found: dict = {"mood": None, "key": None, "bpm": None, "textures": [], "instruments": [],
+                   "unknown": [], "colour": 0.0}
+    known_spans: list[tuple[int, int]] = []
     # Moods: first mention wins (the prompt's leading adjective is usually its main colour).
     positions = []
     for word, mood in [(m, m) for m in MOODS] + list(MOOD_SYNONYMS.items()):
         idx = text.find(f" {word} ")
         if idx >= 0:
             positions.append((idx, mood))
+            known_spans.append((idx + 1, idx + 1 + len(word)))
     if positions:
         found["mood"] = min(positions)[1]
     for table, slot in ((TEXTURE_WORDS, "textures"), (INSTRUMENT_WORDS, "instruments")):
-        hits = sorted((text.find(f" {w} "), v) for w, v in table.items() if f" {w} " in text)
-        for _, value in hits:
+        # Longest phrases first, so "dripping water" is one texture and "music box" one instrument.
+        hits = []
+        for w, v in sorted(table.items(), key=lambda kv: -len(kv[0])):
+            start = text.find(f" {w} ")
+            while start >= 0:
+                span = (start + 1, start + 1 + len(w))
+                if not any(a < span[1] and span[0] < b for a, b in known_spans):
+                    known_spans.append(span)
+                    hits.append((start, v))
+                start = text.find(f" {w} ", start + 1)
+        for _, value in sorted(hits):
             if value not in found[slot]:
                 found[slot].append(value)
     m = re.search(r"(\d{2,3})\s*bpm", text)
     if m:
         found["bpm"] = float(m.group(1))
+        known_spans.append((m.start(), m.end()))
     else:
-        tempo_hits = sorted((text.find(f" {w} "), -len(w), bpm) for w, bpm in TEMPO_WORDS.items()
+        tempo_hits = sorted((text.find(f" {w} "), -len(w), bpm, w) for w, bpm in TEMPO_WORDS.items()
                             if f" {w} " in text)
         if tempo_hits:
             found["bpm"] = float(tempo_hits[0][2])
+        for idx, _, _, w in tempo_hits:
+            known_spans.append((idx + 1, idx + 1 + len(w)))
     # Keys in prose: "in D minor", "F# major", "Bb dorian" (the tonic must be followed by a mode).
     mode_words = "|".join(sorted((re.escape(m) for m in MODE_ALIASES if len(m) > 2), key=len,
                                  reverse=True))
     m = re.search(rf"(?<![a-z])([a-g])(#|b)?[ -]({mode_words})(?![a-z])", text)
     if m:
         found["key"] = parse_key(f"{m.group(1).upper()}{m.group(2) or ''} {m.group(3)}")
+        known_spans.append((m.start(), m.end()))
+    words = set(text.split())
+    found["colour"] = float(max(-1, min(1, len(words & BRIGHT_WORDS) - len(words & DARK_WORDS))))
+    for match in re.finditer(r"[a-z][a-z'\-]*", text):
+        word = match.group(0)
+        inside = any(a <= match.start() and match.end() <= b for a, b in known_spans)
+        if not inside and word not in UNDERSTOOD_WORDS and word not in MODE_ALIASES \
+                and word not in found["unknown"]:
+            found["unknown"].append(word)
     return found
 
 
 def resolve_intent(prompt: str, *, key: str | None = None, bpm: float | None = None,
                    mood: str | None = None, intensity: str | None = None,
-                   kind: str = "bed") -> MusicalIntent:
-    """Read the prompt, then let explicit controls win; fill the rest from the mood's defaults."""
+                   kind: str = "bed", seed: int | None = None) -> MusicalIntent:
+    """Read the prompt, then let explicit controls win; fill the rest from the mood.
+
+    With a ``seed``, what neither the flags nor the prompt fix is the seed's choice within the
+    mood's character: the tonic, the mode among the mood's modes, and the tempo within its
+    range (``sources`` then says "seed"). Without one, the mood's own key and tempo are used.
+    """
     heard = read_prompt(prompt)
     sources: dict[str, str] = {}
     if mood is not None:
@@ -371,16 +476,26 @@ def resolve_intent(prompt: str, *, key: str | None = None, bpm: float | None = N
     else:
         mood_name, sources["mood"] = ("hopeful" if kind != "bed" else "calm"), "default"
     profile = MOODS[mood_name]
+    chooser = _seed_choices(seed) if seed is not None else None
     if key is not None:
         key_obj, sources["key"] = parse_key(key), "flag"
     elif heard["key"] is not None:
         key_obj, sources["key"] = heard["key"], "prompt"
+    elif chooser is not None:
+        modes = profile.modes or (profile.mode,)
+        key_obj = Key(int(chooser.integers(12)), modes[int(chooser.integers(len(modes)))])
+        sources["key"] = "seed"
     else:
         key_obj, sources["key"] = parse_key(f"{profile.tonic} {profile.mode}"), "mood"
     if bpm is not None:
         bpm_value, sources["bpm"] = check_bpm(float(bpm)), "flag"
     elif heard["bpm"] is not None:
         bpm_value, sources["bpm"] = check_bpm(heard["bpm"]), "prompt"
+    elif chooser is not None and profile.bpm_range[1] > 0:
+        low, high = profile.bpm_range
+        if kind != "bed":
+            low, high = max(low, 84.0), max(high, 96.0)  # a jingle needs a pulse you can feel
+        bpm_value, sources["bpm"] = float(round(chooser.uniform(low, high))), "seed"
     else:
         bpm_value, sources["bpm"] = float(profile.bpm if kind == "bed" else max(profile.bpm, 84)), "mood"
     if intensity is not None:
@@ -389,4 +504,11 @@ def resolve_intent(prompt: str, *, key: str | None = None, bpm: float | None = N
         curve, sources["intensity"] = IntensityCurve(((0.0, profile.intensity),)), "mood"
     return MusicalIntent(mood=mood_name, key=key_obj, bpm=bpm_value, intensity=curve,
                          textures=tuple(heard["textures"]), instruments=tuple(heard["instruments"]),
-                         sources=sources)
+                         sources=sources, unknown=tuple(heard["unknown"]), colour=heard["colour"])
+
+
+def _seed_choices(seed: int):
+    """The seed's own stream for the intent's choices (apart from every rendering stream)."""
+    import numpy as np
+
+    return np.random.default_rng(np.random.SeedSequence([seed, 4241]))

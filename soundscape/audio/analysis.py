@@ -191,3 +191,136 @@ def max_step(audio: np.ndarray) -> float:
     """Largest sample-to-sample step in any channel (clicks show up here)."""
     a = np.atleast_2d(np.asarray(audio, dtype=np.float32))
     return float(np.max(np.abs(np.diff(a, axis=-1))))
+
+
+# --- mix measures: what a sound designer checks before keeping a bed ---------------------------
+
+def band_shares(audio: np.ndarray, sr: int, bands: tuple[tuple[float, float], ...]) -> list[float]:
+    """Fraction of the energy (both channels pooled) in each ``(low, high)`` band, by FFT."""
+    a = np.atleast_2d(np.asarray(audio, dtype=np.float64))
+    power = np.zeros(a.shape[-1] // 2 + 1)
+    for channel in a:
+        power += np.abs(np.fft.rfft(channel)) ** 2
+    freqs = np.fft.rfftfreq(a.shape[-1], 1.0 / sr)
+    total = power[freqs > 0].sum() or 1.0
+    return [float(power[(freqs >= lo) & (freqs < hi)].sum() / total) for lo, hi in bands]
+
+
+def _lowpassed(audio: np.ndarray, sr: int, cutoff: float) -> np.ndarray:
+    from scipy.signal import butter, sosfiltfilt
+
+    sos = butter(4, cutoff, fs=sr, output="sos")
+    return sosfiltfilt(sos, np.atleast_2d(np.asarray(audio, dtype=np.float64)), axis=-1)
+
+
+def low_band_correlation(audio: np.ndarray, sr: int, *, below: float = 200.0) -> float:
+    """Correlation of left and right below ``below`` Hz (1: the low end is centred, mono-safe)."""
+    low = _lowpassed(audio, sr, below)
+    denom = np.sqrt((low[0] ** 2).sum() * (low[1] ** 2).sum())
+    return float((low[0] * low[1]).sum() / denom) if denom > 0 else 1.0
+
+
+def mono_loss_db(audio: np.ndarray, sr: int, *, below: float = 300.0,
+                 window: float = 1.0) -> tuple[float, float]:
+    """What folding to mono costs below ``below`` Hz: the overall loss in dB (mono power against
+    the channels' mean power), and its wobble (the range of the per-window loss, in dB)."""
+    low = _lowpassed(audio, sr, below)
+    mono = (low[0] + low[1]) / 2
+    stereo = (low[0] ** 2 + low[1] ** 2) / 2
+
+    def db(a, b):
+        return 10 * np.log10(max(a, 1e-30) / max(b, 1e-30))
+
+    overall = db((mono ** 2).mean(), stereo.mean())
+    hop = int(window * sr)
+    per = [db((mono[i:i + hop] ** 2).mean(), stereo[i:i + hop].mean())
+           for i in range(0, mono.size - hop + 1, hop) if stereo[i:i + hop].mean() > 1e-12]
+    return float(-overall), float(max(per) - min(per)) if per else 0.0
+
+
+def per_second_chroma(audio: np.ndarray, sr: int) -> np.ndarray:
+    """Chroma averaged over each second ``(seconds, 12)``."""
+    c = chroma(audio, sr)
+    frames_per_second = sr / CHROMA_HOP
+    seconds = int(c.shape[1] / frames_per_second)
+    rows = [c[:, int(i * frames_per_second):int((i + 1) * frames_per_second)].mean(axis=1)
+            for i in range(seconds)]
+    return np.array(rows)
+
+
+def chroma_similarity(a: np.ndarray, b: np.ndarray, sr: int) -> float:
+    """Mean per-second correlation of two renders' chroma (1: the same harmony throughout)."""
+    ca, cb = per_second_chroma(a, sr), per_second_chroma(b, sr)
+    n = min(len(ca), len(cb))
+    values = [np.corrcoef(x, y)[0, 1] for x, y in zip(ca[:n], cb[:n]) if x.std() > 0 and y.std() > 0]
+    return float(np.mean(values)) if values else 1.0
+
+
+def short_term_loudness(audio: np.ndarray, sr: int, *, window: float = 3.0,
+                        hop: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """EBU R 128 short-term loudness (3 s windows) every ``hop`` seconds: (times, LUFS).
+
+    Times are the windows' centres."""
+    from soundscape.audio.loudness import LOUDNESS_OFFSET, SUBBLOCK_SECONDS, subblock_energies
+
+    energies = subblock_energies(audio, sr).sum(axis=0)
+    width = int(round(window / SUBBLOCK_SECONDS))
+    step = int(round(hop / SUBBLOCK_SECONDS))
+    starts = np.arange(0, energies.size - width + 1, step)
+    csum = np.concatenate([[0.0], np.cumsum(energies)])
+    power = (csum[starts + width] - csum[starts]) / width
+    with np.errstate(divide="ignore"):
+        lufs = LOUDNESS_OFFSET + 10 * np.log10(np.maximum(power, 1e-30))
+    return (starts * SUBBLOCK_SECONDS + window / 2), lufs
+
+
+def repeat_score(audio: np.ndarray, sr: int, *, within: float = 60.0, window: float = 2.0,
+                 probes: int = 6, skip: float = 0.5) -> tuple[float, float]:
+    """How literally a stretch of the signal comes back within ``within`` seconds.
+
+    Several ``window``-second probes are cross-correlated (normalised, by FFT, at 8 kHz on the
+    mono mix) against the next ``within`` seconds; lags under ``skip`` s are ignored. Returns
+    the highest correlation found (a literal repeat scores about 1) and its lag in seconds.
+    """
+    from scipy.signal import fftconvolve, resample_poly
+
+    y = resample_poly(to_mono(audio).astype(np.float64), 1, max(1, sr // 8000))
+    rate = sr / max(1, sr // 8000)
+    w = int(window * rate)
+    span = int(within * rate)
+    best, best_lag = 0.0, 0.0
+    starts = np.linspace(0, max(y.size - w - span, 0), probes).astype(int) if y.size > w + span \
+        else np.array([0])
+    for s in starts:
+        probe = y[s:s + w]
+        norm_p = np.sqrt((probe ** 2).sum())
+        if norm_p == 0:
+            continue
+        target = y[s:s + w + span]
+        corr = fftconvolve(target, probe[::-1], mode="valid")
+        energy = np.convolve(target ** 2, np.ones(w), mode="valid")
+        corr = corr / (norm_p * np.sqrt(np.maximum(energy, 1e-30)))
+        lo = int(skip * rate)
+        if corr.size <= lo:
+            continue
+        k = lo + int(np.argmax(corr[lo:]))
+        if corr[k] > best:
+            best, best_lag = float(corr[k]), k / rate
+    return best, best_lag
+
+
+def minute_distance(audio: np.ndarray, sr: int, *, first: tuple[float, float] = (60.0, 120.0),
+                    second: tuple[float, float] = (240.0, 300.0)) -> dict[str, float]:
+    """How different two minutes of a bed are: chroma profile (L1 distance), brightness
+    (|log2| of the spectral-centroid ratio), level (dB) and note density (onsets per second)."""
+    a = audio[..., int(first[0] * sr):int(first[1] * sr)]
+    b = audio[..., int(second[0] * sr):int(second[1] * sr)]
+    onsets_a = onset_times(a, sr).size / (first[1] - first[0])
+    onsets_b = onset_times(b, sr).size / (second[1] - second[0])
+    return {
+        "chroma": float(np.abs(chroma_profile(a, sr) - chroma_profile(b, sr)).sum()),
+        "brightness": float(abs(np.log2(spectral_centroid(b, sr) / spectral_centroid(a, sr)))),
+        "level_db": float(abs(level_envelope_db(a, sr, first[1] - first[0])[0]
+                              - level_envelope_db(b, sr, second[1] - second[0])[0])),
+        "onsets_per_second": (round(onsets_a, 3), round(onsets_b, 3)),
+    }

@@ -143,6 +143,10 @@ def _print_intent(spec) -> None:
         f"({where.get('bpm')}) · intensity {intent.intensity} · textures "
         f"{', '.join(intent.textures) or '-'} · instruments {', '.join(intent.instruments) or '-'}"
         f" · seed {spec.seed}")
+    if intent.unknown:
+        from rich.markup import escape
+
+        console.print(f"not understood in the prompt (no effect): {escape(', '.join(intent.unknown))}")
 
 
 def _run_with_progress(jobs):
