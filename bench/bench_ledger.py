@@ -17,7 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from soundscape.rights.ledger import Ledger, OutputEntry, _jsonable  # noqa: E402
+from soundscape.canonical import jsonable  # noqa: E402
+from soundscape.rights.ledger import Ledger, OutputEntry  # noqa: E402
 from soundscape.rights.store import utc_now  # noqa: E402
 
 
@@ -45,7 +46,7 @@ def entry(i: int) -> OutputEntry:
 def body(e: OutputEntry) -> dict:
     from soundscape.rights.ledger import _OUTPUT_FIELDS
 
-    return _jsonable({name: getattr(e, name) for name in _OUTPUT_FIELDS})
+    return jsonable({name: getattr(e, name) for name in _OUTPUT_FIELDS})
 
 
 def append_batched(ledger: Ledger, start: int, count: int, batch: int) -> float:

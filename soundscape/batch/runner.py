@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from soundscape import pipeline
+from soundscape.canonical import canonical_json
 from soundscape.batch.cuelist import AUDIO_FORMAT, Cue, CueList
 from soundscape.errors import ParameterError, SoundscapeError
 
@@ -107,11 +108,6 @@ class BatchReport:
 
 
 # --- content keys and the plan --------------------------------------------------------------
-
-def canonical_json(data) -> str:
-    """Sorted keys, no spaces, UTF-8 kept: the same data always gives the same text."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
 
 def content_key(job: pipeline.Job, engine: dict) -> str:
     """SHA-256 of everything that decides an output's audio and its rights facts.

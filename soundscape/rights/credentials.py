@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from soundscape import __version__
-from soundscape.errors import SoundscapeError
+from soundscape.errors import CredentialError
 
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 # IPTC digital source types (C2PA 2.x, actions assertion): musicgen is a model trained on
@@ -49,10 +49,6 @@ DEV_FOLDER = "c2pa"
 CA_CERT, CA_KEY = "ca.pem", "ca.key"
 SIGNER_CERT, SIGNER_KEY = "signer.pem", "signer.key"
 DEV_ORGANIZATION = "soundscape development"
-
-
-class CredentialError(SoundscapeError):
-    """A signing certificate or key that cannot be used, or a file that cannot be signed."""
 
 
 # ---- configuration ----------------------------------------------------------------------------
@@ -880,6 +876,6 @@ def verify_file(path: str | Path, workspace) -> list[Check]:
                                 f"{summary['leaf_index']} of signed checkpoint {summary['tree_size']} "
                                 f"(root {summary['root'][:16]}…, key {summary['key_id']}); the "
                                 f"ledger still extends it"))
-        except (merkle.ProofError, SoundscapeError, KeyError, TypeError, ValueError) as exc:
+        except (SoundscapeError, KeyError, TypeError, ValueError) as exc:
             checks.append(Check("inclusion proof", False, str(exc)))
     return checks

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Sequence
 
 from soundscape.errors import AudioError, LedgerError, LicenseError, ParameterError
-from soundscape.rights.ledger import (SAMPLE_DATASET, DatasetRecord, Ledger, _from_body, _jsonable,
+from soundscape.canonical import canonical_json, jsonable
+from soundscape.rights.ledger import (SAMPLE_DATASET, DatasetRecord, Ledger, _from_body,
                                       apply_corrections)
-from soundscape.rights.store import canonical_json, utc_now
+from soundscape.rights.store import utc_now
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aif", ".aiff", ".mp3")
 
@@ -167,7 +168,7 @@ def add_entries(ledger: Ledger, entries: Sequence[AssetEntry], *, dataset: str,
                 report_reused.append(asset_id)
             else:
                 ledger._ensure_license_records(batch, lic)
-                item = batch.add("asset", _jsonable({
+                item = batch.add("asset", jsonable({
                     **probe, "path": str(Path(e.path).resolve()), "license": lic,
                     "author": e.author, "source": e.source, "attribution": e.attribution,
                     "title": e.title or Path(e.path).stem, "description": e.description,
@@ -179,7 +180,7 @@ def add_entries(ledger: Ledger, entries: Sequence[AssetEntry], *, dataset: str,
                 in_set.add(asset_id)
                 asset_ids.append(asset_id)
         shas = sorted(_asset_sha(batch, a) for a in asset_ids)
-        item = batch.add("dataset", _jsonable({
+        item = batch.add("dataset", jsonable({
             "name": dataset, "version": version, "assets": asset_ids, "count": len(asset_ids),
             "manifest_sha256": hashlib.sha256(canonical_json(shas).encode()).hexdigest(),
             "description": description, "source_manifest": source_manifest,

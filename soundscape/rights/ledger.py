@@ -27,8 +27,8 @@ from typing import Iterator, Sequence
 
 from soundscape.errors import LedgerError, LicenseError, ParameterError, SoundscapeError
 from soundscape.rights import merkle
-from soundscape.rights.store import (Checkpoint, Store, StoredRecord, VerifyReport, canonical_json,
-                                     lookup_columns)  # noqa: F401 - lookup_columns re-exported
+from soundscape.canonical import canonical_json, jsonable
+from soundscape.rights.store import Checkpoint, Store, StoredRecord, VerifyReport
 
 SAMPLE_DATASET = "soundscape-samples"
 PENDING_DIR = "pending"
@@ -494,7 +494,7 @@ class Ledger:
             for key in ("license", "base_model_license"):
                 if changes.get(key):
                     self._ensure_license_records(batch, changes[key])
-            batch.add("correction", _jsonable({
+            batch.add("correction", jsonable({
                 "target": record_id, "target_kind": stored.kind, "changes": changes,
                 "previous": {k: current.get(k) for k in changes}, "reason": reason.strip()}),
                 lookup=record_id)
@@ -570,7 +570,7 @@ class Ledger:
         """License records (terms snapshots) for every id in ``expression``; new when changed."""
         ids = []
         for license_id in self.registry.ids_in(expression):
-            terms = _jsonable(asdict(self.registry.get(license_id)))
+            terms = jsonable(asdict(self.registry.get(license_id)))
             known = batch.find("license", lookup=license_id)
             if known and canonical_json(known[-1].get("terms")) == canonical_json(terms):
                 ids.append(known[-1]["id"])
@@ -689,7 +689,7 @@ class Ledger:
                 self._ensure_license_records(batch, license_expr)
             if base_license:
                 self._ensure_license_records(batch, base_license)
-            item = batch.add("model", _jsonable({
+            item = batch.add("model", jsonable({
                 "name": entry.name, "engine": entry.engine, "lm_sha256": entry.lm_sha256,
                 "compression_sha256": entry.compression_sha256,
                 "path": str(Path(entry.path).resolve()) if entry.path else None,
@@ -740,7 +740,7 @@ class Ledger:
                     territories=list(entry.territories),
                     model_record=model.id if model else None,
                     training_data=_training_summary(model, entry.model))
-        body = _jsonable(body)
+        body = jsonable(body)
         with self.store.batch() as batch:
             for old in batch.find("output", lookup=entry.audio_sha256):
                 if old.get("path") == path:  # recorded by another process meanwhile
@@ -1058,7 +1058,3 @@ def _now() -> str:
 
     return utc_now()
 
-
-def _jsonable(data):
-    """Round-trip through canonical JSON so bodies hold only JSON types (dates as ISO text)."""
-    return json.loads(canonical_json(data))

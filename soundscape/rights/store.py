@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import os
 import sqlite3
 import time as _time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -29,6 +28,7 @@ from sqlalchemy import (Column, Index, Integer, LargeBinary, MetaData, String, T
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
+from soundscape.canonical import canonical_json
 from soundscape.errors import LedgerError, TamperError
 from soundscape.rights import merkle
 
@@ -84,45 +84,6 @@ def lookup_columns(body: dict) -> tuple:
     """The (lookup, lookup2) columns a record body implies; verify checks the stored ones."""
     keys = LOOKUP_KEYS.get(body.get("kind"), (None, None))
     return tuple(body.get(k) if k else None for k in keys)
-
-
-def canonical_json(data) -> str:
-    """Canonical JSON: sorted keys, no whitespace, UTF-8 text, no NaN (non-finite -> null)."""
-    try:
-        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=False, default=_default)
-    except ValueError:
-        return json.dumps(_finite(data), sort_keys=True, separators=(",", ":"),
-                          ensure_ascii=False, allow_nan=False, default=_default)
-
-
-def _default(value):
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "__dataclass_fields__"):
-        import dataclasses
-
-        return dataclasses.asdict(value)
-    raise TypeError(f"{type(value).__name__} is not JSON-ready")
-
-
-def _finite(data):
-    # JSON has no NaN or infinity (a silent file measures -inf LUFS); they become null.
-    if isinstance(data, float):
-        return data if math.isfinite(data) else None
-    if isinstance(data, dict):
-        return {k: _finite(v) for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [_finite(v) for v in data]
-    return data
 
 
 def utc_now() -> str:
