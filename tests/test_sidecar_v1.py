@@ -103,7 +103,7 @@ def test_sample_uses_keep_their_four_fields():
     old = json.loads((FIXTURE / "bed.wav.json").read_text())
     assert old["samples"] and all(sorted(s) == ["id", "license", "path", "sha256"]
                                   for s in old["samples"])
-    from soundscape.engines.base import SampleUse
+    from soundscape.render import SampleUse
 
     assert sorted(SampleUse(id="x", sha256="0" * 64, license="CC0-1.0").__dict__) == \
         ["id", "license", "path", "sha256"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.signal import lfilter
 
-from soundscape.engines.base import LOOP_OVERLAP_SECONDS, Lineage, Render
+from soundscape.render import LOOP_OVERLAP_SECONDS, Lineage, Render
 from soundscape.spec import CueSpec, resolve_intent
 
 

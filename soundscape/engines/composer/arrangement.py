@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from soundscape.engines.base import LOOP_OVERLAP_SECONDS, ProgressFn
+from soundscape.engines.base import ProgressFn
 from soundscape.engines.composer import harmony, synth, textures
 from soundscape.engines.composer.samplelayer import FittedSample, SampleLayer
 from soundscape.engines.composer.space import Reverb, impulse_response, pan_gains
 from soundscape.engines.composer.synth import SAMPLE_RATE, raised_cosine, slow_walk, upsample_linear
+from soundscape.render import LOOP_OVERLAP_SECONDS
 from soundscape.spec import CueSpec
 
 CONTROL_RATE = 50                      # Hz: control signals (gains, brightness, density)

@@ -7,11 +7,12 @@ from typing import Sequence
 
 import numpy as np
 
-from soundscape.engines.base import Lineage, ProgressFn, Render
+from soundscape.engines.base import ProgressFn
 from soundscape.engines.composer.arrangement import render_bed
 from soundscape.engines.composer.jingle import render_jingle
 from soundscape.engines.composer.samplelayer import fit_samples, open_library
 from soundscape.engines.composer.synth import SAMPLE_RATE
+from soundscape.render import Lineage, Render
 from soundscape.spec import CueSpec
 
 # Bump whenever the same spec would render different audio.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from soundscape.engines.base import LOOP_OVERLAP_SECONDS
+from soundscape.render import LOOP_OVERLAP_SECONDS
 from soundscape.errors import ModelError, ParameterError
 
 
