@@ -15,7 +15,6 @@ import csv
 import hashlib
 import io
 import re
-import unicodedata
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -23,6 +22,8 @@ from typing import Any, Collection, Iterable, Mapping
 
 from soundscape import spec as spec_mod
 from soundscape.errors import ParameterError, SoundscapeError
+from soundscape.production import (DEFAULT_FRAME_RATE, DEFAULT_POLICY, DEFAULT_PRESET, FRAME_RATES,
+                                   USAGE_CODES, parse_timecode, safe_name_part)
 from soundscape.spec import CueSpec
 
 PRODUCTION_FIELDS: tuple[str, ...] = (
@@ -36,47 +37,9 @@ CUE_FIELDS: tuple[str, ...] = (
 REQUIRED_PRODUCTION: tuple[str, ...] = ("title", "episode")
 REQUIRED_CUE: tuple[str, ...] = ("id", "kind", "usage", "duration")
 
-DEFAULT_POLICY = "broadcast-commercial"
-DEFAULT_PRESET = "ebu-r128"
-DEFAULT_FRAME_RATE = 25.0
 DEFAULT_ENGINE = "composer"
 AUDIO_FORMAT = "wav"
 MAX_VARIANTS = 12
-
-# The usage (a.k.a. "use") column of a music cue sheet, as the performing-rights societies
-# (ASCAP, BMI, PRS, SACEM) and cue-sheet services read it. One table, so help text, validation
-# and docs never disagree.
-USAGE_CODES: dict[str, str] = {
-    "BI": "Background instrumental: underscore, not the focus of attention",
-    "BV": "Background vocal: vocal underscore, not the focus of attention",
-    "BG": "Background: not the focus of the scene (societies that do not split BI/BV)",
-    "VI": "Visual instrumental: the performer is seen playing on screen",
-    "VV": "Visual vocal: the singer is seen on screen",
-    "VS": "Visual source: music from a source seen on screen (a radio, a band)",
-    "FI": "Featured instrumental: the focus of the scene, e.g. over a montage",
-    "FV": "Featured vocal: a vocal that is the focus of the scene",
-    "MT": "Main title: the programme's title theme",
-    "ET": "End title: music over the end credits",
-    "OT": "Opening theme: music over the opening credits roll",
-    "CT": "Closing theme: music over the closing credits roll",
-    "EE": "Logo: ident of the production company or distributor",
-}
-
-# Frame rates in use for broadcast and cinema (SMPTE ST 12-1). Drop-frame timecode
-# (HH:MM:SS;FF) exists only at 29.97 and 59.94.
-FRAME_RATES: tuple[float, ...] = (23.976, 24.0, 25.0, 29.97, 30.0, 48.0, 50.0, 59.94, 60.0)
-DROP_FRAME_RATES: tuple[float, ...] = (29.97, 59.94)
-_TIMECODE_RE = re.compile(r"^(\d{2}):(\d{2}):(\d{2})([:;])(\d{2})$")
-
-# Names Windows reserves in any folder, with or without an extension.
-RESERVED_NAMES = frozenset(
-    ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"]
-    + [f"COM{i}" for i in range(1, 10)] + [f"LPT{i}" for i in range(1, 10)]
-    + ["COM¹", "COM²", "COM³", "LPT¹", "LPT²", "LPT³"]
-)
-# Part of a name kept to stay far below every file system's 255-byte limit, room left for
-# the variant suffix, the extension and the ".json" sidecar.
-MAX_NAME_PART = 80
 
 
 class CueListError(ParameterError):
@@ -184,30 +147,6 @@ class CueList:
 
 # --- file names and seeds ------------------------------------------------------------------
 
-def safe_name_part(text: str) -> str:
-    """``text`` as a file-name fragment valid on every common file system.
-
-    Accents are folded to ASCII; anything but letters, digits, ``-``, ``_`` and ``.`` becomes
-    ``_`` (so no path separator, control character or Windows-forbidden character survives);
-    runs of dots collapse (no ``..``); leading and trailing dots, spaces and underscores go (a
-    leading dot would hide the file, a trailing one is dropped by Windows); a reserved device
-    name (CON, NUL, COM1...) gets a ``_`` appended; very long text is cut and keeps a short
-    hash so distinct inputs stay distinct.
-    """
-    folded = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode("ascii")
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", folded)
-    cleaned = re.sub(r"\.{2,}", ".", cleaned)
-    cleaned = re.sub(r"_{2,}", "_", cleaned).strip("._ -")
-    if not cleaned:
-        cleaned = "x" + hashlib.sha256(str(text).encode("utf-8")).hexdigest()[:8]
-    if len(cleaned) > MAX_NAME_PART:
-        digest = hashlib.sha256(str(text).encode("utf-8")).hexdigest()[:8]
-        cleaned = cleaned[:MAX_NAME_PART - 9].rstrip("._-") + "-" + digest
-    if cleaned.split(".")[0].upper() in RESERVED_NAMES:
-        cleaned = cleaned.split(".")[0] + "_" + cleaned[len(cleaned.split(".")[0]):]
-    return cleaned
-
-
 def output_names(episode: str, cue_id: str, variants: int = 1, *, fmt: str = AUDIO_FORMAT) -> list[str]:
     """File names for a cue: ``<episode>_<cue id>.wav``, or ``...-v1.wav ...`` for variants."""
     stem = f"{safe_name_part(episode)}_{safe_name_part(cue_id)}"
@@ -220,36 +159,6 @@ def derive_seed(title: str, episode: str, cue_id: str) -> int:
     """A seed that depends only on the production title, episode and cue id (stable across runs)."""
     digest = hashlib.sha256("\x1f".join((title, episode, cue_id)).encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") % 2**31
-
-
-def parse_timecode(text: str, frame_rate: float) -> tuple[int, int, int, int]:
-    """Check an SMPTE timecode ``HH:MM:SS:FF`` (``;`` before FF for drop-frame) at ``frame_rate``.
-
-    Returns:
-        (hours, minutes, seconds, frames).
-
-    Raises:
-        ParameterError: malformed, out of range, or a frame number drop-frame skips.
-    """
-    m = _TIMECODE_RE.match(str(text).strip())
-    if not m:
-        raise ParameterError(f"{text!r} is not a timecode")
-    hours, minutes, seconds, sep, frames = (int(m.group(1)), int(m.group(2)), int(m.group(3)),
-                                            m.group(4), int(m.group(5)))
-    nominal = round(frame_rate)
-    if minutes > 59 or seconds > 59:
-        raise ParameterError(f"{text!r}: minutes and seconds run 00-59")
-    if frames >= nominal:
-        raise ParameterError(f"{text!r}: frame {frames:02d} does not exist at {frame_rate:g} fps "
-                             f"(frames run 00-{nominal - 1:02d})")
-    if sep == ";":
-        if frame_rate not in DROP_FRAME_RATES:
-            raise ParameterError(f"{text!r}: drop-frame timecode (;) exists only at 29.97 and 59.94 fps")
-        dropped = 2 if nominal == 30 else 4
-        if seconds == 0 and minutes % 10 != 0 and frames < dropped:
-            raise ParameterError(f"{text!r}: drop-frame timecode skips frames 00-{dropped - 1:02d} "
-                                 f"at the start of every minute not divisible by 10")
-    return hours, minutes, seconds, frames
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -898,10 +807,3 @@ def _timecode(v: _Value, frame_rate: float) -> str:
         allowed = f"HH:MM:SS:FF with FF below {round(frame_rate)} ({frame_rate:g} fps)"
         raise _Bad(str(exc), allowed) from None
     return text
-
-
-def usage_table() -> str:
-    """The usage codes as a Markdown table (for docs and ``--help``)."""
-    rows = ["| code | meaning |", "|---|---|"]
-    rows += [f"| {code} | {meaning} |" for code, meaning in USAGE_CODES.items()]
-    return "\n".join(rows)

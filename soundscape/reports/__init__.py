@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from soundscape.audio.io import can_create_in
 from soundscape.errors import OutputError, ParameterError
+from soundscape.production import safe_name_part
 
 FORMATS = ("csv", "json", "html", "pdf")
 
@@ -35,8 +37,6 @@ def output_path(out: str | Path | None, *, episode: str, fmt: str) -> Path:
         ParameterError: the file's extension names another format than ``fmt`` (a report
             must never replace a delivered .wav, nor a .csv hold JSON).
     """
-    from soundscape.batch.cuelist import safe_name_part
-
     default = f"{safe_name_part(episode)}-cuesheet.{fmt}"
     path = Path(out).expanduser() if out else Path(default)
     if path.is_dir():
@@ -51,10 +51,8 @@ def output_path(out: str | Path | None, *, episode: str, fmt: str) -> Path:
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(f"cannot write {path}: folder {folder} does not exist")
-    from soundscape.audio.io import _can_create_in
-
     # os.access trusts permission bits; /proc, a read-only mount or root need a real probe.
-    if not os.access(folder, os.W_OK | os.X_OK) or not _can_create_in(folder):
+    if not os.access(folder, os.W_OK | os.X_OK) or not can_create_in(folder):
         raise OutputError(f"cannot write {path}: folder {folder} is not writable")
     if path.exists() and not os.access(path, os.W_OK):
         raise OutputError(f"cannot write {path}: the file exists and is read-only")
