@@ -101,6 +101,7 @@ def bench_musicgen(root: Path, cues: int, duration: float) -> dict:
     import torch
 
     from soundscape import pipeline
+    from soundscape.spec import make_spec
     from soundscape.config import open_workspace
     from soundscape.engines.musicgen import engine_for_model
     from soundscape.engines.musicgen.registry import create_model
@@ -113,8 +114,8 @@ def bench_musicgen(root: Path, cues: int, duration: float) -> dict:
     started = time.perf_counter()
     engine = engine_for_model("bench-tiny", workspace=workspace, device="cpu")
     load_s = time.perf_counter() - started
-    specs = [pipeline.make_spec(f"ambient sting number {i}", kind="sting", duration=duration,
-                                seed=100 + i, engine="musicgen", model="bench-tiny")
+    specs = [make_spec(f"ambient sting number {i}", kind="sting", duration=duration,
+                       seed=100 + i, engine="musicgen", model="bench-tiny")
              for i in range(cues)]
     engine.render(specs[:1])  # warm-up: first-call allocations and kernels
     started = time.perf_counter()

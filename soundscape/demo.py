@@ -16,6 +16,7 @@ from pathlib import Path
 from soundscape import pipeline
 from soundscape.cli.common import console
 from soundscape.config import PROJECT_ROOT, open_workspace
+from soundscape.spec import make_spec
 
 EPISODE = PROJECT_ROOT / "examples" / "deep-water-s01e03.yaml"
 
@@ -54,10 +55,10 @@ def render_bed_and_jingles(out: Path, workspace):
     """The looping bed and the three jingle variants of the first demo."""
     from soundscape.cli.generate import print_summary
 
-    bed = pipeline.make_spec("calm dreamy pad with soft rain and distant bells, slow",
-                             kind="bed", duration=60, seed=7, loop=True)
-    jingles = [pipeline.make_spec("hopeful bright logo with bells and strings", kind="jingle",
-                                  duration=6, seed=11, motif="C5 E5 G5 C6", variant=v)
+    bed = make_spec("calm dreamy pad with soft rain and distant bells, slow",
+                    kind="bed", duration=60, seed=7, loop=True)
+    jingles = [make_spec("hopeful bright logo with bells and strings", kind="jingle",
+                         duration=6, seed=11, motif="C5 E5 G5 C6", variant=v)
                for v in range(3)]
     jobs = [pipeline.Job(spec=bed, path=out / "demo-bed-loop.wav", overwrite=True)]
     jobs += [pipeline.Job(spec=s, path=p, overwrite=True)

@@ -7,17 +7,14 @@ both audio files and the ledger.
 
 from __future__ import annotations
 
-import random
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from soundscape import spec as specs_mod
-from soundscape.errors import ParameterError
-from soundscape.spec import CueSpec
-
-DEFAULT_DURATIONS = {"bed": 60.0, "jingle": 8.0, "sting": 4.0}
-MAX_VARIANTS = 12
+from soundscape.engines import ENGINES, engine_info
+from soundscape.errors import OutputError, ParameterError
+from soundscape.spec import MAX_VARIANTS, CueSpec, make_spec
 
 
 @dataclass(frozen=True)
@@ -50,31 +47,57 @@ class Delivery:
     samples: list[str] = field(default_factory=list)
 
 
-def make_spec(prompt: str, *, kind: str = "bed", duration: float | None = None,
-              seed: int | None = None, key: str | None = None, bpm: float | None = None,
-              mood: str | None = None, intensity: str | None = None, motif: str | None = None,
-              loop: bool = False, variant: int = 0, engine: str = "composer",
-              model: str | None = None, params: dict | None = None,
-              production: str | None = None, episode: str | None = None,
-              cue_id: str | None = None) -> CueSpec:
-    """Validate user input into a :class:`CueSpec` (every mistake is a ParameterError)."""
-    if not prompt or not prompt.strip():
-        raise ParameterError("the prompt is empty: describe the music, e.g. 'calm pad with rain'")
-    if kind not in specs_mod.KINDS:
-        raise ParameterError(f"unknown kind {kind!r}: choose one of {', '.join(specs_mod.KINDS)}")
-    duration = specs_mod.check_duration(kind, DEFAULT_DURATIONS[kind] if duration is None else duration)
-    if loop and kind != "bed":
-        raise ParameterError("--loop applies to beds only; jingles and stings have an ending")
-    if seed is None:
-        seed = random.SystemRandom().randrange(2**31)
-    if not 0 <= seed < 2**63:
-        raise ParameterError(f"seed {seed} is out of range: 0 to 2**63-1")
-    intent = specs_mod.resolve_intent(prompt, key=key, bpm=bpm, mood=mood, intensity=intensity,
-                                      kind=kind)
-    return CueSpec(prompt=prompt.strip(), kind=kind, duration=duration, seed=seed, intent=intent,
-                   loop=loop, motif=specs_mod.parse_motif(motif) if motif is not None else None,
-                   variant=variant, engine=engine, model=model, params=dict(params or {}),
-                   production=production, episode=episode, cue_id=cue_id)
+def prompt_jobs(prompt: str, *, out: str, kind: str, variants: int = 1, preset: str = "ebu-r128",
+                fmt: str = "wav", overwrite: bool = False, engine: str = "composer",
+                model: str | None = None, allow_unknown_lineage: bool = False,
+                engine_params: dict | None = None, **controls) -> list[Job]:
+    """The jobs of ``generate`` and ``jingle``: one per variant, every option checked first.
+
+    Args:
+        prompt: what the music should be.
+        out: the output file as given (its extension is added from ``fmt`` when missing).
+        kind: bed, jingle or sting.
+        variants: arrangements of the same motif; they share the seed (so the motif too) and
+            go to ``name-v1.wav``, ``name-v2.wav`` ...
+        engine_params: the engine's own settings (``top_k`` ...), None for unset.
+        **controls: duration, seed, key, bpm, mood, intensity, motif, loop (see ``make_spec``).
+
+    Raises:
+        ParameterError, OutputError: a bad option, naming it.
+    """
+    fmt, preset = fmt.lower(), preset.lower()  # as key and mood names, case is not a mistake
+    if fmt not in ("wav", "flac"):
+        raise ParameterError(f"unknown format {fmt!r}: choose wav or flac")
+    if not 1 <= variants <= MAX_VARIANTS:
+        raise ParameterError(f"--variants {variants} is out of range: 1 to {MAX_VARIANTS}")
+    info = engine_info(engine)
+    if info.needs_model and not model:
+        raise ParameterError(f"--engine {engine} needs --model NAME (see 'soundscape model list')")
+    params = {k: v for k, v in (engine_params or {}).items() if v is not None}
+    if not info.needs_model and (model or params):
+        options = (["--model"] if model else []) + [
+            "--" + name.replace("_", "-") for name in params]
+        with_models = " or ".join(f"--engine {name}" for name, other in ENGINES.items()
+                                  if other.needs_model)
+        raise ParameterError(f"{', '.join(options)} {'applies' if len(options) == 1 else 'apply'}"
+                             f" only to {with_models}; the {engine} engine would ignore "
+                             f"{'it' if len(options) == 1 else 'them'}")
+    raw = os.path.expanduser(str(out))
+    if not raw.strip():
+        raise OutputError("--out is empty; give a file name, e.g. --out bed.wav")
+    if raw.endswith(("/", os.sep)) or os.path.isdir(raw) or not Path(raw).name:
+        raise OutputError(f"--out {out} is a folder; give a file name, e.g. "
+                          f"{os.path.join(raw, 'cue.' + fmt)}")
+    path = output_path(out, fmt)
+    specs = []
+    for variant in range(variants):
+        spec = make_spec(prompt, kind=kind, variant=variant, engine=engine, model=model,
+                         params=params, allow_unknown_lineage=allow_unknown_lineage, **controls)
+        if variant == 0:
+            controls["seed"] = spec.seed  # every variant shares the seed, so the motif is shared
+        specs.append(spec)
+    return [Job(spec=s, path=p, preset=preset, fmt=fmt, overwrite=overwrite)
+            for s, p in zip(specs, variant_paths(path, variants))]
 
 
 def variant_paths(path: Path, count: int) -> list[Path]:
@@ -134,16 +157,12 @@ def check_jobs(jobs: Sequence[Job], *, workspace=None, models: bool = True) -> N
         if job.path.resolve() in seen:
             raise ParameterError(f"two cues would write the same file {job.path}")
         seen.add(job.path.resolve())
-    for engine_name, model, allow in {(j.spec.engine, j.spec.model, _allow_unknown(j.spec))
+    for engine_name, model, allow in {(j.spec.engine, j.spec.model, j.spec.allow_unknown_lineage)
                                       for j in jobs}:
         if engine_name == "musicgen" and models:
             from soundscape.engines.musicgen import engine_for_model
 
             engine_for_model(model, workspace=workspace, allow_unknown_lineage=allow)
-
-
-def _allow_unknown(spec: CueSpec) -> bool:
-    return bool(spec.params.get("allow_unknown_lineage"))
 
 
 def open_ledger(workspace):
@@ -189,7 +208,8 @@ def produce(jobs: Sequence[Job], *, workspace=None,
     results: dict[int, dict] = {}
     groups: dict[tuple, list[int]] = {}
     for index, job in enumerate(jobs):
-        groups.setdefault((job.spec.engine, job.spec.model, _allow_unknown(job.spec)), []).append(index)
+        groups.setdefault((job.spec.engine, job.spec.model, job.spec.allow_unknown_lineage),
+                          []).append(index)
     done = 0
     for (engine_name, model_name, allow), indexes in groups.items():
         engine = engine_for(engine_name, model_name, workspace=workspace, allow_unknown_lineage=allow)

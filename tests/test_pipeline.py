@@ -9,12 +9,13 @@ from soundscape.delivery import reconcile, write_delivery
 from soundscape.engines import get_engine
 from soundscape.rights import credentials
 from soundscape.rights.ledger import Ledger, OutputEntry
+from soundscape.spec import make_spec
 
 
 def _written_job(tmp_path, ledger):
     """Journal and write one output as the pipeline does, then make its writer look dead
     (reconcile rightly leaves alone the entries of a process that is still running)."""
-    spec = pipeline.make_spec("warm pad", kind="bed", duration=10, seed=5)
+    spec = make_spec("warm pad", kind="bed", duration=10, seed=5)
     job = pipeline.Job(spec=spec, path=tmp_path / "cue.wav")
     token = ledger.pending_begin(job.path, job.path.with_name("cue.wav.json"))
     sidecar = write_delivery(get_engine("composer").render([spec])[0], job)

@@ -13,6 +13,7 @@ from soundscape.batch import runner
 from soundscape.batch.cuelist import load_cuelist
 from soundscape.config import open_workspace
 from soundscape.rights.ledger import Ledger
+from soundscape.spec import make_spec
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "ledger-v1"
 OLD_BODIES = [json.loads(line) for line in
@@ -68,7 +69,7 @@ def recipe_key(sidecar: dict) -> str:
 def test_a_generated_flac_jingle_has_the_v1_sidecar_and_record(tmp_path):
     workspace = open_workspace(tmp_path / "home")
     old = json.loads((FIXTURE / "logo.flac.json").read_text())
-    spec = pipeline.make_spec("hopeful bells", kind="jingle", duration=3, seed=7, motif="C5 E5 G5 C6")
+    spec = make_spec("hopeful bells", kind="jingle", duration=3, seed=7, motif="C5 E5 G5 C6")
     [delivery] = pipeline.run([pipeline.Job(spec=spec, path=tmp_path / "logo.flac", fmt="flac",
                                             preset="netflix")], workspace=workspace)
     new = json.loads(delivery.sidecar_path.read_text())

@@ -23,8 +23,8 @@ from typing import Any, Collection, Iterable, Mapping
 from soundscape import spec as spec_mod
 from soundscape.errors import ParameterError, SoundscapeError
 from soundscape.production import (DEFAULT_FRAME_RATE, DEFAULT_POLICY, DEFAULT_PRESET, FRAME_RATES,
-                                   USAGE_CODES, parse_timecode, safe_name_part)
-from soundscape.spec import CueSpec
+                                   USAGE_CODES, CueFacts, parse_timecode, safe_name_part)
+from soundscape.spec import MAX_VARIANTS, CueSpec
 
 PRODUCTION_FIELDS: tuple[str, ...] = (
     "title", "episode", "episode_title", "air_date", "territory", "company", "publisher",
@@ -39,7 +39,6 @@ REQUIRED_CUE: tuple[str, ...] = ("id", "kind", "usage", "duration")
 
 DEFAULT_ENGINE = "composer"
 AUDIO_FORMAT = "wav"
-MAX_VARIANTS = 12
 
 
 class CueListError(ParameterError):
@@ -727,16 +726,16 @@ def _validate_cue(raw_cue: _RawCue, production: Production | None, frame_rate: f
         seed = derive_seed(production.title, production.episode, cue_id)
     prompt = values.get("prompt") or f"{values['mood']} {kind}"
     count = values.get("variants", 1)
-    params = {"cue": cue_facts(production, title=values.get("title"), usage=values["usage"],
-                               timecode_in=values.get("timecode_in"))}
+    facts = cue_facts(production, title=values.get("title"), usage=values["usage"],
+                      timecode_in=values.get("timecode_in"))
     specs = []
     try:
         for variant in range(count):
-            specs.append(_make_spec(prompt, kind=kind, duration=values["duration"], seed=seed,
+            specs.append(spec_mod.make_spec(prompt, kind=kind, duration=values["duration"], seed=seed,
                                     key=values.get("key"), bpm=values.get("bpm"),
                                     mood=values.get("mood"), intensity=values.get("intensity"),
                                     motif=values.get("motif"), loop=values.get("loop", False),
-                                    variant=variant, engine=engine, model=model, params=params,
+                                    variant=variant, engine=engine, model=model, cue=facts,
                                     production=production.title, episode=production.episode,
                                     cue_id=cue_id))
     except ParameterError as exc:
@@ -749,25 +748,16 @@ def _validate_cue(raw_cue: _RawCue, production: Production | None, frame_rate: f
 
 
 def cue_facts(production: Production, *, title: str | None, usage: str,
-              timecode_in: str | None) -> dict:
-    """The cue-sheet facts a cue's output carries in ``params["cue"]`` (docs/reports.md).
+              timecode_in: str | None) -> CueFacts:
+    """The cue-sheet facts a cue's output carries (docs/reports.md).
 
     Production title, episode, air date and territories are fields of the output record itself;
     the rest of what a cue sheet prints travels here. Engines ignore it.
     """
-    facts = {"title": title, "usage": usage, "timecode_in": timecode_in,
-             "episode_title": production.episode_title, "company": production.company,
-             "publisher": production.publisher, "frame_rate": production.frame_rate,
-             "policy": production.policy}
-    return {k: v for k, v in facts.items() if v is not None}
-
-
-def _make_spec(prompt, **kwargs) -> CueSpec:
-    # Imported here: pipeline pulls in nothing heavy, but keeping cuelist importable on its own
-    # lets `--help` and tests of parsing stay light.
-    from soundscape.pipeline import make_spec
-
-    return make_spec(prompt, **kwargs)
+    return CueFacts(title=title, usage=usage, timecode_in=timecode_in,
+                    episode_title=production.episode_title, company=production.company,
+                    publisher=production.publisher, frame_rate=production.frame_rate,
+                    policy=production.policy)
 
 
 _REQUIRED_HINT = {

@@ -59,7 +59,7 @@ def test_the_example_episode_is_a_45_minute_documentary():
         spec = cue.specs[0]
         assert (spec.production, spec.episode, spec.cue_id) == ("Deep Water", "S01E03", cue.id)
         assert cue.files == (f"S01E03_{cue.id}.wav",)
-        assert spec.params["cue"] == {
+        assert spec.describe()["params"]["cue"] == {
             "title": cue.title, "usage": cue.usage, "timecode_in": cue.timecode_in,
             "episode_title": "The Trench", "company": "Abyssal Films",
             "publisher": "Abyssal Music Publishing", "frame_rate": 25.0,

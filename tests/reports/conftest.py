@@ -40,6 +40,8 @@ class Episode:
 def rendered_episode(tmp_path_factory) -> Episode:
     """Three composer cues rendered, mastered, delivered, recorded and signed by the pipeline."""
     from soundscape import pipeline
+    from soundscape.production import CueFacts
+    from soundscape.spec import make_spec
     from soundscape.rights.credentials import dev_folder, make_dev_ca
 
     root = tmp_path_factory.mktemp("rendered")
@@ -49,10 +51,9 @@ def rendered_episode(tmp_path_factory) -> Episode:
     make_dev_ca(dev_folder(workspace), organization="Abyss Films")
     jobs = []
     for cue_id, kind, usage, tc, seconds, prompt, title in RENDERED_CUES:
-        spec = pipeline.make_spec(prompt, kind=kind, duration=seconds, seed=7,
-                                  production=PRODUCTION, episode=EPISODE, cue_id=cue_id,
-                                  params={"cue": {**CUE_BLOCK, "title": title, "usage": usage,
-                                                  "timecode_in": tc}})
+        spec = make_spec(prompt, kind=kind, duration=seconds, seed=7,
+                         production=PRODUCTION, episode=EPISODE, cue_id=cue_id,
+                         cue=CueFacts(**CUE_BLOCK, title=title, usage=usage, timecode_in=tc))
         jobs.append(pipeline.Job(spec=spec, path=folder / f"{EPISODE}_{cue_id}.wav",
                                  air_date="2027-03-14", territories=("FR", "BE")))
     deliveries = pipeline.run(jobs, workspace=workspace)
