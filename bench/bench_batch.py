@@ -104,7 +104,7 @@ def bench_musicgen(root: Path, cues: int, duration: float) -> dict:
     from soundscape.spec import make_spec
     from soundscape.config import open_workspace
     from soundscape.engines.musicgen import engine_for_model
-    from soundscape.engines.musicgen.registry import create_model
+    from soundscape.models import create_model
     from soundscape.rights.ledger import Ledger
 
     torch.set_num_threads(1)

@@ -6,7 +6,8 @@ holding FLAC files, one JSON sidecar per file in audiocraft's music-dataset conv
 instrument... plus kind, root note, loop, license, author, source and sha256), and
 ``manifest.jsonl``: one audiocraft ``AudioMeta`` line per file (``path`` relative to the folder)
 extended with id, license, sha256, kind and title. The manifest is what the rights ledger
-registers as the dataset :data:`DATASET_NAME`. ``samples/make_samples.py`` makes it all.
+registers as a dataset (:func:`soundscape.rights.ingest.ensure_sample_library`).
+``samples/make_samples.py`` makes it all.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from soundscape.errors import AudioError, ParameterError
 from soundscape.render import SampleUse
 from soundscape.spec import Key, parse_key
 
-DATASET_NAME = "soundscape-samples"
 MANIFEST_NAME = "manifest.jsonl"
 SAMPLE_RATE = 48_000
 KINDS: tuple[str, ...] = ("pad", "drone", "bell", "texture", "phrase")

@@ -480,26 +480,6 @@ def known_policies(workspace=None) -> list[str]:
     return list_policies(workspace_home=Path(workspace.home) if workspace is not None else None)
 
 
-def usable_models(ledger) -> dict[str, str | None]:
-    """Every model registered in ``ledger``: None when a batch can use it, else why not.
-
-    A model of unknown lineage is refused (nothing it makes can clear, and a cue list has no
-    way to ask for mock-ups), as is one whose checkpoint folder is gone.
-    """
-    from soundscape.engines.musicgen.registry import check_model_usable
-
-    status: dict[str, str | None] = {}
-    for record in ledger.list_models():
-        try:
-            check_model_usable(record)
-        except SoundscapeError as exc:
-            status[record.name] = str(exc)
-            continue
-        status[record.name] = (None if Path(record.path).is_dir()
-                               else f"its checkpoint folder {record.path} is missing")
-    return status
-
-
 def load_cuelist(path: str | Path, *, overrides: Mapping[str, Any] | None = None,
                  registered_models: Mapping[str, str | None] | Collection[str] | None = None,
                  policies: Collection[str] | None = None,
@@ -510,7 +490,7 @@ def load_cuelist(path: str | Path, *, overrides: Mapping[str, Any] | None = None
         path: a ``.yaml``/``.yml`` or ``.csv`` file.
         overrides: production fields given on the command line; they win over the file.
         registered_models: the models registered in the ledger, as names or as
-            :func:`usable_models` gives them (name -> why it cannot be used, or None); a musicgen
+            :func:`soundscape.models.usable_models` gives them (name -> why it cannot be used, or None); a musicgen
             cue whose model is missing or unusable is a problem. None skips that check.
         policies: clearance policy names accepted (default :func:`known_policies`).
         presets: mastering preset names accepted (default :func:`known_presets`).

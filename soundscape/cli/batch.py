@@ -43,6 +43,7 @@ def batch(
     """Render an episode's cue list: every cue mastered, delivered, ledgered and cleared; resumable."""
     from soundscape.batch import cuelist as cuelist_mod
     from soundscape.batch import runner
+    from soundscape.models import usable_models
     from soundscape.rights.ledger import Ledger
 
     overrides = {"title": production_title, "episode": episode, "episode_title": episode_title,
@@ -53,7 +54,7 @@ def batch(
                  if territory else None}
     ws = workspace()
     with Ledger.open(ws) as ledger:
-        models = cuelist_mod.usable_models(ledger)
+        models = usable_models(ledger)
         try:
             episode_cues = cuelist_mod.load_cuelist(
                 cues, overrides=overrides, registered_models=models,

@@ -99,7 +99,7 @@ def show(
         ds = ledger.get_dataset(name, version)
         if ds is None:
             raise LedgerError(f"no dataset {name!r} in the ledger (see `soundscape dataset list`)")
-        members = ledger._assets(ds.assets)
+        members = ledger.assets(ds.assets)
         versions = [d.version for d in ledger.dataset_versions(ds.name)]
     say(f"dataset {ds.name} version {ds.version} ({ds.id}); versions: {', '.join(versions)}")
     say(f"manifest sha256 {ds.manifest_sha256}; {len(members)} assets")

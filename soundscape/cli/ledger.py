@@ -52,13 +52,12 @@ def guarded(fn):
 
 def open_ledger(*, reconcile: bool = False):
     """The workspace's ledger; with ``reconcile``, crash leftovers are resolved first (writers)."""
+    from soundscape.journal import reconcile as reconcile_journal
     from soundscape.rights.ledger import Ledger
 
     ledger = Ledger.open(workspace())
     if reconcile:
-        from soundscape.delivery import reconcile as reconcile_and_sign
-
-        report_reconcile(reconcile_and_sign(ledger), quiet=True)
+        report_reconcile(reconcile_journal(ledger), quiet=True)
     return ledger
 
 
@@ -268,10 +267,10 @@ def public_key() -> None:
 @guarded
 def reconcile() -> None:
     """Record outputs a crash left unrecorded; clean up outputs that never completed."""
-    from soundscape.delivery import reconcile as reconcile_and_sign
+    from soundscape.journal import reconcile as reconcile_journal
 
     with open_ledger() as ledger:
-        report_reconcile(reconcile_and_sign(ledger))
+        report_reconcile(reconcile_journal(ledger))
 
 
 @ledger_app.command("correct")
@@ -350,6 +349,7 @@ def clear(
     Exit code 0 only when cleared (4 when not).
     """
     from soundscape.errors import LedgerError, NotClearedError
+    from soundscape.rights.clearance import clear as clear_output
 
     with open_ledger() as ledger:
         key = target
@@ -365,8 +365,8 @@ def clear(
                                   "audio (was it edited, or made elsewhere?)") from None
         else:
             out = ledger.get_output(target)
-        verdict = ledger.clear(out.id, policy, air_date=air_date, territories=territory or None,
-                               media=media)
+        verdict = clear_output(ledger, out.id, policy, air_date=air_date,
+                               territories=territory or None, media=media)
     say(f"{verdict.status} under {verdict.policy}: {out.id} ({Path(out.path).name})")
     if verdict.reasons:
         say("reasons:" if not verdict.cleared else "notes:")

@@ -1,6 +1,6 @@
 """Commands: ``model add``, ``new``, ``list`` and ``show``: MusicGen models and their lineage.
 
-Each command is a thin call into :mod:`soundscape.engines.musicgen.registry`; torch loads only
+Each command is a thin call into :mod:`soundscape.models`; torch loads only
 when a model is built (``model new``).
 """
 
@@ -62,7 +62,7 @@ def add(
         help="The published model it is (or derives from), e.g. facebook/musicgen-small.")] = None,
 ) -> None:
     """Register a checkpoint folder as a model, recording both checkpoint hashes and its lineage."""
-    from soundscape.engines.musicgen.registry import register_checkpoint
+    from soundscape.models import register_checkpoint
 
     with open_ledger(reconcile=True) as ledger:
         record = register_checkpoint(ledger, folder, name=name, license=license,
@@ -86,7 +86,7 @@ def new(
     seed: Annotated[int, typer.Option(help="Seed for the random weights.")] = 0,
 ) -> None:
     """Create a randomly initialised MusicGen to train from scratch on the studio's licensed data."""
-    from soundscape.engines.musicgen.registry import create_model
+    from soundscape.models import create_model
 
     ws = workspace()
     with open_ledger(reconcile=True) as ledger:
@@ -119,7 +119,7 @@ def show(
         help="Clear under these policies only (default: every policy).")] = None,
 ) -> None:
     """Architecture, size, hashes, base model, datasets per license and clearance per policy."""
-    from soundscape.engines.musicgen.registry import model_report
+    from soundscape.models import model_report
 
     with open_ledger() as ledger:
         report = model_report(ledger, name, policies=policy)

@@ -1,6 +1,6 @@
 """Command: ``train``: train a registered MusicGen model on a registered dataset, with lineage.
 
-A thin call into :func:`soundscape.engines.musicgen.registry.train_model`, with a progress bar
+A thin call into :func:`soundscape.models.train_model`, with a progress bar
 that shows the loss.
 """
 
@@ -44,7 +44,7 @@ def train(
     """Train a model on a dataset and register the result with its lineage and licenses."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from soundscape.engines.musicgen.registry import train_model
+    from soundscape.models import train_model
 
     ws = workspace()
     with open_ledger(reconcile=True) as ledger, Progress(

@@ -24,6 +24,8 @@ from soundscape.production import (CUE_PARAMS_KEY, DEFAULT_FRAME_RATE, DEFAULT_P
                                    frames_to_timecode, seconds_to_frames, timecode_to_frames,
                                    usage_meaning)
 from soundscape.rights import merkle
+from soundscape.rights.clearance import LineageReader
+from soundscape.rights.policy import evaluate, load_policy
 
 FORMAT = "soundscape-cuesheet/v1"
 AI_DISCLOSURE = {
@@ -281,61 +283,21 @@ def _publisher(workspace, facts: dict) -> str:
     return str(setting or facts.get("publisher") or studio or facts.get("company") or "")
 
 
-class _LedgerReader:
-    """Reads what many cues share once: assets, models, dataset license counts.
+class _Summaries:
+    """The cue sheet's summaries of lineage: license counts, and datasets per license.
 
-    Clearing cue by cue through ``Ledger.clear`` opens several connections per cue; a season
-    of 200 cues would spend seconds on that. The same lineage is assembled here from one batched
-    asset read and one model read per model, then judged by the same ``policy.evaluate`` (the
-    tests check the verdicts equal ``Ledger.clear``'s).
+    Built on one :class:`~soundscape.rights.clearance.LineageReader`, so every cue's assets are
+    read in one batch and each model once, however many cues share them.
     """
 
-    def __init__(self, ledger, records):
-        from soundscape.rights.policy import LicensedItem
-
-        self.ledger = ledger
-        self._models: dict[str, tuple] = {}
+    def __init__(self, reader: LineageReader):
+        self.reader = reader
         self._datasets: dict[tuple, DatasetSummary] = {}
-        ids = [u["asset"] for r in records for u in (*r.samples, *r.ingredients) if u.get("asset")]
-        # One batched read (corrections applied) for every asset any cue uses.
-        self._assets = {a.id: a for a in ledger.assets(list(dict.fromkeys(ids)))}
-        self._item = LicensedItem
-
-    def model(self, record):
-        """``(model record or None, its licensed items, lineage unknown)`` for a cue's model."""
-        key = record.model_record or record.model
-        if key not in self._models:
-            model = self.ledger.get_model(key) if key else None
-            if model is None:
-                self._models[key] = (None, [], True)
-            else:
-                items = self.ledger.model_lineage(model.id)
-                self._models[key] = (model, items, bool(model.lineage_unknown))
-        return self._models[key]
-
-    def items(self, record) -> tuple[list, bool]:
-        """Everything licensed behind an output, as ``Ledger.lineage`` lists it."""
-        from soundscape.rights.ledger import asset_item
-
-        items = []
-        for role, uses in (("sample", record.samples), ("ingredient", record.ingredients)):
-            for use in uses:
-                asset = self._assets.get(use.get("asset"))
-                items.append(asset_item(role, asset) if asset is not None else self._item(
-                    role=role, name=str(use.get("id") or use.get("path")), license=use.get("license")))
-        unknown = False
-        if record.model:
-            _, model_items, unknown = self.model(record)
-            items.extend(model_items)
-        return items, unknown
 
     def dataset(self, ds: dict) -> DatasetSummary:
         key = (ds.get("name"), ds.get("version"), ds.get("id"))
         if key not in self._datasets:
-            try:
-                assets = self.ledger.dataset_assets(ds["name"], ds.get("version"))
-            except LedgerError:
-                assets = []
+            assets = self.reader.dataset_assets(ds)
             counts = Counter(a.license or "no license" for a in assets)
             self._datasets[key] = DatasetSummary(
                 name=str(ds.get("name")), version=str(ds.get("version") or ""),
@@ -343,20 +305,17 @@ class _LedgerReader:
                 manifest_sha256=ds.get("manifest_sha256"))
         return self._datasets[key]
 
-    def _license_counts(self, uses) -> dict[str, int]:
+    def license_counts(self, uses) -> dict[str, int]:
         """Licenses of samples or ingredients, as their asset records now say (a ledger
         correction of an asset's license shows here), else as recorded with the output."""
-        counts: Counter = Counter()
-        for use in uses:
-            asset = self._assets.get(use.get("asset"))
-            counts[(asset.license if asset is not None else use.get("license")) or "no license"] += 1
+        counts = Counter(lic or "no license" for lic in self.reader.use_licenses(uses))
         return dict(sorted(counts.items()))
 
     def lineage(self, record) -> Lineage:
-        lineage = Lineage(samples=self._license_counts(record.samples),
-                          ingredients=self._license_counts(record.ingredients),
+        lineage = Lineage(samples=self.license_counts(record.samples),
+                          ingredients=self.license_counts(record.ingredients),
                           model=record.model, training=record.training_data)
-        model = self.model(record)[0] if record.model else None
+        model = self.reader.model(record)[0] if record.model else None
         if model is not None:
             lineage.base_model = model.base_model
             lineage.base_model_license = model.base_model_license
@@ -466,8 +425,6 @@ def build_cuesheet(ledger, episode: str, *, policy: str | None = None,
         LedgerError: no outputs for the episode (or it is ambiguous).
         ParameterError: the policy does not exist.
     """
-    from soundscape.rights.policy import evaluate, load_policy
-
     records = select_outputs(ledger, episode, production=production)
     facts_of = {r.id: cue_facts(r) for r in records}
     first = facts_of[records[0].id]
@@ -477,7 +434,8 @@ def build_cuesheet(ledger, episode: str, *, policy: str | None = None,
     frame_rate = float(first.get("frame_rate") or DEFAULT_FRAME_RATE)
     records.sort(key=lambda r: _sort_key(r, facts_of[r.id], frame_rate))
 
-    reader = _LedgerReader(ledger, records)
+    reader = LineageReader(ledger, records)
+    summaries = _Summaries(reader)
     cues: list[Cue] = []
     credits: dict[str, list[str]] = {}
     models: dict[str, ModelUsed] = {}
@@ -496,7 +454,7 @@ def build_cuesheet(ledger, episode: str, *, policy: str | None = None,
                            territories=list(record.territories or ()), lineage_unknown=unknown)
         cue_id = record.cue_id or Path(record.path).stem
         usage = str(facts.get("usage") or "")
-        lineage = reader.lineage(record)
+        lineage = summaries.lineage(record)
         cue = Cue(
             sequence=sequence, cue_id=cue_id, title=str(facts.get("title") or cue_id),
             usage=usage, usage_meaning=usage_meaning(usage),
@@ -547,7 +505,7 @@ def build_cuesheet(ledger, episode: str, *, policy: str | None = None,
         generated=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
-def _note_model(models: dict, reader: _LedgerReader, record, lineage: Lineage, cue_id: str) -> None:
+def _note_model(models: dict, reader: LineageReader, record, lineage: Lineage, cue_id: str) -> None:
     """Add the cue's model (or the procedural composer) to the models appendix."""
     if record.model:
         key = f"model:{record.model}"

@@ -36,6 +36,8 @@ LEDGER_FORMAT = "soundscape-ledger"
 LEDGER_VERSION = "1"
 PRIVATE_KEY_NAME = "ledger-ed25519.pem"
 PUBLIC_KEY_NAME = "ledger-ed25519.pub.pem"
+# Ids per "IN (...)" clause: well under every database's limit on bound parameters.
+_IN_CHUNK = 500
 # A writer waits this long for another process's transaction before giving up (seconds).
 BUSY_TIMEOUT_S = 120
 
@@ -412,6 +414,33 @@ class Store:
                 found = [_stored(r) for r in c.execute(q).all()]
         # The indexed columns are hints: results are checked against the bodies they came from.
         return [r for r in found if _matches(lookup_columns(r.body), lookup, lookup2)]
+
+    def get_many(self, ids: Sequence[str]) -> dict[str, StoredRecord]:
+        """Records by id (unknown ids are left out), in one read of a few queries."""
+        t = records_table
+        ids = list(dict.fromkeys(ids))
+        out: dict[str, StoredRecord] = {}
+        with self.read() as c:
+            for i in range(0, len(ids), _IN_CHUNK):
+                for row in c.execute(select(t.c.seq, t.c.id, t.c.kind, t.c.body)
+                                     .where(t.c.id.in_(ids[i:i + _IN_CHUNK]))).all():
+                    out[row.id] = _stored(row)
+        return out
+
+    def find_many(self, kind: str, lookups: Sequence[str]) -> list[StoredRecord]:
+        """Records of ``kind`` whose first lookup column is any of ``lookups``, oldest first."""
+        t = records_table
+        lookups = list(dict.fromkeys(lookups))
+        found: list[StoredRecord] = []
+        with self.read() as c:
+            for i in range(0, len(lookups), _IN_CHUNK):
+                found += [_stored(r) for r in c.execute(
+                    select(t.c.seq, t.c.id, t.c.kind, t.c.body).where(t.c.kind == kind)
+                    .where(t.c.lookup.in_(lookups[i:i + _IN_CHUNK])).order_by(t.c.seq)).all()]
+        wanted = set(lookups)
+        # As in find: the indexed column is a hint, checked against the body it came from.
+        return sorted((r for r in found if lookup_columns(r.body)[0] in wanted),
+                      key=lambda r: r.seq)
 
     def iter_records(self, kind: str | None = None) -> Iterator[StoredRecord]:
         t = records_table

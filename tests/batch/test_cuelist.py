@@ -211,23 +211,6 @@ def test_unusable_models_are_refused_with_the_reason(tmp_path):
     ]
 
 
-def test_usable_models_reads_the_ledger(tmp_path):
-    from soundscape.config import open_workspace
-    from soundscape.rights.ledger import Ledger, ModelEntry
-
-    folder = tmp_path / "model"
-    folder.mkdir()
-    with Ledger.open(open_workspace(tmp_path / "home")) as ledger:
-        for name, path, unknown in (("ok", folder, False), ("mock", folder, True),
-                                    ("moved", tmp_path / "gone", False)):
-            ledger.register_model(ModelEntry(name=name, path=str(path), lm_sha256=name.ljust(64, "0")[:64],
-                                             license="LicenseRef-Studio-Owned", lineage_unknown=unknown))
-        status = cuelist.usable_models(ledger)
-    assert status["ok"] is None
-    assert "unknown lineage" in status["mock"]
-    assert "missing" in status["moved"]
-
-
 def test_production_problems_are_reported_with_the_cue_problems(tmp_path):
     path = write(tmp_path, """\
 production:

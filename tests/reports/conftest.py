@@ -11,6 +11,8 @@ import pytest
 import soundfile as sf
 
 from soundscape.config import open_workspace
+from soundscape.facts import OutputFacts
+from soundscape.rights.records import ModelEntry
 
 PRODUCTION = "Deep Water"
 EPISODE = "S01E03"
@@ -74,7 +76,7 @@ def ledger_episode(tmp_path_factory) -> Episode:
     and a second production that shares the episode code."""
     from soundscape.audio.io import audio_sha256
     from soundscape.rights.ingest import AssetEntry, add_entries
-    from soundscape.rights.ledger import Ledger, ModelEntry, OutputEntry
+    from soundscape.rights.ledger import Ledger
 
     rng = np.random.default_rng(seed=440)
     root = tmp_path_factory.mktemp("ledgered")
@@ -103,7 +105,7 @@ def ledger_episode(tmp_path_factory) -> Episode:
             path = _tone(folder / f"S02E01_{cue_id}.wav", 1.0, 300 + 40 * i, rng)
             uses = [{"id": "nc", "sha256": ingredient.audio_sha256, "license": ingredient.license,
                      "path": ingredient.path}] if ingredient else []
-            ledger.record_output(OutputEntry(
+            ledger.record_output(OutputFacts(
                 audio_sha256=audio_sha256(path), file_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
                 path=str(path), engine="musicgen", engine_version="1.3.0", model=model,
                 model_sha256=("a1" if model == "waves-v1" else "b2") * 32, prompt=f"waves {cue_id}",
@@ -115,7 +117,7 @@ def ledger_episode(tmp_path_factory) -> Episode:
                 territories=["GB"]))
             files[cue_id] = path
         other = _tone(folder / "other.wav", 1.0, 700, rng)
-        ledger.record_output(OutputEntry(
+        ledger.record_output(OutputFacts(
             audio_sha256=audio_sha256(other), file_sha256="", path=str(other), engine="composer",
             engine_version="1.0.0", prompt="other", cue_kind="bed", duration=1.0,
             production="Another Show", episode="S02E01", cue_id="9M9"))

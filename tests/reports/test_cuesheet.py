@@ -8,6 +8,7 @@ import pytest
 
 from soundscape.errors import LedgerError, ParameterError
 from soundscape.reports import cuesheet as cs
+from soundscape.rights.clearance import clear
 from soundscape.rights.ledger import Ledger
 
 
@@ -90,7 +91,7 @@ def test_verdicts_equal_ledger_clear(ledger_episode):
     sheet = _sheet(ledger_episode, "S02E01", production="Tidal", policy="internal-preproduction")
     with Ledger.open(ledger_episode.workspace) as ledger:
         for cue in sheet.cues:
-            verdict = ledger.clear(cue.record_id, "internal-preproduction")
+            verdict = clear(ledger, cue.record_id, "internal-preproduction")
             assert (cue.cleared, cue.reasons, cue.obligations) == (
                 verdict.cleared, list(verdict.reasons), list(verdict.obligations))
 

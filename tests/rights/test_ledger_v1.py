@@ -9,9 +9,11 @@ import pytest
 import soundfile as sf
 
 from soundscape.config import open_workspace
+from soundscape.facts import OutputFacts
 from soundscape.reports.cuesheet import build_cuesheet
+from soundscape.rights.clearance import clear, lineage
 from soundscape.rights.ingest import add_paths
-from soundscape.rights.ledger import Ledger, OutputEntry
+from soundscape.rights.ledger import Ledger
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "ledger-v1"
 EXPECTED = json.loads((FIXTURE / "expected.json").read_text(encoding="utf-8"))
@@ -66,12 +68,12 @@ def test_lineage_verdicts_and_the_cue_sheet_are_what_they_were(old_home):
     with Ledger.open(workspace) as ledger:
         for key, expected in EXPECTED["verdicts"].items():
             output_id, policy = key.split()
-            verdict = ledger.clear(output_id, policy)
+            verdict = clear(ledger, output_id, policy)
             assert {"status": verdict.status, "cleared": verdict.cleared,
                     "reasons": list(verdict.reasons),
                     "obligations": list(verdict.obligations)} == expected, key
         for output_id, items in EXPECTED["lineage"].items():
-            assert [[i.role, i.name, i.license] for i in ledger.lineage(output_id)] == items
+            assert [[i.role, i.name, i.license] for i in lineage(ledger, output_id)] == items
         sheet = build_cuesheet(ledger, "S01E03", workspace=workspace).to_dict()
     sheet["generated"] = "<generated>"
     assert sheet == EXPECTED["cuesheet"]
@@ -84,7 +86,7 @@ def test_the_old_ledger_takes_new_records(old_home, tmp_path):
     with Ledger.open(workspace) as ledger:
         report = add_paths(ledger, [audio], license="CC0-1.0", author="New", dataset="mix")
         assert report.dataset.version == "4" and report.added == ["asset-000027"]
-        record = ledger.record_output(OutputEntry(
+        record = ledger.record_output(OutputFacts(
             audio_sha256="6" * 64, file_sha256="7" * 64, path=str(tmp_path / "out.wav"),
             engine="musicgen", model="studio-small", prompt="calm", cue_kind="bed"))
         assert record.id == "out-000006" and record.model_record == "model-000001"
