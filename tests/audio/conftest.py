@@ -12,11 +12,6 @@ from soundscape.render import LOOP_OVERLAP_SECONDS, Lineage, Render
 from soundscape.spec import CueSpec, resolve_intent
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(440)
-
-
 def ambient(rng, seconds: float, sr: int = 48000, channels: int = 2, level: float = 0.1) -> np.ndarray:
     """A bed-like signal: low-passed noise plus a swelling drone chord, float32 (channels, n)."""
     n = int(round(seconds * sr))

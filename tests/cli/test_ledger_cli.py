@@ -24,11 +24,6 @@ from soundscape.rights.records import ModelEntry
 
 
 @pytest.fixture
-def rng():
-    return np.random.default_rng(seed=440)
-
-
-@pytest.fixture
 def ws(tmp_path):
     return tmp_path / "ws"
 

@@ -70,7 +70,7 @@ def _tone(path: Path, seconds: float, freq: float, rng) -> Path:
 
 
 @pytest.fixture(scope="module")
-def ledger_episode(tmp_path_factory) -> Episode:
+def ledger_episode(tmp_path_factory, make_rng) -> Episode:
     """An episode written straight into the ledger: musicgen cues from two registered models,
     a CC-BY training set (attribution obligations), a non-commercial ingredient (not cleared),
     and a second production that shares the episode code."""
@@ -78,7 +78,7 @@ def ledger_episode(tmp_path_factory) -> Episode:
     from soundscape.rights.ingest import AssetEntry, add_entries
     from soundscape.rights.ledger import Ledger
 
-    rng = np.random.default_rng(seed=440)
+    rng = make_rng()
     root = tmp_path_factory.mktemp("ledgered")
     home, folder, assets = root / "home", root / "episode", root / "assets"
     folder.mkdir()

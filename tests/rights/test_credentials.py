@@ -17,11 +17,6 @@ pytest.importorskip("c2pa")
 
 
 @pytest.fixture
-def rng():
-    return np.random.default_rng(seed=440)
-
-
-@pytest.fixture
 def dev_keys(tmp_path):
     return cr.make_dev_ca(tmp_path / "keys" / "c2pa", organization="Deep Water Studio")
 

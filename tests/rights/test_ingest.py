@@ -22,11 +22,6 @@ from soundscape.rights.ledger import Ledger
 from soundscape.rights.records import ModelEntry
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(seed=440)
-
-
 def tone(path, rng, *, seconds=0.25, rate=48000, subtype="PCM_24"):
     """A short noisy tone: different audio for every call (the rng moves on)."""
     t = np.arange(int(seconds * rate)) / rate

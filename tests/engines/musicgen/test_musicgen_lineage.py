@@ -92,7 +92,7 @@ def test_meta_weights_record_cc_by_nc_and_unknown_lineage_never_clears(studio, t
     assert not clear_model(ledger, "meta-small-ft", "internal-preproduction").cleared
 
 
-def test_policy_refuses_rejected_training_assets_up_front(studio, tmp_path):
+def test_policy_refuses_rejected_training_assets_up_front(studio, tmp_path, rng):
     import soundfile as sf
 
     from soundscape.models import train_model
@@ -100,7 +100,7 @@ def test_policy_refuses_rejected_training_assets_up_front(studio, tmp_path):
 
     ws, ledger, _, _ = studio
     path = tmp_path / "nc-loop.wav"
-    sf.write(path, (0.1 * np.random.default_rng(440).standard_normal(48000)).astype(np.float32),
+    sf.write(path, (0.1 * rng.standard_normal(48000)).astype(np.float32),
              48000)
     add_paths(ledger, [path], license="CC-BY-NC-4.0", author="Someone", dataset="nc-set")
     with pytest.raises(NotClearedError, match=r"rejects 1 of 1 training assets: nc-loop.wav"):
