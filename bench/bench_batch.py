@@ -100,12 +100,10 @@ def bench_musicgen(root: Path, cues: int, duration: float) -> dict:
     """Tiny MusicGen: ``cues`` cues of ``duration`` s rendered in one call, then one call per cue."""
     import torch
 
-    from soundscape import pipeline
-    from soundscape.spec import make_spec
     from soundscape.config import open_workspace
-    from soundscape.engines.musicgen import engine_for_model
-    from soundscape.models import create_model
+    from soundscape.models import create_model, engine_for_model
     from soundscape.rights.ledger import Ledger
+    from soundscape.spec import make_spec
 
     torch.set_num_threads(1)
     workspace = open_workspace(root / "home-musicgen")

@@ -5,7 +5,6 @@ from pathlib import Path
 import pytest
 
 from soundscape import production
-from soundscape.batch import cuelist
 from soundscape.batch.cuelist import CueListError, derive_seed, load_cuelist, output_names
 from soundscape.production import USAGE_CODES, parse_timecode, safe_name_part
 from soundscape.errors import ParameterError

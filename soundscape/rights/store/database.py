@@ -10,7 +10,6 @@ or DELETE anywhere here: rows are only ever inserted.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import sys
 import time
