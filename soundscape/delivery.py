@@ -27,6 +27,20 @@ from soundscape.spec import CueSpec
 BIT_DEPTH = 24  # broadcast delivery: 24-bit PCM (EBU R 128 s1 / Netflix deliverables)
 
 
+@dataclass(frozen=True)
+class Job:
+    """One cue to render, and how its file is delivered (where, format, preset, rights facts)."""
+
+    spec: CueSpec
+    path: Path
+    preset: str = "ebu-r128"
+    fmt: str = "wav"
+    overwrite: bool = False
+    air_date: str | None = None
+    territories: tuple[str, ...] = ()
+    content_key: str | None = None
+
+
 @dataclass
 class Delivery:
     """A delivered (and, when a ledger was given, recorded) output: what summaries show."""
@@ -65,7 +79,7 @@ def sidecar_path_for(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def write_delivery(rendered: Render, job) -> dict:
+def write_delivery(rendered: Render, job: Job) -> dict:
     """Master ``rendered``, write the file and its sidecar as ``job`` asks; return the sidecar.
 
     The audio is renamed into place complete, then the sidecar: a file never appears without
@@ -169,7 +183,7 @@ def sign(path: Path, sidecar_path: Path, sidecar: dict, record: OutputRecord,
         write_json_atomic(sidecar_path, sidecar)
 
 
-def record_delivery(sidecar: dict, job, *, ledger: Ledger | None = None) -> Delivery:
+def record_delivery(sidecar: dict, job: Job, *, ledger: Ledger | None = None) -> Delivery:
     """Record a written output in the ledger (when given), stamp and sign it; its Delivery."""
     path, sidecar_path = job.path, sidecar_path_for(job.path)
     facts = OutputFacts.from_sidecar(sidecar, path)

@@ -26,7 +26,7 @@ from typing import Callable, Protocol, Sequence
 from soundscape.audio.io import check_output_path
 from soundscape.audio.master import get_preset
 from soundscape.config import Workspace, open_workspace
-from soundscape.delivery import Delivery, record_delivery, sidecar_path_for, write_delivery
+from soundscape.delivery import Delivery, Job, record_delivery, sidecar_path_for, write_delivery
 from soundscape.engines import ENGINES, engine_info
 from soundscape.errors import OutputError, ParameterError, SoundscapeError
 from soundscape.journal import Journal, reconcile
@@ -37,20 +37,6 @@ from soundscape.spec import MAX_VARIANTS, CueSpec, make_spec
 
 StageProgress = Callable[[str, float], None]
 """``progress(stage, fraction)``: "render" or "deliver", and the fraction of the run done."""
-
-
-@dataclass(frozen=True)
-class Job:
-    """One cue to render and where its file goes."""
-
-    spec: CueSpec
-    path: Path
-    preset: str = "ebu-r128"
-    fmt: str = "wav"
-    overwrite: bool = False
-    air_date: str | None = None
-    territories: tuple[str, ...] = ()
-    content_key: str | None = None
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ ROOMS: dict[str, set[str]] = {
                  "rights", "spec"},
     "batch": {"atomic", "audio", "canonical", "config", "delivery", "engines", "errors", "journal",
               "models", "pipeline", "production", "rights", "spec"},
-    "reports": {"atomic", "audio", "errors", "production", "rights"},
+    "reports": {"atomic", "audio", "config", "errors", "production", "rights"},
     "cli": {"atomic", "audio", "batch", "config", "errors", "journal", "models", "pipeline",
             "reports", "rights"},
     "demo": {"batch", "cli", "config", "pipeline", "spec"},

@@ -11,7 +11,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from soundscape.cli.ledger import guarded, open_ledger, say
+from soundscape.cli.ledger import open_ledger, say
+from soundscape.errors import LedgerError, ParameterError
 
 dataset_app = typer.Typer(help="Licensed datasets: register audio with its license and author.",
                           no_args_is_help=True)
@@ -31,7 +32,6 @@ def _print_report(report) -> None:
 
 
 @dataset_app.command("add")
-@guarded
 def add(
     paths: Annotated[list[Path], typer.Argument(help="Audio files or folders of audio.")],
     license: Annotated[Optional[str], typer.Option(
@@ -45,7 +45,6 @@ def add(
         help="The exact credit the licensor asks for.")] = None,
 ) -> None:
     """Register audio under one license and author as a new version of a dataset (all or nothing)."""
-    from soundscape.errors import ParameterError
     from soundscape.rights.ingest import add_paths
 
     if not dataset:
@@ -57,7 +56,6 @@ def add(
 
 
 @dataset_app.command("import")
-@guarded
 def import_(
     manifest: Annotated[Path, typer.Argument(
         help="JSONL (audiocraft's manifest with license fields) or CSV with a header row.")],
@@ -74,7 +72,6 @@ def import_(
 
 
 @dataset_app.command("list")
-@guarded
 def list_datasets() -> None:
     """Every dataset (latest version): name, version, asset count, record id."""
     with open_ledger() as ledger:
@@ -86,15 +83,12 @@ def list_datasets() -> None:
 
 
 @dataset_app.command("show")
-@guarded
 def show(
     name: Annotated[str, typer.Argument(help="Dataset name (NAME or NAME@VERSION).")],
     version: Annotated[Optional[str], typer.Option(help="A version other than the latest.")] = None,
     assets: Annotated[bool, typer.Option("--assets", help="List every asset too.")] = False,
 ) -> None:
     """A dataset's version, manifest hash and asset counts per license."""
-    from soundscape.errors import LedgerError
-
     with open_ledger() as ledger:
         ds = ledger.get_dataset(name, version)
         if ds is None:

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from soundscape.cli.common import workspace
-from soundscape.cli.ledger import guarded, open_ledger, say
+from soundscape.cli.ledger import open_ledger, say
 
 model_app = typer.Typer(help="MusicGen models: register checkpoints, create new ones, see lineage.",
                         no_args_is_help=True)
@@ -44,7 +44,6 @@ def _arch_line(arch) -> str:
 
 
 @model_app.command("add")
-@guarded
 def add(
     folder: Annotated[Path, typer.Argument(
         help="An audiocraft checkpoint folder (state_dict.bin, compression_state_dict.bin).")],
@@ -76,7 +75,6 @@ def add(
 
 
 @model_app.command("new")
-@guarded
 def new(
     name: Annotated[str, typer.Argument(help="The new model's name.")],
     arch: Annotated[str, typer.Option(help="Architecture: tiny, small (MusicGen-small's shape) "
@@ -97,7 +95,6 @@ def new(
 
 
 @model_app.command("list")
-@guarded
 def list_models() -> None:
     """Every registered model: name, license, base model, datasets, record id."""
     with open_ledger() as ledger:
@@ -112,7 +109,6 @@ def list_models() -> None:
 
 
 @model_app.command("show")
-@guarded
 def show(
     name: Annotated[str, typer.Argument(help="A registered model's name.")],
     policy: Annotated[Optional[list[str]], typer.Option(

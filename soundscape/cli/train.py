@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from soundscape.cli.common import console, workspace
-from soundscape.cli.ledger import guarded, open_ledger, say
+from soundscape.cli.ledger import open_ledger, say
 
 
 def register(app: typer.Typer) -> None:
@@ -19,7 +19,6 @@ def register(app: typer.Typer) -> None:
     app.command("train")(train)
 
 
-@guarded
 def train(
     model: Annotated[str, typer.Option(help="The registered model to start from.")],
     dataset: Annotated[str, typer.Option(help="The registered dataset to train on (NAME or "

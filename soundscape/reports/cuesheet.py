@@ -13,19 +13,23 @@ on another machine from the same ledger says the same thing. The writers in
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 from soundscape import __version__
+from soundscape.config import Workspace
 from soundscape.errors import LedgerError, ParameterError, SoundscapeError
 from soundscape.production import (CUE_PARAMS_KEY, DEFAULT_FRAME_RATE, DEFAULT_POLICY, clock,
                                    frames_to_timecode, seconds_to_frames, timecode_to_frames,
                                    usage_meaning)
 from soundscape.rights import merkle
 from soundscape.rights.clearance import LineageReader
+from soundscape.rights.ledger import Ledger
 from soundscape.rights.policy import evaluate, load_policy
+from soundscape.rights.records import OutputRecord
 
 FORMAT = "soundscape-cuesheet/v1"
 AI_DISCLOSURE = {
@@ -231,7 +235,7 @@ class CueSheet:
 
 # ---- building it from the ledger --------------------------------------------------------------
 
-def cue_facts(record) -> dict:
+def cue_facts(record: OutputRecord) -> dict:
     """The cue-sheet facts an output record carries, merged from where they travel.
 
     Batches record the production title, episode, air date and territories as fields of the
@@ -259,7 +263,7 @@ def cue_facts(record) -> dict:
     return facts
 
 
-def _author(workspace, record) -> str:
+def _author(workspace: Workspace | None, record: OutputRecord) -> str:
     """The composer/author named for a generated cue (setting ``report_author`` formats it)."""
     template = workspace.setting("report_author") if workspace is not None else None
     values = {"engine": record.engine, "engine_version": record.engine_version,
@@ -275,7 +279,7 @@ def _author(workspace, record) -> str:
     return f"soundscape {record.engine} {record.engine_version}".strip()
 
 
-def _publisher(workspace, facts: dict) -> str:
+def _publisher(workspace: Workspace | None, facts: dict) -> str:
     """The publisher named for a generated cue: setting ``report_publisher``, else the cue
     list's publisher, else setting ``studio``, else the production company."""
     setting = workspace.setting("report_publisher") if workspace is not None else None
@@ -311,7 +315,7 @@ class _Summaries:
         counts = Counter(lic or "no license" for lic in self.reader.use_licenses(uses))
         return dict(sorted(counts.items()))
 
-    def lineage(self, record) -> Lineage:
+    def lineage(self, record: OutputRecord) -> Lineage:
         lineage = Lineage(samples=self.license_counts(record.samples),
                           ingredients=self.license_counts(record.ingredients),
                           model=record.model, training=record.training_data)
@@ -324,8 +328,6 @@ class _Summaries:
 
 
 def _air_date(value):
-    from datetime import date
-
     if not value:
         return None
     try:
@@ -334,7 +336,8 @@ def _air_date(value):
         raise ParameterError(f"air date {value!r} is not a date (YYYY-MM-DD)") from None
 
 
-def select_outputs(ledger, episode: str, *, production: str | None = None) -> list:
+def select_outputs(ledger: Ledger, episode: str, *,
+                   production: str | None = None) -> list[OutputRecord]:
     """The output records of ``episode`` (of ``production`` when given), latest per file.
 
     Raises:
@@ -365,12 +368,10 @@ def select_outputs(ledger, episode: str, *, production: str | None = None) -> li
 
 def _natural(text: str) -> tuple:
     """``1M10`` after ``1M9``: digit runs compare as numbers."""
-    import re
-
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text or ""))
 
 
-def _sort_key(record, facts: dict, frame_rate: float):
+def _sort_key(record: OutputRecord, facts: dict, frame_rate: float):
     """Timecode order; cues without one follow, in cue-number order (batches record them in
     the order they finish, which is no order at all)."""
     tc = facts.get("timecode_in")
@@ -381,7 +382,7 @@ def _sort_key(record, facts: dict, frame_rate: float):
     return (frames is None, frames or 0, _natural(record.cue_id or ""), record.seq)
 
 
-def check_checkpoint(ledger) -> CheckpointCheck:
+def check_checkpoint(ledger: Ledger) -> CheckpointCheck:
     """The latest signed checkpoint, and whether the ledger verifies up to it."""
     cp = ledger.latest_checkpoint_dict()
     pem = None
@@ -406,8 +407,8 @@ def check_checkpoint(ledger) -> CheckpointCheck:
                            message=message, public_key_pem=pem)
 
 
-def build_cuesheet(ledger, episode: str, *, policy: str | None = None,
-                   production: str | None = None, workspace=None,
+def build_cuesheet(ledger: Ledger, episode: str, *, policy: str | None = None,
+                   production: str | None = None, workspace: Workspace | None = None,
                    verify_ledger: bool = True) -> CueSheet:
     """Build the cue sheet of ``episode`` from ``ledger``.
 
@@ -505,7 +506,8 @@ def build_cuesheet(ledger, episode: str, *, policy: str | None = None,
         generated=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
-def _note_model(models: dict, reader: LineageReader, record, lineage: Lineage, cue_id: str) -> None:
+def _note_model(models: dict, reader: LineageReader, record: OutputRecord, lineage: Lineage,
+                cue_id: str) -> None:
     """Add the cue's model (or the procedural composer) to the models appendix."""
     if record.model:
         key = f"model:{record.model}"

@@ -13,6 +13,8 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
+from soundscape.reports.plots import waveforms
+
 # A model trained on thousands of CC-BY recordings owes thousands of credits on every cue: each
 # cue shows the first few, Appendix A holds every one (and the CSV and JSON, all per cue).
 OBLIGATIONS_SHOWN = 6
@@ -99,8 +101,6 @@ def render(sheet, *, base_dir: str | Path | None = None, images: dict | None = N
         base_dir: the folder the report is written to (audio links are relative to it).
         images: ``{cue_id: png bytes or None}``; drawn here when not given.
     """
-    from soundscape.reports.plots import waveforms
-
     base_dir = Path(base_dir).resolve() if base_dir is not None else None
     p = sheet.production
     if images is None:

@@ -30,6 +30,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from soundscape.atomic import atomic_path
 from soundscape.engines.musicgen.checkpoint import (COMPRESSION_FILE, LM_FILE, checkpoint_hashes,
                                                     check_model_dir, export_model, load_modules,
                                                     package_config, read_package)
@@ -160,8 +161,6 @@ def encode_dataset(compression_model, items: list[_Item], *, cache_dir: Path,
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    from soundscape.atomic import atomic_path
-
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
 
