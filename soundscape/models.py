@@ -161,6 +161,7 @@ def register_checkpoint(ledger: Ledger, model_dir: str | Path, *, name: str, lic
         LicenseError: no license, or a license that contradicts a known base model's.
         ModelError: not a loadable, safe checkpoint folder.
     """
+    # imports torch (see the module docstring)
     from soundscape.engines.musicgen.checkpoint import checkpoint_hashes, describe_checkpoint
 
     if bool(trained_on) == bool(lineage_unknown):
@@ -219,6 +220,7 @@ def create_model(ledger: Ledger, workspace: Workspace, name: str, arch: str, *,
         LedgerError: the name is taken.
         ParameterError: an unknown architecture or a bad name.
     """
+    # imports torch (see the module docstring)
     from soundscape.engines.musicgen.builders import build_model, count_parameters
     from soundscape.engines.musicgen.checkpoint import describe_checkpoint, export_model
 
@@ -293,6 +295,7 @@ def train_model(ledger: Ledger, workspace: Workspace, *, model: str, dataset: st
     Raises:
         ModelError, LedgerError, ParameterError, NotClearedError: see the messages.
     """
+    # imports torch (see the module docstring)
     from soundscape.engines.musicgen.train import train
 
     base = ledger.get_model(model)
@@ -318,6 +321,7 @@ def train_model(ledger: Ledger, workspace: Workspace, *, model: str, dataset: st
                    cache_dir=workspace.home / "cache" / "codes",
                    extra_config={"base_model": base.name, "dataset": f"{ds.name}@{ds.version}",
                                  "policy": policy})
+    # imports torch (see the module docstring)
     from soundscape.engines.musicgen.checkpoint import describe_checkpoint
 
     datasets = [f"{d['name']}@{d['version']}" for d in (base.datasets or [])]
@@ -342,6 +346,7 @@ def train_model(ledger: Ledger, workspace: Workspace, *, model: str, dataset: st
 
 def model_report(ledger: Ledger, name: str, *, policies: Sequence[str] | None = None) -> dict:
     """What ``model show`` prints: the record, files, datasets per license, clearance per policy."""
+    # imports torch (see the module docstring)
     from soundscape.engines.musicgen.checkpoint import checkpoint_hashes
 
     record = ledger.get_model(name)

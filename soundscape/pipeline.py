@@ -33,7 +33,7 @@ from soundscape.journal import Journal, reconcile
 from soundscape.models import open_engine
 from soundscape.rights.credentials import check_signing
 from soundscape.rights.ledger import Ledger
-from soundscape.spec import MAX_VARIANTS, CueSpec, make_spec
+from soundscape.spec import MAX_VARIANTS, make_spec
 
 StageProgress = Callable[[str, float], None]
 """``progress(stage, fraction)``: "render" or "deliver", and the fraction of the run done."""

@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from soundscape.cli.common import console, error_line, workspace
+# Library services are imported inside each command: `soundscape --help` loads none of them.
 
 # Production fields on the command line win over the cue list's (and fill a CSV's gaps).
 _WINS = " Wins over the cue list."

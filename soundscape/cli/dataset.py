@@ -13,6 +13,7 @@ import typer
 
 from soundscape.cli.ledger import open_ledger, say
 from soundscape.errors import LedgerError, ParameterError
+# Library services are imported inside each command: `soundscape --help` loads none of them.
 
 dataset_app = typer.Typer(help="Licensed datasets: register audio with its license and author.",
                           no_args_is_help=True)

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from soundscape.cli.common import console, workspace
+# Library services are imported inside each command: `soundscape --help` loads none of them.
 
 Prompt = Annotated[str, typer.Argument(help="What the music should be, e.g. 'calm pad with rain, D minor'.")]
 Out = Annotated[str, typer.Option("--out", "-o", help="Output file (extension added from --format when missing).")]

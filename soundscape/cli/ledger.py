@@ -15,9 +15,10 @@ from typing import Annotated, Optional
 import typer
 
 from soundscape.atomic import write_bytes_atomic
-from soundscape.cli.common import console, error_line, workspace
+from soundscape.cli.common import console, workspace
 from soundscape.errors import LedgerError, NotClearedError, OutputError, ParameterError, TamperError
 from soundscape.rights.merkle import ProofError, load_public_key, verify_inclusion
+# Library services are imported inside each command: `soundscape --help` loads none of them.
 
 ledger_app = typer.Typer(help="The rights ledger: records, verification, proofs.",
                          no_args_is_help=True)

@@ -13,6 +13,7 @@ import typer
 
 from soundscape.cli.common import workspace
 from soundscape.cli.ledger import open_ledger, say
+# Library services are imported inside each command: `soundscape --help` loads none of them.
 
 model_app = typer.Typer(help="MusicGen models: register checkpoints, create new ones, see lineage.",
                         no_args_is_help=True)

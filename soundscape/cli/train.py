@@ -12,6 +12,7 @@ import typer
 
 from soundscape.cli.common import console, workspace
 from soundscape.cli.ledger import open_ledger, say
+# Library services are imported inside each command: `soundscape --help` loads none of them.
 
 
 def register(app: typer.Typer) -> None:

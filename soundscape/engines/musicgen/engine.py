@@ -68,6 +68,7 @@ class MusicGenEngine:
     def __init__(self, model_dir: str | Path, model_name: str = "musicgen",
                  model_sha256: str | None = None, device: str | None = None, *,
                  max_batch: int = DEFAULT_MAX_BATCH, extend_stride: float | None = None):
+        # torch and audiocraft load here, with a model: importing the engine stays cheap.
         import torch
 
         from soundscape.engines.musicgen.checkpoint import checkpoint_hashes, load_model
@@ -100,6 +101,7 @@ class MusicGenEngine:
         ``lm.cfg`` must hold the config (as :func:`~soundscape.engines.musicgen.builders.build_model`
         leaves it). Renders carry ``model_sha256`` as given (default: a hash of the LM's weights).
         """
+        # torch and audiocraft load here, with a model: importing the engine stays cheap.
         from soundscape.engines.musicgen.builders import to_musicgen
         from soundscape.engines.musicgen.checkpoint import state_sha256
 
@@ -124,6 +126,7 @@ class MusicGenEngine:
         Raises:
             ModelError: no model given, or files that changed since registration.
         """
+        # torch and audiocraft load here, with a model: importing the engine stays cheap.
         from soundscape.engines.musicgen.checkpoint import checkpoint_hashes
 
         if model is None:
@@ -142,6 +145,7 @@ class MusicGenEngine:
         """Name, version (with audiocraft's) and the model's checkpoint hash (both files)."""
         sha = None
         if model is not None and model.lm_sha256 and model.compression_sha256:
+            # checkpoint imports torch: only a batch planning with this engine pays for it.
             from soundscape.engines.musicgen.checkpoint import combined_sha256
 
             sha = combined_sha256(model.lm_sha256, model.compression_sha256)
@@ -166,6 +170,7 @@ class MusicGenEngine:
         Raises:
             ParameterError: a duration beyond :data:`MAX_DURATION_SECONDS` or a malformed parameter.
         """
+        # torch and audiocraft load here, with a model: importing the engine stays cheap.
         from soundscape.engines.musicgen.generate import SamplingParams, frames_for, total_steps
 
         jobs = []
@@ -238,6 +243,7 @@ class MusicGenEngine:
     def _render_batch(self, chunk, seconds, params, prompt, on_rows) -> list[Render]:
         import numpy as np
 
+        # torch and audiocraft load here, with a model: importing the engine stays cheap.
         from soundscape.engines.musicgen.generate import decode_rows, frames_for, generate_codes
 
         batch = len(chunk)
