@@ -351,8 +351,8 @@ class Ledger:
 
         Args:
             facts: the output's facts (from its sidecar).
-            source_ids_from: a dataset whose assets' source ids name uses that no hash finds
-                (the sample library names its files by id).
+            source_ids_from: a dataset whose assets' source ids name the uses that no hash finds
+                (a library whose files are known by id).
         """
         if not facts.audio_sha256 or not _is_sha256(facts.audio_sha256):
             raise LedgerError(f"output {facts.path}: no valid audio_sha256")
@@ -383,7 +383,7 @@ class Ledger:
         return None
 
     def _link_asset(self, use: dict, source_ids_from: str | None) -> dict:
-        """A sample/ingredient use with ``asset`` set to its registered asset id (or None)."""
+        """A use (a sample, an ingredient) with ``asset`` set to its registered asset id, or None."""
         use = dict(use)
         sha = str(use.get("sha256") or "")
         asset = None
