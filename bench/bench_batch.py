@@ -100,11 +100,10 @@ def bench_musicgen(root: Path, cues: int, duration: float) -> dict:
     """Tiny MusicGen: ``cues`` cues of ``duration`` s rendered in one call, then one call per cue."""
     import torch
 
-    from soundscape import pipeline
     from soundscape.config import open_workspace
-    from soundscape.engines.musicgen import engine_for_model
-    from soundscape.engines.musicgen.registry import create_model
+    from soundscape.models import create_model, engine_for_model
     from soundscape.rights.ledger import Ledger
+    from soundscape.spec import make_spec
 
     torch.set_num_threads(1)
     workspace = open_workspace(root / "home-musicgen")
@@ -113,8 +112,8 @@ def bench_musicgen(root: Path, cues: int, duration: float) -> dict:
     started = time.perf_counter()
     engine = engine_for_model("bench-tiny", workspace=workspace, device="cpu")
     load_s = time.perf_counter() - started
-    specs = [pipeline.make_spec(f"ambient sting number {i}", kind="sting", duration=duration,
-                                seed=100 + i, engine="musicgen", model="bench-tiny")
+    specs = [make_spec(f"ambient sting number {i}", kind="sting", duration=duration,
+                       seed=100 + i, engine="musicgen", model="bench-tiny")
              for i in range(cues)]
     engine.render(specs[:1])  # warm-up: first-call allocations and kernels
     started = time.perf_counter()

@@ -29,13 +29,14 @@ PROMPT = "calm dreamy pad with soft rain and distant bells"
 
 def warm(seconds: float, folder: Path) -> tuple[float, float]:
     from soundscape import pipeline
+    from soundscape.spec import make_spec
     from soundscape.config import open_workspace
 
     workspace = open_workspace(folder / "home-warm")
     # Warm up imports and caches on a short bed first, so the figure is the render's own.
-    pipeline.run([pipeline.Job(spec=pipeline.make_spec(PROMPT, duration=10, seed=1),
-                               path=folder / "warmup.wav")], workspace=workspace)
-    job = pipeline.Job(spec=pipeline.make_spec(PROMPT, duration=seconds, seed=2), path=folder / "warm.wav")
+    pipeline.run([pipeline.Job(spec=make_spec(PROMPT, duration=10, seed=1),
+                      path=folder / "warmup.wav")], workspace=workspace)
+    job = pipeline.Job(spec=make_spec(PROMPT, duration=seconds, seed=2), path=folder / "warm.wav")
     wall, cpu = time.perf_counter(), time.process_time()
     pipeline.run([job], workspace=workspace)
     return time.perf_counter() - wall, time.process_time() - cpu

@@ -17,14 +17,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from soundscape.rights.ledger import Ledger, OutputEntry, _jsonable  # noqa: E402
+from soundscape.canonical import jsonable  # noqa: E402
+from soundscape.facts import OutputFacts  # noqa: E402
+from soundscape.rights.ledger import Ledger  # noqa: E402
 from soundscape.rights.store import utc_now  # noqa: E402
 
 
-def entry(i: int) -> OutputEntry:
+def entry(i: int) -> OutputFacts:
     """An output entry with the fields a composer bed's sidecar carries."""
     h = hashlib.sha256(str(i).encode()).hexdigest()
-    return OutputEntry(
+    return OutputFacts(
         audio_sha256=h, file_sha256=hashlib.sha256(h.encode()).hexdigest(),
         path=f"/srv/out/deep-water/S01E03/cue-{i:06d}.wav", engine="composer",
         engine_version="0.1.0", prompt="slow swelling strings, hopeful, D minor to F major",
@@ -42,10 +44,8 @@ def entry(i: int) -> OutputEntry:
         territories=["FR", "BE", "CH"], content_key=hashlib.sha256(f"k{i}".encode()).hexdigest())
 
 
-def body(e: OutputEntry) -> dict:
-    from soundscape.rights.ledger import _OUTPUT_FIELDS
-
-    return _jsonable({name: getattr(e, name) for name in _OUTPUT_FIELDS})
+def body(e: OutputFacts) -> dict:
+    return jsonable(e.entry())
 
 
 def append_batched(ledger: Ledger, start: int, count: int, batch: int) -> float:

@@ -21,7 +21,7 @@ from scipy.signal import lfilter
 
 from soundscape.audio.io import BextInfo, audio_sha256, make_ixml, write_audio
 from soundscape.audio.master import master
-from soundscape.engines.base import LOOP_OVERLAP_SECONDS, Lineage, Render
+from soundscape.render import LOOP_OVERLAP_SECONDS, Lineage, Render
 from soundscape.spec import CueSpec, resolve_intent
 
 SR = 48000

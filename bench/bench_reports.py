@@ -25,6 +25,9 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 from soundscape.config import SAMPLES_DIR, open_workspace  # noqa: E402
+from soundscape.facts import OutputFacts  # noqa: E402
+from soundscape.rights.ingest import ensure_sample_library  # noqa: E402
+from soundscape.rights.records import ModelEntry  # noqa: E402
 
 TARGETS = {"csv": 2.0, "json": 2.0, "html": 30.0, "pdf": 30.0}
 EPISODE = "S01"  # the whole season as one cue sheet: the largest report a studio makes
@@ -45,7 +48,7 @@ def build_season(root: Path, *, cues: int, seconds: float):
     """A workspace whose ledger holds ``cues`` outputs of one season; returns the workspace."""
     from soundscape.audio.io import audio_sha256
     from soundscape.rights.ingest import AssetEntry, add_entries
-    from soundscape.rights.ledger import Ledger, ModelEntry, OutputEntry
+    from soundscape.rights.ledger import Ledger
 
     home, folder, data = root / "home", root / "season", root / "training"
     folder.mkdir(parents=True)
@@ -54,7 +57,7 @@ def build_season(root: Path, *, cues: int, seconds: float):
     samples = [json.loads(line) for line in (SAMPLES_DIR / "manifest.jsonl").read_text().splitlines()
                if line.strip()]
     with Ledger.open(workspace) as ledger:
-        ledger.ensure_sample_library()
+        ensure_sample_library(ledger)
         add_entries(ledger, [AssetEntry(path=_audio(data / f"rec{i:03d}.wav", 0.25, i),
                                         license="CC-BY-4.0" if i % 5 else "CC0-1.0",
                                         author=f"Recordist {i % 7}") for i in range(40)],
@@ -67,7 +70,7 @@ def build_season(root: Path, *, cues: int, seconds: float):
             used = [{k: s[k] for k in ("id", "sha256", "license", "path")}
                     for s in samples[i % len(samples):i % len(samples) + 3]] if composer else []
             start = i * 30
-            ledger.record_output(OutputEntry(
+            ledger.record_output(OutputFacts(
                 audio_sha256=audio_sha256(path), file_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
                 path=str(path), engine="composer" if composer else "musicgen",
                 engine_version="1.0.0" if composer else "1.3.0",

@@ -1,32 +1,92 @@
-"""Deliver one render: master it, write the file with its metadata and sidecar; then record it.
+"""Deliver one render: master it, write the file with its metadata and sidecar; record and sign it.
 
 Two halves, so a batch can run the first in worker processes and keep the driver the single
-ledger writer: :func:`write_delivery` (master + file + sidecar, no ledger) and
-:func:`record_delivery` (ledger record, then the sidecar learns its record id).
-
-Order matters for crash safety (issue 3): the caller journals a pending entry first, the audio
-is renamed into place complete, the sidecar follows, then the record commits. A crash anywhere
-leaves either nothing or a complete file that ``ledger reconcile`` (run before every writing
-command) records.
+ledger writer: :func:`write_delivery` (master, file, sidecar; no ledger) and
+:func:`record_delivery` (ledger record, the sidecar learns its record id, C2PA signature).
+The order of the two halves, and the journal around them, is :mod:`soundscape.pipeline`'s.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 from soundscape import __version__
+from soundscape.atomic import write_json_atomic
+from soundscape.errors import SoundscapeError
+from soundscape.facts import OutputFacts
+from soundscape.render import Render
+from soundscape.rights.credentials import read_credentials, sign_recorded_output
+from soundscape.rights.ingest import SAMPLE_DATASET, ensure_sample_library
+from soundscape.rights.ledger import Ledger
+from soundscape.rights.records import OutputRecord
+from soundscape.spec import CueSpec
 
-SIDECAR_VERSION = 1
 BIT_DEPTH = 24  # broadcast delivery: 24-bit PCM (EBU R 128 s1 / Netflix deliverables)
 
 
-def sidecar_path_for(path):
+@dataclass(frozen=True)
+class Job:
+    """One cue to render, and how its file is delivered (where, format, preset, rights facts)."""
+
+    spec: CueSpec
+    path: Path
+    preset: str = "ebu-r128"
+    fmt: str = "wav"
+    overwrite: bool = False
+    air_date: str | None = None
+    territories: tuple[str, ...] = ()
+    content_key: str | None = None
+
+
+@dataclass
+class Delivery:
+    """A delivered (and, when a ledger was given, recorded) output: what summaries show."""
+
+    spec: CueSpec
+    path: Path
+    sidecar_path: Path
+    facts: OutputFacts
+    preset: str
+    record_id: str | None = None
+
+    @property
+    def audio_sha256(self) -> str:
+        return self.facts.audio_sha256
+
+    @property
+    def duration(self) -> float:
+        return self.facts.duration
+
+    @property
+    def loudness_lufs(self) -> float:
+        return self.facts.mastering["loudness_lufs"]
+
+    @property
+    def true_peak_dbtp(self) -> float:
+        return self.facts.mastering["true_peak_dbtp"]
+
+    @property
+    def samples(self) -> list[str]:
+        """The ids of the sample-library files used."""
+        return [s["id"] for s in self.facts.samples]
+
+
+def sidecar_path_for(path: Path) -> Path:
+    """Where the sidecar of a delivered file goes: ``<file>.json`` beside it."""
     return path.with_name(path.name + ".json")
 
 
-def write_delivery(rendered, job) -> dict:
-    """Master ``rendered``, write the file and its sidecar as ``job`` asks; return the sidecar."""
-    from soundscape.atomic import write_json_atomic
+def write_delivery(rendered: Render, job: Job) -> dict:
+    """Master ``rendered``, write the file and its sidecar as ``job`` asks; return the sidecar.
+
+    The audio is renamed into place complete, then the sidecar: a file never appears without
+    being whole, and a sidecar never without its file.
+    """
+    # Mastering and file writing pull in numpy and scipy; recording and signing (what the
+    # driver and `ledger reconcile` do) never need them.
     from soundscape.audio.io import BextInfo, file_sha256, make_ixml, write_audio
     from soundscape.audio.master import master
 
@@ -63,98 +123,83 @@ def write_delivery(rendered, job) -> dict:
     tags = {"title": spec.cue_id or spec.prompt[:60], "comment": spec.prompt,
             "software": f"soundscape {__version__}", "date": f"{now:%Y-%m-%d}"}
 
-    path, sidecar_path = job.path, sidecar_path_for(job.path)
+    path = job.path
     written_sha256 = write_audio(path, mastered.audio, mastered.sample_rate, fmt=job.fmt,
                                  bit_depth=BIT_DEPTH, bext=bext if job.fmt == "wav" else None,
                                  ixml=ixml, tags=tags, overwrite=job.overwrite)
-    sidecar = {
-        "soundscape_sidecar": SIDECAR_VERSION,
-        "file": path.name,
-        "audio_sha256": written_sha256,
-        "file_sha256": file_sha256(path),
-        "format": job.fmt,
-        "sample_rate": mastered.sample_rate,
-        "bit_depth": BIT_DEPTH,
-        "channels": int(mastered.audio.shape[0]),
-        "duration": mastered.audio.shape[-1] / mastered.sample_rate,
-        "created": now.isoformat(timespec="seconds"),
-        "engine": {"name": lineage.engine, "version": lineage.engine_version,
-                   "model": lineage.model, "model_sha256": lineage.model_sha256},
-        "soundscape_version": __version__,
-        "prompt": spec.prompt,
-        "kind": spec.kind,
-        "seed": spec.seed,
-        "parameters": parameters,
-        "intent": spec.intent.describe(),
-        "mastering": mastered.describe(),
-        "samples": [s.__dict__ for s in lineage.samples],
-        "ingredients": [s.__dict__ for s in lineage.ingredients],
-        "production": spec.production,
-        "episode": spec.episode,
-        "cue_id": spec.cue_id,
-        "air_date": job.air_date,
-        "territories": list(job.territories),
-        "content_key": job.content_key,
-        "details": rendered.details,
-        "ledger": None,
-    }
-    write_json_atomic(sidecar_path, sidecar)
+    facts = OutputFacts(
+        audio_sha256=written_sha256, file_sha256=file_sha256(path), path=str(path),
+        engine=lineage.engine, engine_version=lineage.engine_version, model=lineage.model,
+        model_sha256=lineage.model_sha256, prompt=spec.prompt, cue_kind=spec.kind,
+        parameters=parameters, intent=spec.intent.describe(), seed=spec.seed,
+        samples=[s.__dict__ for s in lineage.samples],
+        ingredients=[s.__dict__ for s in lineage.ingredients],
+        created=now.isoformat(timespec="seconds"),
+        duration=mastered.audio.shape[-1] / mastered.sample_rate, format=job.fmt,
+        sample_rate=mastered.sample_rate, bit_depth=BIT_DEPTH,
+        channels=int(mastered.audio.shape[0]), mastering=mastered.describe(),
+        production=spec.production, episode=spec.episode, cue_id=spec.cue_id,
+        air_date=job.air_date, territories=list(job.territories), content_key=job.content_key,
+        soundscape_version=__version__)
+    sidecar = facts.sidecar(details=rendered.details)
+    write_json_atomic(sidecar_path_for(path), sidecar)
     return sidecar
 
 
-def record_delivery(sidecar: dict, job, *, ledger=None):
-    """Record a written output in the ledger (when given) and return its Delivery."""
-    from soundscape.atomic import write_json_atomic
-    from soundscape.pipeline import Delivery
-
-    path, sidecar_path = job.path, sidecar_path_for(job.path)
-    record_id = None
-    if ledger is not None:
-        from soundscape.rights.ledger import OutputEntry
-
-        record = ledger.record_output(OutputEntry.from_sidecar(sidecar, path))
-        record_id = record.id
-        sidecar["ledger"] = {"record_id": record.id, "checkpoint": ledger.latest_checkpoint_dict()}
-        write_json_atomic(sidecar_path, sidecar)
-        # Content credentials (issue 6): sign last, after bext/iXML are written and the record
-        # commits, so the C2PA manifest can carry the record id and its inclusion proof. Only
-        # when the workspace has a signing certificate; the audio hash is unchanged by signing.
-        from soundscape.rights.credentials import sign_recorded_output
-
-        signed_sha256 = sign_recorded_output(path, sidecar, record, ledger)
-        if signed_sha256 is not None:
-            sidecar["file_sha256"] = signed_sha256
-            write_json_atomic(sidecar_path, sidecar)
-    mastering = sidecar["mastering"]
-    return Delivery(spec=job.spec, path=path, sidecar_path=sidecar_path,
-                    audio_sha256=sidecar["audio_sha256"], duration=sidecar["duration"],
-                    loudness_lufs=mastering["loudness_lufs"],
-                    true_peak_dbtp=mastering["true_peak_dbtp"], preset=job.preset,
-                    record_id=record_id, samples=[s["id"] for s in sidecar["samples"]])
+def record(ledger: Ledger, facts: OutputFacts) -> OutputRecord:
+    """Record an output's facts; the sample library is registered first when the output used it."""
+    if facts.samples:
+        try:
+            ensure_sample_library(ledger)
+        except SoundscapeError:
+            # A damaged sample library must not leave a delivered file unrecorded: the
+            # samples keep the license their sidecar names, unlinked to an asset.
+            pass
+    return ledger.record_output(facts, source_ids_from=SAMPLE_DATASET)
 
 
-def reconcile(ledger):
-    """Resolve crash leftovers, then sign the outputs it recorded (the crash may have come
-    between the record and the signature). Returns the ledger's ReconcileReport."""
-    from pathlib import Path
+def stamp_sidecar(sidecar_path: Path, sidecar: dict, record: OutputRecord, ledger: Ledger, *,
+                  keep_existing: bool = False) -> None:
+    """Write the record id and the latest signed checkpoint into a sidecar's ``ledger`` field.
 
-    report = ledger.reconcile()
-    for audio, record_id in report.recorded:
-        _sign_if_unsigned(Path(audio), ledger.get_output(record_id), ledger)
-    return report
-
-
-def _sign_if_unsigned(path, record, ledger) -> None:
-    import json
-
-    from soundscape.atomic import write_json_atomic
-    from soundscape.rights.credentials import read_credentials, sign_recorded_output
-
-    if read_credentials(path) is not None:
+    With ``keep_existing``, a sidecar that already names this record is left as it is.
+    """
+    if keep_existing and (sidecar.get("ledger") or {}).get("record_id") == record.id:
         return
-    sidecar_path = sidecar_path_for(path)
-    sidecar = json.loads(sidecar_path.read_text())
+    sidecar["ledger"] = {"record_id": record.id, "checkpoint": ledger.latest_checkpoint_dict()}
+    write_json_atomic(sidecar_path, sidecar)
+
+
+def sign(path: Path, sidecar_path: Path, sidecar: dict, record: OutputRecord,
+         ledger: Ledger) -> None:
+    """Sign a recorded output (C2PA) when the workspace signs; the sidecar learns the new bytes.
+
+    Signing comes last, after bext/iXML are written and the record commits, so the manifest can
+    carry the record id and its inclusion proof. The audio hash is unchanged by signing.
+    """
     signed_sha256 = sign_recorded_output(path, sidecar, record, ledger)
     if signed_sha256 is not None:
         sidecar["file_sha256"] = signed_sha256
         write_json_atomic(sidecar_path, sidecar)
+
+
+def record_delivery(sidecar: dict, job: Job, *, ledger: Ledger | None = None) -> Delivery:
+    """Record a written output in the ledger (when given), stamp and sign it; its Delivery."""
+    path, sidecar_path = job.path, sidecar_path_for(job.path)
+    facts = OutputFacts.from_sidecar(sidecar, path)
+    record_id = None
+    if ledger is not None:
+        recorded = record(ledger, facts)
+        record_id = recorded.id
+        stamp_sidecar(sidecar_path, sidecar, recorded, ledger)
+        sign(path, sidecar_path, sidecar, recorded, ledger)
+    return Delivery(spec=job.spec, path=path, sidecar_path=sidecar_path, facts=facts,
+                    preset=job.preset, record_id=record_id)
+
+
+def sign_if_unsigned(path: Path, record: OutputRecord, ledger: Ledger) -> None:
+    """Sign a recorded output that carries no manifest yet (after a crash before signing)."""
+    if read_credentials(path) is not None:
+        return
+    sidecar_path = sidecar_path_for(path)
+    sign(path, sidecar_path, json.loads(sidecar_path.read_text()), record, ledger)

@@ -14,8 +14,12 @@ import os
 from pathlib import Path
 
 from soundscape import pipeline
+from soundscape.batch.cuelist import known_policies, load_cuelist
+from soundscape.cli.batch import print_report, run_with_progress
 from soundscape.cli.common import console
-from soundscape.config import PROJECT_ROOT, open_workspace
+from soundscape.cli.generate import print_summary
+from soundscape.config import PROJECT_ROOT, Workspace, open_workspace
+from soundscape.spec import make_spec
 
 EPISODE = PROJECT_ROOT / "examples" / "deep-water-s01e03.yaml"
 
@@ -35,11 +39,8 @@ def main(argv=None) -> None:
     render_bed_and_jingles(out, workspace)
 
 
-def render_episode(out: Path, workspace, *, workers: int | None = None):
+def render_episode(out: Path, workspace: Workspace, *, workers: int | None = None):
     """The example episode through the batch runner, with progress and the summary table."""
-    from soundscape.batch.cuelist import known_policies, load_cuelist
-    from soundscape.cli.batch import run_with_progress, print_report
-
     episode = load_cuelist(EPISODE, policies=known_policies(workspace))
     console.print(f"[bold]{episode.production.title} {episode.production.episode}[/] "
                   f"\u201c{episode.production.episode_title}\u201d: {len(episode.cues)} cues from "
@@ -50,14 +51,12 @@ def render_episode(out: Path, workspace, *, workers: int | None = None):
     return report
 
 
-def render_bed_and_jingles(out: Path, workspace):
+def render_bed_and_jingles(out: Path, workspace: Workspace):
     """The looping bed and the three jingle variants of the first demo."""
-    from soundscape.cli.generate import print_summary
-
-    bed = pipeline.make_spec("calm dreamy pad with soft rain and distant bells, slow",
-                             kind="bed", duration=60, seed=7, loop=True)
-    jingles = [pipeline.make_spec("hopeful bright logo with bells and strings", kind="jingle",
-                                  duration=6, seed=11, motif="C5 E5 G5 C6", variant=v)
+    bed = make_spec("calm dreamy pad with soft rain and distant bells, slow",
+                    kind="bed", duration=60, seed=7, loop=True)
+    jingles = [make_spec("hopeful bright logo with bells and strings", kind="jingle",
+                         duration=6, seed=11, motif="C5 E5 G5 C6", variant=v)
                for v in range(3)]
     jobs = [pipeline.Job(spec=bed, path=out / "demo-bed-loop.wav", overwrite=True)]
     jobs += [pipeline.Job(spec=s, path=p, overwrite=True)

@@ -52,3 +52,16 @@ class NotClearedError(SoundscapeError):
     """An output or model does not clear under the requested policy."""
 
     exit_code = 4
+
+
+class ProofError(SoundscapeError, ValueError):
+    """A proof or checkpoint that does not verify; the message says which part failed.
+
+    Also a ValueError, as it was when :mod:`soundscape.rights.merkle` stood alone.
+    """
+
+    exit_code = 3
+
+
+class CredentialError(SoundscapeError):
+    """A signing certificate or key that cannot be used, or a file that cannot be signed."""

@@ -1,80 +1,372 @@
 """The one way through: spec -> engine -> master -> deliver -> ledger.
 
 ``generate``, ``jingle`` and ``batch`` all come here. Each stage is a plain call with plain
-data; this module is the only place that knows the order, and the only one that touches
-both audio files and the ledger.
+data; this module is the only place that knows their order, and so the crash-safety order:
+
+    check    every preset, output path, model and the signing set-up, before any render
+    begin    each output noted in the pending journal                      (journal.py)
+    produce  engine.render -> master -> audio file -> sidecar              (delivery.write_delivery)
+    finish   ledger record -> sidecar stamp -> C2PA signature -> entry ends (delivery.record_delivery)
+
+A crash between begin and finish leaves a journal entry that :func:`soundscape.journal.reconcile`
+resolves. Where produce runs is an executor's choice: here (:class:`InProcess`), in worker
+processes or on Ray (:mod:`soundscape.batch.executors`); finish always runs in this process, the
+single ledger writer.
 """
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass, field
+import os
+import time
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
-from soundscape import spec as specs_mod
-from soundscape.errors import ParameterError
-from soundscape.spec import CueSpec
+from soundscape.audio.io import check_output_path
+from soundscape.audio.master import get_preset
+from soundscape.config import Workspace, open_workspace
+from soundscape.delivery import Delivery, Job, record_delivery, sidecar_path_for, write_delivery
+from soundscape.engines import ENGINES, engine_info
+from soundscape.errors import OutputError, ParameterError, SoundscapeError
+from soundscape.journal import Journal, reconcile
+from soundscape.models import open_engine
+from soundscape.rights.credentials import check_signing
+from soundscape.rights.ledger import Ledger
+from soundscape.spec import MAX_VARIANTS, make_spec
 
-DEFAULT_DURATIONS = {"bed": 60.0, "jingle": 8.0, "sting": 4.0}
-MAX_VARIANTS = 12
+StageProgress = Callable[[str, float], None]
+"""``progress(stage, fraction)``: "render" or "deliver", and the fraction of the run done."""
 
 
 @dataclass(frozen=True)
-class Job:
-    """One cue to render and where its file goes."""
+class Task:
+    """Jobs produced by one ``produce`` call: the cues an engine renders together."""
 
-    spec: CueSpec
-    path: Path
-    preset: str = "ebu-r128"
-    fmt: str = "wav"
-    overwrite: bool = False
-    air_date: str | None = None
-    territories: tuple[str, ...] = ()
-    content_key: str | None = None
+    index: int
+    jobs: tuple[Job, ...]
+
+    @property
+    def wants_gpu(self) -> bool:
+        return engine_info(self.jobs[0].spec.engine).wants_gpu
 
 
-@dataclass
-class Delivery:
-    """A delivered, recorded output: what the summary and reports show."""
+class Executor(Protocol):
+    """Where tasks are produced. ``parallel`` executors get one task per cue where engines do
+    not batch, so cues spread over workers; others get one task per engine and model."""
 
-    spec: CueSpec
-    path: Path
-    sidecar_path: Path
-    audio_sha256: str
-    duration: float
-    loudness_lufs: float
-    true_peak_dbtp: float
-    preset: str
-    record_id: str | None = None
-    samples: list[str] = field(default_factory=list)
+    parallel: bool
+
+    def run(self, tasks: Sequence[Task], events: "TaskEvents", *,
+            workspace: Workspace | None) -> None:
+        """Produce every task (files and sidecars in place at each job's path), telling
+        ``events`` as each one starts, progresses and is done."""
+        ...
 
 
-def make_spec(prompt: str, *, kind: str = "bed", duration: float | None = None,
-              seed: int | None = None, key: str | None = None, bpm: float | None = None,
-              mood: str | None = None, intensity: str | None = None, motif: str | None = None,
-              loop: bool = False, variant: int = 0, engine: str = "composer",
-              model: str | None = None, params: dict | None = None,
-              production: str | None = None, episode: str | None = None,
-              cue_id: str | None = None) -> CueSpec:
-    """Validate user input into a :class:`CueSpec` (every mistake is a ParameterError)."""
-    if not prompt or not prompt.strip():
-        raise ParameterError("the prompt is empty: describe the music, e.g. 'calm pad with rain'")
-    if kind not in specs_mod.KINDS:
-        raise ParameterError(f"unknown kind {kind!r}: choose one of {', '.join(specs_mod.KINDS)}")
-    duration = specs_mod.check_duration(kind, DEFAULT_DURATIONS[kind] if duration is None else duration)
-    if loop and kind != "bed":
-        raise ParameterError("--loop applies to beds only; jingles and stings have an ending")
-    if seed is None:
-        seed = random.SystemRandom().randrange(2**31)
-    if not 0 <= seed < 2**63:
-        raise ParameterError(f"seed {seed} is out of range: 0 to 2**63-1")
-    intent = specs_mod.resolve_intent(prompt, key=key, bpm=bpm, mood=mood, intensity=intensity,
-                                      kind=kind, seed=seed)
-    return CueSpec(prompt=prompt.strip(), kind=kind, duration=duration, seed=seed, intent=intent,
-                   loop=loop, motif=specs_mod.parse_motif(motif) if motif is not None else None,
-                   variant=variant, engine=engine, model=model, params=dict(params or {}),
-                   production=production, episode=episode, cue_id=cue_id)
+class TaskEvents(Protocol):
+    """What an executor reports about each task, in the driver."""
+
+    def started(self, task: Task) -> None: ...
+
+    def progress(self, task: Task, stage: str, fraction: float) -> None: ...
+
+    def done(self, task: Task, sidecars: list[dict] | None, error: BaseException | None,
+             seconds: float) -> None: ...
+
+
+class Watcher:
+    """What :func:`run` reports about each job; the defaults do nothing.
+
+    With a watcher, a job that fails is reported to :meth:`finished` and the others go on;
+    without one, the first failure stops the run.
+    """
+
+    def started(self, job: Job) -> None:
+        """The job's task began rendering."""
+
+    def progress(self, job: Job, fraction: float) -> None:
+        """How far the job's task is (0..1)."""
+
+    def finished(self, job: Job, delivery: Delivery | None, error: str | None,
+                 seconds: float) -> None:
+        """The job is recorded (``delivery``) or failed (``error``)."""
+
+
+class InProcess:
+    """Produce every task here, one after another. A failure raises where it happened."""
+
+    parallel = False
+
+    def run(self, tasks: Sequence[Task], events: TaskEvents, *,
+            workspace: Workspace | None) -> None:
+        for task in tasks:
+            events.started(task)
+            started = time.perf_counter()
+            sidecars = produce(task.jobs, workspace=workspace,
+                               progress=lambda stage, f, _task=task: events.progress(_task, stage, f))
+            events.done(task, sidecars, None, time.perf_counter() - started)
+
+
+# --- the way through --------------------------------------------------------------------------
+
+def run(jobs: Sequence[Job], *, workspace: Workspace | None = None,
+        executor: Executor | None = None, ledger: Ledger | None = None, record: bool = True,
+        check: bool = True, check_models: bool = True, progress: StageProgress | None = None,
+        watcher: Watcher | None = None) -> list[Delivery | None]:
+    """Render, master, deliver and record every job; return the deliveries in job order.
+
+    Args:
+        jobs: what to make.
+        workspace: whose ledger and journal (default: ``$SOUNDSCAPE_HOME`` or the default one).
+        executor: where rendering runs (default in this process).
+        ledger: an open ledger to record into (a batch holds one); without it the workspace's
+            ledger is opened, crash leftovers reconciled first, and closed at the end.
+        record: record in the ledger (False: files and sidecars only).
+        check: run :func:`check_jobs` first (a batch has, before recording what needs no
+            rendering).
+        check_models: let the check open every model (see :func:`check_jobs`).
+        progress: overall progress, ``progress(stage, fraction)``.
+        watcher: per-job events; with one, failed jobs are reported there and are None in
+            the result.
+    """
+    executor = executor or InProcess()
+    if check:
+        check_jobs(jobs, workspace=workspace, models=check_models)
+    own_ledger = ledger is None and record
+    if own_ledger:
+        ledger = open_ledger(workspace)
+    try:
+        journal = Journal.of(ledger) if ledger is not None else None
+        tokens = begin(jobs, journal)
+        results: list[Delivery | None] = [None] * len(jobs)
+        events = _Events(jobs, tokens, results, ledger=ledger, journal=journal,
+                         progress=progress, watcher=watcher)
+        executor.run(make_tasks(jobs, split=executor.parallel), events, workspace=workspace)
+        return results
+    finally:
+        if own_ledger:
+            ledger.close()
+
+
+def check_jobs(jobs: Sequence[Job], *, workspace: Workspace | None = None,
+               models: bool = True) -> None:
+    """Fail before any rendering on an unknown preset, an unwritable or duplicate output path,
+    a signing set-up that cannot sign (outputs are signed after they are delivered and recorded,
+    so it must be refused up front), or (unless ``models`` is False) a model that is unknown or
+    may not be used.
+
+    Batches pass ``models=False``: their cue list was checked against the ledger's models
+    already, and a model that fails to load must fail its own cues in a worker, not the
+    whole batch in the driver (which need not have a GPU, nor load every model)."""
+    check_signing(workspace or open_workspace())
+    seen: set[Path] = set()
+    for job in jobs:
+        get_preset(job.preset)
+        check_output_path(job.path, overwrite=job.overwrite)
+        if job.path.resolve() in seen:
+            raise ParameterError(f"two cues would write the same file {job.path}")
+        seen.add(job.path.resolve())
+    for engine_name, model, allow in {(j.spec.engine, j.spec.model, j.spec.allow_unknown_lineage)
+                                      for j in jobs}:
+        if models and engine_info(engine_name).needs_model:
+            open_engine(engine_name, model, workspace=workspace, allow_unknown_lineage=allow)
+
+
+def open_ledger(workspace: Workspace | None) -> Ledger:
+    """Open the workspace's ledger and record any output a crash left unrecorded."""
+    ledger = Ledger.open(workspace or open_workspace())
+    reconcile(ledger)
+    return ledger
+
+
+def begin(jobs: Sequence[Job], journal: Journal | None) -> list[str | None]:
+    """Journal every output as pending before its file is written (the crash net)."""
+    if journal is None:
+        return [None] * len(jobs)
+    return [journal.begin(job.path, sidecar_path_for(job.path)) for job in jobs]
+
+
+def finish(job: Job, sidecar: dict, token: str | None, ledger: Ledger | None) -> Delivery:
+    """Record one written output (record, stamp, sign) and close its pending entry."""
+    delivery = record_delivery(sidecar, job, ledger=ledger)
+    if ledger is not None:
+        Journal.of(ledger).end(token)
+    return delivery
+
+
+def produce(jobs: Sequence[Job], *, workspace: Workspace | None = None,
+            progress: StageProgress | None = None) -> list[dict]:
+    """Render, master and write every job (no ledger); return their sidecars in order.
+
+    Jobs are grouped per engine and model so that an engine can batch them. This is what
+    batch workers run; it touches files only.
+    """
+    results: dict[int, dict] = {}
+    groups: dict[tuple, list[int]] = {}
+    for index, job in enumerate(jobs):
+        groups.setdefault((job.spec.engine, job.spec.model, job.spec.allow_unknown_lineage),
+                          []).append(index)
+    done = 0
+    for (engine_name, model_name, allow), indexes in groups.items():
+        engine = open_engine(engine_name, model_name, workspace=workspace,
+                             allow_unknown_lineage=allow)
+        group_jobs = [jobs[i] for i in indexes]
+
+        def engine_progress(fraction: float, _n=len(group_jobs), _done=done) -> None:
+            if progress:
+                progress("render", (_done + fraction * _n) / len(jobs))
+
+        renders = engine.render([j.spec for j in group_jobs], progress=engine_progress)
+        for index, job, rendered in zip(indexes, group_jobs, renders):
+            results[index] = write_delivery(rendered, job)
+            done += 1
+            if progress:
+                progress("deliver", done / len(jobs))
+    return [results[i] for i in range(len(jobs))]
+
+
+def make_tasks(jobs: Sequence[Job], *, split: bool = True) -> list[Task]:
+    """Group jobs into tasks.
+
+    Split: cues of an engine that batches go together per model (one forward pass for many
+    cues), every other cue is a task of its own; the longest work first, so the last task
+    of a pool is a short one. Not split: one task per engine, model and lineage setting, in
+    the order the jobs name them.
+    """
+    if not split:
+        groups: dict[tuple, list[Job]] = {}
+        for job in jobs:
+            groups.setdefault((job.spec.engine, job.spec.model, job.spec.allow_unknown_lineage),
+                              []).append(job)
+        return [Task(i, tuple(group)) for i, group in enumerate(groups.values())]
+    tasks: list[Task] = []
+    by_model: dict[tuple, list[Job]] = {}
+    for job in jobs:
+        spec = job.spec
+        if engine_info(spec.engine).batches:
+            by_model.setdefault((spec.engine, spec.model or ""), []).append(job)
+        else:
+            tasks.append(Task(len(tasks), (job,)))
+    for group in by_model.values():
+        tasks.append(Task(len(tasks), tuple(group)))
+    tasks.sort(key=lambda t: -sum(j.spec.duration for j in t.jobs))
+    return [Task(i, t.jobs) for i, t in enumerate(tasks)]
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a failure that came back from a worker (its own message when it is ours)."""
+    if isinstance(exc, SoundscapeError):
+        return str(exc)
+    cause = getattr(exc, "cause", None)  # Ray wraps the worker's exception
+    if isinstance(cause, BaseException):
+        return describe_error(cause)
+    last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    return last.splitlines()[-1] if last else type(exc).__name__
+
+
+class _Events:
+    """The driver's side of a run: each produced task's jobs are finished here, in order."""
+
+    def __init__(self, jobs: Sequence[Job], tokens: list, results: list, *,
+                 ledger: Ledger | None, journal: Journal | None,
+                 progress: StageProgress | None, watcher: Watcher | None):
+        self.index = {id(job): i for i, job in enumerate(jobs)}
+        self.tokens, self.results = tokens, results
+        self.ledger, self.journal = ledger, journal
+        self.stage_progress, self.watcher = progress, watcher
+        self.total = max(len(jobs), 1)
+        self.jobs_done = 0
+
+    def started(self, task: Task) -> None:
+        if self.watcher is not None:
+            for job in task.jobs:
+                self.watcher.started(job)
+
+    def progress(self, task: Task, stage: str, fraction: float) -> None:
+        if self.watcher is not None:
+            for job in task.jobs:
+                self.watcher.progress(job, fraction)
+        if self.stage_progress is not None:
+            self.stage_progress(stage, (self.jobs_done + fraction * len(task.jobs)) / self.total)
+
+    def done(self, task: Task, sidecars: list[dict] | None, error: BaseException | None,
+             seconds: float) -> None:
+        for n, job in enumerate(task.jobs):
+            i = self.index[id(job)]
+            if error is not None:
+                if self.journal is not None:
+                    self.journal.end(self.tokens[i])  # nothing was written (files appear whole)
+                if self.watcher is None:
+                    raise error
+                self.watcher.finished(job, None, describe_error(error), seconds)
+                continue
+            try:
+                self.results[i] = finish(job, sidecars[n], self.tokens[i], self.ledger)
+            except SoundscapeError as exc:
+                if self.watcher is None:
+                    raise
+                # Left pending: the next run's reconcile records the file or cleans it up.
+                self.watcher.finished(job, None, str(exc), seconds)
+                continue
+            if self.watcher is not None:
+                self.watcher.finished(job, self.results[i], None, seconds)
+        self.jobs_done += len(task.jobs)
+
+
+# --- jobs from a prompt ----------------------------------------------------------------------
+
+def prompt_jobs(prompt: str, *, out: str, kind: str, variants: int = 1, preset: str = "ebu-r128",
+                fmt: str = "wav", overwrite: bool = False, engine: str = "composer",
+                model: str | None = None, allow_unknown_lineage: bool = False,
+                engine_params: dict | None = None, **controls) -> list[Job]:
+    """The jobs of ``generate`` and ``jingle``: one per variant, every option checked first.
+
+    Args:
+        prompt: what the music should be.
+        out: the output file as given (its extension is added from ``fmt`` when missing).
+        kind: bed, jingle or sting.
+        variants: arrangements of the same motif; they share the seed (so the motif too) and
+            go to ``name-v1.wav``, ``name-v2.wav`` ...
+        engine_params: the engine's own settings (``top_k`` ...), None for unset.
+        **controls: duration, seed, key, bpm, mood, intensity, motif, loop (see ``make_spec``).
+
+    Raises:
+        ParameterError, OutputError: a bad option, naming it.
+    """
+    fmt, preset = fmt.lower(), preset.lower()  # as key and mood names, case is not a mistake
+    if fmt not in ("wav", "flac"):
+        raise ParameterError(f"unknown format {fmt!r}: choose wav or flac")
+    if not 1 <= variants <= MAX_VARIANTS:
+        raise ParameterError(f"--variants {variants} is out of range: 1 to {MAX_VARIANTS}")
+    info = engine_info(engine)
+    if info.needs_model and not model:
+        raise ParameterError(f"--engine {engine} needs --model NAME (see 'soundscape model list')")
+    params = {k: v for k, v in (engine_params or {}).items() if v is not None}
+    if not info.needs_model and (model or params):
+        options = (["--model"] if model else []) + [
+            "--" + name.replace("_", "-") for name in params]
+        with_models = " or ".join(f"--engine {name}" for name, other in ENGINES.items()
+                                  if other.needs_model)
+        raise ParameterError(f"{', '.join(options)} {'applies' if len(options) == 1 else 'apply'}"
+                             f" only to {with_models}; the {engine} engine would ignore "
+                             f"{'it' if len(options) == 1 else 'them'}")
+    raw = os.path.expanduser(str(out))
+    if not raw.strip():
+        raise OutputError("--out is empty; give a file name, e.g. --out bed.wav")
+    if raw.endswith(("/", os.sep)) or os.path.isdir(raw) or not Path(raw).name:
+        raise OutputError(f"--out {out} is a folder; give a file name, e.g. "
+                          f"{os.path.join(raw, 'cue.' + fmt)}")
+    path = output_path(out, fmt)
+    specs = []
+    for variant in range(variants):
+        spec = make_spec(prompt, kind=kind, variant=variant, engine=engine, model=model,
+                         params=params, allow_unknown_lineage=allow_unknown_lineage, **controls)
+        if variant == 0:
+            controls["seed"] = spec.seed  # every variant shares the seed, so the motif is shared
+        specs.append(spec)
+    return [Job(spec=s, path=p, preset=preset, fmt=fmt, overwrite=overwrite)
+            for s, p in zip(specs, variant_paths(path, variants))]
 
 
 def variant_paths(path: Path, count: int) -> list[Path]:
@@ -92,128 +384,3 @@ def output_path(out: str | Path, fmt: str) -> Path:
     elif path.suffix.lower() != f".{fmt}":
         raise ParameterError(f"--out {out} ends in {path.suffix} but --format is {fmt}")
     return path
-
-
-def run(jobs: Sequence[Job], *, workspace=None, progress: Callable[[str, float], None] | None = None,
-        record: bool = True) -> list[Delivery]:
-    """Render, master, deliver and record every job; return the deliveries in order.
-
-    Output paths are checked before anything renders, and each output is journalled as
-    pending before its file is written. ``progress(stage, fraction)`` reports overall progress.
-    """
-    check_jobs(jobs, workspace=workspace)
-    ledger = open_ledger(workspace) if record else None
-    try:
-        tokens = begin(jobs, ledger)
-        sidecars = produce(jobs, workspace=workspace, progress=progress)
-        return [finish(job, sidecar, token, ledger) for job, sidecar, token in zip(jobs, sidecars, tokens)]
-    finally:
-        if ledger is not None:
-            ledger.close()
-
-
-def check_jobs(jobs: Sequence[Job], *, workspace=None, models: bool = True) -> None:
-    """Fail before any rendering on an unknown preset, an unwritable or duplicate output path,
-    a signing set-up that cannot sign (outputs are signed after they are delivered and recorded,
-    so it must be refused up front), or (unless ``models`` is False) a musicgen model that is
-    unknown or may not be used.
-
-    Batches pass ``models=False``: their cue list was checked against the ledger's models
-    already, and a model that fails to load must fail its own cues in a worker, not the
-    whole batch in the driver (which need not have a GPU, nor load every model)."""
-    from soundscape.audio.io import check_output_path
-    from soundscape.audio.master import get_preset
-    from soundscape.config import open_workspace
-    from soundscape.rights.credentials import check_signing
-
-    check_signing(workspace or open_workspace())
-    seen: set[Path] = set()
-    for job in jobs:
-        get_preset(job.preset)
-        check_output_path(job.path, overwrite=job.overwrite)
-        if job.path.resolve() in seen:
-            raise ParameterError(f"two cues would write the same file {job.path}")
-        seen.add(job.path.resolve())
-    for engine_name, model, allow in {(j.spec.engine, j.spec.model, _allow_unknown(j.spec))
-                                      for j in jobs}:
-        if engine_name == "musicgen" and models:
-            from soundscape.engines.musicgen import engine_for_model
-
-            engine_for_model(model, workspace=workspace, allow_unknown_lineage=allow)
-
-
-def _allow_unknown(spec: CueSpec) -> bool:
-    return bool(spec.params.get("allow_unknown_lineage"))
-
-
-def open_ledger(workspace):
-    """Open the workspace's ledger and record any output a crash left unrecorded."""
-    from soundscape.config import open_workspace
-    from soundscape.rights.ledger import Ledger
-
-    from soundscape.delivery import reconcile
-
-    ledger = Ledger.open(workspace or open_workspace())
-    reconcile(ledger)
-    return ledger
-
-
-def begin(jobs: Sequence[Job], ledger) -> list:
-    """Journal every output as pending before its file is written (the ledger's crash net)."""
-    from soundscape.delivery import sidecar_path_for
-
-    if ledger is None:
-        return [None] * len(jobs)
-    return [ledger.pending_begin(job.path, sidecar_path_for(job.path)) for job in jobs]
-
-
-def finish(job: Job, sidecar: dict, token, ledger) -> Delivery:
-    """Record one written output and close its pending entry."""
-    from soundscape.delivery import record_delivery
-
-    delivery = record_delivery(sidecar, job, ledger=ledger)
-    if ledger is not None:
-        ledger.pending_end(token)
-    return delivery
-
-
-def produce(jobs: Sequence[Job], *, workspace=None,
-            progress: Callable[[str, float], None] | None = None) -> list[dict]:
-    """Render, master and write every job (no ledger); return their sidecars in order.
-
-    Jobs are grouped per engine and model so that an engine can batch them. This is what
-    batch workers run; it touches files only.
-    """
-    from soundscape.delivery import write_delivery
-
-    results: dict[int, dict] = {}
-    groups: dict[tuple, list[int]] = {}
-    for index, job in enumerate(jobs):
-        groups.setdefault((job.spec.engine, job.spec.model, _allow_unknown(job.spec)), []).append(index)
-    done = 0
-    for (engine_name, model_name, allow), indexes in groups.items():
-        engine = engine_for(engine_name, model_name, workspace=workspace, allow_unknown_lineage=allow)
-        group_jobs = [jobs[i] for i in indexes]
-
-        def engine_progress(fraction: float, _n=len(group_jobs), _done=done) -> None:
-            if progress:
-                progress("render", (_done + fraction * _n) / len(jobs))
-
-        renders = engine.render([j.spec for j in group_jobs], progress=engine_progress)
-        for index, job, rendered in zip(indexes, group_jobs, renders):
-            results[index] = write_delivery(rendered, job)
-            done += 1
-            if progress:
-                progress("deliver", done / len(jobs))
-    return [results[i] for i in range(len(jobs))]
-
-
-def engine_for(name: str, model: str | None, *, workspace=None, allow_unknown_lineage: bool = False):
-    """The engine for a cue; musicgen models are looked up in the ledger by name."""
-    from soundscape.engines import get_engine
-
-    if name == "composer":
-        return get_engine("composer")
-    from soundscape.engines.musicgen import engine_for_model
-
-    return engine_for_model(model, workspace=workspace, allow_unknown_lineage=allow_unknown_lineage)

@@ -6,7 +6,8 @@ holding FLAC files, one JSON sidecar per file in audiocraft's music-dataset conv
 instrument... plus kind, root note, loop, license, author, source and sha256), and
 ``manifest.jsonl``: one audiocraft ``AudioMeta`` line per file (``path`` relative to the folder)
 extended with id, license, sha256, kind and title. The manifest is what the rights ledger
-registers as the dataset :data:`DATASET_NAME`. ``samples/make_samples.py`` makes it all.
+registers as a dataset (:func:`soundscape.rights.ingest.ensure_sample_library`).
+``samples/make_samples.py`` makes it all.
 """
 
 from __future__ import annotations
@@ -15,17 +16,15 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 import numpy as np
 
-from soundscape.errors import AudioError
+from soundscape.config import SAMPLES_DIR
+from soundscape.errors import AudioError, ParameterError
+from soundscape.render import SampleUse
+from soundscape.spec import Key, parse_key
 
-if TYPE_CHECKING:
-    from soundscape.engines.base import SampleUse
-    from soundscape.spec import Key
-
-DATASET_NAME = "soundscape-samples"
 MANIFEST_NAME = "manifest.jsonl"
 SAMPLE_RATE = 48_000
 KINDS: tuple[str, ...] = ("pad", "drone", "bell", "texture", "phrase")
@@ -75,10 +74,8 @@ class SampleEntry:
     def pitched(self) -> bool:
         return self.key is not None or self.root_note is not None
 
-    def as_use(self) -> "SampleUse":
-        """The lineage record of this sample, for :class:`soundscape.engines.base.Lineage`."""
-        from soundscape.engines.base import SampleUse
-
+    def as_use(self) -> SampleUse:
+        """The lineage record of this sample, for :class:`soundscape.render.Lineage`."""
         return SampleUse(id=self.id, sha256=self.sha256, license=self.license,
                          path=f"samples/{self.path.name}")
 
@@ -103,8 +100,6 @@ class SampleLibrary:
                 sidecar is missing; the message names the file and line.
         """
         if path is None:
-            from soundscape.config import SAMPLES_DIR
-
             path = SAMPLES_DIR
         root = Path(path)
         manifest = root / MANIFEST_NAME
@@ -153,7 +148,7 @@ class SampleLibrary:
         except KeyError:
             raise KeyError(f"no sample {id!r} in {self.root}; known: {', '.join(self._by_id)}") from None
 
-    def select(self, *, mood: str, key: "Key | None", textures=(), instruments=(),
+    def select(self, *, mood: str, key: Key | None, textures=(), instruments=(),
                rng: np.random.Generator, limit: int = 2,
                transpose: bool = False) -> list[SampleEntry]:
         """Choose up to ``limit`` samples that suit a cue, best first.
@@ -339,7 +334,7 @@ def _entry(root: Path, line: dict, where: str) -> SampleEntry:
         raise AudioError(f"{side_path}: malformed field ({exc}); {REGENERATE_HINT}") from None
 
 
-def _key_fit(entry: SampleEntry, key: "Key | None", *, transpose: bool = False) -> float | None:
+def _key_fit(entry: SampleEntry, key: Key | None, *, transpose: bool = False) -> float | None:
     """How well a sample sits in ``key``: None when it clashes, else a bonus (0 unpitched).
 
     Exact fits score 2 (same tonic and mode; a drone or one-shot on the tonic), a one-shot on
@@ -348,9 +343,6 @@ def _key_fit(entry: SampleEntry, key: "Key | None", *, transpose: bool = False) 
     if not entry.pitched or key is None:
         return 0.0
     if entry.key is not None:
-        from soundscape.errors import ParameterError
-        from soundscape.spec import parse_key
-
         try:
             own = parse_key(entry.key)
         except ParameterError:

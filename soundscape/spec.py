@@ -9,11 +9,13 @@ what the prompt says. Everything here is plain, validated data: engines receive 
 from __future__ import annotations
 
 import math
+import random
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from soundscape.errors import ParameterError
+from soundscape.production import CUE_PARAMS_KEY, CueFacts
 
 Kind = Literal["bed", "jingle", "sting"]
 KINDS: tuple[str, ...] = ("bed", "jingle", "sting")
@@ -264,8 +266,9 @@ class CueSpec:
     """Everything an engine needs to render one cue, already validated.
 
     ``params`` holds engine-specific settings (top_k, temperature... for musicgen) and is
-    recorded with the output. ``production``, ``episode`` and ``cue_id`` are set by batches and
-    go to the ledger; engines ignore them.
+    recorded with the output. ``production``, ``episode``, ``cue_id`` and the cue-sheet facts
+    ``cue`` are set by batches and go to the ledger; engines ignore them.
+    ``allow_unknown_lineage`` lets a model of unknown lineage render (``--allow-unknown-lineage``).
     """
 
     prompt: str
@@ -282,10 +285,21 @@ class CueSpec:
     production: str | None = None
     episode: str | None = None
     cue_id: str | None = None
+    cue: CueFacts | None = None
+    allow_unknown_lineage: bool = False
 
     def describe(self) -> dict:
-        """All parameters as JSON-ready data (the sidecar's and the ledger's ``parameters``)."""
+        """All parameters as JSON-ready data (the sidecar's and the ledger's ``parameters``).
+
+        The cue facts and the unknown-lineage flag are recorded inside ``params`` (as
+        ``params.cue`` and ``params.allow_unknown_lineage``), where sidecars have always had them.
+        """
         data = asdict(self)
+        del data["cue"], data["allow_unknown_lineage"]
+        if self.allow_unknown_lineage:
+            data["params"]["allow_unknown_lineage"] = True
+        if self.cue is not None:
+            data["params"][CUE_PARAMS_KEY] = self.cue.to_params()
         data["intent"] = self.intent.describe()
         data["motif"] = [midi_to_name(n) for n in self.motif] if self.motif else None
         return data
@@ -512,3 +526,41 @@ def _seed_choices(seed: int):
     import numpy as np
 
     return np.random.default_rng(np.random.SeedSequence([seed, 4241]))
+
+
+# --- making a spec from user input -------------------------------------------------------------
+
+DEFAULT_DURATIONS = {"bed": 60.0, "jingle": 8.0, "sting": 4.0}
+MAX_VARIANTS = 12
+
+
+def make_spec(prompt: str, *, kind: str = "bed", duration: float | None = None,
+              seed: int | None = None, key: str | None = None, bpm: float | None = None,
+              mood: str | None = None, intensity: str | None = None, motif: str | None = None,
+              loop: bool = False, variant: int = 0, engine: str = "composer",
+              model: str | None = None, params: dict | None = None,
+              production: str | None = None, episode: str | None = None,
+              cue_id: str | None = None, cue: CueFacts | None = None,
+              allow_unknown_lineage: bool = False) -> CueSpec:
+    """Validate user input into a :class:`CueSpec` (every mistake is a ParameterError).
+
+    A missing seed is drawn fresh (and recorded, so the cue can be made again).
+    """
+    if not prompt or not prompt.strip():
+        raise ParameterError("the prompt is empty: describe the music, e.g. 'calm pad with rain'")
+    if kind not in KINDS:
+        raise ParameterError(f"unknown kind {kind!r}: choose one of {', '.join(KINDS)}")
+    duration = check_duration(kind, DEFAULT_DURATIONS[kind] if duration is None else duration)
+    if loop and kind != "bed":
+        raise ParameterError("--loop applies to beds only; jingles and stings have an ending")
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**31)
+    if not 0 <= seed < 2**63:
+        raise ParameterError(f"seed {seed} is out of range: 0 to 2**63-1")
+    intent = resolve_intent(prompt, key=key, bpm=bpm, mood=mood, intensity=intensity, kind=kind,
+                            seed=seed)
+    return CueSpec(prompt=prompt.strip(), kind=kind, duration=duration, seed=seed, intent=intent,
+                   loop=loop, motif=parse_motif(motif) if motif is not None else None,
+                   variant=variant, engine=engine, model=model, params=dict(params or {}),
+                   production=production, episode=episode, cue_id=cue_id, cue=cue,
+                   allow_unknown_lineage=allow_unknown_lineage)

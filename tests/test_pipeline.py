@@ -3,24 +3,27 @@
 import json
 import subprocess
 
-from soundscape import pipeline
+from soundscape import delivery, pipeline
 from soundscape.config import open_workspace
-from soundscape.delivery import reconcile, write_delivery
+from soundscape.delivery import write_delivery
 from soundscape.engines import get_engine
+from soundscape.facts import OutputFacts
+from soundscape.journal import Journal, reconcile
 from soundscape.rights import credentials
-from soundscape.rights.ledger import Ledger, OutputEntry
+from soundscape.rights.ledger import Ledger
+from soundscape.spec import make_spec
 
 
 def _written_job(tmp_path, ledger):
     """Journal and write one output as the pipeline does, then make its writer look dead
     (reconcile rightly leaves alone the entries of a process that is still running)."""
-    spec = pipeline.make_spec("warm pad", kind="bed", duration=10, seed=5)
+    spec = make_spec("warm pad", kind="bed", duration=10, seed=5)
     job = pipeline.Job(spec=spec, path=tmp_path / "cue.wav")
-    token = ledger.pending_begin(job.path, job.path.with_name("cue.wav.json"))
+    token = Journal.of(ledger).begin(job.path, job.path.with_name("cue.wav.json"))
     sidecar = write_delivery(get_engine("composer").render([spec])[0], job)
     dead = subprocess.Popen(["true"])
     dead.wait()
-    entry_path = ledger.pending_dir / f"{token}.json"
+    entry_path = Journal.of(ledger).folder / f"{token}.json"
     entry = json.loads(entry_path.read_text())
     entry["pid"] = dead.pid
     entry_path.write_text(json.dumps(entry))
@@ -33,7 +36,7 @@ def test_crash_after_record_before_signature_is_signed_by_reconcile(tmp_path):
     with Ledger.open(workspace) as ledger:
         job, sidecar, _ = _written_job(tmp_path, ledger)
         # The crash: the record committed, the process died before signing and pending_end.
-        record = ledger.record_output(OutputEntry.from_sidecar(sidecar, job.path))
+        record = delivery.record(ledger, OutputFacts.from_sidecar(sidecar, job.path))
         assert credentials.read_credentials(job.path) is None
     with Ledger.open(workspace) as ledger:
         report = reconcile(ledger)
@@ -71,7 +74,7 @@ def test_crash_mid_write_leaves_nothing_after_reconcile(tmp_path):
     with Ledger.open(workspace) as ledger:
         report = reconcile(ledger)
         assert [audio for audio, _ in report.dropped] == [str(job.path)]
-        assert ledger.pending_entries() == []
+        assert Journal.of(ledger).entries() == []
         assert ledger.find_outputs(audio_sha256=sidecar["audio_sha256"]) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]
 

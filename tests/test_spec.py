@@ -91,3 +91,18 @@ def test_duration_limits(kind, seconds):
 def test_unknown_mood():
     with pytest.raises(ParameterError, match="unknown mood 'jolly'"):
         spec.parse_mood("jolly")
+
+
+def test_typed_cue_facts_and_the_lineage_flag_are_recorded_where_sidecars_keep_them():
+    from soundscape.production import CueFacts
+    from soundscape.spec import make_spec
+
+    spec = make_spec("calm pad", seed=1, params={"top_k": 50}, allow_unknown_lineage=True,
+                     cue=CueFacts(title="Main Title", usage="MT", frame_rate=25.0))
+    params = spec.describe()["params"]
+    # The same keys, in the same order, as when these travelled in params themselves.
+    assert list(params) == ["top_k", "allow_unknown_lineage", "cue"]
+    assert params["cue"] == {"title": "Main Title", "usage": "MT", "frame_rate": 25.0}
+    assert spec.params == {"top_k": 50}  # what the engine reads holds only its own settings
+    plain = make_spec("calm pad", seed=1).describe()
+    assert plain["params"] == {} and "cue" not in plain and "allow_unknown_lineage" not in plain

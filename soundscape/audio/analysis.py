@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 
-from soundscape.spec import Key
+from soundscape.spec import Key, parse_key
 
 # Krumhansl & Kessler (1982) probe-tone key profiles, tonic first.
 KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -58,7 +58,6 @@ def estimate_key(audio: np.ndarray, sr: int) -> tuple[Key, dict[str, float]]:
     scores = key_scores(profile)
     best = max(scores, key=scores.get)
     tonic_name, mode = best.split(" ")
-    from soundscape.spec import parse_key
 
     return parse_key(f"{tonic_name} {mode}"), scores
 

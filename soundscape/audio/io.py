@@ -102,7 +102,7 @@ def check_output_path(path, *, overwrite: bool, fmt: str | None = None) -> Path:
         raise OutputError(f"output folder {folder} does not exist; create it first")
     if not folder.is_dir():
         raise OutputError(f"output folder {folder} is not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK) or not _can_create_in(folder):
+    if not os.access(folder, os.W_OK | os.X_OK) or not can_create_in(folder):
         raise OutputError(f"output folder {folder} is not writable")
     if path.is_dir():
         raise OutputError(f"{path} is a folder; give a file name")
@@ -117,7 +117,7 @@ def check_output_path(path, *, overwrite: bool, fmt: str | None = None) -> Path:
     return path
 
 
-def _can_create_in(folder: Path) -> bool:
+def can_create_in(folder: Path) -> bool:
     # os.access trusts permission bits; a read-only mount (or root on a locked folder) needs a probe.
     probe = folder / f".soundscape-probe-{uuid.uuid4().hex}"
     try:

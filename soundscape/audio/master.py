@@ -16,8 +16,8 @@ import numpy as np
 from scipy.ndimage import maximum_filter1d, uniform_filter1d
 
 from soundscape.audio import loudness as meter
-from soundscape.engines.base import LOOP_OVERLAP_SECONDS, Render
 from soundscape.errors import AudioError, ParameterError
+from soundscape.render import LOOP_OVERLAP_SECONDS, Render
 
 # EBU R 128 and common broadcast practice deliver at 48 kHz.
 MASTER_SAMPLE_RATE = 48000

@@ -1,8 +1,9 @@
 """The ``soundscape`` command line: a Typer app whose commands are thin calls into the library.
 
 Each topic lives in its own module (``generate``, ``ledger``, ``dataset`` ...). Modules here
-import only typer and rich at load time; anything heavy is imported inside the command, so
-``soundscape --help`` stays instant.
+import only typer, rich and soundscape's zero-cost modules at load time; the library's services
+(the ledger, audio, engines) are imported inside each command, so ``soundscape --help`` stays
+instant. User mistakes become one line and an exit code in one place: :class:`_Commands`.
 """
 
 from __future__ import annotations
@@ -11,14 +12,30 @@ import sys
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from soundscape import __version__
-from soundscape.cli import dataset, generate, keys, ledger, model, report, train, verify, batch
+from soundscape.cli import batch, dataset, generate, keys, ledger, model, report, train, verify
 from soundscape.cli.common import STATE, error_line
 from soundscape.errors import SoundscapeError
 
+
+class _Commands(TyperGroup):
+    """The one net between the library and the user: a SoundscapeError raised by any command
+    becomes one ``error:`` line and that error's exit code, for the installed program and for
+    in-process runners (tests) alike; anything else is a bug and keeps its traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SoundscapeError as exc:
+            error_line(str(exc))
+            raise typer.Exit(code=exc.exit_code) from None
+
+
 app = typer.Typer(
     name="soundscape",
+    cls=_Commands,
     help="Rights-cleared AI ambient music: beds, jingles and the ledger that clears them.",
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -61,11 +78,12 @@ for module in (generate, batch, dataset, ledger, model, train, report, verify, k
 
 
 def main() -> None:
-    """Entry point: user mistakes become one line on stderr and a non-zero exit.
+    """Entry point: Click's own mistakes, aborts and interrupts as one line and an exit code.
 
     Command-line mistakes that Click catches (a missing argument, a value of the wrong type,
     an unknown command or option) take the same one-line form as every other error, with a
-    pointer to the command's help, instead of Click's multi-line usage box.
+    pointer to the command's help, instead of Click's multi-line usage box. Soundscape's own
+    errors are turned into lines inside the app (:class:`_Commands`).
     """
     try:  # typer vendors its own copy of Click; its exceptions are the ones raised
         from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
@@ -87,9 +105,6 @@ def main() -> None:
     except Abort:
         error_line("aborted; nothing half-written was left behind")
         sys.exit(1)
-    except SoundscapeError as exc:
-        error_line(str(exc))
-        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         error_line("interrupted; nothing half-written was left behind")
         sys.exit(130)

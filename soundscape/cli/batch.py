@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from soundscape.cli.common import console, error_line, workspace
+# Library services are imported inside each command: `soundscape --help` loads none of them.
 
 # Production fields on the command line win over the cue list's (and fill a CSV's gaps).
 _WINS = " Wins over the cue list."
@@ -43,6 +44,7 @@ def batch(
     """Render an episode's cue list: every cue mastered, delivered, ledgered and cleared; resumable."""
     from soundscape.batch import cuelist as cuelist_mod
     from soundscape.batch import runner
+    from soundscape.models import usable_models
     from soundscape.rights.ledger import Ledger
 
     overrides = {"title": production_title, "episode": episode, "episode_title": episode_title,
@@ -53,7 +55,7 @@ def batch(
                  if territory else None}
     ws = workspace()
     with Ledger.open(ws) as ledger:
-        models = cuelist_mod.usable_models(ledger)
+        models = usable_models(ledger)
         try:
             episode_cues = cuelist_mod.load_cuelist(
                 cues, overrides=overrides, registered_models=models,

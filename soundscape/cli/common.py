@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import typer
 from rich.console import Console
 
+from soundscape.config import open_workspace
+
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
@@ -30,8 +32,6 @@ def error_line(message: str) -> None:
 
 def workspace():
     """The workspace chosen by --home / SOUNDSCAPE_HOME / default."""
-    from soundscape.config import open_workspace
-
     return open_workspace(STATE.home)
 
 

@@ -11,7 +11,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from soundscape.cli.ledger import guarded, open_ledger, say
+from soundscape.cli.ledger import open_ledger, say
+from soundscape.errors import LedgerError, ParameterError
+# Library services are imported inside each command: `soundscape --help` loads none of them.
 
 dataset_app = typer.Typer(help="Licensed datasets: register audio with its license and author.",
                           no_args_is_help=True)
@@ -31,7 +33,6 @@ def _print_report(report) -> None:
 
 
 @dataset_app.command("add")
-@guarded
 def add(
     paths: Annotated[list[Path], typer.Argument(help="Audio files or folders of audio.")],
     license: Annotated[Optional[str], typer.Option(
@@ -45,7 +46,6 @@ def add(
         help="The exact credit the licensor asks for.")] = None,
 ) -> None:
     """Register audio under one license and author as a new version of a dataset (all or nothing)."""
-    from soundscape.errors import ParameterError
     from soundscape.rights.ingest import add_paths
 
     if not dataset:
@@ -57,7 +57,6 @@ def add(
 
 
 @dataset_app.command("import")
-@guarded
 def import_(
     manifest: Annotated[Path, typer.Argument(
         help="JSONL (audiocraft's manifest with license fields) or CSV with a header row.")],
@@ -74,7 +73,6 @@ def import_(
 
 
 @dataset_app.command("list")
-@guarded
 def list_datasets() -> None:
     """Every dataset (latest version): name, version, asset count, record id."""
     with open_ledger() as ledger:
@@ -86,20 +84,17 @@ def list_datasets() -> None:
 
 
 @dataset_app.command("show")
-@guarded
 def show(
     name: Annotated[str, typer.Argument(help="Dataset name (NAME or NAME@VERSION).")],
     version: Annotated[Optional[str], typer.Option(help="A version other than the latest.")] = None,
     assets: Annotated[bool, typer.Option("--assets", help="List every asset too.")] = False,
 ) -> None:
     """A dataset's version, manifest hash and asset counts per license."""
-    from soundscape.errors import LedgerError
-
     with open_ledger() as ledger:
         ds = ledger.get_dataset(name, version)
         if ds is None:
             raise LedgerError(f"no dataset {name!r} in the ledger (see `soundscape dataset list`)")
-        members = ledger._assets(ds.assets)
+        members = ledger.assets(ds.assets)
         versions = [d.version for d in ledger.dataset_versions(ds.name)]
     say(f"dataset {ds.name} version {ds.version} ({ds.id}); versions: {', '.join(versions)}")
     say(f"manifest sha256 {ds.manifest_sha256}; {len(members)} assets")

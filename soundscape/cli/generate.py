@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from soundscape.cli.common import console, workspace
+# Library services are imported inside each command: `soundscape --help` loads none of them.
 
 Prompt = Annotated[str, typer.Argument(help="What the music should be, e.g. 'calm pad with rain, D minor'.")]
 Out = Annotated[str, typer.Option("--out", "-o", help="Output file (extension added from --format when missing).")]
@@ -86,50 +86,11 @@ def jingle(
             engine_params=dict(top_k=top_k, top_p=top_p, temperature=temperature, cfg_coef=cfg_coef))
 
 
-def _render(prompt: str, *, out: str, kind: str, variants: int = 1, preset: str, fmt: str,
-            overwrite: bool, engine: str, model: Optional[str], allow_unknown_lineage: bool,
-            engine_params: dict, **controls) -> None:
-    import os
-
+def _render(prompt: str, **options) -> None:
     from soundscape import pipeline
-    from soundscape.engines import ENGINES
-    from soundscape.errors import OutputError, ParameterError
 
-    fmt, preset = fmt.lower(), preset.lower()  # as key and mood names, case is not a mistake
-    if fmt not in ("wav", "flac"):
-        raise ParameterError(f"unknown format {fmt!r}: choose wav or flac")
-    if not 1 <= variants <= pipeline.MAX_VARIANTS:
-        raise ParameterError(f"--variants {variants} is out of range: 1 to {pipeline.MAX_VARIANTS}")
-    if engine not in ENGINES:
-        raise ParameterError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
-    if engine == "musicgen" and not model:
-        raise ParameterError("--engine musicgen needs --model NAME (see 'soundscape model list')")
-    params = {k: v for k, v in engine_params.items() if v is not None}
-    if engine != "musicgen" and (model or params):
-        options = (["--model"] if model else []) + [
-            "--" + name.replace("_", "-") for name in params]
-        raise ParameterError(f"{', '.join(options)} {'applies' if len(options) == 1 else 'apply'}"
-                             f" only to --engine musicgen; the {engine} engine would ignore "
-                             f"{'it' if len(options) == 1 else 'them'}")
-    raw = os.path.expanduser(str(out))
-    if not raw.strip():
-        raise OutputError("--out is empty; give a file name, e.g. --out bed.wav")
-    if raw.endswith(("/", os.sep)) or os.path.isdir(raw) or not Path(raw).name:
-        raise OutputError(f"--out {out} is a folder; give a file name, e.g. "
-                          f"{os.path.join(raw, 'cue.' + fmt)}")
-    if allow_unknown_lineage:
-        params["allow_unknown_lineage"] = True
-    path = pipeline.output_path(out, fmt)
-    specs = []
-    for variant in range(variants):
-        spec = pipeline.make_spec(prompt, kind=kind, variant=variant, engine=engine, model=model,
-                                  params=params, **controls)
-        if variant == 0:
-            controls["seed"] = spec.seed  # every variant shares the seed, so the motif is shared
-        specs.append(spec)
-    jobs = [pipeline.Job(spec=s, path=p, preset=preset, fmt=fmt, overwrite=overwrite)
-            for s, p in zip(specs, pipeline.variant_paths(path, variants))]
-    _print_intent(specs[0])
+    jobs = pipeline.prompt_jobs(prompt, **options)
+    _print_intent(jobs[0].spec)
     deliveries = _run_with_progress(jobs)
     print_summary(deliveries)
 

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from soundscape.cli.common import console, workspace
+# Library services are imported inside each command: `soundscape --help` loads none of them.
 
 keys_app = typer.Typer(help="Content-credential (C2PA) signing keys.", no_args_is_help=True)
 

@@ -1,21 +1,24 @@
 """Commands: ``ledger`` (list, show, verify, prove, check-proof, reconcile, export) and ``clear``.
 
-Each command is a few lines around :class:`soundscape.rights.ledger.Ledger`. User mistakes are
-:class:`~soundscape.errors.SoundscapeError` subclasses; :func:`guarded` turns them into one
-``error:`` line and the error's exit code here too, so in-process runners see the same codes as
-the installed program.
+Each command is a few lines around :class:`soundscape.rights.ledger.Ledger`. The ledger (and
+sqlalchemy under it) is imported inside each command, so ``soundscape --help`` never loads it.
 """
 
 from __future__ import annotations
 
-import functools
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from soundscape.cli.common import console, error_line, workspace
+from soundscape.atomic import write_bytes_atomic
+from soundscape.cli.common import console, workspace
+from soundscape.errors import LedgerError, NotClearedError, OutputError, ParameterError, TamperError
+from soundscape.rights.merkle import ProofError, load_public_key, verify_inclusion
+# Library services are imported inside each command: `soundscape --help` loads none of them.
 
 ledger_app = typer.Typer(help="The rights ledger: records, verification, proofs.",
                          no_args_is_help=True)
@@ -34,31 +37,14 @@ def register(app: typer.Typer) -> None:
     app.command("clear")(clear)
 
 
-def guarded(fn):
-    """Run a command; a SoundscapeError becomes one error line and its exit code."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from soundscape.errors import SoundscapeError
-
-        try:
-            return fn(*args, **kwargs)
-        except SoundscapeError as exc:
-            error_line(str(exc))
-            raise typer.Exit(code=exc.exit_code) from None
-
-    return wrapper
-
-
 def open_ledger(*, reconcile: bool = False):
     """The workspace's ledger; with ``reconcile``, crash leftovers are resolved first (writers)."""
+    from soundscape.journal import reconcile as reconcile_journal
     from soundscape.rights.ledger import Ledger
 
     ledger = Ledger.open(workspace())
     if reconcile:
-        from soundscape.delivery import reconcile as reconcile_and_sign
-
-        report_reconcile(reconcile_and_sign(ledger), quiet=True)
+        report_reconcile(reconcile_journal(ledger), quiet=True)
     return ledger
 
 
@@ -102,14 +88,11 @@ def _summary(body: dict) -> str:
 
 
 @ledger_app.command("list")
-@guarded
 def list_records(
     kind: Annotated[Optional[str], typer.Option(help=f"Only one kind: {', '.join(KINDS)}.")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Show only the last N records.")] = None,
 ) -> None:
     """List records, oldest first: id, kind, recorded time and a summary."""
-    from soundscape.errors import ParameterError
-
     if kind is not None and kind not in KINDS:
         raise ParameterError(f"unknown kind {kind!r}: choose one of {', '.join(KINDS)}")
     if limit is not None and limit < 1:
@@ -125,7 +108,6 @@ def list_records(
 
 
 @ledger_app.command("show")
-@guarded
 def show(record_id: Annotated[str, typer.Argument(
         help="Record id (e.g. out-000042), or an audio file to show its output record.")]) -> None:
     """Print one record's body (the exact JSON its leaf hash covers, pretty-printed)."""
@@ -139,7 +121,6 @@ def show(record_id: Annotated[str, typer.Argument(
 
 
 @ledger_app.command("verify")
-@guarded
 def verify(
     quick: Annotated[bool, typer.Option(
         "--quick", help="Check every root but only the latest checkpoint's signature.")] = False,
@@ -162,8 +143,6 @@ def verify(
 
 def _held_checkpoint(path: Path) -> dict:
     """The signed checkpoint in a sidecar (``ledger.checkpoint``), a proof, or a bare checkpoint."""
-    from soundscape.errors import ParameterError
-
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -178,7 +157,6 @@ def _held_checkpoint(path: Path) -> dict:
 
 
 @ledger_app.command("prove")
-@guarded
 def prove(
     record_id: Annotated[str, typer.Argument(help="Record id, e.g. out-000042.")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the proof here.")] = None,
@@ -192,8 +170,6 @@ def prove(
     if out is None:
         typer.echo(text, nl=False)
         return
-    from soundscape.atomic import write_bytes_atomic
-    from soundscape.errors import OutputError
 
     try:
         write_bytes_atomic(out, text.encode("utf-8"))
@@ -206,8 +182,6 @@ def prove(
 def _check_out(out: Optional[Path], overwrite: bool) -> None:
     """Refuse, before any work, an --out that is a folder, or a file that exists without --overwrite
     (a mistyped --out must never replace a delivered audio file)."""
-    from soundscape.errors import OutputError
-
     if out is None:
         return
     if out.is_dir():
@@ -217,16 +191,12 @@ def _check_out(out: Optional[Path], overwrite: bool) -> None:
 
 
 @ledger_app.command("check-proof")
-@guarded
 def check_proof(
     proof: Annotated[Path, typer.Argument(help="A proof written by `soundscape ledger prove`.")],
     public_key: Annotated[Path, typer.Option(
         "--public-key", help="The ledger's public key (PEM), obtained separately.")],
 ) -> None:
     """Check an inclusion proof with the ledger's public key alone (no ledger needed)."""
-    from soundscape.errors import ParameterError, TamperError
-    from soundscape.rights.merkle import ProofError, load_public_key, verify_inclusion
-
     try:
         data = json.loads(proof.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -257,7 +227,6 @@ def check_proof(
 
 
 @ledger_app.command("public-key")
-@guarded
 def public_key() -> None:
     """Print the ledger's public key (PEM): publish it so others can check proofs."""
     with open_ledger() as ledger:
@@ -265,17 +234,15 @@ def public_key() -> None:
 
 
 @ledger_app.command("reconcile")
-@guarded
 def reconcile() -> None:
     """Record outputs a crash left unrecorded; clean up outputs that never completed."""
-    from soundscape.delivery import reconcile as reconcile_and_sign
+    from soundscape.journal import reconcile as reconcile_journal
 
     with open_ledger() as ledger:
-        report_reconcile(reconcile_and_sign(ledger))
+        report_reconcile(reconcile_journal(ledger))
 
 
 @ledger_app.command("correct")
-@guarded
 def correct(
     record_id: Annotated[str, typer.Argument(help="The asset or model to correct.")],
     reason: Annotated[str, typer.Option(help="Why: kept in the ledger with the correction.")],
@@ -293,21 +260,15 @@ def correct(
 
 
 @ledger_app.command("export")
-@guarded
 def export(
     fmt: Annotated[str, typer.Option("--format", help="jsonl: one record body per line.")] = "jsonl",
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write here (default stdout).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file.")] = False,
 ) -> None:
     """Export every record body verbatim, one per line: SHA-256(0x00 ‖ line) is its leaf hash."""
-    from soundscape.errors import OutputError, ParameterError
-
     if fmt != "jsonl":
         raise ParameterError(f"unknown export format {fmt!r}: jsonl is supported")
     _check_out(out, overwrite)
-    import os
-    import tempfile
-
     with open_ledger() as ledger:
         if out is None:
             for r in ledger.records():
@@ -334,7 +295,6 @@ def export(
     say(f"{count} records written to {out}")
 
 
-@guarded
 def clear(
     target: Annotated[str, typer.Argument(
         metavar="FILE_OR_ID", help="An audio file (found by its decoded audio), an output id or an audio sha256.")],
@@ -349,7 +309,7 @@ def clear(
 
     Exit code 0 only when cleared (4 when not).
     """
-    from soundscape.errors import LedgerError, NotClearedError
+    from soundscape.rights.clearance import clear as clear_output
 
     with open_ledger() as ledger:
         key = target
@@ -365,8 +325,8 @@ def clear(
                                   "audio (was it edited, or made elsewhere?)") from None
         else:
             out = ledger.get_output(target)
-        verdict = ledger.clear(out.id, policy, air_date=air_date, territories=territory or None,
-                               media=media)
+        verdict = clear_output(ledger, out.id, policy, air_date=air_date,
+                               territories=territory or None, media=media)
     say(f"{verdict.status} under {verdict.policy}: {out.id} ({Path(out.path).name})")
     if verdict.reasons:
         say("reasons:" if not verdict.cleared else "notes:")

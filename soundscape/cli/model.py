@@ -1,6 +1,6 @@
 """Commands: ``model add``, ``new``, ``list`` and ``show``: MusicGen models and their lineage.
 
-Each command is a thin call into :mod:`soundscape.engines.musicgen.registry`; torch loads only
+Each command is a thin call into :mod:`soundscape.models`; torch loads only
 when a model is built (``model new``).
 """
 
@@ -12,7 +12,8 @@ from typing import Annotated, Optional
 import typer
 
 from soundscape.cli.common import workspace
-from soundscape.cli.ledger import guarded, open_ledger, say
+from soundscape.cli.ledger import open_ledger, say
+# Library services are imported inside each command: `soundscape --help` loads none of them.
 
 model_app = typer.Typer(help="MusicGen models: register checkpoints, create new ones, see lineage.",
                         no_args_is_help=True)
@@ -44,7 +45,6 @@ def _arch_line(arch) -> str:
 
 
 @model_app.command("add")
-@guarded
 def add(
     folder: Annotated[Path, typer.Argument(
         help="An audiocraft checkpoint folder (state_dict.bin, compression_state_dict.bin).")],
@@ -62,7 +62,7 @@ def add(
         help="The published model it is (or derives from), e.g. facebook/musicgen-small.")] = None,
 ) -> None:
     """Register a checkpoint folder as a model, recording both checkpoint hashes and its lineage."""
-    from soundscape.engines.musicgen.registry import register_checkpoint
+    from soundscape.models import register_checkpoint
 
     with open_ledger(reconcile=True) as ledger:
         record = register_checkpoint(ledger, folder, name=name, license=license,
@@ -76,7 +76,6 @@ def add(
 
 
 @model_app.command("new")
-@guarded
 def new(
     name: Annotated[str, typer.Argument(help="The new model's name.")],
     arch: Annotated[str, typer.Option(help="Architecture: tiny, small (MusicGen-small's shape) "
@@ -86,7 +85,7 @@ def new(
     seed: Annotated[int, typer.Option(help="Seed for the random weights.")] = 0,
 ) -> None:
     """Create a randomly initialised MusicGen to train from scratch on the studio's licensed data."""
-    from soundscape.engines.musicgen.registry import create_model
+    from soundscape.models import create_model
 
     ws = workspace()
     with open_ledger(reconcile=True) as ledger:
@@ -97,7 +96,6 @@ def new(
 
 
 @model_app.command("list")
-@guarded
 def list_models() -> None:
     """Every registered model: name, license, base model, datasets, record id."""
     with open_ledger() as ledger:
@@ -112,14 +110,13 @@ def list_models() -> None:
 
 
 @model_app.command("show")
-@guarded
 def show(
     name: Annotated[str, typer.Argument(help="A registered model's name.")],
     policy: Annotated[Optional[list[str]], typer.Option(
         help="Clear under these policies only (default: every policy).")] = None,
 ) -> None:
     """Architecture, size, hashes, base model, datasets per license and clearance per policy."""
-    from soundscape.engines.musicgen.registry import model_report
+    from soundscape.models import model_report
 
     with open_ledger() as ledger:
         report = model_report(ledger, name, policies=policy)

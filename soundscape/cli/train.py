@@ -1,6 +1,6 @@
 """Command: ``train``: train a registered MusicGen model on a registered dataset, with lineage.
 
-A thin call into :func:`soundscape.engines.musicgen.registry.train_model`, with a progress bar
+A thin call into :func:`soundscape.models.train_model`, with a progress bar
 that shows the loss.
 """
 
@@ -11,7 +11,8 @@ from typing import Annotated, Optional
 import typer
 
 from soundscape.cli.common import console, workspace
-from soundscape.cli.ledger import guarded, open_ledger, say
+from soundscape.cli.ledger import open_ledger, say
+# Library services are imported inside each command: `soundscape --help` loads none of them.
 
 
 def register(app: typer.Typer) -> None:
@@ -19,7 +20,6 @@ def register(app: typer.Typer) -> None:
     app.command("train")(train)
 
 
-@guarded
 def train(
     model: Annotated[str, typer.Option(help="The registered model to start from.")],
     dataset: Annotated[str, typer.Option(help="The registered dataset to train on (NAME or "
@@ -44,7 +44,7 @@ def train(
     """Train a model on a dataset and register the result with its lineage and licenses."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from soundscape.engines.musicgen.registry import train_model
+    from soundscape.models import train_model
 
     ws = workspace()
     with open_ledger(reconcile=True) as ledger, Progress(

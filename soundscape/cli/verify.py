@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from soundscape.cli.common import console, workspace
+# Library services are imported inside each command: `soundscape --help` loads none of them.
 
 
 def register(app: typer.Typer) -> None:

@@ -1,109 +1,58 @@
-"""The engine protocol and the data an engine hands back.
+"""The engine protocol, and how an engine names itself and the model it renders with.
 
-Audio travels as float32 NumPy arrays shaped ``(channels, samples)`` (the librosa and
-audiocraft convention), nominally within -1..1; mastering sets the final level.
+An engine turns :class:`~soundscape.spec.CueSpec` objects into
+:class:`~soundscape.render.Render` objects. It never touches files or the ledger: a registered
+model reaches it as plain :class:`ModelFiles` (the models service reads the ledger).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
-import numpy as np
-
+from soundscape.render import Render
 from soundscape.spec import CueSpec
-
-# A looping bed is rendered this much longer than asked; mastering crossfades the extra over the
-# start, so the loop point joins without a click and the file is exactly the asked duration.
-LOOP_OVERLAP_SECONDS = 3.0
 
 ProgressFn = Callable[[float], None]
 """Called with the fraction done (0..1) of the whole ``render`` call."""
 
 
 @dataclass(frozen=True)
-class SampleUse:
-    """One sample-library file (or registered asset) that went into a render."""
+class ModelFiles:
+    """A registered model as an engine opens it: its name, its folder and the recorded hashes."""
 
-    id: str
-    sha256: str
-    license: str
-    path: str = ""
-
-
-@dataclass(frozen=True)
-class PresetUse:
-    """A sound-bank preset that played in a render: an ingredient, like a library sample.
-
-    ``license`` is the bank's licence (its terms file decides what rendered audio owes);
-    ``credit`` the bank's credit line; ``sample_credit`` the bank's own note on where the
-    preset's samples come from, when it publishes one.
-    """
-
-    bank: str
-    bank_title: str
-    bank_file: str
-    bank_sha256: str
-    midi_bank: int
-    program: int
-    preset: str
-    license: str
-    credit: str
-    instrument: str = ""
-    sample_credit: str | None = None
+    name: str
+    path: str
+    lm_sha256: str | None = None
+    compression_sha256: str | None = None
 
 
 @dataclass(frozen=True)
-class Lineage:
-    """What a render is made from, as the engine knows it; the ledger adds the rest.
+class EngineIdentity:
+    """Who renders a cue: the engine's name and version, the model and its checkpoint hash.
 
-    ``model`` names a registered model (musicgen) or is None (composer). ``samples`` are the
-    library files used; ``ingredients`` are other registered assets (a continuation prompt).
+    Part of every output's content key, so a new engine version or another checkpoint renders
+    the cue again.
     """
 
-    engine: str
-    engine_version: str
+    name: str
+    version: str
     model: str | None = None
     model_sha256: str | None = None
-    samples: tuple[SampleUse, ...] = ()
-    ingredients: tuple[SampleUse, ...] = ()
-    presets: tuple[PresetUse, ...] = ()
 
     def describe(self) -> dict:
-        return {
-            "engine": self.engine,
-            "engine_version": self.engine_version,
-            "model": self.model,
-            "model_sha256": self.model_sha256,
-            "samples": [s.__dict__ for s in self.samples],
-            "ingredients": [s.__dict__ for s in self.ingredients],
-            "presets": [p.__dict__ for p in self.presets],
-        }
-
-
-@dataclass
-class Render:
-    """An engine's raw output for one cue, before mastering.
-
-    ``details`` carries engine facts worth keeping in the sidecar (chords, motif, sections).
-    ``tail_seconds`` is how much of the end is a natural decay (jingles): mastering must not
-    fade over the music before it.
-    """
-
-    spec: CueSpec
-    audio: np.ndarray
-    sample_rate: int
-    lineage: Lineage
-    details: dict = field(default_factory=dict)
-    tail_seconds: float = 0.0
-
-    @property
-    def duration(self) -> float:
-        return self.audio.shape[-1] / self.sample_rate
+        """As the content key and the batch plan carry it."""
+        return {"name": self.name, "version": self.version, "model": self.model,
+                "model_sha256": self.model_sha256}
 
 
 class Engine(Protocol):
-    """A generation engine: renders many specs in one call (musicgen batches them)."""
+    """A generation engine: renders many specs in one call (musicgen batches them).
+
+    An engine that renders with a registered model also has a classmethod
+    ``open(model: ModelFiles, **settings)``; one whose identity is more than its class's
+    ``name`` and ``version`` has a classmethod ``identity(model: ModelFiles | None)``.
+    """
 
     name: str
     version: str

@@ -10,7 +10,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from soundscape.atomic import write_bytes_atomic
+from soundscape.audio.io import can_create_in
 from soundscape.errors import OutputError, ParameterError
+from soundscape.production import safe_name_part
+from soundscape.reports import render_csv, render_html, render_json
+from soundscape.reports.plots import waveforms
 
 FORMATS = ("csv", "json", "html", "pdf")
 
@@ -35,8 +40,6 @@ def output_path(out: str | Path | None, *, episode: str, fmt: str) -> Path:
         ParameterError: the file's extension names another format than ``fmt`` (a report
             must never replace a delivered .wav, nor a .csv hold JSON).
     """
-    from soundscape.batch.cuelist import safe_name_part
-
     default = f"{safe_name_part(episode)}-cuesheet.{fmt}"
     path = Path(out).expanduser() if out else Path(default)
     if path.is_dir():
@@ -51,10 +54,8 @@ def output_path(out: str | Path | None, *, episode: str, fmt: str) -> Path:
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(f"cannot write {path}: folder {folder} does not exist")
-    from soundscape.audio.io import _can_create_in
-
     # os.access trusts permission bits; /proc, a read-only mount or root need a real probe.
-    if not os.access(folder, os.W_OK | os.X_OK) or not _can_create_in(folder):
+    if not os.access(folder, os.W_OK | os.X_OK) or not can_create_in(folder):
         raise OutputError(f"cannot write {path}: folder {folder} is not writable")
     if path.exists() and not os.access(path, os.W_OK):
         raise OutputError(f"cannot write {path}: the file exists and is read-only")
@@ -64,24 +65,17 @@ def output_path(out: str | Path | None, *, episode: str, fmt: str) -> Path:
 def render(sheet, fmt: str, *, out: Path | None = None) -> bytes:
     """The report bytes in ``fmt`` (waveforms drawn for html and pdf)."""
     if fmt == "csv":
-        from soundscape.reports.render_csv import render as render_csv
-
-        return render_csv(sheet)
+        return render_csv.render(sheet)
     if fmt == "json":
-        from soundscape.reports.render_json import render as render_json
-
-        return render_json(sheet)
-    from soundscape.reports.plots import waveforms
-
+        return render_json.render(sheet)
     images = waveforms(sheet.cues)
     if fmt == "html":
-        from soundscape.reports.render_html import render as render_html
-
-        return render_html(sheet, base_dir=out.parent if out else None, images=images)
+        return render_html.render(sheet, base_dir=out.parent if out else None, images=images)
     if fmt == "pdf":
-        from soundscape.reports.render_pdf import render as render_pdf
+        # reportlab loads only when a PDF is asked for (render_pdf imports it at its top).
+        from soundscape.reports import render_pdf
 
-        return render_pdf(sheet, images=images)
+        return render_pdf.render(sheet, images=images)
     raise ParameterError(f"unknown report format {fmt!r}: choose one of {', '.join(FORMATS)}")
 
 
@@ -91,8 +85,6 @@ def write_report(sheet, fmt: str, out: Path) -> Path:
     Raises:
         OutputError: the file cannot be written (nothing is left behind).
     """
-    from soundscape.atomic import write_bytes_atomic
-
     data = render(sheet, fmt, out=out)
     try:
         write_bytes_atomic(out, data)

@@ -13,6 +13,8 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
+from soundscape.reports.plots import waveforms
+
 # A model trained on thousands of CC-BY recordings owes thousands of credits on every cue: each
 # cue shows the first few, Appendix A holds every one (and the CSV and JSON, all per cue).
 OBLIGATIONS_SHOWN = 6
@@ -99,8 +101,6 @@ def render(sheet, *, base_dir: str | Path | None = None, images: dict | None = N
         base_dir: the folder the report is written to (audio links are relative to it).
         images: ``{cue_id: png bytes or None}``; drawn here when not given.
     """
-    from soundscape.reports.plots import waveforms
-
     base_dir = Path(base_dir).resolve() if base_dir is not None else None
     p = sheet.production
     if images is None:
@@ -113,12 +113,25 @@ def render(sheet, *, base_dir: str | Path | None = None, images: dict | None = N
            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
            "style-src 'unsafe-inline'; img-src data:; media-src 'self' file:\">",
            f"<title>Music cue sheet · {escape(title)}</title><style>{CSS}</style></head><body><main>"]
-    out.append(f"<h1>Music cue sheet: {escape(title)}</h1>")
-    out.append(f'<p class="sub">Clearance under policy <b>{escape(p.policy)}</b> · '
-               f"{p.cleared_count} of {p.cue_count} cues cleared</p>")
-    out.append(f'<div id="episode-status">{_status(p.status, extra="banner")}</div>')
+    out += _production(sheet, title)
+    out += _cue_table(sheet)
+    out.append("<h2>Cue details</h2>")
+    for c in sheet.cues:
+        out += _cue_section(c, p.policy, images.get(c.cue_id), base_dir)
+    out += _appendices(sheet)
+    out.append(f"<footer>Generated {escape(sheet.generated)} by {escape(sheet.generator)} "
+               "from the rights ledger.</footer></main></body></html>")
+    return "\n".join(out).encode("utf-8")
 
-    out.append("<h2>Production</h2><table class=\"facts\">")
+
+def _production(sheet, title: str) -> list[str]:
+    """The title, the CLEARED / NOT CLEARED banner and the production block."""
+    p = sheet.production
+    out = [f"<h1>Music cue sheet: {escape(title)}</h1>",
+           f'<p class="sub">Clearance under policy <b>{escape(p.policy)}</b> · '
+           f"{p.cleared_count} of {p.cue_count} cues cleared</p>",
+           f'<div id="episode-status">{_status(p.status, extra="banner")}</div>',
+           "<h2>Production</h2><table class=\"facts\">"]
     for label, value in (("Programme title", p.title), ("Episode", p.episode),
                          ("Episode title", p.episode_title), ("Air date", p.air_date),
                          ("Territories", ", ".join(p.territories)),
@@ -128,10 +141,14 @@ def render(sheet, *, base_dir: str | Path | None = None, images: dict | None = N
                          ("Clearance policy", f"{p.policy}: {p.policy_description}")):
         out.append(_row(label, value))
     out.append("</table>")
+    return out
 
-    out.append("<h2>Cues</h2><table><thead><tr><th>#</th><th>Cue</th><th>Title</th><th>Use</th>"
-               "<th>In</th><th>Out</th><th>Duration</th><th>Composer / author</th>"
-               "<th>Publisher</th><th>Clearance</th></tr></thead><tbody>")
+
+def _cue_table(sheet) -> list[str]:
+    """One row per cue, as a cue sheet prints them, each linking to its details."""
+    out = ["<h2>Cues</h2><table><thead><tr><th>#</th><th>Cue</th><th>Title</th><th>Use</th>"
+           "<th>In</th><th>Out</th><th>Duration</th><th>Composer / author</th>"
+           "<th>Publisher</th><th>Clearance</th></tr></thead><tbody>"]
     for c in sheet.cues:
         out.append(f'<tr><td class="num">{c.sequence}</td><td><a href="#{_anchor(c.cue_id)}">'
                    f"{escape(c.cue_id)}</a></td><td>{escape(c.title)}</td>"
@@ -140,41 +157,46 @@ def render(sheet, *, base_dir: str | Path | None = None, images: dict | None = N
                    f'<td class="num">{escape(c.duration_text)}</td><td>{escape(c.composer)}</td>'
                    f"<td>{escape(c.publisher)}</td><td>{_status(c.status)}</td></tr>")
     out.append("</tbody></table>")
+    return out
 
-    out.append("<h2>Cue details</h2>")
-    for c in sheet.cues:
-        kind = "ok" if c.cleared else "bad"
-        out.append(f'<section class="cue {kind}" id="{_anchor(c.cue_id)}" data-cue-id="{escape(c.cue_id)}">')
-        out.append(f"<h3>{c.sequence}. {escape(c.cue_id)} · {escape(c.title)} {_status(c.status)}</h3>")
-        png = images.get(c.cue_id)
-        if png:
-            data = base64.b64encode(png).decode("ascii")
-            out.append(f'<img alt="waveform of cue {escape(c.cue_id)}" src="data:image/png;base64,{data}">')
-        else:
-            out.append('<p class="noimg">no waveform: the delivered file was not found</p>')
-        out.append(f'<audio controls preload="none" src="{escape(_audio_href(c.file, base_dir))}">'
-                   f"{escape(Path(c.file).name)}</audio>")
-        out.append('<table class="facts">')
-        for label, value, mono in (
-                ("Usage", f"{c.usage} ({c.usage_meaning})" if c.usage_meaning else c.usage, False),
-                ("Timecode in / out", f"{c.timecode_in} / {c.timecode_out}", True),
-                ("Duration", f"{c.duration_text} ({c.duration:.2f} s)", False),
-                ("Composer / author", c.composer, False), ("Publisher", c.publisher, False),
-                ("AI-generated", c.disclosure, False),
-                ("Engine", f"{c.engine} {c.engine_version}", False),
-                ("Model", f"{c.model} (sha256 {c.model_sha256})" if c.model else "none", False),
-                ("Lineage", c.lineage.text, False),
-                ("Licenses", ", ".join(f"{lic} ×{n}" for lic, n in c.lineage.licenses.items()) or "none", False),
-                ("Prompt", c.prompt, False), ("Audio sha256", c.audio_sha256, True),
-                ("Ledger record", c.record_id, True), ("File", c.file, True)):
-            out.append(_row(label, value, mono=mono))
-        out.append("</table>")
-        out.append(f"<p><b>Clearance ({escape(p.policy)}):</b> {_status(c.status)}</p>")
-        out.append(("<p>Reasons:</p>" if not c.cleared else "<p>Notes:</p>") + _list(c.reasons))
-        out.append("<p>Obligations (credits):</p>" + _list(c.obligations, limit=OBLIGATIONS_SHOWN))
-        out.append("</section>")
 
-    out.append('<h2 id="attributions">Appendix A · Attributions to credit</h2>')
+def _cue_section(c, policy: str, png: bytes | None, base_dir: Path | None) -> list[str]:
+    """One cue's details: its waveform, a player for the file, every fact behind its verdict."""
+    kind = "ok" if c.cleared else "bad"
+    out = [f'<section class="cue {kind}" id="{_anchor(c.cue_id)}" data-cue-id="{escape(c.cue_id)}">',
+           f"<h3>{c.sequence}. {escape(c.cue_id)} · {escape(c.title)} {_status(c.status)}</h3>"]
+    if png:
+        data = base64.b64encode(png).decode("ascii")
+        out.append(f'<img alt="waveform of cue {escape(c.cue_id)}" src="data:image/png;base64,{data}">')
+    else:
+        out.append('<p class="noimg">no waveform: the delivered file was not found</p>')
+    out.append(f'<audio controls preload="none" src="{escape(_audio_href(c.file, base_dir))}">'
+               f"{escape(Path(c.file).name)}</audio>")
+    out.append('<table class="facts">')
+    for label, value, mono in (
+            ("Usage", f"{c.usage} ({c.usage_meaning})" if c.usage_meaning else c.usage, False),
+            ("Timecode in / out", f"{c.timecode_in} / {c.timecode_out}", True),
+            ("Duration", f"{c.duration_text} ({c.duration:.2f} s)", False),
+            ("Composer / author", c.composer, False), ("Publisher", c.publisher, False),
+            ("AI-generated", c.disclosure, False),
+            ("Engine", f"{c.engine} {c.engine_version}", False),
+            ("Model", f"{c.model} (sha256 {c.model_sha256})" if c.model else "none", False),
+            ("Lineage", c.lineage.text, False),
+            ("Licenses", ", ".join(f"{lic} ×{n}" for lic, n in c.lineage.licenses.items()) or "none", False),
+            ("Prompt", c.prompt, False), ("Audio sha256", c.audio_sha256, True),
+            ("Ledger record", c.record_id, True), ("File", c.file, True)):
+        out.append(_row(label, value, mono=mono))
+    out.append("</table>")
+    out.append(f"<p><b>Clearance ({escape(policy)}):</b> {_status(c.status)}</p>")
+    out.append(("<p>Reasons:</p>" if not c.cleared else "<p>Notes:</p>") + _list(c.reasons))
+    out.append("<p>Obligations (credits):</p>" + _list(c.obligations, limit=OBLIGATIONS_SHOWN))
+    out.append("</section>")
+    return out
+
+
+def _appendices(sheet) -> list[str]:
+    """A: every credit to give; B: each model and its training data; C: the ledger checkpoint."""
+    out = ['<h2 id="attributions">Appendix A · Attributions to credit</h2>']
     if sheet.attributions:
         out.append("<table><thead><tr><th>Credit</th><th>Cues</th></tr></thead><tbody>")
         for a in sheet.attributions:
@@ -210,6 +232,4 @@ def render(sheet, *, base_dir: str | Path | None = None, images: dict | None = N
                          ("Ledger public key", cp.public_key_pem)):
         out.append(_row(label, value, mono=label != "Tree size"))
     out.append("</table>")
-    out.append(f"<footer>Generated {escape(sheet.generated)} by {escape(sheet.generator)} "
-               "from the rights ledger.</footer></main></body></html>")
-    return "\n".join(out).encode("utf-8")
+    return out

@@ -11,16 +11,24 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from soundscape.canonical import canonical_json, jsonable
+from soundscape.config import SAMPLES_DIR
 from soundscape.errors import AudioError, LedgerError, LicenseError, ParameterError
-from soundscape.rights.ledger import (SAMPLE_DATASET, DatasetRecord, Ledger, _from_body, _jsonable,
-                                      apply_corrections)
-from soundscape.rights.store import canonical_json, utc_now
+from soundscape.rights.ledger import Ledger
+from soundscape.rights.records import DatasetRecord, apply_corrections, from_body
+from soundscape.rights.store import utc_now
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aif", ".aiff", ".mp3")
+# The dataset soundscape's own sample library (samples/) is registered as.
+SAMPLE_DATASET = "soundscape-samples"
+# Per open ledger: sample-library manifests already found registered, so a batch of outputs
+# reads the manifest once, not once per output.
+_SAMPLES_CHECKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -79,9 +87,11 @@ def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
 
 def _probe(path: Path, where: str = "") -> dict:
     """Hash and decode-check one file; raise AudioError with one line when it is not audio."""
+    # Decoding pulls in numpy and libsndfile; the ledger's other users (recording an output,
+    # registering the sample library while nothing changed) never pay for them.
     import soundfile as sf
 
-    from soundscape.audio.io import audio_sha256, file_sha256
+    from soundscape.audio.io import audio_sha256, file_sha256, riff_chunks
 
     label = f"{where}: " if where else ""
     if not path.is_file():
@@ -98,8 +108,6 @@ def _probe(path: Path, where: str = "") -> dict:
         raise AudioError(f"{label}{path} holds no audio frames")
     # libsndfile reads a cut-short WAV without complaint (it shortens the frame count), so a
     # truncated copy would be registered as if whole: compare the data chunk with the file.
-    from soundscape.audio.io import riff_chunks
-
     data = riff_chunks(path).get(b"data")
     if data is not None and 0 < data[1] < 0xFFFFFFFF:
         held = path.stat().st_size - data[0]
@@ -145,7 +153,7 @@ def add_entries(ledger: Ledger, entries: Sequence[AssetEntry], *, dataset: str,
         if (only_if_changed and latest is not None
                 and latest.get("manifest_file_sha256") == manifest_file_sha256):
             # Another process registered this very manifest a moment ago.
-            return AddReport(dataset=_from_body(DatasetRecord, latest))
+            return AddReport(dataset=from_body(DatasetRecord, latest))
         if version is None:
             version = _next_version(latest["version"]) if latest else "1"
         elif any(v["version"] == version for v in versions):
@@ -166,8 +174,8 @@ def add_entries(ledger: Ledger, entries: Sequence[AssetEntry], *, dataset: str,
                 asset_id = old["id"]
                 report_reused.append(asset_id)
             else:
-                ledger._ensure_license_records(batch, lic)
-                item = batch.add("asset", _jsonable({
+                ledger.ensure_license_records(batch, lic)
+                item = batch.add("asset", jsonable({
                     **probe, "path": str(Path(e.path).resolve()), "license": lic,
                     "author": e.author, "source": e.source, "attribution": e.attribution,
                     "title": e.title or Path(e.path).stem, "description": e.description,
@@ -179,14 +187,14 @@ def add_entries(ledger: Ledger, entries: Sequence[AssetEntry], *, dataset: str,
                 in_set.add(asset_id)
                 asset_ids.append(asset_id)
         shas = sorted(_asset_sha(batch, a) for a in asset_ids)
-        item = batch.add("dataset", _jsonable({
+        item = batch.add("dataset", jsonable({
             "name": dataset, "version": version, "assets": asset_ids, "count": len(asset_ids),
             "manifest_sha256": hashlib.sha256(canonical_json(shas).encode()).hexdigest(),
             "description": description, "source_manifest": source_manifest,
             "manifest_file_sha256": manifest_file_sha256}), lookup=dataset, lookup2=version)
-    ds = _from_body(DatasetRecord, item.body)
+    ds = from_body(DatasetRecord, item.body)
     counts: dict[str, int] = {}
-    for a in ledger._assets(ds.assets):
+    for a in ledger.assets(ds.assets):
         counts[a.license] = counts.get(a.license, 0) + 1
     return AddReport(dataset=ds, added=report_added, reused=report_reused, license_counts=counts)
 
@@ -323,23 +331,22 @@ def ensure_sample_library(ledger: Ledger, samples_dir: str | Path | None = None)
     Returns:
         The dataset record, or None when there is no ``manifest.jsonl``.
     """
-    from soundscape.config import SAMPLES_DIR
-
     folder = Path(samples_dir) if samples_dir else SAMPLES_DIR
     manifest = folder / "manifest.jsonl"
     if not manifest.is_file():
         return None
     digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
-    if digest in ledger._samples_checked:
+    checked = _SAMPLES_CHECKED.setdefault(ledger, set())
+    if digest in checked:
         return ledger.get_dataset(SAMPLE_DATASET)
     latest = ledger.get_dataset(SAMPLE_DATASET)
     if latest is not None and latest.manifest_file_sha256 == digest:
-        ledger._samples_checked.add(digest)
+        checked.add(digest)
         return latest
     entries = read_manifest(manifest)
     report = add_entries(ledger, entries, dataset=SAMPLE_DATASET,
                          description="soundscape's own sample library (samples/)",
                          source_manifest=str(manifest.resolve()),
                          manifest_file_sha256=digest, base_on_latest=False, only_if_changed=True)
-    ledger._samples_checked.add(digest)
+    checked.add(digest)
     return report.dataset

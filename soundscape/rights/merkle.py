@@ -21,8 +21,11 @@ PROOF_FORMAT = "soundscape-inclusion-proof/v1"
 CONSISTENCY_FORMAT = "soundscape-consistency-proof/v1"
 
 
-class ProofError(ValueError):
-    """A proof or checkpoint that does not verify; the message says which part failed."""
+try:
+    from soundscape.errors import ProofError
+except ImportError:  # this file copied alone to check a proof elsewhere (docs/ledger.md)
+    class ProofError(ValueError):
+        """A proof or checkpoint that does not verify; the message says which part failed."""
 
 
 def leaf_hash(data: bytes) -> bytes:

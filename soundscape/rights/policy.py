@@ -6,8 +6,9 @@ on a name clash) saying which license properties it accepts, plus explicit allow
 every reason, and the attribution lines to credit.
 
 Three things are never cleared, whatever a policy says: an item with no license, a license id the
-registry does not know, and unknown model lineage (issue 4: such a model's outputs are never
-CLEARED). They are rules of the ledger, not choices of a studio, so they are not policy settings.
+registry does not know, and unknown model lineage (what such a model learnt from cannot be
+checked, so its outputs are never CLEARED). They are rules of the ledger, not choices of a
+studio, so they are not policy settings.
 """
 
 from __future__ import annotations

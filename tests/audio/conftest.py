@@ -8,13 +8,8 @@ import numpy as np
 import pytest
 from scipy.signal import lfilter
 
-from soundscape.engines.base import LOOP_OVERLAP_SECONDS, Lineage, Render
+from soundscape.render import LOOP_OVERLAP_SECONDS, Lineage, Render
 from soundscape.spec import CueSpec, resolve_intent
-
-
-@pytest.fixture
-def rng():
-    return np.random.default_rng(440)
 
 
 def ambient(rng, seconds: float, sr: int = 48000, channels: int = 2, level: float = 0.1) -> np.ndarray:

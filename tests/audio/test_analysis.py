@@ -37,9 +37,8 @@ def test_f_sharp_major_scale_estimates_as_f_sharp_major():
     assert analysis.estimate_key(y, SR)[0] == parse_key("F# major")
 
 
-def test_click_track_at_100_bpm():
+def test_click_track_at_100_bpm(rng):
     y = np.zeros(int(20 * SR), dtype=np.float32)
-    rng = np.random.default_rng(440)
     click = (rng.standard_normal(200) * np.exp(-np.arange(200) / 30)).astype(np.float32)
     for t in np.arange(0.5, 19.5, 0.6):
         i = int(t * SR)

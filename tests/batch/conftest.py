@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from soundscape.config import open_workspace
+from soundscape.rights.records import ModelEntry
 
 # Six short cues: beds of 10 s (the shortest a bed may be), stings of 3 s, one looping bed and a
 # jingle with two variants, so the batch tests stay well under a minute on two cores.
@@ -92,7 +93,7 @@ def episode_file(tmp_path) -> Path:
 def episode_with_broken_model(tmp_path, workspace) -> Path:
     """The short episode plus cue 9M9 on a registered model whose folder has lost its
     checkpoint files: that cue must fail in its worker while the others render."""
-    from soundscape.rights.ledger import Ledger, ModelEntry
+    from soundscape.rights.ledger import Ledger
 
     missing = tmp_path / "models" / "gone"
     missing.mkdir(parents=True)

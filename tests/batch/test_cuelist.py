@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from soundscape.batch import cuelist
-from soundscape.batch.cuelist import (USAGE_CODES, CueListError, derive_seed, load_cuelist,
-                                      output_names, parse_timecode, safe_name_part)
+from soundscape import production
+from soundscape.batch.cuelist import CueListError, derive_seed, load_cuelist, output_names
+from soundscape.production import USAGE_CODES, parse_timecode, safe_name_part
 from soundscape.errors import ParameterError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -58,7 +58,7 @@ def test_the_example_episode_is_a_45_minute_documentary():
         spec = cue.specs[0]
         assert (spec.production, spec.episode, spec.cue_id) == ("Deep Water", "S01E03", cue.id)
         assert cue.files == (f"S01E03_{cue.id}.wav",)
-        assert spec.params["cue"] == {
+        assert spec.describe()["params"]["cue"] == {
             "title": cue.title, "usage": cue.usage, "timecode_in": cue.timecode_in,
             "episode_title": "The Trench", "company": "Abyssal Films",
             "publisher": "Abyssal Music Publishing", "frame_rate": 25.0,
@@ -210,23 +210,6 @@ def test_unusable_models_are_refused_with_the_reason(tmp_path):
     ]
 
 
-def test_usable_models_reads_the_ledger(tmp_path):
-    from soundscape.config import open_workspace
-    from soundscape.rights.ledger import Ledger, ModelEntry
-
-    folder = tmp_path / "model"
-    folder.mkdir()
-    with Ledger.open(open_workspace(tmp_path / "home")) as ledger:
-        for name, path, unknown in (("ok", folder, False), ("mock", folder, True),
-                                    ("moved", tmp_path / "gone", False)):
-            ledger.register_model(ModelEntry(name=name, path=str(path), lm_sha256=name.ljust(64, "0")[:64],
-                                             license="LicenseRef-Studio-Owned", lineage_unknown=unknown))
-        status = cuelist.usable_models(ledger)
-    assert status["ok"] is None
-    assert "unknown lineage" in status["mock"]
-    assert "missing" in status["moved"]
-
-
 def test_production_problems_are_reported_with_the_cue_problems(tmp_path):
     path = write(tmp_path, """\
 production:
@@ -300,21 +283,6 @@ def test_yaml_base_60_traps_are_read_as_typed(tmp_path):
     assert (cue.id, cue.usage, cue.timecode_in, cue.duration) == ("1.10", "BI", "00:00:20:00", 90.0)
 
 
-@pytest.mark.parametrize("text,rate,ok", [
-    ("00:00:00:00", 25, True), ("09:59:59:24", 25, True), ("00:00:00:25", 25, False),
-    ("00:60:00:00", 25, False), ("00:00:00:29", 29.97, True), ("00:01:00;02", 29.97, True),
-    ("00:01:00;01", 29.97, False), ("00:10:00;00", 29.97, True), ("00:00:00;00", 25, False),
-    ("0:00:00:00", 25, False), ("00:00:00", 25, False), ("00:00:00:23", 23.976, True),
-    ("00:00:00:24", 24, False), ("00:00:00:59", 60, True),
-])
-def test_timecodes(text, rate, ok):
-    if ok:
-        parse_timecode(text, rate)
-    else:
-        with pytest.raises(ParameterError):
-            parse_timecode(text, rate)
-
-
 @pytest.mark.parametrize("cue_id", [
     "1M1", "../../etc/passwd", "a/b\\c", "..", ".", "", "CON", "nul", "Com1.wav", "lpt9",
     "a\x00b\x1fc\x7f", "tab\there", 'quo"te<>:|?*', "Thème principal", "日本語", " spaced . ",
@@ -330,7 +298,7 @@ def test_file_names_are_safe_everywhere(cue_id):
     assert not set(name) & set('<>:"|?*')
     assert len(name.encode()) + len(".json") <= 255
     for part in (stem.split("_", 1)[1], safe_name_part(cue_id)):
-        assert part.split(".")[0].upper() not in cuelist.RESERVED_NAMES
+        assert part.split(".")[0].upper() not in production.RESERVED_NAMES
         assert part
 
 
@@ -374,7 +342,3 @@ def test_unreadable_and_unknown_files_are_one_clear_error(tmp_path):
         load_cuelist(write(tmp_path, "x", "cues.txt"))
     with pytest.raises(ParameterError, match="no cues"):
         load_cuelist(write(tmp_path, HEADER.replace("cues:\n", "cues: []\n")))
-
-
-def test_the_documented_usage_table_is_the_one_validation_uses():
-    assert cuelist.usage_table() in (EXAMPLES / "README.md").read_text(encoding="utf-8")

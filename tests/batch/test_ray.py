@@ -13,6 +13,7 @@ from soundscape.audio.io import riff_chunks
 from soundscape.batch import runner
 from soundscape.batch.cuelist import load_cuelist
 from soundscape.config import open_workspace
+from soundscape.journal import Journal
 from soundscape.rights.ledger import Ledger
 
 pytestmark = pytest.mark.slow
@@ -69,7 +70,7 @@ def test_ray_gives_the_local_pool_s_outputs_and_records(tmp_path, ray_session, e
         sorted(p.name for p in (tmp_path / "local").iterdir())
     with Ledger.open(ray_ws) as ledger:
         ledger.verify()
-        assert ledger.pending_entries() == []
+        assert Journal.of(ledger).entries() == []
 
     again = runner.run_batch(episode, tmp_path / "ray", workspace=ray_ws, executor="ray")
     assert [r.status for r in again.results] == ["skipped"] * 6

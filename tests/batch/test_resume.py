@@ -16,6 +16,7 @@ import pytest
 
 from soundscape.audio.io import audio_sha256, read_audio
 from soundscape.config import open_workspace
+from soundscape.journal import Journal
 from soundscape.rights.ledger import Ledger
 
 CUES = ("1M1", "1M2", "1M3", "2M1", "2M2", "4M4")
@@ -135,7 +136,7 @@ def test_kill_9_mid_batch_then_rerun_leaves_the_complete_set(tmp_path, episode_f
     assert names == sorted(expected + [n + ".json" for n in expected])  # no temp files, no orphans
     with Ledger.open(open_workspace(home)) as ledger:
         records = ledger.find_outputs()
-        assert ledger.pending_entries() == []
+        assert Journal.of(ledger).entries() == []
     assert Counter(r.cue_id for r in records) == Counter(CUES)  # exactly one record per cue
     by_cue = {r.cue_id: r for r in records}
     import json
@@ -170,8 +171,8 @@ def test_stale_temp_files_go_unless_a_live_process_is_writing(tmp_path, episode_
     for path in [*stale, busy, other]:
         path.write_bytes(b"partial")
     with Ledger.open(open_workspace(tmp_path / "home")) as ledger:
-        token = ledger.pending_begin(out / "S01E03_1M2.wav", out / "S01E03_1M2.wav.json")
+        token = Journal.of(ledger).begin(out / "S01E03_1M2.wav", out / "S01E03_1M2.wav.json")
         removed = runner.remove_stale_temp_files(outputs, ledger)
-        ledger.pending_end(token)
+        Journal.of(ledger).end(token)
     assert sorted(removed) == sorted(stale)
     assert busy.exists() and other.exists() and not any(p.exists() for p in stale)

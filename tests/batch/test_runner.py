@@ -6,12 +6,19 @@ import pytest
 
 from soundscape.audio.io import audio_sha256, read_audio
 from soundscape.audio.loudness import integrated_loudness, true_peak_dbtp
+from soundscape import pipeline
 from soundscape.batch import runner
 from soundscape.batch.cuelist import load_cuelist
+from soundscape.journal import Journal
 from soundscape.reports.cuesheet import cue_facts
 from soundscape.rights.ledger import Ledger
 
 EBU_TARGET, EBU_CEILING = -23.0, -1.0
+
+
+def tasks_of(outputs):
+    """The tasks a batch sends to its workers: the outputs that need rendering."""
+    return pipeline.make_tasks([o.job for o in outputs if o.action == runner.RENDER])
 
 
 def outputs_in(workspace):
@@ -128,7 +135,7 @@ def test_a_failing_cue_does_not_stop_the_others(tmp_path, workspace, episode_wit
     assert not (tmp_path / "out" / "S01E03_9M9.wav").exists()
     assert len(outputs_in(workspace)) == 6
     with Ledger.open(workspace) as ledger:
-        assert ledger.pending_entries() == []
+        assert Journal.of(ledger).entries() == []
 
 
 def test_cue_ids_that_are_not_file_names_stay_inside_the_output_folder(tmp_path, workspace):
@@ -147,8 +154,8 @@ def test_cue_ids_that_are_not_file_names_stay_inside_the_output_folder(tmp_path,
 
 def test_musicgen_tasks_batch_by_model_and_composer_cues_run_one_per_task(tmp_path, workspace, episode_file):
     episode = load_cuelist(episode_file)
-    tasks = runner.make_tasks(runner.plan(episode, tmp_path / "out"))
-    assert sorted(len(t.outputs) for t in tasks) == [1] * 6
+    tasks = tasks_of(runner.plan(episode, tmp_path / "out"))
+    assert sorted(len(t.jobs) for t in tasks) == [1] * 6
     assert not any(t.wants_gpu for t in tasks)
 
 
@@ -163,7 +170,7 @@ def test_bad_executor_settings_are_refused(tmp_path, workspace, episode_file, ex
 
 @pytest.mark.slow
 def test_musicgen_cues_of_one_model_render_in_one_task_and_are_recorded_with_the_model(tmp_path, workspace):
-    from soundscape.engines.musicgen.registry import create_model
+    from soundscape.models import create_model
 
     with Ledger.open(workspace) as ledger:
         model = create_model(ledger, workspace, "studio-tiny", "tiny", seed=440)
@@ -178,11 +185,11 @@ cues:
   - {id: "1M4", kind: sting, usage: BI, duration: 2, prompt: "tense hit", engine: composer}
 """, encoding="utf-8")
     with Ledger.open(workspace) as ledger:
-        from soundscape.batch.cuelist import usable_models
+        from soundscape.models import usable_models
 
         episode = load_cuelist(cues, registered_models=usable_models(ledger))
-        tasks = runner.make_tasks(runner.plan(episode, tmp_path / "out", ledger=ledger))
-    assert sorted(len(t.outputs) for t in tasks) == [1, 3] and [t.wants_gpu for t in tasks].count(True) == 1
+        tasks = tasks_of(runner.plan(episode, tmp_path / "out", ledger=ledger))
+    assert sorted(len(t.jobs) for t in tasks) == [1, 3] and [t.wants_gpu for t in tasks].count(True) == 1
 
     report = runner.run_batch(episode, tmp_path / "out", workspace=workspace, workers=2)
     assert [r.status for r in report.results] == ["rendered"] * 4, [r.error for r in report.results]

@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from soundscape.cli import app
+from soundscape.rights.records import ModelEntry
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -105,7 +106,7 @@ def test_unknown_only_and_executor_are_one_line_errors(tmp_path, small, soundsca
 
 def test_a_failed_cue_is_reported_and_the_exit_code_is_not_zero(tmp_path, small, soundscape, home):
     from soundscape.config import open_workspace
-    from soundscape.rights.ledger import Ledger, ModelEntry
+    from soundscape.rights.ledger import Ledger
 
     gone = tmp_path / "models" / "gone"
     gone.mkdir(parents=True)

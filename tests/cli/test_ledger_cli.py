@@ -12,16 +12,15 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
+from soundscape import delivery
 from soundscape.audio.io import audio_sha256, file_sha256
 from soundscape.cli import app
 from soundscape.config import SAMPLES_DIR
 from soundscape.errors import LedgerError
-from soundscape.rights.ledger import Ledger, ModelEntry, OutputEntry
-
-
-@pytest.fixture
-def rng():
-    return np.random.default_rng(seed=440)
+from soundscape.facts import OutputFacts
+from soundscape.journal import Journal
+from soundscape.rights.ledger import Ledger
+from soundscape.rights.records import ModelEntry
 
 
 @pytest.fixture
@@ -200,14 +199,14 @@ def _record_outputs(ws, tmp_path, rng):
                 (SAMPLES_DIR / "manifest.jsonl").read_text().splitlines() if line.strip()]
     with Ledger.open_url(f"sqlite:///{ws / 'ledger.sqlite'}", ws / "keys", home=ws) as ledger:
         bed = tone(tmp_path / "out" / "bed.wav", rng)
-        ledger.record_output(OutputEntry(
+        delivery.record(ledger, OutputFacts(
             audio_sha256=audio_sha256(bed), file_sha256=file_sha256(bed), path=str(bed),
             engine="composer", prompt="rain", cue_kind="bed",
             samples=[{k: m[k] for k in ("id", "sha256", "license", "path")} for m in manifest[:3]]))
         ledger.register_model(ModelEntry(name="ft", lm_sha256="1" * 64, license="CC-BY-NC-4.0",
                                          base_model="facebook/musicgen-small"))
         nc = tone(tmp_path / "out" / "nc.wav", rng)
-        ledger.record_output(OutputEntry(audio_sha256=audio_sha256(nc), file_sha256=file_sha256(nc),
+        ledger.record_output(OutputFacts(audio_sha256=audio_sha256(nc), file_sha256=file_sha256(nc),
                                          path=str(nc), engine="musicgen", model="ft"))
     return bed, nc
 
@@ -361,7 +360,7 @@ def test_a_broken_workspace_layout_is_one_line(cli, ws, tmp_path, rng):
 
     with Ledger.open(open_workspace(ws)) as ledger:
         with pytest.raises(LedgerError, match="cannot create the workspace's pending folder"):
-            ledger.pending_begin(tmp_path / "x.wav", tmp_path / "x.wav.json")
+            Journal.of(ledger).begin(tmp_path / "x.wav", tmp_path / "x.wav.json")
 
 
 def test_ledger_reconcile_records_a_crashed_output(cli, ws, tmp_path, rng):
@@ -398,7 +397,7 @@ def test_clear_checks_agreements_against_air_date_and_territories(cli, ws, tmp_p
                "--author", "Example Music Library Ltd", "--dataset", "library").exit_code == 0
     out = tone(tmp_path / "out.wav", rng)
     with Ledger.open_url(f"sqlite:///{ws / 'ledger.sqlite'}", ws / "keys", home=ws) as ledger:
-        ledger.record_output(OutputEntry(
+        ledger.record_output(OutputFacts(
             audio_sha256=audio_sha256(out), file_sha256=file_sha256(out), path=str(out),
             engine="composer", air_date="2027-03-14", territories=["FR", "BE"],
             ingredients=[{"id": "library", "sha256": audio_sha256(lib), "path": str(lib),

@@ -17,6 +17,8 @@ from soundscape.config import open_workspace
 def episode(tmp_path_factory):
     """Two composer cues of S01E01 rendered and recorded through the pipeline."""
     from soundscape import pipeline
+    from soundscape.production import CueFacts
+    from soundscape.spec import make_spec
 
     root = tmp_path_factory.mktemp("report-cli")
     home, folder = root / "home", root / "S01E01"
@@ -24,10 +26,10 @@ def episode(tmp_path_factory):
     jobs = []
     for cue_id, kind, tc, seconds, title in (("1M1", "jingle", "00:00:00:00", 3, "Opening"),
                                              ("1M2", "sting", "00:00:30:00", 2, "Sting")):
-        spec = pipeline.make_spec("bright bells, hopeful", kind=kind, duration=seconds, seed=5,
-                                  production="Deep Water", episode="S01E01", cue_id=cue_id,
-                                  params={"cue": {"title": title, "usage": "MT", "timecode_in": tc,
-                                                  "publisher": "Abyss Music", "frame_rate": 25}})
+        spec = make_spec("bright bells, hopeful", kind=kind, duration=seconds, seed=5,
+                         production="Deep Water", episode="S01E01", cue_id=cue_id,
+                         cue=CueFacts(title=title, usage="MT", timecode_in=tc,
+                                      publisher="Abyss Music", frame_rate=25))
         jobs.append(pipeline.Job(spec=spec, path=folder / f"S01E01_{cue_id}.wav",
                                  air_date="2027-01-02", territories=("FR",)))
     pipeline.run(jobs, workspace=open_workspace(home))

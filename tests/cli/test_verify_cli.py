@@ -18,9 +18,10 @@ pytest.importorskip("c2pa")
 
 def _render(home, folder, cue_id: str, *, prompt="bright bells jingle"):
     from soundscape import pipeline
+    from soundscape.spec import make_spec
 
-    spec = pipeline.make_spec(prompt, kind="jingle", duration=2, seed=11, production="Deep Water",
-                              episode="S01E01", cue_id=cue_id)
+    spec = make_spec(prompt, kind="jingle", duration=2, seed=11, production="Deep Water",
+                     episode="S01E01", cue_id=cue_id)
     (delivery,) = pipeline.run([pipeline.Job(spec=spec, path=folder / f"{cue_id}.wav")],
                                workspace=open_workspace(home))
     return delivery

@@ -11,6 +11,8 @@ import pytest
 import soundfile as sf
 
 from soundscape.config import open_workspace
+from soundscape.facts import OutputFacts
+from soundscape.rights.records import ModelEntry
 
 PRODUCTION = "Deep Water"
 EPISODE = "S01E03"
@@ -40,6 +42,8 @@ class Episode:
 def rendered_episode(tmp_path_factory) -> Episode:
     """Three composer cues rendered, mastered, delivered, recorded and signed by the pipeline."""
     from soundscape import pipeline
+    from soundscape.production import CueFacts
+    from soundscape.spec import make_spec
     from soundscape.rights.credentials import dev_folder, make_dev_ca
 
     root = tmp_path_factory.mktemp("rendered")
@@ -49,10 +53,9 @@ def rendered_episode(tmp_path_factory) -> Episode:
     make_dev_ca(dev_folder(workspace), organization="Abyss Films")
     jobs = []
     for cue_id, kind, usage, tc, seconds, prompt, title in RENDERED_CUES:
-        spec = pipeline.make_spec(prompt, kind=kind, duration=seconds, seed=7,
-                                  production=PRODUCTION, episode=EPISODE, cue_id=cue_id,
-                                  params={"cue": {**CUE_BLOCK, "title": title, "usage": usage,
-                                                  "timecode_in": tc}})
+        spec = make_spec(prompt, kind=kind, duration=seconds, seed=7,
+                         production=PRODUCTION, episode=EPISODE, cue_id=cue_id,
+                         cue=CueFacts(**CUE_BLOCK, title=title, usage=usage, timecode_in=tc))
         jobs.append(pipeline.Job(spec=spec, path=folder / f"{EPISODE}_{cue_id}.wav",
                                  air_date="2027-03-14", territories=("FR", "BE")))
     deliveries = pipeline.run(jobs, workspace=workspace)
@@ -67,15 +70,15 @@ def _tone(path: Path, seconds: float, freq: float, rng) -> Path:
 
 
 @pytest.fixture(scope="module")
-def ledger_episode(tmp_path_factory) -> Episode:
+def ledger_episode(tmp_path_factory, make_rng) -> Episode:
     """An episode written straight into the ledger: musicgen cues from two registered models,
     a CC-BY training set (attribution obligations), a non-commercial ingredient (not cleared),
     and a second production that shares the episode code."""
     from soundscape.audio.io import audio_sha256
     from soundscape.rights.ingest import AssetEntry, add_entries
-    from soundscape.rights.ledger import Ledger, ModelEntry, OutputEntry
+    from soundscape.rights.ledger import Ledger
 
-    rng = np.random.default_rng(seed=440)
+    rng = make_rng()
     root = tmp_path_factory.mktemp("ledgered")
     home, folder, assets = root / "home", root / "episode", root / "assets"
     folder.mkdir()
@@ -102,7 +105,7 @@ def ledger_episode(tmp_path_factory) -> Episode:
             path = _tone(folder / f"S02E01_{cue_id}.wav", 1.0, 300 + 40 * i, rng)
             uses = [{"id": "nc", "sha256": ingredient.audio_sha256, "license": ingredient.license,
                      "path": ingredient.path}] if ingredient else []
-            ledger.record_output(OutputEntry(
+            ledger.record_output(OutputFacts(
                 audio_sha256=audio_sha256(path), file_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
                 path=str(path), engine="musicgen", engine_version="1.3.0", model=model,
                 model_sha256=("a1" if model == "waves-v1" else "b2") * 32, prompt=f"waves {cue_id}",
@@ -114,7 +117,7 @@ def ledger_episode(tmp_path_factory) -> Episode:
                 territories=["GB"]))
             files[cue_id] = path
         other = _tone(folder / "other.wav", 1.0, 700, rng)
-        ledger.record_output(OutputEntry(
+        ledger.record_output(OutputFacts(
             audio_sha256=audio_sha256(other), file_sha256="", path=str(other), engine="composer",
             engine_version="1.0.0", prompt="other", cue_kind="bed", duration=1.0,
             production="Another Show", episode="S02E01", cue_id="9M9"))

@@ -9,14 +9,11 @@ import pytest
 import soundfile as sf
 
 from soundscape.config import open_workspace
+from soundscape.facts import OutputFacts
 from soundscape.rights import credentials as cr
+from soundscape.rights.records import ModelEntry
 
 pytest.importorskip("c2pa")
-
-
-@pytest.fixture
-def rng():
-    return np.random.default_rng(seed=440)
 
 
 @pytest.fixture
@@ -236,7 +233,7 @@ def test_sign_recorded_output_describes_model_datasets_and_proof(tmp_path, rng):
     from soundscape.audio.io import audio_sha256, file_sha256
     from soundscape.rights import merkle
     from soundscape.rights.ingest import AssetEntry, add_entries
-    from soundscape.rights.ledger import Ledger, ModelEntry, OutputEntry
+    from soundscape.rights.ledger import Ledger
 
     ws = open_workspace(tmp_path / "home")
     keys = cr.make_dev_ca(cr.dev_folder(ws), organization="Abyss Films")
@@ -253,7 +250,7 @@ def test_sign_recorded_output_describes_model_datasets_and_proof(tmp_path, rng):
                    "engine": {"name": "musicgen", "version": "1.3.0", "model": "tides-v1",
                               "model_sha256": "c3" * 32},
                    "prompt": "slow tide", "samples": []}
-        record = ledger.record_output(OutputEntry.from_sidecar(sidecar, path))
+        record = ledger.record_output(OutputFacts.from_sidecar(sidecar, path))
         new_sha = cr.sign_recorded_output(path, sidecar, record, ledger)
         public_key = ledger.public_key_pem()
     assert new_sha == file_sha256(path) != sidecar["file_sha256"]
@@ -274,13 +271,13 @@ def test_sign_recorded_output_describes_model_datasets_and_proof(tmp_path, rng):
 
 def test_no_certificate_means_no_signing(tmp_path, rng):
     from soundscape.audio.io import audio_sha256
-    from soundscape.rights.ledger import Ledger, OutputEntry
+    from soundscape.rights.ledger import Ledger
 
     ws = open_workspace(tmp_path / "home")
     path = _audio_file(tmp_path / "cue.wav", rng)
     before = path.read_bytes()
     sidecar = {"audio_sha256": audio_sha256(path), "engine": {"name": "composer", "version": "1"}}
     with Ledger.open(ws) as ledger:
-        record = ledger.record_output(OutputEntry.from_sidecar(sidecar, path))
+        record = ledger.record_output(OutputFacts.from_sidecar(sidecar, path))
         assert cr.sign_recorded_output(path, sidecar, record, ledger) is None
     assert path.read_bytes() == before

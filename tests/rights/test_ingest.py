@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from soundscape import delivery
 from soundscape.atomic import write_json_atomic
 from soundscape.audio.io import audio_sha256, file_sha256
 from soundscape.config import SAMPLES_DIR
 from soundscape.errors import AudioError, LedgerError, LicenseError
-from soundscape.rights.ingest import add_paths, ensure_sample_library, import_manifest
-from soundscape.rights.ledger import SAMPLE_DATASET, Ledger, ModelEntry, OutputEntry
-
-
-@pytest.fixture
-def rng():
-    return np.random.default_rng(seed=440)
+from soundscape.facts import OutputFacts
+from soundscape.journal import Journal, reconcile
+from soundscape.rights.clearance import clear, clear_model, lineage
+from soundscape.rights.ingest import SAMPLE_DATASET, add_paths, ensure_sample_library, import_manifest
+from soundscape.rights.ledger import Ledger
+from soundscape.rights.records import ModelEntry
 
 
 def tone(path, rng, *, seconds=0.25, rate=48000, subtype="PCM_24"):
@@ -161,7 +161,8 @@ def test_the_sample_library_is_a_dataset_once(ledger):
 
 
 def _composer_output(ledger, path, samples):
-    return ledger.record_output(OutputEntry(
+    # As delivery records it: the sample library is registered on first use.
+    return delivery.record(ledger, OutputFacts(
         audio_sha256=audio_sha256(path), file_sha256=file_sha256(path), path=str(path),
         engine="composer", engine_version="1", prompt="calm pad", cue_kind="bed",
         samples=[{"id": s["id"], "sha256": s["sha256"], "license": s["license"],
@@ -174,10 +175,10 @@ def test_composer_output_lineage_is_its_cc0_samples(ledger, tmp_path, rng):
     out = _composer_output(ledger, tone(tmp_path / "bed.wav", rng), manifest)
     assert all(s["asset"] and s["asset"].startswith("asset-") for s in out.samples)
     assert out.training_data.startswith("none")
-    items = ledger.lineage(out.id)
+    items = lineage(ledger, out.id)
     assert [(i.role, i.license) for i in items] == [("sample", "CC0-1.0")] * 2
     for policy in ("broadcast-commercial", "strict-cc0", "internal-preproduction"):
-        assert ledger.clear(out.id, policy).cleared, policy
+        assert clear(ledger, out.id, policy).cleared, policy
 
 
 def test_model_trained_on_a_dataset_carries_every_asset_license(ledger, tmp_path, rng):
@@ -188,20 +189,20 @@ def test_model_trained_on_a_dataset_carries_every_asset_license(ledger, tmp_path
                                              compression_sha256="2" * 64, license="CC0-1.0",
                                              datasets=["mix"], architecture="small"))
     assert model.datasets[0]["version"] == "2" and model.datasets[0]["assets"] == 2
-    out = ledger.record_output(OutputEntry(audio_sha256=audio_sha256(tone(tmp_path / "o.wav", rng)),
+    out = ledger.record_output(OutputFacts(audio_sha256=audio_sha256(tone(tmp_path / "o.wav", rng)),
                                            file_sha256="3" * 64, path=str(tmp_path / "o.wav"),
                                            engine="musicgen", model="studio-small",
                                            air_date="2027-03-14", territories=["FR"]))
-    roles = sorted((i.role, i.license) for i in ledger.lineage(out.id))
+    roles = sorted((i.role, i.license) for i in lineage(ledger, out.id))
     assert roles == [("model", "CC0-1.0"), ("training-data", "CC-BY-4.0"),
                      ("training-data", "CC0-1.0")]
-    verdict = ledger.clear(out.id, "broadcast-commercial")
+    verdict = clear(ledger, out.id, "broadcast-commercial")
     assert verdict.cleared and any("Bea" in line for line in verdict.obligations)
-    assert not ledger.clear(out.id, "strict-cc0").cleared
-    assert not ledger.clear_model("studio-small", "strict-cc0").cleared
+    assert not clear(ledger, out.id, "strict-cc0").cleared
+    assert not clear_model(ledger, "studio-small", "strict-cc0").cleared
     unknown = ledger.register_model(ModelEntry(name="mystery", lm_sha256="4" * 64,
                                                license="CC0-1.0", lineage_unknown=True))
-    assert not ledger.clear_model(unknown.name, "internal-preproduction").cleared
+    assert not clear_model(ledger, unknown.name, "internal-preproduction").cleared
 
 
 def _write_output(folder, rng, name="cue.wav"):
@@ -220,8 +221,8 @@ def _write_output(folder, rng, name="cue.wav"):
 
 def _dead_pid_entry(ledger, audio, side):
     """Journal an output as a process that has since died would have (kill -9 after rename)."""
-    token = ledger.pending_begin(audio, side)
-    entry = ledger.pending_dir / f"{token}.json"
+    token = Journal.of(ledger).begin(audio, side)
+    entry = Journal.of(ledger).folder / f"{token}.json"
     data = json.loads(entry.read_text())
     data["pid"] = 2 ** 22 + 12345  # above pid_max's default: no such process
     entry.write_text(json.dumps(data))
@@ -236,8 +237,8 @@ def test_reconcile_records_an_orphan_and_drops_an_incomplete_output(ledger, tmp_
     (out / ".never.wav.tmp1234").write_bytes(b"half")
     _dead_pid_entry(ledger, out / "never.wav", out / "never.wav.json")
     # A live writer's entry is left alone.
-    live = ledger.pending_begin(out / "live.wav", out / "live.wav.json")
-    report = ledger.reconcile()
+    live = Journal.of(ledger).begin(out / "live.wav", out / "live.wav.json")
+    report = reconcile(ledger)
     assert [p for p, _ in report.recorded] == [str(audio.resolve())]
     record_id = report.recorded[0][1]
     assert [p for p, _ in report.dropped] == [str((out / "never.wav").resolve())]
@@ -246,10 +247,10 @@ def test_reconcile_records_an_orphan_and_drops_an_incomplete_output(ledger, tmp_
     assert json.loads(side.read_text())["ledger"]["record_id"] == record_id
     rec = ledger.get(record_id)
     assert (rec.episode, rec.cue_id, rec.air_date) == ("S01E03", "1M1", "2027-03-14")
-    ledger.pending_end(live)
-    assert ledger.reconcile().empty and ledger.pending_entries() == []
+    Journal.of(ledger).end(live)
+    assert reconcile(ledger).empty and Journal.of(ledger).entries() == []
     # Recording the same file again (the pipeline finishing late) is a no-op.
-    again = ledger.record_output(OutputEntry.from_sidecar(json.loads(side.read_text()), audio))
+    again = ledger.record_output(OutputFacts.from_sidecar(json.loads(side.read_text()), audio))
     assert again.id == record_id and ledger.store.count() == 1
 
 
@@ -257,31 +258,31 @@ def test_reconcile_drops_audio_that_does_not_match_its_sidecar(ledger, tmp_path,
     audio, side = _write_output(tmp_path, rng)
     tone(audio, rng)  # overwritten after the sidecar was made
     _dead_pid_entry(ledger, audio, side)
-    report = ledger.reconcile()
+    report = reconcile(ledger)
     assert report.recorded == [] and "does not match" in report.dropped[0][1]
     assert ledger.store.count() == 0
 
 
 def test_reconcile_tells_a_reused_pid_from_a_live_writer(ledger, tmp_path, rng):
     audio, side = _write_output(tmp_path, rng)
-    token = ledger.pending_begin(audio, side)
-    assert ledger.reconcile().in_progress  # this very process: still writing
-    entry = ledger.pending_dir / f"{token}.json"
+    token = Journal.of(ledger).begin(audio, side)
+    assert reconcile(ledger).in_progress  # this very process: still writing
+    entry = Journal.of(ledger).folder / f"{token}.json"
     data = json.loads(entry.read_text())
     data["pid_start"] = "1"  # same pid, but a process that started at another time
     entry.write_text(json.dumps(data))
-    report = ledger.reconcile()
+    report = reconcile(ledger)
     assert [p for p, _ in report.recorded] == [str(audio.resolve())]
 
 
 def test_a_conflict_is_resolved_by_a_correction_never_by_a_merge(ledger, home, tmp_path, rng):
     f = tone(tmp_path / "a.wav", rng)
     add_paths(ledger, [f], license="CC-BY-NC-4.0", author="A", dataset="d")
-    out = ledger.record_output(OutputEntry(
+    out = ledger.record_output(OutputFacts(
         audio_sha256=audio_sha256(tone(tmp_path / "o.wav", rng)), file_sha256="0" * 64,
         path=str(tmp_path / "o.wav"), engine="composer",
         ingredients=[{"id": "a", "sha256": audio_sha256(f), "license": "CC-BY-NC-4.0"}]))
-    assert not ledger.clear(out.id, "broadcast-commercial").cleared
+    assert not clear(ledger, out.id, "broadcast-commercial").cleared
     with pytest.raises(LicenseError, match="ledger correct asset-000001"):
         add_paths(ledger, [f], license="CC-BY-4.0", author="A", dataset="d")
     with pytest.raises(LedgerError, match="reason"):
@@ -296,7 +297,7 @@ def test_a_conflict_is_resolved_by_a_correction_never_by_a_merge(ledger, home, t
     assert raw["license"] == "CC-BY-NC-4.0" and "corrections" not in raw  # history kept
     fix = ledger.raw("fix-000001").body
     assert fix["previous"] == {"license": "CC-BY-NC-4.0", "attribution": None}
-    verdict = ledger.clear(out.id, "broadcast-commercial")
+    verdict = clear(ledger, out.id, "broadcast-commercial")
     assert verdict.cleared and "A, CC BY 4.0" in " ".join(verdict.obligations)
     again = add_paths(ledger, [f], license="CC-BY-4.0", author="A", dataset="d")
     assert again.reused == ["asset-000001"]

@@ -13,16 +13,19 @@ import stat
 import pytest
 
 from soundscape.errors import LedgerError, TamperError
+from soundscape.facts import OutputFacts
 from soundscape.rights import merkle
-from soundscape.rights.ledger import Ledger, ModelEntry, OutputEntry
+from soundscape.rights.clearance import clear, lineage
+from soundscape.rights.ledger import Ledger
+from soundscape.rights.records import ModelEntry
 
 
 def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def output(i: int, folder="/tmp/out") -> OutputEntry:
-    return OutputEntry(audio_sha256=sha(f"audio {i}"), file_sha256=sha(f"file {i}"),
+def output(i: int, folder="/tmp/out") -> OutputFacts:
+    return OutputFacts(audio_sha256=sha(f"audio {i}"), file_sha256=sha(f"file {i}"),
                        path=f"{folder}/cue-{i:03d}.wav", engine="composer",
                        engine_version="1.0", prompt=f"prompt number {i}", cue_kind="bed",
                        parameters={"duration": 30.0, "seed": i}, seed=i)
@@ -306,13 +309,13 @@ def test_a_fine_tune_of_musicgen_records_its_noncommercial_base(tmp_path):
                                                  license="CC-BY-NC-4.0",
                                                  base_model="facebook/musicgen-small"))
         assert model.base_model_license == "CC-BY-NC-4.0"
-        out = ledger.record_output(OutputEntry(
+        out = ledger.record_output(OutputFacts(
             audio_sha256=sha("ft out"), file_sha256=sha("f"), path="/tmp/ft.wav",
             engine="musicgen", model="ft"))
-        roles = sorted(item.role for item in ledger.lineage(out.id))
+        roles = sorted(item.role for item in lineage(ledger, out.id))
         assert roles == ["base-model", "model"]
-        assert not ledger.clear(out.id, "broadcast-commercial").cleared
-        assert ledger.clear(out.id, "internal-preproduction").cleared
+        assert not clear(ledger, out.id, "broadcast-commercial").cleared
+        assert clear(ledger, out.id, "internal-preproduction").cleared
 
 
 def _append_worker(home, worker, count, barrier):

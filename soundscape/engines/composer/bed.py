@@ -8,7 +8,7 @@ from soundscape.engines.composer import arrangement, mix, space
 from soundscape.engines.composer.performance import perform
 from soundscape.engines.composer.samplelayer import SampleLayer
 from soundscape.engines.composer.textures import TextureBed
-from soundscape.engines.base import LOOP_OVERLAP_SECONDS
+from soundscape.render import LOOP_OVERLAP_SECONDS
 from soundscape.spec import CueSpec
 
 SAMPLE_RATE = mix.SAMPLE_RATE

@@ -8,11 +8,12 @@ from typing import Sequence
 
 import numpy as np
 
-from soundscape.engines.base import Lineage, PresetUse, ProgressFn, Render
+from soundscape.engines.base import ProgressFn
 from soundscape.engines.composer.bed import render_bed
 from soundscape.engines.composer.jingle import render_jingle
 from soundscape.engines.composer.samplelayer import fit_samples, open_library
 from soundscape.engines.composer.synth import SAMPLE_RATE
+from soundscape.render import Lineage, PresetUse, Render
 from soundscape.spec import CueSpec
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def open_banks(ids: list[str] | None = None) -> list:
         from soundscape.engines.composer import fluid
 
         try:
-            fluid._binding()
+            fluid.binding()
         except fluid.FluidUnavailable as exc:
             _notice(f"FluidSynth is not available ({exc}); install libfluidsynth3 to play the "
                     f"sound banks. The composer uses its synth voices")

@@ -50,7 +50,7 @@ class FluidUnavailable(RuntimeError):
     """FluidSynth or its Python binding cannot be loaded on this machine."""
 
 
-def _binding():
+def binding():
     """pyfluidsynth, with the few extra C functions this module needs bound once."""
     try:
         import fluidsynth
@@ -118,7 +118,7 @@ class FluidSynthesizer:
     """
 
     def __init__(self, banks: list[SoundBank], *, sample_rate: int = SAMPLE_RATE, groups: int = 1):
-        fs = _binding()
+        fs = binding()
         self.fs = fs
         self.sample_rate = sample_rate
         self.groups = max(1, min(groups, MAX_PARTS))
@@ -158,7 +158,10 @@ class FluidSynthesizer:
             self.settings = None
 
     def __del__(self):
-        self.close()
+        try:
+            self.close()
+        except TypeError:  # at interpreter exit the binding may already be torn down
+            pass
 
     def select(self, channel: int, choice: PresetChoice) -> None:
         if choice.midi_bank == DRUM_BANK:  # a drum kit plays on a channel of percussion type

@@ -73,11 +73,12 @@ def preset_ingredient(part: Part, choice) -> dict:
     """What the ledger records of a played preset."""
     bank = choice.bank
     return {
+        "id": f"soundbank:{bank.info.id}:{choice.midi_bank}:{choice.program}",
+        "sha256": bank.sha256,
         "instrument": part.instrument,
         "bank": bank.info.id,
         "bank_title": bank.info.title,
         "bank_file": str(bank.path),
-        "bank_sha256": bank.sha256,
         "midi_bank": choice.midi_bank,
         "program": choice.program,
         "preset": choice.name,

@@ -1,6 +1,7 @@
 """The MusicGen engine: audiocraft models from local checkpoints, batched with a seed per cue.
 
-Importing this package is cheap; torch and audiocraft load when a model does. See
+Importing this package is cheap; torch and audiocraft load when a model does. Registering,
+training and clearing models is the models service's (:mod:`soundscape.models`); see
 docs/musicgen.md for the model folders, training and the rights side.
 """
 
@@ -14,8 +15,5 @@ logging.getLogger("xformers").setLevel(logging.ERROR)
 warnings.filterwarnings("ignore", message=r".*torch\.nn\.utils\.weight_norm.*", category=FutureWarning)
 
 from soundscape.engines.musicgen.engine import MAX_DURATION_SECONDS, MusicGenEngine  # noqa: E402
-from soundscape.engines.musicgen.registry import (STUDIO_LICENSE, check_model_usable,
-                                                  engine_for_model)
 
-__all__ = ["MAX_DURATION_SECONDS", "STUDIO_LICENSE", "MusicGenEngine", "check_model_usable",
-           "engine_for_model"]
+__all__ = ["MAX_DURATION_SECONDS", "MusicGenEngine"]

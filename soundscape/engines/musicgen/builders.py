@@ -19,6 +19,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from soundscape.errors import ParameterError
+
 ARCHS = ("tiny", "small", "medium")
 
 # EnCodec at 32 kHz as MusicGen uses it (audiocraft's encodec_musicgen_32khz): hop 640 -> 50 Hz,
@@ -108,8 +110,6 @@ def model_config(arch: str, *, seed: int = 0, overrides: dict | None = None) -> 
     Returns:
         An OmegaConf config in the form audiocraft stores as a checkpoint's ``xp.cfg``.
     """
-    from soundscape.errors import ParameterError
-
     if arch not in _SIZES:
         raise ParameterError(f"unknown architecture {arch!r}: choose one of {', '.join(ARCHS)}")
     cfg = OmegaConf.merge(OmegaConf.create(copy.deepcopy(_ENCODEC_32K)),

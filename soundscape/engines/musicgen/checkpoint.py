@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from soundscape.atomic import atomic_path
 from soundscape.errors import ModelError
 
 LM_FILE = "state_dict.bin"
@@ -207,8 +208,6 @@ def _cpu_state(module) -> dict[str, torch.Tensor]:
 
 
 def _atomic_save(obj, path: Path) -> None:
-    from soundscape.atomic import atomic_path
-
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
 

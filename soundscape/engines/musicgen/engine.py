@@ -14,8 +14,9 @@ from importlib.metadata import version as _dist_version
 from pathlib import Path
 from typing import Sequence
 
-from soundscape.engines.base import LOOP_OVERLAP_SECONDS, Lineage, ProgressFn, Render, SampleUse
+from soundscape.engines.base import EngineIdentity, ModelFiles, ProgressFn
 from soundscape.errors import AudioError, ModelError, ParameterError
+from soundscape.render import LOOP_OVERLAP_SECONDS, Lineage, Render, SampleUse
 from soundscape.spec import CueSpec
 
 ENGINE_VERSION = "1.0.0"
@@ -67,6 +68,7 @@ class MusicGenEngine:
     def __init__(self, model_dir: str | Path, model_name: str = "musicgen",
                  model_sha256: str | None = None, device: str | None = None, *,
                  max_batch: int = DEFAULT_MAX_BATCH, extend_stride: float | None = None):
+        # torch and audiocraft load here, with a model: importing the engine stays cheap.
         import torch
 
         from soundscape.engines.musicgen.checkpoint import checkpoint_hashes, load_model
@@ -99,6 +101,7 @@ class MusicGenEngine:
         ``lm.cfg`` must hold the config (as :func:`~soundscape.engines.musicgen.builders.build_model`
         leaves it). Renders carry ``model_sha256`` as given (default: a hash of the LM's weights).
         """
+        # torch and audiocraft load here, with a model: importing the engine stays cheap.
         from soundscape.engines.musicgen.builders import to_musicgen
         from soundscape.engines.musicgen.checkpoint import state_sha256
 
@@ -114,6 +117,42 @@ class MusicGenEngine:
         engine.extend_stride = extend_stride
         engine.notes = []
         return engine
+
+    @classmethod
+    def open(cls, model: ModelFiles | None, *, device: str | None = None,
+             max_batch: int | None = None) -> "MusicGenEngine":
+        """The engine over a registered model's folder, its files checked against the record.
+
+        Raises:
+            ModelError: no model given, or files that changed since registration.
+        """
+        # torch and audiocraft load here, with a model: importing the engine stays cheap.
+        from soundscape.engines.musicgen.checkpoint import checkpoint_hashes
+
+        if model is None:
+            raise ModelError("the musicgen engine needs a model: pass --model NAME "
+                             "(see `soundscape model list`)")
+        hashes = checkpoint_hashes(model.path)
+        if model.compression_sha256 and hashes["compression"] != model.compression_sha256:
+            raise ModelError(f"model {model.name!r}: {model.path}/compression_state_dict.bin "
+                             f"changed since it was registered; register the changed folder as "
+                             f"a new model")
+        return cls(model_dir=model.path, model_name=model.name, model_sha256=model.lm_sha256,
+                   device=device, max_batch=max_batch or DEFAULT_MAX_BATCH)
+
+    @classmethod
+    def identity(cls, model: ModelFiles | None) -> EngineIdentity:
+        """Name, version (with audiocraft's) and the model's checkpoint hash (both files)."""
+        sha = None
+        if model is not None and model.lm_sha256 and model.compression_sha256:
+            # checkpoint imports torch: only a batch planning with this engine pays for it.
+            from soundscape.engines.musicgen.checkpoint import combined_sha256
+
+            sha = combined_sha256(model.lm_sha256, model.compression_sha256)
+        elif model is not None:
+            sha = model.lm_sha256
+        return EngineIdentity(name=cls.name, version=engine_version(),
+                              model=model.name if model is not None else None, model_sha256=sha)
 
     @property
     def sample_rate(self) -> int:
@@ -131,6 +170,7 @@ class MusicGenEngine:
         Raises:
             ParameterError: a duration beyond :data:`MAX_DURATION_SECONDS` or a malformed parameter.
         """
+        # torch and audiocraft load here, with a model: importing the engine stays cheap.
         from soundscape.engines.musicgen.generate import SamplingParams, frames_for, total_steps
 
         jobs = []
@@ -203,6 +243,7 @@ class MusicGenEngine:
     def _render_batch(self, chunk, seconds, params, prompt, on_rows) -> list[Render]:
         import numpy as np
 
+        # torch and audiocraft load here, with a model: importing the engine stays cheap.
         from soundscape.engines.musicgen.generate import decode_rows, frames_for, generate_codes
 
         batch = len(chunk)

@@ -30,9 +30,11 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from soundscape.engines.musicgen.checkpoint import (COMPRESSION_FILE, LM_FILE, checkpoint_hashes,
-                                                    check_model_dir, export_model, load_modules,
-                                                    package_config, read_package)
+from soundscape.atomic import atomic_path
+from soundscape.engines.musicgen.checkpoint import (COMPRESSION_FILE, LM_FILE, check_model_dir,
+                                                    checkpoint_hashes, export_model, file_sha256,
+                                                    load_modules, package_config, read_package)
+from soundscape.engines.musicgen.lora import add_lora, lora_parameters, merge_lora
 from soundscape.errors import AudioError, ModelError, ParameterError
 
 STAGES = ("lm", "codec")
@@ -88,8 +90,6 @@ def _field(asset, name: str, default=None):
 
 def _items(dataset_assets: Sequence) -> list[_Item]:
     """Each asset's audio path, audio hash and text (its description, else its sidecar's)."""
-    from soundscape.engines.musicgen.checkpoint import file_sha256
-
     items = []
     for asset in dataset_assets:
         path = Path(str(_field(asset, "path") or ""))
@@ -160,8 +160,6 @@ def encode_dataset(compression_model, items: list[_Item], *, cache_dir: Path,
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    from soundscape.atomic import atomic_path
-
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
 
@@ -349,8 +347,6 @@ class _LMRun:
 
     def __init__(self, model_dir, items, *, device, lr, lora_rank, seed, segment_seconds,
                  cache_dir, compression_sha256):
-        from soundscape.engines.musicgen.lora import add_lora, lora_parameters
-
         self.model_dir, self.items, self.device, self.seed = model_dir, items, device, seed
         self.notes: list[str] = []
         self.compression_model, self.lm, self.cfg = load_modules(model_dir, device=device,
@@ -389,8 +385,6 @@ class _LMRun:
         return float(loss.detach())
 
     def _trainable_state(self) -> dict[str, torch.Tensor]:
-        from soundscape.engines.musicgen.lora import lora_parameters
-
         if self.lora_rank:
             return {k: v.detach().cpu() for k, v in lora_parameters(self.lm).items()}
         return {k: v.detach().cpu() for k, v in self.lm.state_dict().items()}
@@ -413,8 +407,6 @@ class _LMRun:
         self.lm.att_dropout.rng.set_state(state["att_dropout_rng"])
 
     def export(self, out_dir: Path, training: dict) -> dict[str, str]:
-        from soundscape.engines.musicgen.lora import merge_lora
-
         self.lm.eval()
         if self.lora_rank:
             merge_lora(self.lm)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from soundscape.audio import analysis
-from soundscape.engines.base import LOOP_OVERLAP_SECONDS
+from soundscape.render import LOOP_OVERLAP_SECONDS
 from soundscape.engines.composer import ComposerEngine
 
 from composer_cues import SR, cue, render

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from soundscape.engines.base import LOOP_OVERLAP_SECONDS
+from soundscape.render import LOOP_OVERLAP_SECONDS
 from soundscape.errors import ModelError, ParameterError
 
 
@@ -112,10 +112,9 @@ def test_out_of_memory_on_a_single_cue_is_a_model_error(tiny_engine, make_spec, 
         tiny_engine.render([make_spec("x")])
 
 
-def test_continuation_records_the_asset_as_an_ingredient(tiny_engine, make_spec, tmp_path):
+def test_continuation_records_the_asset_as_an_ingredient(tiny_engine, make_spec, tmp_path, rng):
     import soundfile as sf
 
-    rng = np.random.default_rng(440)
     path = tmp_path / "asset.wav"
     sf.write(path, (0.1 * rng.standard_normal((3 * 44100, 2))).astype(np.float32), 44100)
     source = {"id": "asset-7", "sha256": "ab" * 32, "license": "CC0-1.0", "path": str(path)}

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 from soundscape.errors import LedgerError, LicenseError, ModelError, NotClearedError, ParameterError
+from soundscape.rights.clearance import clear_model
 
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory, torch_one_thread):
     """A workspace with its ledger, a `model new` tiny model, and that model trained on samples/."""
     from soundscape.config import open_workspace
-    from soundscape.engines.musicgen.registry import create_model, train_model
+    from soundscape.models import create_model, train_model
     from soundscape.rights.ledger import Ledger
 
     ws = open_workspace(tmp_path_factory.mktemp("home"))
@@ -44,24 +45,24 @@ def test_trained_from_scratch_on_samples_is_cleared_for_broadcast(studio):
     assert [d["name"] for d in record.datasets] == ["soundscape-samples"]
     assert record.training["stage"] == "lm" and record.training["steps"] == 12
     assert record.compression_sha256 == base.compression_sha256  # LM stage keeps the codec
-    assert ledger.clear_model("tiny-samples", "broadcast-commercial").cleared
+    assert clear_model(ledger, "tiny-samples", "broadcast-commercial").cleared
 
 
 def test_the_same_weights_registered_as_cc_by_nc_are_not_cleared(studio):
-    from soundscape.engines.musicgen.registry import register_checkpoint
+    from soundscape.models import register_checkpoint
 
     _, ledger, _, trained = studio
     nc = register_checkpoint(ledger, trained.record.path, name="tiny-samples-nc",
                              license="CC-BY-NC-4.0", trained_on=["soundscape-samples"])
     assert nc.lm_sha256 == trained.record.lm_sha256
-    verdict = ledger.clear_model("tiny-samples-nc", "broadcast-commercial")
+    verdict = clear_model(ledger, "tiny-samples-nc", "broadcast-commercial")
     assert not verdict.cleared
     assert any("CC-BY-NC-4.0" in reason for reason in verdict.reasons)
-    assert ledger.clear_model("tiny-samples-nc", "internal-preproduction").cleared
+    assert clear_model(ledger, "tiny-samples-nc", "internal-preproduction").cleared
 
 
 def test_meta_weights_record_cc_by_nc_and_unknown_lineage_never_clears(studio, tmp_path):
-    from soundscape.engines.musicgen.registry import (check_model_usable, register_checkpoint,
+    from soundscape.models import (check_model_usable, register_checkpoint,
                                                       train_model)
 
     ws, ledger, base, _ = studio
@@ -80,7 +81,7 @@ def test_meta_weights_record_cc_by_nc_and_unknown_lineage_never_clears(studio, t
         check_model_usable(record, allow_unknown_lineage=False)
     check_model_usable(record, allow_unknown_lineage=True)
     for policy in ("broadcast-commercial", "internal-preproduction"):
-        assert not ledger.clear_model("meta-small", policy).cleared
+        assert not clear_model(ledger, "meta-small", policy).cleared
 
     # Fine-tuning it stays CC-BY-NC-4.0 and of unknown lineage.
     child = train_model(ledger, ws, model="meta-small", dataset="soundscape-samples",
@@ -88,18 +89,18 @@ def test_meta_weights_record_cc_by_nc_and_unknown_lineage_never_clears(studio, t
                         lora_rank=2).record
     assert child.license == "CC-BY-NC-4.0" and child.lineage_unknown
     assert child.base_model == "meta-small" and child.training["lora_rank"] == 2
-    assert not ledger.clear_model("meta-small-ft", "internal-preproduction").cleared
+    assert not clear_model(ledger, "meta-small-ft", "internal-preproduction").cleared
 
 
-def test_policy_refuses_rejected_training_assets_up_front(studio, tmp_path):
+def test_policy_refuses_rejected_training_assets_up_front(studio, tmp_path, rng):
     import soundfile as sf
 
-    from soundscape.engines.musicgen.registry import train_model
+    from soundscape.models import train_model
     from soundscape.rights.ingest import add_paths
 
     ws, ledger, _, _ = studio
     path = tmp_path / "nc-loop.wav"
-    sf.write(path, (0.1 * np.random.default_rng(440).standard_normal(48000)).astype(np.float32),
+    sf.write(path, (0.1 * rng.standard_normal(48000)).astype(np.float32),
              48000)
     add_paths(ledger, [path], license="CC-BY-NC-4.0", author="Someone", dataset="nc-set")
     with pytest.raises(NotClearedError, match=r"rejects 1 of 1 training assets: nc-loop.wav"):
@@ -110,7 +111,7 @@ def test_policy_refuses_rejected_training_assets_up_front(studio, tmp_path):
 
 
 def test_engine_for_model_checks_the_ledger_and_the_files(studio, make_spec):
-    from soundscape.engines.musicgen.registry import engine_for_model
+    from soundscape.models import engine_for_model
 
     ws, ledger, _, trained = studio
     engine = engine_for_model("tiny-samples", workspace=ws, device="cpu")
@@ -126,7 +127,7 @@ def test_engine_for_model_checks_the_ledger_and_the_files(studio, make_spec):
 
 
 def test_changed_files_are_refused(studio, tmp_path):
-    from soundscape.engines.musicgen.registry import create_model, engine_for_model
+    from soundscape.models import create_model, engine_for_model
 
     ws, ledger, _, _ = studio
     record = create_model(ledger, ws, "to-tamper", "tiny", seed=9)

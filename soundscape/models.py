@@ -1,13 +1,17 @@
-"""MusicGen models in the ledger: register, create, train with lineage, and open for generation.
+"""The model service: registered models in the ledger, and the engines that render with them.
 
-The ledger is the one writer of rights facts; this module gathers what a model record needs
-(checkpoint hashes, architecture, base model and its license, datasets trained on) and hands it
-over. The rule of the field it enforces: Meta's released MusicGen weights, EnCodec included, are
-CC-BY-NC-4.0, so a model registered from them, or trained from a base under that license, stays
-CC-BY-NC-4.0; a model made with ``model new`` starts as the studio's own work with no lineage,
-and its clearance then rests on the data it is trained on.
+Over the engines and the rights ledger, never inside either: it registers MusicGen checkpoints
+(hashes, architecture, base model and its license, datasets trained on), creates and trains
+models with their lineage, says whether a model may be used, reads each engine's identity and
+opens the engine a cue renders with. The rule of the field it enforces: Meta's released
+MusicGen weights, EnCodec included, are CC-BY-NC-4.0, so a model registered from them, or
+trained from a base under that license, stays CC-BY-NC-4.0; a model made with ``model new``
+starts as the studio's own work with no lineage, and its clearance then rests on the data it is
+trained on.
 
-torch is imported only where a model is built, trained or opened.
+The MusicGen modules this uses (checkpoint, builders, train) import torch at their top, so
+they are imported inside the functions that build, train or hash a model: the composer, the
+ledger commands and ``--help`` never pay for torch.
 """
 
 from __future__ import annotations
@@ -16,22 +20,34 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from soundscape.config import Workspace, open_workspace
+from soundscape.engines import Engine, EngineIdentity, ModelFiles, engine_info, identity
+from soundscape.engines import open_engine as open_registered_engine
 from soundscape.errors import LedgerError, LicenseError, ModelError, NotClearedError, ParameterError
+from soundscape.rights.clearance import asset_item, clear_model
+from soundscape.rights.ingest import SAMPLE_DATASET, ensure_sample_library
+from soundscape.rights.ledger import Ledger
+from soundscape.rights.licenses import base_model_license
+from soundscape.rights.policy import evaluate, list_policies, load_policy
+from soundscape.rights.records import AssetRecord, DatasetRecord, ModelEntry, ModelRecord
 
 # The studio's own license (licenses/terms/LicenseRef-Studio-Owned.toml): for a model made from
 # scratch by `model new`.
 STUDIO_LICENSE = "LicenseRef-Studio-Owned"
-ENGINE = "musicgen"
+# The engine whose checkpoints this service registers, creates and trains.
+MUSICGEN = "musicgen"
 
 
-# --- checks -----------------------------------------------------------------------------------
+# --- using a model ----------------------------------------------------------------------------
 
-def check_model_usable(record, allow_unknown_lineage: bool = False) -> None:
-    """Refuse a model that must not generate: unknown, not musicgen, or of unknown lineage.
+def check_model_usable(record: ModelRecord | None, allow_unknown_lineage: bool = False, *,
+                       engine: str = MUSICGEN) -> None:
+    """Refuse a model that must not generate: unknown, of another engine, or of unknown lineage.
 
     Args:
         record: a ledger ``ModelRecord`` (or None when the name is not registered).
         allow_unknown_lineage: the user passed --allow-unknown-lineage.
+        engine: the engine it is to render with.
 
     Raises:
         ModelError: with one line saying why and what to do.
@@ -39,8 +55,8 @@ def check_model_usable(record, allow_unknown_lineage: bool = False) -> None:
     if record is None:
         raise ModelError("unknown model: see `soundscape model list`, or register one with "
                          "`soundscape model add DIR` or `soundscape model new NAME`")
-    if record.engine and record.engine != ENGINE:
-        raise ModelError(f"model {record.name!r} is a {record.engine} model, not a musicgen one")
+    if record.engine and record.engine != engine:
+        raise ModelError(f"model {record.name!r} is a {record.engine} model, not a {engine} one")
     if record.lineage_unknown and not allow_unknown_lineage:
         raise ModelError(f"model {record.name!r} was registered with unknown lineage, so nothing "
                          f"it makes can ever be cleared; pass --allow-unknown-lineage to generate "
@@ -49,42 +65,80 @@ def check_model_usable(record, allow_unknown_lineage: bool = False) -> None:
         raise ModelError(f"model {record.name!r} has no checkpoint folder on record")
 
 
-def engine_for_model(name: str | None, *, workspace=None, allow_unknown_lineage: bool = False,
-                     device: str | None = None, max_batch: int | None = None):
-    """The :class:`MusicGenEngine` for a registered model, its files checked against the ledger.
+def model_files(record: ModelRecord) -> ModelFiles:
+    """What an engine needs of a registered model: its name, folder and recorded hashes."""
+    return ModelFiles(name=record.name, path=record.path, lm_sha256=record.lm_sha256,
+                      compression_sha256=record.compression_sha256)
+
+
+def open_engine(engine: str, model: str | None = None, *, workspace: Workspace | None = None,
+                allow_unknown_lineage: bool = False, **settings) -> Engine:
+    """The engine a cue renders with; a registered model is looked up and checked first.
 
     Raises:
-        ModelError: no model given, an unknown or unusable model, or files that changed since
-            registration.
+        ModelError: no model given to an engine that needs one, an unknown or unusable model,
+            or files that changed since registration.
     """
-    from soundscape.config import open_workspace
-    from soundscape.engines.musicgen.checkpoint import checkpoint_hashes
-    from soundscape.engines.musicgen.engine import DEFAULT_MAX_BATCH, MusicGenEngine
-    from soundscape.rights.ledger import Ledger
-
-    if not name:
-        raise ModelError("the musicgen engine needs a model: pass --model NAME "
+    if not engine_info(engine).needs_model:
+        return open_registered_engine(engine, **settings)
+    if not model:
+        raise ModelError(f"the {engine} engine needs a model: pass --model NAME "
                          "(see `soundscape model list`)")
     with Ledger.open(workspace or open_workspace()) as ledger:
-        record = ledger.get_model(name)
+        record = ledger.get_model(model)
     if record is None:
-        raise ModelError(f"unknown model {name!r}: see `soundscape model list`, or register one "
-                         f"with `soundscape model add DIR --name {name} ...`")
-    check_model_usable(record, allow_unknown_lineage)
-    hashes = checkpoint_hashes(record.path)
-    if record.compression_sha256 and hashes["compression"] != record.compression_sha256:
-        raise ModelError(f"model {name!r}: {record.path}/compression_state_dict.bin changed since "
-                         f"it was registered; register the changed folder as a new model")
-    return MusicGenEngine(model_dir=record.path, model_name=record.name,
-                          model_sha256=record.lm_sha256, device=device,
-                          max_batch=max_batch or DEFAULT_MAX_BATCH)
+        raise ModelError(f"unknown model {model!r}: see `soundscape model list`, or register one "
+                         f"with `soundscape model add DIR --name {model} ...`")
+    check_model_usable(record, allow_unknown_lineage, engine=engine)
+    return open_registered_engine(engine, model_files(record), **settings)
+
+
+def engine_for_model(name: str | None, *, workspace: Workspace | None = None,
+                     allow_unknown_lineage: bool = False, device: str | None = None,
+                     max_batch: int | None = None) -> Engine:
+    """The MusicGen engine for a registered model, its files checked against the ledger."""
+    return open_engine(MUSICGEN, name, workspace=workspace,
+                       allow_unknown_lineage=allow_unknown_lineage, device=device,
+                       max_batch=max_batch)
+
+
+def engine_identity(engine: str, model: str | None, *, ledger: Ledger | None) -> EngineIdentity:
+    """Name, version, model and model hash of the engine a cue renders with.
+
+    Raises:
+        ParameterError: a model the ledger does not know.
+    """
+    files = None
+    if engine_info(engine).needs_model:
+        record = ledger.get_model(model) if ledger is not None and model else None
+        if record is None:
+            raise ParameterError(f"model {model!r} is not registered in the ledger "
+                                 f"(see 'soundscape model list')")
+        files = model_files(record)
+    return identity(engine, files)
+
+
+def usable_models(ledger: Ledger) -> dict[str, str | None]:
+    """Every registered model: None when a batch can use it, else why not.
+
+    A model of unknown lineage is refused (nothing it makes can clear, and a cue list has no
+    way to ask for mock-ups), as is one whose checkpoint folder is gone.
+    """
+    status: dict[str, str | None] = {}
+    for record in ledger.list_models():
+        try:
+            check_model_usable(record)
+        except ModelError as exc:
+            status[record.name] = str(exc)
+            continue
+        status[record.name] = (None if Path(record.path).is_dir()
+                               else f"its checkpoint folder {record.path} is missing")
+    return status
 
 
 # --- registering ------------------------------------------------------------------------------
 
 def _known_base(model_dir: str | Path, base_model: str | None):
-    from soundscape.rights.licenses import base_model_license
-
     for candidate in (base_model, str(model_dir), str(Path(model_dir).resolve())):
         if candidate:
             info = base_model_license(candidate)
@@ -93,9 +147,9 @@ def _known_base(model_dir: str | Path, base_model: str | None):
     return None
 
 
-def register_checkpoint(ledger, model_dir: str | Path, *, name: str, license: str | None,
+def register_checkpoint(ledger: Ledger, model_dir: str | Path, *, name: str, license: str | None,
                         trained_on: Sequence[str] = (), lineage_unknown: bool = False,
-                        base_model: str | None = None):
+                        base_model: str | None = None) -> ModelRecord:
     """Register an audiocraft checkpoint folder as model ``name`` (both file hashes recorded).
 
     A folder of Meta's published weights (facebook/musicgen-*, by hub id, folder name or
@@ -107,8 +161,8 @@ def register_checkpoint(ledger, model_dir: str | Path, *, name: str, license: st
         LicenseError: no license, or a license that contradicts a known base model's.
         ModelError: not a loadable, safe checkpoint folder.
     """
+    # imports torch (see the module docstring)
     from soundscape.engines.musicgen.checkpoint import checkpoint_hashes, describe_checkpoint
-    from soundscape.rights.ledger import ModelEntry
 
     if bool(trained_on) == bool(lineage_unknown):
         raise ParameterError("say what the model was trained on: --trained-on DATASET (one or "
@@ -132,7 +186,7 @@ def register_checkpoint(ledger, model_dir: str | Path, *, name: str, license: st
         raise LicenseError(f"model {name}: no license given: pass --license EXPR (the model "
                            f"weights' own license, e.g. {STUDIO_LICENSE} or CC-BY-NC-4.0)")
     entry = ModelEntry(
-        name=name, engine=ENGINE, lm_sha256=hashes["lm"], compression_sha256=hashes["compression"],
+        name=name, engine=MUSICGEN, lm_sha256=hashes["lm"], compression_sha256=hashes["compression"],
         path=str(Path(model_dir).resolve()), architecture=architecture, base_model=base_model,
         base_model_license=base_license, datasets=tuple(trained_on), license=license,
         lineage_unknown=bool(lineage_unknown),
@@ -140,25 +194,23 @@ def register_checkpoint(ledger, model_dir: str | Path, *, name: str, license: st
     return ledger.register_model(entry)
 
 
-def _dataset(ledger, name: str):
+def _dataset(ledger: Ledger, name: str) -> DatasetRecord | None:
     """The dataset ``name``; the sample library is registered on first use, as everywhere."""
-    from soundscape.rights.ledger import SAMPLE_DATASET
-
     ds = ledger.get_dataset(name)
     if ds is None and name.split("@")[0] == SAMPLE_DATASET:
-        ledger.ensure_sample_library()
+        ensure_sample_library(ledger)
         ds = ledger.get_dataset(name)
     return ds
 
 
-def _model_folder(workspace, name: str) -> Path:
+def _model_folder(workspace: Workspace, name: str) -> Path:
     if not name or "/" in name or "\\" in name or name.startswith("."):
         raise ParameterError(f"model name {name!r} must be a plain name (no slashes)")
     return workspace.models_dir / name
 
 
-def create_model(ledger, workspace, name: str, arch: str, *, license: str | None = None,
-                 seed: int = 0):
+def create_model(ledger: Ledger, workspace: Workspace, name: str, arch: str, *,
+                 license: str | None = None, seed: int = 0) -> ModelRecord:
     """``model new``: a randomly initialised MusicGen of ``arch`` saved in the workspace, registered.
 
     Its lineage is empty (no base model, no training data) and its own license is the studio's
@@ -168,9 +220,9 @@ def create_model(ledger, workspace, name: str, arch: str, *, license: str | None
         LedgerError: the name is taken.
         ParameterError: an unknown architecture or a bad name.
     """
+    # imports torch (see the module docstring)
     from soundscape.engines.musicgen.builders import build_model, count_parameters
     from soundscape.engines.musicgen.checkpoint import describe_checkpoint, export_model
-    from soundscape.rights.ledger import ModelEntry
 
     if ledger.get_model(name) is not None:
         raise LedgerError(f"model name {name!r} is already registered; choose another name")
@@ -182,7 +234,7 @@ def create_model(ledger, workspace, name: str, arch: str, *, license: str | None
     hashes = export_model(compression_model, lm, lm.cfg, folder)
     architecture = describe_checkpoint(folder)
     entry = ModelEntry(
-        name=name, engine=ENGINE, lm_sha256=hashes["lm"], compression_sha256=hashes["compression"],
+        name=name, engine=MUSICGEN, lm_sha256=hashes["lm"], compression_sha256=hashes["compression"],
         path=str(folder.resolve()), architecture=architecture, license=license,
         details={"model_sha256": hashes["model"], "registered_by": "soundscape model new",
                  "initialisation": {"arch": arch, "seed": seed},
@@ -196,28 +248,26 @@ def create_model(ledger, workspace, name: str, arch: str, *, license: str | None
 class TrainOutcome:
     """A finished ``soundscape train``: the training result and the new model's record."""
 
-    result: object
-    record: object
-    base: object
-    dataset: object
+    result: object  # soundscape.engines.musicgen.train.TrainResult
+    record: ModelRecord
+    base: ModelRecord
+    dataset: DatasetRecord
 
 
-def check_assets_under_policy(ledger, assets, policy_name: str) -> None:
+def check_assets_under_policy(ledger: Ledger, assets: Sequence[AssetRecord],
+                              policy_name: str) -> None:
     """Refuse up front any asset whose license ``policy_name`` rejects, naming them.
 
     Raises:
         NotClearedError: one line naming the rejected assets (the first few, then a count).
     """
-    from soundscape.rights.ledger import _asset_item
-    from soundscape.rights.policy import evaluate, load_policy
-
     policy = load_policy(policy_name, workspace_home=ledger.home, registry=ledger.registry)
     rejected = []
     verdicts: dict[str, object] = {}
     for asset in assets:
         key = f"{asset.license}|{asset.attribution}"
         if key not in verdicts:
-            verdicts[key] = evaluate(policy, [_asset_item("training-data", asset)],
+            verdicts[key] = evaluate(policy, [asset_item("training-data", asset)],
                                      registry=ledger.registry)
         if not verdicts[key].cleared:
             rejected.append(asset)
@@ -230,7 +280,7 @@ def check_assets_under_policy(ledger, assets, policy_name: str) -> None:
                               f"train under another policy")
 
 
-def train_model(ledger, workspace, *, model: str, dataset: str, out: str, stage: str = "lm",
+def train_model(ledger: Ledger, workspace: Workspace, *, model: str, dataset: str, out: str, stage: str = "lm",
                 steps: int = 100, batch_size: int = 4, lr: float | None = None,
                 lora_rank: int | None = None, policy: str | None = None, resume: bool = False,
                 progress: Callable[[int, int, float], None] | None = None,
@@ -245,6 +295,7 @@ def train_model(ledger, workspace, *, model: str, dataset: str, out: str, stage:
     Raises:
         ModelError, LedgerError, ParameterError, NotClearedError: see the messages.
     """
+    # imports torch (see the module docstring)
     from soundscape.engines.musicgen.train import train
 
     base = ledger.get_model(model)
@@ -270,8 +321,8 @@ def train_model(ledger, workspace, *, model: str, dataset: str, out: str, stage:
                    cache_dir=workspace.home / "cache" / "codes",
                    extra_config={"base_model": base.name, "dataset": f"{ds.name}@{ds.version}",
                                  "policy": policy})
+    # imports torch (see the module docstring)
     from soundscape.engines.musicgen.checkpoint import describe_checkpoint
-    from soundscape.rights.ledger import ModelEntry
 
     datasets = [f"{d['name']}@{d['version']}" for d in (base.datasets or [])]
     if f"{ds.name}@{ds.version}" not in datasets:
@@ -279,7 +330,7 @@ def train_model(ledger, workspace, *, model: str, dataset: str, out: str, stage:
     training = {**result.settings, "losses_first5": result.losses[:5],
                 "losses_last5": result.losses[-5:], "seconds": round(result.seconds, 2)}
     entry = ModelEntry(
-        name=out, engine=ENGINE, lm_sha256=result.hashes["lm"],
+        name=out, engine=MUSICGEN, lm_sha256=result.hashes["lm"],
         compression_sha256=result.hashes["compression"], path=str(folder.resolve()),
         architecture=describe_checkpoint(folder), base_model=base.name,
         base_model_license=base.license, datasets=tuple(datasets), license=base.license,
@@ -293,10 +344,10 @@ def train_model(ledger, workspace, *, model: str, dataset: str, out: str, stage:
 
 # --- reporting --------------------------------------------------------------------------------
 
-def model_report(ledger, name: str, *, policies: Sequence[str] | None = None) -> dict:
+def model_report(ledger: Ledger, name: str, *, policies: Sequence[str] | None = None) -> dict:
     """What ``model show`` prints: the record, files, datasets per license, clearance per policy."""
+    # imports torch (see the module docstring)
     from soundscape.engines.musicgen.checkpoint import checkpoint_hashes
-    from soundscape.rights.policy import list_policies
 
     record = ledger.get_model(name)
     if record is None:
@@ -312,11 +363,11 @@ def model_report(ledger, name: str, *, policies: Sequence[str] | None = None) ->
     datasets = []
     for d in record.datasets or []:
         counts: dict[str, int] = {}
-        for asset in ledger._assets(ledger._dataset_asset_ids(d)):
+        for asset in ledger.assets(ledger.dataset_asset_ids(d)):
             counts[asset.license or "none"] = counts.get(asset.license or "none", 0) + 1
         datasets.append({"name": d["name"], "version": d.get("version"), "assets": sum(counts.values()),
                          "licenses": dict(sorted(counts.items()))})
     verdicts = {}
     for policy in policies or list_policies(workspace_home=ledger.home):
-        verdicts[policy] = ledger.clear_model(record.name, policy)
+        verdicts[policy] = clear_model(ledger, record.name, policy)
     return {"record": record, "files": files, "datasets": datasets, "verdicts": verdicts}

@@ -1,275 +1,39 @@
-"""The ledger's storage: append-only record rows, signed checkpoints, and full verification.
+"""The ledger's database: append-only record rows and signed checkpoints, read and proven.
 
 Storage sits behind SQLAlchemy Core with portable SQL, so a ``postgresql://`` URL can serve a
 team later; the default is one SQLite file in WAL mode. Every record is a leaf of an RFC 6962
 tree (:mod:`soundscape.rights.merkle`); every write batch is one transaction that ends with a
 checkpoint (size, root, time, key id) signed with the ledger's Ed25519 key. There is no UPDATE
-or DELETE anywhere in this module: rows are only ever inserted.
-
-Tables: ``ledger_meta`` (format, version, public key), ``ledger_records`` (seq, id, kind, the
-canonical JSON body, its leaf hash, and two derived lookup columns), ``ledger_checkpoints``
-(one per batch; the writer's tree frontier is kept beside each so appends need no full scan).
+or DELETE anywhere here: rows are only ever inserted.
 """
 
 from __future__ import annotations
 
 import base64
-import json
-import math
 import os
-import sqlite3
-import time as _time
-from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from sqlalchemy import (Column, Index, Integer, LargeBinary, MetaData, String, Table, Text,
-                        create_engine, event, func, select)
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy import func, inspect, select
+from sqlalchemy.exc import DBAPIError
 
+from soundscape.canonical import canonical_json
 from soundscape.errors import LedgerError, TamperError
 from soundscape.rights import merkle
+from soundscape.rights.store.connection import BUSY_TIMEOUT_S, PG_WRITE_LOCK, connect
+from soundscape.rights.store.keys import (PRIVATE_KEY_NAME, PUBLIC_KEY_NAME, load_or_create_key,
+                                          public_pem)
+from soundscape.rights.store.schema import (ID_PREFIX, LEDGER_FORMAT, LEDGER_VERSION, Checkpoint,
+                                            StoredRecord, checkpoint_of, checkpoints_table,
+                                            lookup_columns, meta_table, metadata, records_table,
+                                            stored_of, utc_now)
+from soundscape.rights.store.verify import VerifyReport, scan
 
-LEDGER_FORMAT = "soundscape-ledger"
-LEDGER_VERSION = "1"
-PRIVATE_KEY_NAME = "ledger-ed25519.pem"
-PUBLIC_KEY_NAME = "ledger-ed25519.pub.pem"
-# A writer waits this long for another process's transaction before giving up (seconds).
-BUSY_TIMEOUT_S = 120
-
-# PostgreSQL advisory lock key for the single-writer rule ("SSLEDGER" as a 64-bit integer).
-PG_WRITE_LOCK = int.from_bytes(b"SSLEDGER", "big") & 0x7FFFFFFFFFFFFFFF
-ID_PREFIX = {"license": "lic", "asset": "asset", "dataset": "ds", "model": "model",
-             "output": "out", "correction": "fix"}
-
-metadata = MetaData()
-meta_table = Table(
-    "ledger_meta", metadata,
-    Column("key", String(64), primary_key=True),
-    Column("value", Text, nullable=False),
-)
-records_table = Table(
-    "ledger_records", metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=False),
-    Column("id", String(64), nullable=False, unique=True),
-    Column("kind", String(16), nullable=False),
-    Column("lookup", String(255)),
-    Column("lookup2", String(255)),
-    Column("body", Text, nullable=False),
-    Column("leaf_hash", LargeBinary(32), nullable=False),
-    Index("ix_ledger_records_kind_lookup", "kind", "lookup"),
-    Index("ix_ledger_records_kind_lookup2", "kind", "lookup2"),
-    Index("ix_ledger_records_kind_seq", "kind", "seq"),
-)
-checkpoints_table = Table(
-    "ledger_checkpoints", metadata,
-    Column("size", Integer, primary_key=True, autoincrement=False),
-    Column("root", String(64), nullable=False),
-    Column("time", String(40), nullable=False),
-    Column("key_id", String(32), nullable=False),
-    Column("signature", Text, nullable=False),
-    Column("frontier", Text, nullable=False),
-)
-
-
-# The derived lookup columns of each kind: which body fields the two indexed columns copy.
-LOOKUP_KEYS = {"asset": ("audio_sha256", "file_sha256"), "output": ("audio_sha256", "content_key"),
-               "model": ("name", "lm_sha256"), "dataset": ("name", "version"),
-               "license": ("license_id", None), "correction": ("target", None)}
-
-
-def lookup_columns(body: dict) -> tuple:
-    """The (lookup, lookup2) columns a record body implies; verify checks the stored ones."""
-    keys = LOOKUP_KEYS.get(body.get("kind"), (None, None))
-    return tuple(body.get(k) if k else None for k in keys)
-
-
-def canonical_json(data) -> str:
-    """Canonical JSON: sorted keys, no whitespace, UTF-8 text, no NaN (non-finite -> null)."""
-    try:
-        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=False, default=_default)
-    except ValueError:
-        return json.dumps(_finite(data), sort_keys=True, separators=(",", ":"),
-                          ensure_ascii=False, allow_nan=False, default=_default)
-
-
-def _default(value):
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "__dataclass_fields__"):
-        import dataclasses
-
-        return dataclasses.asdict(value)
-    raise TypeError(f"{type(value).__name__} is not JSON-ready")
-
-
-def _finite(data):
-    # JSON has no NaN or infinity (a silent file measures -inf LUFS); they become null.
-    if isinstance(data, float):
-        return data if math.isfinite(data) else None
-    if isinstance(data, dict):
-        return {k: _finite(v) for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [_finite(v) for v in data]
-    return data
-
-
-def utc_now() -> str:
-    """The current UTC time, ISO 8601 with microseconds."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """A signed statement of the tree: ``size`` records with root hash ``root`` (hex)."""
-
-    size: int
-    root: str
-    time: str
-    key_id: str
-    signature: str
-
-    def to_dict(self) -> dict:
-        return {"size": self.size, "root": self.root, "time": self.time,
-                "key_id": self.key_id, "signature": self.signature}
-
-
-@dataclass(frozen=True)
-class StoredRecord:
-    """One ledger row: its global position ``seq`` (1-based), id, kind and parsed body."""
-
-    seq: int
-    id: str
-    kind: str
-    body: dict
-    text: str
-
-
-@dataclass
-class VerifyReport:
-    """What a successful verification saw."""
-
-    records: int
-    checkpoints: int
-    signatures_checked: int
-    root: str
-    key_id: str
-    latest: Checkpoint | None
-    seconds: float
-    key_source: str
-    kinds: dict = field(default_factory=dict)
-
-
-# ---- keys ---------------------------------------------------------------------------------
-
-def _write_exclusive(path: Path, data: bytes, mode: int) -> bool:
-    """Create ``path`` with ``data`` unless it exists; True when this call created it.
-
-    Written to a temp file then hard-linked into place, so a concurrent opener never sees a
-    half-written key and two processes creating a key at once agree on one.
-    """
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(tmp, path)
-        return True
-    except FileExistsError:
-        return False
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def load_or_create_key(keys_dir: Path, *, create: bool = True):
-    """The ledger's Ed25519 private key from ``keys_dir``, made (mode 0600) on first use.
-
-    Returns:
-        The private key, or None when there is none and ``create`` is false.
-    """
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import (Ed25519PrivateKey)
-
-    private_path = Path(keys_dir) / PRIVATE_KEY_NAME
-    public_path = Path(keys_dir) / PUBLIC_KEY_NAME
-    if not private_path.exists():
-        if not create:
-            return None
-        try:
-            Path(keys_dir).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise LedgerError(f"cannot create the ledger's keys folder {keys_dir}: "
-                              f"{exc.strerror or exc}") from None
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-        _write_exclusive(private_path, pem, 0o600)
-    try:
-        key = serialization.load_pem_private_key(private_path.read_bytes(), password=None)
-    except (ValueError, OSError) as exc:
-        reason = (exc.strerror if isinstance(exc, OSError) and exc.strerror
-                  else "not an unencrypted PEM private key")
-        raise LedgerError(f"cannot read the ledger key {private_path}: {reason}") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise LedgerError(f"{private_path} is not an Ed25519 key")
-    if not public_path.exists():
-        _write_exclusive(public_path, public_pem(key.public_key()).encode(), 0o644)
-    return key
-
-
-def public_pem(public_key) -> str:
-    """PEM text of a public key."""
-    from cryptography.hazmat.primitives import serialization
-
-    return public_key.public_bytes(serialization.Encoding.PEM,
-                                   serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-
-
-# ---- the store ----------------------------------------------------------------------------
-
-def _check_sqlite_file(path: Path) -> None:
-    """Refuse, without writing to it, a file that exists but is not a soundscape ledger.
-
-    A database with no tables yet is accepted: another process may be creating the ledger
-    right now (its schema and metadata commit together, so it is empty or complete).
-    """
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    try:
-        with open(path, "rb") as handle:
-            header = handle.read(16)
-    except OSError as exc:
-        raise LedgerError(f"cannot read the ledger {path}: {exc.strerror or exc}") from None
-    if header != b"SQLite format 3\x00":
-        raise LedgerError(f"{path} is not a soundscape ledger")
-    try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
-        try:
-            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if not tables:
-                return
-            row = (con.execute("SELECT value FROM ledger_meta WHERE key = 'format'").fetchone()
-                   if "ledger_meta" in tables else None)
-        finally:
-            con.close()
-    except sqlite3.Error:
-        row = None
-    if not row or row[0] != LEDGER_FORMAT:
-        raise LedgerError(f"{path} is not a soundscape ledger")
+# Ids per "IN (...)" clause: well under every database's limit on bound parameters.
+_IN_CHUNK = 500
 
 
 class Store:
@@ -283,34 +47,7 @@ class Store:
     def __init__(self, url: str, keys_dir: Path):
         self.url = url
         self.keys_dir = Path(keys_dir)
-        try:
-            parsed = make_url(url)
-        except (ArgumentError, TypeError, ValueError):
-            raise LedgerError(f"ledger URL {url!r} is not a database URL: expected "
-                              "sqlite:///path/to/ledger.sqlite or postgresql://...") from None
-        self.dialect = parsed.get_backend_name()
-        self.label = parsed.database if self.dialect == "sqlite" else parsed.render_as_string()
-        if self.dialect == "sqlite":
-            if not parsed.database or parsed.database == ":memory:":
-                raise LedgerError("the ledger needs a file: an in-memory SQLite URL cannot be shared")
-            db = Path(parsed.database)
-            _check_sqlite_file(db)
-            try:
-                db.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise LedgerError(f"cannot create the ledger's folder {db.parent}: "
-                                  f"{exc.strerror or exc}") from None
-            # A pooled connection stays open between transactions: closing SQLite's last
-            # connection checkpoints and removes the WAL, which would cost every write.
-            self.engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
-            event.listen(self.engine, "connect", _sqlite_on_connect)
-            event.listen(self.engine, "begin", _sqlite_on_begin)
-        else:
-            try:
-                self.engine = create_engine(url)
-            except (NoSuchModuleError, ImportError) as exc:
-                raise LedgerError(f"ledger URL {self.label}: no database driver for "
-                                  f"{parsed.drivername!r} is installed ({exc})") from None
+        self.engine, self.dialect, self.label = connect(url)
         self._private_key = None
         self._public_key = None
         self._pid = os.getpid()
@@ -349,8 +86,6 @@ class Store:
 
     def _read_meta(self) -> dict | None:
         """The metadata rows, or None when the ledger's tables do not exist yet."""
-        from sqlalchemy import inspect
-
         with self.read() as conn:
             if not inspect(conn).has_table("ledger_meta"):
                 return None
@@ -416,7 +151,7 @@ class Store:
         def q(c):
             row = c.execute(select(checkpoints_table).order_by(checkpoints_table.c.size.desc())
                             .limit(1)).first()
-            return _checkpoint(row) if row else None
+            return checkpoint_of(row) if row else None
         if conn is not None:
             return q(conn)
         with self.read() as c:
@@ -424,7 +159,7 @@ class Store:
 
     def checkpoints(self) -> list[Checkpoint]:
         with self.read() as c:
-            return [_checkpoint(r) for r in c.execute(
+            return [checkpoint_of(r) for r in c.execute(
                 select(checkpoints_table).order_by(checkpoints_table.c.size)).all()]
 
     def get(self, record_id: str) -> StoredRecord | None:
@@ -432,7 +167,7 @@ class Store:
             row = c.execute(select(records_table.c.seq, records_table.c.id, records_table.c.kind,
                                    records_table.c.body)
                             .where(records_table.c.id == record_id)).first()
-        return _stored(row) if row else None
+        return stored_of(row) if row else None
 
     def find(self, kind: str, *, lookup: str | None = None, lookup2: str | None = None,
              conn=None) -> list[StoredRecord]:
@@ -445,12 +180,39 @@ class Store:
             q = q.where(t.c.lookup2 == lookup2)
         q = q.order_by(t.c.seq)
         if conn is not None:
-            found = [_stored(r) for r in conn.execute(q).all()]
+            found = [stored_of(r) for r in conn.execute(q).all()]
         else:
             with self.read() as c:
-                found = [_stored(r) for r in c.execute(q).all()]
+                found = [stored_of(r) for r in c.execute(q).all()]
         # The indexed columns are hints: results are checked against the bodies they came from.
         return [r for r in found if _matches(lookup_columns(r.body), lookup, lookup2)]
+
+    def get_many(self, ids: Sequence[str]) -> dict[str, StoredRecord]:
+        """Records by id (unknown ids are left out), in one read of a few queries."""
+        t = records_table
+        ids = list(dict.fromkeys(ids))
+        out: dict[str, StoredRecord] = {}
+        with self.read() as c:
+            for i in range(0, len(ids), _IN_CHUNK):
+                for row in c.execute(select(t.c.seq, t.c.id, t.c.kind, t.c.body)
+                                     .where(t.c.id.in_(ids[i:i + _IN_CHUNK]))).all():
+                    out[row.id] = stored_of(row)
+        return out
+
+    def find_many(self, kind: str, lookups: Sequence[str]) -> list[StoredRecord]:
+        """Records of ``kind`` whose first lookup column is any of ``lookups``, oldest first."""
+        t = records_table
+        lookups = list(dict.fromkeys(lookups))
+        found: list[StoredRecord] = []
+        with self.read() as c:
+            for i in range(0, len(lookups), _IN_CHUNK):
+                found += [stored_of(r) for r in c.execute(
+                    select(t.c.seq, t.c.id, t.c.kind, t.c.body).where(t.c.kind == kind)
+                    .where(t.c.lookup.in_(lookups[i:i + _IN_CHUNK])).order_by(t.c.seq)).all()]
+        wanted = set(lookups)
+        # As in find: the indexed column is a hint, checked against the body it came from.
+        return sorted((r for r in found if lookup_columns(r.body)[0] in wanted),
+                      key=lambda r: r.seq)
 
     def iter_records(self, kind: str | None = None) -> Iterator[StoredRecord]:
         t = records_table
@@ -459,7 +221,7 @@ class Store:
             q = q.where(t.c.kind == kind)
         with self.read() as c:
             for row in c.execute(q).yield_per(2000):
-                yield _stored(row)
+                yield stored_of(row)
 
     def count(self) -> int:
         with self.read() as c:
@@ -514,7 +276,7 @@ class Store:
                 raise LedgerError(f"no consistency proof from size {old_size} to {new_size} "
                                   f"(the ledger has {latest.size} signed records)")
             leaves = self.leaf_hashes(new_size, c)
-            cps = {r.size: _checkpoint(r) for r in c.execute(
+            cps = {r.size: checkpoint_of(r) for r in c.execute(
                 select(checkpoints_table).where(
                     checkpoints_table.c.size.in_([old_size, new_size]))).all()}
         return {
@@ -547,7 +309,7 @@ class Store:
         Raises:
             TamperError: one line naming the first bad record or checkpoint.
         """
-        started = _time.perf_counter()
+        started = time.perf_counter()
         key, key_source = self.trusted_public_key()
         trusted_kid = merkle.key_id_of(key)
         if self.meta.get("key_id") != trusted_kid:
@@ -563,7 +325,7 @@ class Store:
                                   f"ledger's key ({exc})") from None
             held.setdefault(int(cp["size"]), []).append((label, cp["root"]))
         with self.read() as conn:
-            cps = [_checkpoint(r) for r in conn.execute(
+            cps = [checkpoint_of(r) for r in conn.execute(
                 select(checkpoints_table).order_by(checkpoints_table.c.size)).all()]
             query = select(records_table.c.seq, records_table.c.id, records_table.c.kind,
                            records_table.c.body, records_table.c.leaf_hash,
@@ -575,182 +337,14 @@ class Store:
                 rows = conn.connection.driver_connection.execute(sql)
             else:
                 rows = conn.execute(query).yield_per(5000)
-            result = self._scan(rows, cps, key, trusted_kid, all_signatures, held)
-        result.seconds = _time.perf_counter() - started
+            result = scan(rows, cps, key, trusted_kid, all_signatures, held)
+        result.seconds = time.perf_counter() - started
         result.key_source = key_source
         return result
-
-    def _scan(self, rows, cps, key, trusted_kid, all_signatures, held) -> VerifyReport:
-        frontier = merkle.Frontier()
-        sha256 = merkle.hashlib.sha256
-        cp_index = 0
-        next_cp = cps[0].size if cps else None
-        prev_cp_size = 0
-        prev_id: str | None = None
-        ids_since_cp: list[tuple[str, int]] = []
-        kinds: dict[str, int] = {}
-        signatures = 0
-        n = 0
-        for seq, rid, kind, body, stored_leaf, lookup, lookup2 in rows:
-            n += 1
-            if seq != n:
-                if seq > n:
-                    after = f" after {prev_id} (#{n - 1})" if prev_id else ""
-                    raise TamperError(f"record #{n} is missing{after}: the next row is {rid} "
-                                      f"(#{seq}); a record was deleted")
-                raise TamperError(f"record {rid} has position #{seq} twice")
-            leaf = sha256(b"\x00" + body.encode("utf-8")).digest()
-            if leaf != bytes(stored_leaf):
-                raise TamperError(f"record {rid} (#{seq}) was edited: its body does not match "
-                                  "its leaf hash")
-            if not _binding_plain(body, rid, kind, seq, lookup, lookup2):
-                _binding_exact(body, rid, kind, seq, lookup, lookup2)
-            kinds[kind] = kinds.get(kind, 0) + 1
-            frontier.append(leaf)
-            ids_since_cp.append((rid, seq))
-            prev_id = rid
-            if seq in held:
-                root = frontier.root().hex()
-                for label, held_root in held[seq]:
-                    if held_root != root:
-                        raise TamperError(f"the first {seq} records do not match signed "
-                                          f"checkpoint {seq} held in {label}: the ledger's "
-                                          "history was rewritten")
-            if seq == next_cp:
-                cp = cps[cp_index]
-                last = cp_index == len(cps) - 1
-                first_id, first_seq = ids_since_cp[0]
-                if frontier.root().hex() != cp.root:
-                    raise TamperError(_blame(ids_since_cp) + f" does not match signed checkpoint "
-                                      f"{cp.size}")
-                if cp.key_id != trusted_kid:
-                    raise TamperError(f"record {first_id} (#{first_seq}): signed checkpoint "
-                                      f"{cp.size} names key {cp.key_id}, not the ledger's key "
-                                      f"{trusted_kid}")
-                if all_signatures or last:
-                    signatures += 1
-                    if not _signature_ok(cp, key):
-                        if not all_signatures:
-                            # Find the first bad signature so the message names the right place.
-                            _first_bad_signature(cps, key)
-                        raise TamperError(f"record {first_id} (#{first_seq}): signed checkpoint "
-                                          f"{cp.size} has a signature that does not verify "
-                                          "with the ledger's public key")
-                prev_cp_size = cp.size
-                ids_since_cp = []
-                cp_index += 1
-                next_cp = cps[cp_index].size if cp_index < len(cps) else None
-        if n > prev_cp_size:
-            rid, seq = ids_since_cp[0]
-            raise TamperError(f"record {rid} (#{seq}) is not covered by any signed checkpoint: "
-                              "it was inserted after the last one")
-        if cp_index < len(cps):
-            cp = cps[cp_index]
-            raise TamperError(f"record #{n + 1} is missing: signed checkpoint {cp.size} covers "
-                              f"{cp.size} records but only {n} remain; the ledger was truncated")
-        beyond = sorted(size for size in held if size > n)
-        if beyond:
-            label = held[beyond[0]][0][0]
-            raise TamperError(f"record #{n + 1} is missing: {label} holds signed checkpoint "
-                              f"{beyond[0]} but only {n} records remain; the ledger was "
-                              "truncated or rolled back")
-        latest = cps[-1] if cps else None
-        return VerifyReport(records=n, checkpoints=len(cps), signatures_checked=signatures,
-                            root=frontier.root().hex(), key_id=trusted_kid, latest=latest,
-                            seconds=0.0, key_source="", kinds=kinds)
-
-
-def _plain(value) -> bool:
-    return isinstance(value, str) and '"' not in value and "\\" not in value and value.isprintable()
-
-
-def _binding_plain(body: str, rid: str, kind: str, seq: int, lookup, lookup2) -> bool:
-    """Fast check that a body names its own row (id, kind, seq) and lookup columns.
-
-    Substring tests on the canonical text; True means they hold. False only means "look
-    closer" (:func:`_binding_exact` decides), so this never wrongly fails a ledger.
-    """
-    if (f'"id":"{rid}"' not in body or f'"kind":"{kind}"' not in body
-            or (f'"seq":{seq},' not in body and f'"seq":{seq}}}' not in body)):
-        return False
-    for key, value in zip(LOOKUP_KEYS.get(kind, (None, None)), (lookup, lookup2)):
-        if key is None:
-            if value is not None:
-                return False
-        elif value is None:
-            if f'"{key}":null' not in body:
-                return False
-        elif not _plain(value) or f'"{key}":"{value}"' not in body:
-            return False
-    return True
-
-
-def _binding_exact(body: str, rid: str, kind: str, seq: int, lookup, lookup2) -> None:
-    """Parse the body and raise TamperError unless it names its row and lookup columns."""
-    try:
-        parsed = json.loads(body)
-        b_id, b_seq, b_kind = parsed["id"], parsed["seq"], parsed["kind"]
-    except (ValueError, KeyError, TypeError):
-        raise TamperError(f"record {rid} (#{seq}) has a body that is not a ledger "
-                          "record") from None
-    if b_seq != seq or b_id != rid or b_kind != kind:
-        raise TamperError(f"record {rid} (#{seq}) is out of place: its body is record "
-                          f"{b_id} (#{b_seq}); rows were swapped or moved")
-    if lookup_columns(parsed) != (lookup, lookup2):
-        raise TamperError(f"record {rid} (#{seq}): its lookup columns disagree with its body")
 
 
 def _matches(columns: tuple, lookup, lookup2) -> bool:
     return (lookup is None or columns[0] == lookup) and (lookup2 is None or columns[1] == lookup2)
-
-
-def _blame(ids: list[tuple[str, int]]) -> str:
-    if len(ids) == 1:
-        return f"record {ids[0][0]} (#{ids[0][1]})"
-    return (f"one of records {ids[0][0]} (#{ids[0][1]}) to {ids[-1][0]} (#{ids[-1][1]}), "
-            "written in one batch,")
-
-
-def _signature_ok(cp: Checkpoint, key) -> bool:
-    try:
-        merkle.verify_checkpoint(cp.to_dict(), key)
-        return True
-    except merkle.ProofError:
-        return False
-
-
-def _first_bad_signature(cps: list[Checkpoint], key) -> None:
-    for cp in cps:
-        if not _signature_ok(cp, key):
-            raise TamperError(f"signed checkpoint {cp.size} has a signature that does not "
-                              "verify with the ledger's public key")
-
-
-def _checkpoint(row) -> Checkpoint:
-    return Checkpoint(size=row.size, root=row.root, time=row.time, key_id=row.key_id,
-                      signature=row.signature)
-
-
-def _stored(row) -> StoredRecord:
-    return StoredRecord(seq=row.seq, id=row.id, kind=row.kind, body=json.loads(row.body),
-                        text=row.body)
-
-
-def _sqlite_on_connect(dbapi_conn, _record) -> None:
-    # Let SQLAlchemy's "begin" event issue BEGIN itself (the pysqlite driver would otherwise
-    # begin lazily and deferred, which lets two writers deadlock on the upgrade to a write lock).
-    dbapi_conn.isolation_level = None
-    cur = dbapi_conn.cursor()
-    cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
-    # WAL: readers never block the writer; FULL: a committed record survives power loss.
-    cur.execute("PRAGMA journal_mode = WAL")
-    cur.execute("PRAGMA synchronous = FULL")
-    cur.close()
-
-
-def _sqlite_on_begin(conn) -> None:
-    immediate = conn.get_execution_options().get("ledger_write", False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 class _Txn:
@@ -767,7 +361,7 @@ class _Txn:
             self.store._pid = os.getpid()
         # SQLite's busy handler waits out ordinary locks; a few paths (a fresh file switching to
         # WAL, recovery of another process's WAL index) answer "locked" at once: wait them out too.
-        deadline = _time.monotonic() + BUSY_TIMEOUT_S
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
         while True:
             conn = None
             try:
@@ -782,8 +376,8 @@ class _Txn:
             except DBAPIError as exc:
                 if conn is not None:
                     conn.close()
-                if "locked" in str(exc.orig) and _time.monotonic() < deadline:
-                    _time.sleep(0.05)
+                if "locked" in str(exc.orig) and time.monotonic() < deadline:
+                    time.sleep(0.05)
                     continue
                 raise LedgerError(f"cannot open the ledger {self.store.label}: {exc.orig}") from None
 
@@ -833,7 +427,7 @@ class Batch:
                              if cp else merkle.Frontier())
             self.next_seq = last_seq + 1
         except BaseException:
-            self._txn.__exit__(*__import__("sys").exc_info())
+            self._txn.__exit__(*sys.exc_info())
             raise
         return self
 
@@ -878,7 +472,7 @@ class Batch:
             try:
                 self._commit_rows()
             except BaseException:
-                return self._txn.__exit__(*__import__("sys").exc_info())
+                return self._txn.__exit__(*sys.exc_info())
         return self._txn.__exit__(exc_type, exc, tb)
 
     def _commit_rows(self) -> None:

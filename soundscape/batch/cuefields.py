@@ -1,0 +1,185 @@
+"""Cue-list fields: the keys a cue list may use, and each raw value coerced into what it means.
+
+Each function takes a :class:`Value` (as :mod:`soundscape.batch.cuefile` reads it) and returns the value, or raises
+:class:`Bad` saying what is wrong and what is allowed; the cue list turns that into a problem
+line. YAML's own readings (base-60 numbers, dates) are judged by the text as typed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Collection
+
+from soundscape.errors import ParameterError, SoundscapeError
+from soundscape.production import FRAME_RATES, parse_timecode
+from soundscape.rights.licenses import normalize_territory
+from soundscape.spec import MAX_VARIANTS
+
+PRODUCTION_FIELDS: tuple[str, ...] = (
+    "title", "episode", "episode_title", "air_date", "territory", "company", "publisher",
+    "policy", "preset", "frame_rate", "engine", "model",
+)
+CUE_FIELDS: tuple[str, ...] = (
+    "id", "title", "kind", "usage", "timecode_in", "duration", "prompt", "key", "bpm", "mood",
+    "intensity", "motif", "loop", "seed", "engine", "model", "variants",
+)
+
+
+@dataclass(frozen=True)
+class Value:
+    """A raw field value and where it was written. ``raw`` is the text as typed (None when the
+    value is not a plain scalar); ``value`` is what YAML made of it (a list for sequences)."""
+
+    value: Any
+    raw: str | None
+    line: int | None
+
+
+class Bad(Exception):
+    """A field's value is wrong: ``message`` says how, ``allowed`` what would be right."""
+
+    def __init__(self, message: str, allowed: str | None = None):
+        super().__init__(message)
+        self.message, self.allowed = message, allowed
+
+
+def as_text(v: Value) -> str:
+    if isinstance(v.value, (list, dict)):
+        raise Bad("must be a single value, not a list or mapping")
+    text = v.raw if v.raw is not None else str(v.value)
+    if not text.strip():
+        raise Bad("is empty")
+    return text.strip()
+
+
+def as_number(v: Value, what: str = "a number") -> float:
+    if isinstance(v.value, bool) or isinstance(v.value, (list, dict)):
+        raise Bad(f"{v.raw or v.value!r} is not {what}")
+    if isinstance(v.value, (int, float)) and (v.raw is None or ":" not in v.raw):
+        return float(v.value)
+    try:
+        return float(str(v.raw if v.raw is not None else v.value).strip())
+    except ValueError:
+        raise Bad(f"{v.raw or v.value!r} is not {what}") from None
+
+
+def as_integer(v: Value, what: str = "a whole number") -> int:
+    number = as_number(v, what)
+    if number != int(number):
+        raise Bad(f"{v.raw or v.value!r} is not {what}")
+    return int(number)
+
+
+def as_duration(v: Value) -> float:
+    """Seconds as a number, or ``M:SS`` / ``H:MM:SS`` text (YAML would read those as base 60)."""
+    text = v.raw if v.raw is not None else str(v.value)
+    if ":" in text:
+        parts = text.strip().split(":")
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            raise Bad(f"{text!r} is not a duration", "seconds (90), M:SS (1:30) or H:MM:SS") from None
+        if len(values) > 3 or any(x < 0 for x in values) or any(x >= 60 for x in values[1:]):
+            raise Bad(f"{text!r} is not a duration", "seconds (90), M:SS (1:30) or H:MM:SS")
+        seconds = 0.0
+        for x in values:
+            seconds = seconds * 60 + x
+        return seconds
+    return as_number(v, "a duration")
+
+
+def as_boolean(v: Value) -> bool:
+    if isinstance(v.value, bool):
+        return v.value
+    text = str(v.raw if v.raw is not None else v.value).strip().lower()
+    if text in ("true", "yes", "y", "1", "on"):
+        return True
+    if text in ("false", "no", "n", "0", "off"):
+        return False
+    raise Bad(f"{v.raw or v.value!r} is not true or false", "true or false")
+
+
+def as_air_date(v: Value) -> str:
+    if isinstance(v.value, datetime):
+        return v.value.date().isoformat()
+    if isinstance(v.value, date):
+        return v.value.isoformat()
+    try:
+        return date.fromisoformat(as_text(v)).isoformat()
+    except ValueError:
+        raise Bad(f"{v.raw or v.value!r} is not a date", "YYYY-MM-DD, e.g. 2027-03-14") from None
+
+
+def as_territories(v: Value) -> tuple[str, ...]:
+    items = v.value if isinstance(v.value, list) else re.split(r"[\s,;]+", as_text(v))
+    out: list[str] = []
+    for item in items:
+        if item is None or not str(item).strip():
+            continue
+        try:
+            code = normalize_territory(str(item))
+        except SoundscapeError as exc:
+            raise Bad(str(exc)) from None
+        if code not in out:
+            out.append(code)
+    if not out:
+        raise Bad("is empty", "ISO 3166-1 alpha-2 codes such as [FR, BE, CH], or WORLD")
+    return tuple(out)
+
+
+def as_choice(v: Value, choices: Collection[str], what: str, *, upper: bool = False) -> str:
+    text = as_text(v)
+    text = text.upper() if upper else text
+    if text not in choices:
+        raise Bad(f"unknown {what} {text!r}", ", ".join(choices))
+    return text
+
+
+def as_parsed_text(parser, v: Value) -> str:
+    """The field's text once ``parser`` (a soundscape.spec parser) accepts it."""
+    text = as_text(v)
+    try:
+        parser(text)
+    except ParameterError as exc:
+        raise Bad(str(exc)) from None
+    return text
+
+
+def as_frame_rate(v: Value) -> float:
+    rate = as_number(v, "a frame rate")
+    if rate not in FRAME_RATES:
+        raise Bad(f"{rate:g} fps is not a broadcast frame rate", ", ".join(f"{r:g}" for r in FRAME_RATES))
+    return rate
+
+
+def checked(func, value):
+    try:
+        return func(value)
+    except ParameterError as exc:
+        raise Bad(str(exc)) from None
+
+
+def as_seed(v: Value) -> int:
+    seed = as_integer(v, "a whole number")
+    if not 0 <= seed < 2**63:
+        raise Bad(f"seed {seed} is out of range", "0 to 2**63-1")
+    return seed
+
+
+def as_variants(v: Value) -> int:
+    count = as_integer(v, "a whole number")
+    if not 1 <= count <= MAX_VARIANTS:
+        raise Bad(f"{count} variants is out of range", f"1 to {MAX_VARIANTS}")
+    return count
+
+
+def as_timecode(v: Value, frame_rate: float) -> str:
+    text = as_text(v)
+    try:
+        parse_timecode(text, frame_rate)
+    except ParameterError as exc:
+        allowed = f"HH:MM:SS:FF with FF below {round(frame_rate)} ({frame_rate:g} fps)"
+        raise Bad(str(exc), allowed) from None
+    return text

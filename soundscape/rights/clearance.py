@@ -1,0 +1,182 @@
+"""Lineage and clearance: everything licensed behind an output or a model, judged under a policy.
+
+Lineage runs output -> model -> datasets -> assets -> licenses, and output -> samples and
+ingredients -> assets -> licenses. :class:`LineageReader` reads what many outputs share once
+(their assets in one batched read, each model once), so ``soundscape clear``, a batch's
+verdicts and a 200-cue season's cue sheets all walk the same lineage the same way.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Iterable, Sequence
+
+from soundscape.errors import LedgerError, ParameterError
+from soundscape.facts import USES
+from soundscape.rights.ledger import Ledger
+from soundscape.rights.policy import LicensedItem, Verdict, evaluate, load_policy
+from soundscape.rights.records import AssetRecord, ModelRecord, OutputRecord
+
+
+def asset_item(role: str, asset: AssetRecord) -> LicensedItem:
+    """The licensed item for an asset in a lineage role (sample, training-data ...)."""
+    return LicensedItem(role=role, name=asset.name, license=asset.license or None,
+                        attribution=asset.attribution, author=asset.author, source=asset.source)
+
+
+class LineageReader:
+    """The lineage of outputs read from one ledger, shared parts read once.
+
+    Args:
+        ledger: the open ledger.
+        records: the output records about to be asked about; their assets are read now, in
+            one batched read (corrections applied).
+    """
+
+    def __init__(self, ledger: Ledger, records: Iterable[OutputRecord] = ()):
+        self.ledger = ledger
+        ids = [u["asset"] for r in records for name in USES for u in getattr(r, name)
+               if u.get("asset")]
+        self._assets = {a.id: a for a in ledger.assets(list(dict.fromkeys(ids)))}
+        self._models: dict[str | None, tuple] = {}
+        self._datasets: dict[tuple, list[AssetRecord]] = {}
+
+    def asset(self, use: dict) -> AssetRecord | None:
+        """The registered asset a sample or ingredient use links to, as corrected, or None."""
+        asset_id = use.get("asset")
+        if asset_id and asset_id not in self._assets:
+            found = self.ledger.assets([asset_id])
+            if found:
+                self._assets[asset_id] = found[0]
+        return self._assets.get(asset_id)
+
+    def model(self, record: OutputRecord) -> tuple[ModelRecord | None, list, bool]:
+        """``(model record or None, its licensed items, lineage unknown)`` for an output's model."""
+        key = record.model_record or record.model
+        if key not in self._models:
+            model = self.ledger.get_model(key) if key else None
+            if model is None:
+                self._models[key] = (None, [], True)
+            else:
+                self._models[key] = (model, *self.model_items(model))
+        return self._models[key]
+
+    def model_items(self, model: ModelRecord) -> tuple[list, bool]:
+        """A model's own license, its base model and every asset of every dataset it was
+        trained on (role ``training-data``); and whether its lineage is unknown."""
+        items = [LicensedItem(role="model", name=model.name, license=model.license)]
+        if model.base_model:
+            items.append(LicensedItem(role="base-model", name=model.base_model,
+                                      license=model.base_model_license,
+                                      source=model.base_model_source))
+        for ds in model.datasets:
+            for asset in self.ledger.assets(self.ledger.dataset_asset_ids(ds)):
+                items.append(asset_item("training-data", asset))
+        return items, bool(model.lineage_unknown)
+
+    def items(self, record: OutputRecord) -> tuple[list, bool]:
+        """Everything licensed behind an output, and whether part of its lineage is unknown."""
+        items = []
+        for name, role in USES.items():
+            for use in getattr(record, name):
+                asset = self.asset(use)
+                items.append(asset_item(role, asset) if asset is not None else LicensedItem(
+                    role=role, name=str(use.get("id") or use.get("path")),
+                    license=use.get("license")))
+        unknown = False
+        if record.model:
+            _, model_items, unknown = self.model(record)
+            items.extend(model_items)
+        return items, unknown
+
+    def use_licenses(self, uses: Sequence[dict]) -> list[str | None]:
+        """The license of each use as its asset record now says (a correction shows here),
+        else as recorded with the output."""
+        out = []
+        for use in uses:
+            asset = self.asset(use)
+            out.append(asset.license if asset is not None else use.get("license"))
+        return out
+
+    def dataset_assets(self, ds: dict) -> list[AssetRecord]:
+        """The assets of a dataset a model names (``{"name", "version"}``); none when missing."""
+        key = (ds.get("name"), ds.get("version"), ds.get("id"))
+        if key not in self._datasets:
+            try:
+                self._datasets[key] = self.ledger.dataset_assets(ds["name"], ds.get("version"))
+            except LedgerError:
+                self._datasets[key] = []
+        return self._datasets[key]
+
+    def verdict(self, record: OutputRecord, policy_name: str, *,
+                air_date: date | str | None = None, territories: Sequence[str] | None = None,
+                media: str | None = None) -> Verdict:
+        """The output's verdict under a policy; air date and territories default to its own."""
+        items, unknown = self.items(record)
+        return judge(self.ledger, policy_name, items, unknown,
+                     air_date=air_date if air_date else record.air_date,
+                     territories=territories if territories else record.territories, media=media)
+
+
+def lineage(ledger: Ledger, output_or_sha: str) -> list:
+    """Everything licensed behind an output: samples used, ingredients, the model (its own
+    license), its base model, and every asset of every dataset it was trained on."""
+    out = ledger.get_output(output_or_sha)
+    return LineageReader(ledger, [out]).items(out)[0]
+
+
+def model_lineage(ledger: Ledger, name: str) -> list:
+    """Everything licensed behind a model (its license, base model, training assets)."""
+    return LineageReader(ledger).model_items(_model(ledger, name))[0]
+
+
+def clear(ledger: Ledger, output_or_sha: str, policy_name: str, *,
+          air_date: date | str | None = None, territories: Sequence[str] | None = None,
+          media: str | None = None) -> Verdict:
+    """The clearance verdict of an output under a policy.
+
+    Args:
+        ledger: the open ledger.
+        output_or_sha: an output record id or the decoded-audio sha256 of the file.
+        policy_name: a policy in licenses/policies/ or the workspace's policies/.
+        air_date: first transmission date; default the output's recorded air date.
+        territories: where it airs; default the output's recorded territories.
+        media: the medium it airs on, when agreements restrict media.
+    """
+    out = ledger.get_output(output_or_sha)
+    return LineageReader(ledger, [out]).verdict(out, policy_name, air_date=air_date,
+                                                territories=territories, media=media)
+
+
+def clear_model(ledger: Ledger, name: str, policy_name: str, *,
+                air_date: date | str | None = None, territories: Sequence[str] | None = None,
+                media: str | None = None) -> Verdict:
+    """The verdict for anything a model makes, under a policy (``model show``)."""
+    items, unknown = LineageReader(ledger).model_items(_model(ledger, name))
+    return judge(ledger, policy_name, items, unknown, air_date=air_date,
+                 territories=territories or (), media=media)
+
+
+def judge(ledger: Ledger, policy_name: str, items: list, unknown: bool, *,
+          air_date: date | str | None, territories: Sequence[str] | None,
+          media: str | None) -> Verdict:
+    """Evaluate licensed items under a policy with the ledger's license registry.
+
+    Raises:
+        ParameterError: an air date that is not a date, or an unknown policy.
+    """
+    if isinstance(air_date, str):
+        try:
+            air_date = date.fromisoformat(air_date[:10])
+        except ValueError:
+            raise ParameterError(f"air date {air_date!r} is not a date (YYYY-MM-DD)") from None
+    policy = load_policy(policy_name, workspace_home=ledger.home, registry=ledger.registry)
+    return evaluate(policy, items, registry=ledger.registry, air_date=air_date,
+                    territories=list(territories or ()), media=media, lineage_unknown=unknown)
+
+
+def _model(ledger: Ledger, name: str) -> ModelRecord:
+    model = ledger.get_model(name)
+    if model is None:
+        raise LedgerError(f"no model {name!r} in the ledger (see `soundscape model list`)")
+    return model

@@ -1,0 +1,181 @@
+"""Verifying a whole ledger: every leaf, every root, every signature; the first fault is named."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from soundscape.errors import TamperError
+from soundscape.rights import merkle
+from soundscape.rights.store.schema import LOOKUP_KEYS, Checkpoint, lookup_columns
+
+
+@dataclass
+class VerifyReport:
+    """What a successful verification saw."""
+
+    records: int
+    checkpoints: int
+    signatures_checked: int
+    root: str
+    key_id: str
+    latest: Checkpoint | None
+    seconds: float
+    key_source: str
+    kinds: dict = field(default_factory=dict)
+
+
+def scan(rows, cps: list[Checkpoint], key, trusted_kid: str, all_signatures: bool,
+         held: dict[int, list[tuple[str, str]]]) -> VerifyReport:
+    """Walk every row in order: recompute leaves and roots, check each checkpoint and each
+    held one, and raise on the first fault.
+
+    Args:
+        rows: ``(seq, id, kind, body, leaf_hash, lookup, lookup2)`` tuples, in seq order.
+        cps: the stored checkpoints, by size.
+        key: the trusted public key; ``trusted_kid`` its id.
+        all_signatures: check every signature, not only the latest.
+        held: checkpoint roots kept elsewhere, per size, with where they were found.
+
+    Raises:
+        TamperError: one line naming the first bad record or checkpoint.
+    """
+    frontier = merkle.Frontier()
+    sha256 = merkle.hashlib.sha256
+    cp_index = 0
+    next_cp = cps[0].size if cps else None
+    prev_cp_size = 0
+    prev_id: str | None = None
+    ids_since_cp: list[tuple[str, int]] = []
+    kinds: dict[str, int] = {}
+    signatures = 0
+    n = 0
+    for seq, rid, kind, body, stored_leaf, lookup, lookup2 in rows:
+        n += 1
+        if seq != n:
+            if seq > n:
+                after = f" after {prev_id} (#{n - 1})" if prev_id else ""
+                raise TamperError(f"record #{n} is missing{after}: the next row is {rid} "
+                                  f"(#{seq}); a record was deleted")
+            raise TamperError(f"record {rid} has position #{seq} twice")
+        leaf = sha256(b"\x00" + body.encode("utf-8")).digest()
+        if leaf != bytes(stored_leaf):
+            raise TamperError(f"record {rid} (#{seq}) was edited: its body does not match "
+                              "its leaf hash")
+        if not _binding_plain(body, rid, kind, seq, lookup, lookup2):
+            _binding_exact(body, rid, kind, seq, lookup, lookup2)
+        kinds[kind] = kinds.get(kind, 0) + 1
+        frontier.append(leaf)
+        ids_since_cp.append((rid, seq))
+        prev_id = rid
+        if seq in held:
+            root = frontier.root().hex()
+            for label, held_root in held[seq]:
+                if held_root != root:
+                    raise TamperError(f"the first {seq} records do not match signed "
+                                      f"checkpoint {seq} held in {label}: the ledger's "
+                                      "history was rewritten")
+        if seq == next_cp:
+            cp = cps[cp_index]
+            last = cp_index == len(cps) - 1
+            first_id, first_seq = ids_since_cp[0]
+            if frontier.root().hex() != cp.root:
+                raise TamperError(_blame(ids_since_cp) + f" does not match signed checkpoint "
+                                  f"{cp.size}")
+            if cp.key_id != trusted_kid:
+                raise TamperError(f"record {first_id} (#{first_seq}): signed checkpoint "
+                                  f"{cp.size} names key {cp.key_id}, not the ledger's key "
+                                  f"{trusted_kid}")
+            if all_signatures or last:
+                signatures += 1
+                if not _signature_ok(cp, key):
+                    if not all_signatures:
+                        # Find the first bad signature so the message names the right place.
+                        _first_bad_signature(cps, key)
+                    raise TamperError(f"record {first_id} (#{first_seq}): signed checkpoint "
+                                      f"{cp.size} has a signature that does not verify "
+                                      "with the ledger's public key")
+            prev_cp_size = cp.size
+            ids_since_cp = []
+            cp_index += 1
+            next_cp = cps[cp_index].size if cp_index < len(cps) else None
+    if n > prev_cp_size:
+        rid, seq = ids_since_cp[0]
+        raise TamperError(f"record {rid} (#{seq}) is not covered by any signed checkpoint: "
+                          "it was inserted after the last one")
+    if cp_index < len(cps):
+        cp = cps[cp_index]
+        raise TamperError(f"record #{n + 1} is missing: signed checkpoint {cp.size} covers "
+                          f"{cp.size} records but only {n} remain; the ledger was truncated")
+    beyond = sorted(size for size in held if size > n)
+    if beyond:
+        label = held[beyond[0]][0][0]
+        raise TamperError(f"record #{n + 1} is missing: {label} holds signed checkpoint "
+                          f"{beyond[0]} but only {n} records remain; the ledger was "
+                          "truncated or rolled back")
+    latest = cps[-1] if cps else None
+    return VerifyReport(records=n, checkpoints=len(cps), signatures_checked=signatures,
+                        root=frontier.root().hex(), key_id=trusted_kid, latest=latest,
+                        seconds=0.0, key_source="", kinds=kinds)
+
+
+def _plain(value) -> bool:
+    return isinstance(value, str) and '"' not in value and "\\" not in value and value.isprintable()
+
+
+def _binding_plain(body: str, rid: str, kind: str, seq: int, lookup, lookup2) -> bool:
+    """Fast check that a body names its own row (id, kind, seq) and lookup columns.
+
+    Substring tests on the canonical text; True means they hold. False only means "look
+    closer" (:func:`_binding_exact` decides), so this never wrongly fails a ledger.
+    """
+    if (f'"id":"{rid}"' not in body or f'"kind":"{kind}"' not in body
+            or (f'"seq":{seq},' not in body and f'"seq":{seq}}}' not in body)):
+        return False
+    for key, value in zip(LOOKUP_KEYS.get(kind, (None, None)), (lookup, lookup2)):
+        if key is None:
+            if value is not None:
+                return False
+        elif value is None:
+            if f'"{key}":null' not in body:
+                return False
+        elif not _plain(value) or f'"{key}":"{value}"' not in body:
+            return False
+    return True
+
+
+def _binding_exact(body: str, rid: str, kind: str, seq: int, lookup, lookup2) -> None:
+    """Parse the body and raise TamperError unless it names its row and lookup columns."""
+    try:
+        parsed = json.loads(body)
+        b_id, b_seq, b_kind = parsed["id"], parsed["seq"], parsed["kind"]
+    except (ValueError, KeyError, TypeError):
+        raise TamperError(f"record {rid} (#{seq}) has a body that is not a ledger "
+                          "record") from None
+    if b_seq != seq or b_id != rid or b_kind != kind:
+        raise TamperError(f"record {rid} (#{seq}) is out of place: its body is record "
+                          f"{b_id} (#{b_seq}); rows were swapped or moved")
+    if lookup_columns(parsed) != (lookup, lookup2):
+        raise TamperError(f"record {rid} (#{seq}): its lookup columns disagree with its body")
+
+
+def _blame(ids: list[tuple[str, int]]) -> str:
+    if len(ids) == 1:
+        return f"record {ids[0][0]} (#{ids[0][1]})"
+    return (f"one of records {ids[0][0]} (#{ids[0][1]}) to {ids[-1][0]} (#{ids[-1][1]}), "
+            "written in one batch,")
+
+
+def _signature_ok(cp: Checkpoint, key) -> bool:
+    try:
+        merkle.verify_checkpoint(cp.to_dict(), key)
+        return True
+    except merkle.ProofError:
+        return False
+
+
+def _first_bad_signature(cps: list[Checkpoint], key) -> None:
+    for cp in cps:
+        if not _signature_ok(cp, key):
+            raise TamperError(f"signed checkpoint {cp.size} has a signature that does not "
+                              "verify with the ledger's public key")
