@@ -19,7 +19,7 @@ from soundscape.errors import SoundscapeError
 from soundscape.facts import OutputFacts
 from soundscape.render import Render
 from soundscape.rights.credentials import read_credentials, sign_recorded_output
-from soundscape.rights.ingest import SAMPLE_DATASET, ensure_sample_library
+from soundscape.rights.ingest import SAMPLE_DATASET, ensure_sample_library, ensure_sound_banks
 from soundscape.rights.ledger import Ledger
 from soundscape.rights.records import OutputRecord
 from soundscape.spec import CueSpec
@@ -134,6 +134,7 @@ def write_delivery(rendered: Render, job: Job) -> dict:
         parameters=parameters, intent=spec.intent.describe(), seed=spec.seed,
         samples=[s.__dict__ for s in lineage.samples],
         ingredients=[s.__dict__ for s in lineage.ingredients],
+        presets=[p.__dict__ for p in lineage.presets],
         created=now.isoformat(timespec="seconds"),
         duration=mastered.audio.shape[-1] / mastered.sample_rate, format=job.fmt,
         sample_rate=mastered.sample_rate, bit_depth=BIT_DEPTH,
@@ -147,7 +148,8 @@ def write_delivery(rendered: Render, job: Job) -> dict:
 
 
 def record(ledger: Ledger, facts: OutputFacts) -> OutputRecord:
-    """Record an output's facts; the sample library is registered first when the output used it."""
+    """Record an output's facts; the sample library and the sound banks it played are
+    registered first, so every use links to an asset."""
     if facts.samples:
         try:
             ensure_sample_library(ledger)
@@ -155,6 +157,8 @@ def record(ledger: Ledger, facts: OutputFacts) -> OutputRecord:
             # A damaged sample library must not leave a delivered file unrecorded: the
             # samples keep the license their sidecar names, unlinked to an asset.
             pass
+    if facts.presets:
+        ensure_sound_banks(ledger, facts.presets)
     return ledger.record_output(facts, source_ids_from=SAMPLE_DATASET)
 
 

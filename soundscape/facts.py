@@ -17,7 +17,7 @@ from soundscape.errors import LedgerError
 SIDECAR_VERSION = 1
 # The lists of licensed things an output was made from, and the lineage role of each: the
 # ledger links every entry to its registered asset, lineage and clearance judge each in its role.
-USES = {"samples": "sample", "ingredients": "ingredient"}
+USES = {"samples": "sample", "ingredients": "ingredient", "presets": "sound-bank"}
 # Fields the sidecar nests under "engine" (as {"name", "version", "model", "model_sha256"}).
 _ENGINE_FIELDS = {"engine": "name", "engine_version": "version", "model": "model",
                   "model_sha256": "model_sha256"}
@@ -28,8 +28,9 @@ class OutputFacts:
     """The facts of one delivered output (docs/sidecar.md).
 
     ``path`` is the audio file's absolute path (the sidecar keeps its name only); ``samples``
-    and ``ingredients`` are ``{"id", "sha256", "license", "path"}`` dicts, to which the ledger
-    adds ``asset``. ``cue_kind`` is bed, jingle or sting ("kind" names the record's own kind).
+    and ``ingredients`` are ``{"id", "sha256", "license", "path"}`` dicts, ``presets`` the
+    sound-bank presets played (:class:`soundscape.render.PresetUse` as a dict, ``sha256`` the
+    bank file's), to each of which the ledger adds ``asset``. ``cue_kind`` is bed, jingle or sting ("kind" names the record's own kind).
     """
 
     audio_sha256: str = ""
@@ -46,6 +47,7 @@ class OutputFacts:
     seed: int | None = None
     samples: list = field(default_factory=list)
     ingredients: list = field(default_factory=list)
+    presets: list = field(default_factory=list)
     created: str = ""
     duration: float | None = None
     format: str | None = None
@@ -113,6 +115,7 @@ class OutputFacts:
             values["cue_kind"] = sidecar.get("kind") or ""
             values["samples"] = list(sidecar.get("samples") or ())
             values["ingredients"] = list(sidecar.get("ingredients") or ())
+            values["presets"] = list(sidecar.get("presets") or ())
             # Early batches kept air date and territories inside a production mapping.
             production = sidecar.get("production")
             air_date = sidecar.get("air_date")

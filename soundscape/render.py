@@ -51,6 +51,8 @@ class PresetUse:
     program: int
     preset: str
     credit: str
+    copyright: str = ""
+    source: str = ""
     instrument: str = ""
     sample_credit: str | None = None
 

@@ -1,7 +1,10 @@
 """New outputs keep the v1 shape: the sidecar and the ledger's output record, field for field.
 
 The expected shapes are the sidecars and records that soundscape 0.1.0 wrote into
-``tests/fixtures/ledger-v1``; values that depend on the audio or the clock are compared by kind.
+``tests/fixtures/ledger-v1``; values that depend on the audio or the clock are compared by kind,
+and the composer's musical choices (the intent it resolved, its version) by their structure.
+Fields added since 0.1.0 are listed in :data:`ADDED_SINCE_V1`: a field that appears or goes
+without being listed there fails.
 """
 
 import hashlib
@@ -21,6 +24,12 @@ OLD_BODIES = [json.loads(line) for line in
 BY_AUDIO = {b.get("audio_sha256"): b for b in OLD_BODIES if b["kind"] == "output"}
 # Sidecar and record fields decided by the audio, the clock or the ledger's state.
 BY_KIND = {"audio_sha256", "file_sha256", "created", "recorded", "content_key", "id", "seq"}
+# Fields whose values are the composer's musical choices: compared by their keys.
+BY_KEYS = {"intent"}
+# What the format gained since 0.1.0 (composer 2.0): the sound-bank presets an output played,
+# and the intent's colour and the prompt words it did not understand.
+ADDED_SINCE_V1 = {"presets": "list"}
+INTENT_ADDED_SINCE_V1 = {"colour", "unknown_words"}
 
 CUES = """\
 production:
@@ -43,6 +52,17 @@ def shape(data: dict) -> dict:
     for key, value in data.items():
         if key in BY_KIND:
             out[key] = type(value).__name__
+        elif key in BY_KEYS:
+            out[key] = sorted(set(value) - INTENT_ADDED_SINCE_V1)
+        elif key == "parameters":
+            out[key] = {k: (sorted(set(v) - INTENT_ADDED_SINCE_V1) if k == "intent" else v)
+                        for k, v in value.items()}
+        elif key == "engine" and isinstance(value, dict):
+            out[key] = {k: (type(v).__name__ if k == "version" else v) for k, v in value.items()}
+        elif key == "engine_version":
+            out[key] = type(value).__name__
+        elif key in ADDED_SINCE_V1:
+            continue
         elif key == "mastering":
             out[key] = sorted(value)
         elif key in ("details", "samples", "ingredients"):
@@ -54,6 +74,13 @@ def shape(data: dict) -> dict:
             out[key] = Path(value).name
         else:
             out[key] = value
+    return out
+
+
+def added(data: dict) -> dict:
+    """The fields added since v1 that an output carries, by kind, and the intent's new keys."""
+    out = {key: type(data[key]).__name__ for key in ADDED_SINCE_V1 if key in data}
+    out["intent"] = sorted(set(data.get("intent") or {}) & INTENT_ADDED_SINCE_V1)
     return out
 
 
@@ -74,9 +101,11 @@ def test_a_generated_flac_jingle_has_the_v1_sidecar_and_record(tmp_path):
                                             preset="netflix")], workspace=workspace)
     new = json.loads(delivery.sidecar_path.read_text())
     assert shape(new) == shape(old)
+    assert added(new) == {"presets": "list", "intent": sorted(INTENT_ADDED_SINCE_V1)}
     with Ledger.open(workspace) as ledger:
         body = ledger.raw(delivery.record_id).body
     assert shape(body) == shape(BY_AUDIO[old["audio_sha256"]])
+    assert added(body) == added(new)
 
 
 def test_a_batch_cue_has_the_v1_sidecar_record_and_content_key(tmp_path):
@@ -89,6 +118,7 @@ def test_a_batch_cue_has_the_v1_sidecar_record_and_content_key(tmp_path):
     [result] = report.results
     new = json.loads(result.delivery.sidecar_path.read_text())
     assert shape(new) == shape(old)
+    assert added(new) == {"presets": "list", "intent": sorted(INTENT_ADDED_SINCE_V1)}
     assert new["parameters"]["params"]["cue"] == {
         "title": "Main Title", "usage": "MT", "timecode_in": "00:00:00:00",
         "episode_title": "Test Dive", "company": "Abyssal Films",

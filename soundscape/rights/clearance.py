@@ -24,6 +24,21 @@ def asset_item(role: str, asset: AssetRecord) -> LicensedItem:
                         attribution=asset.attribution, author=asset.author, source=asset.source)
 
 
+def preset_item(use: dict, bank: AssetRecord | None) -> LicensedItem:
+    """The licensed item for a sound-bank preset played in an output: named by preset and
+    bank, under the bank's licence as its asset record now says (a correction shows here),
+    credited with the bank's credit line and, where the bank gives one, the preset's own
+    sample credit."""
+    title = (bank.title if bank is not None else None) or use.get("bank_title") or use.get("bank")
+    credit = (bank.attribution if bank is not None else None) or use.get("credit")
+    if use.get("sample_credit"):
+        credit = f"{use.get('preset')}: {use['sample_credit']}; {credit}" if credit else use["sample_credit"]
+    return LicensedItem(role="sound-bank", name=f"{use.get('preset')} ({title})",
+                        license=(bank.license if bank is not None else None) or use.get("license"),
+                        attribution=credit, author=bank.author if bank is not None else None,
+                        source=bank.source if bank is not None else use.get("source"))
+
+
 class LineageReader:
     """The lineage of outputs read from one ledger, shared parts read once.
 
@@ -80,6 +95,9 @@ class LineageReader:
         for name, role in USES.items():
             for use in getattr(record, name):
                 asset = self.asset(use)
+                if name == "presets":
+                    items.append(preset_item(use, asset))
+                    continue
                 items.append(asset_item(role, asset) if asset is not None else LicensedItem(
                     role=role, name=str(use.get("id") or use.get("path")),
                     license=use.get("license")))

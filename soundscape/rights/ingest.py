@@ -350,3 +350,55 @@ def ensure_sample_library(ledger: Ledger, samples_dir: str | Path | None = None)
                          manifest_file_sha256=digest, base_on_latest=False, only_if_changed=True)
     checked.add(digest)
     return report.dataset
+
+
+# The dataset the sound banks that outputs were played on are registered in.
+SOUNDBANK_DATASET = "soundscape-soundbanks"
+
+
+def ensure_sound_banks(ledger: Ledger, presets: Sequence[dict]) -> None:
+    """Register every sound bank the preset uses name, once, as an asset of the dataset
+    ``soundscape-soundbanks`` (the bank file is the asset; its sha256 identifies it).
+
+    The asset carries what the bank's licence asks to keep: its title, licence, copyright
+    notice (as the author) and credit line (as the attribution). A bank already registered is
+    left as it is; a later version of the dataset holds every bank seen so far.
+    """
+    banks = {}
+    for use in presets:
+        sha = str(use.get("sha256") or "")
+        if sha and sha not in banks:
+            banks[sha] = use
+    missing = {sha: use for sha, use in banks.items() if not ledger.store.find("asset", lookup=sha)}
+    if not missing:
+        return
+    licenses = {sha: ledger.normalize_license(use.get("license"), what=f"sound bank {use.get('bank')}")
+                for sha, use in missing.items()}
+    added = utc_now()
+    with ledger.store.batch() as batch:
+        new_ids = []
+        for sha, use in missing.items():
+            if batch.find("asset", lookup=sha):  # registered by another process meanwhile
+                continue
+            ledger.ensure_license_records(batch, licenses[sha])
+            item = batch.add("asset", jsonable({
+                "audio_sha256": sha, "file_sha256": sha, "path": str(use.get("bank_file") or ""),
+                "license": licenses[sha], "author": use.get("copyright") or None,
+                "source": use.get("source") or None, "attribution": use.get("credit") or None,
+                "title": use.get("bank_title") or use.get("bank"), "source_id": use.get("bank"),
+                "description": "a General MIDI sound bank the composer plays", "added": added}),
+                lookup=sha, lookup2=sha)
+            new_ids.append(item.id)
+        if not new_ids:
+            return
+        versions = batch.find("dataset", lookup=SOUNDBANK_DATASET)
+        latest = versions[-1] if versions else None
+        asset_ids = (list(latest["assets"]) if latest else []) + new_ids
+        shas = sorted(_asset_sha(batch, a) for a in asset_ids)
+        batch.add("dataset", jsonable({
+            "name": SOUNDBANK_DATASET, "version": _next_version(latest["version"]) if latest else "1",
+            "assets": asset_ids, "count": len(asset_ids),
+            "manifest_sha256": hashlib.sha256(canonical_json(shas).encode()).hexdigest(),
+            "description": "the sound banks soundscape's composer has played outputs on",
+            "source_manifest": None, "manifest_file_sha256": None}),
+            lookup=SOUNDBANK_DATASET, lookup2=_next_version(latest["version"]) if latest else "1")

@@ -31,7 +31,7 @@ from soundscape.rights.licenses import (
 )
 
 POLICIES_DIR = "policies"
-ROLES = ("sample", "ingredient", "training-data", "base-model", "model")
+ROLES = ("sample", "ingredient", "sound-bank", "training-data", "base-model", "model")
 """What an item is to the thing being cleared."""
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -45,7 +45,8 @@ class LicensedItem:
     """One thing in a lineage that carries a license.
 
     Args:
-        role: one of :data:`ROLES` ("sample", "ingredient", "training-data", "base-model", "model").
+        role: one of :data:`ROLES` ("sample", "ingredient", "sound-bank", "training-data",
+            "base-model", "model").
         name: what a person recognises it by (file name, model name).
         license: its SPDX id or expression; None or "" when none was recorded.
         attribution: the credit its licensor asked for, used verbatim in the obligation.

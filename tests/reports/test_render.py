@@ -63,7 +63,9 @@ def test_csv_has_documented_columns_and_one_row_per_cue(sheets, rendered_episode
         "Rain on the Hull", "BI", "00:00:10:00", "00:00:20:00")
     assert bed["clearance"] == "CLEARED" and bed["ai_generated"] == "yes"
     assert bed["production_title"] == "Deep Water" and bed["episode_title"] == "The Trench"
-    assert bed["licenses"] == "CC0-1.0 x2"
+    # Two library samples (CC0) and the sound-bank presets the bed played (MIT banks).
+    presets = sheets["rendered"].cues[1].lineage.presets
+    assert presets and bed["licenses"] == f"CC0-1.0 x2; MIT x{len(presets)}"
     assert re.fullmatch(r"[0-9a-f]{64}", bed["audio_sha256"])
 
 

@@ -178,29 +178,28 @@ class FluidSynthesizer:
 
 
 _LEVELS: dict[tuple, float] = {}
-_CALIBRATORS: dict[tuple, FluidSynthesizer] = {}
 
 
 def preset_level(banks: list[SoundBank], choice: PresetChoice, *, midi: int,
                  sample_rate: int = SAMPLE_RATE) -> float:
     """RMS of a preset's reference note (velocity 100, the first 0.6 s), to even parts out.
 
-    Measured once per process on a synthesiser kept for measuring only, so no render ever
-    plays after a calibration (see :class:`FluidSynthesizer`).
+    Measured once per process, each on a synthesiser of its own: FluidSynth remembers what it
+    played, so a shared one would make a level depend on which presets were measured before
+    (and a cue sound different alone and in a batch).
     """
     key = (choice.bank.sha256, choice.midi_bank, choice.program, midi, sample_rate)
     if key not in _LEVELS:
-        ckey = (tuple(b.sha256 for b in banks), sample_rate)
-        if ckey not in _CALIBRATORS:
-            _CALIBRATORS[ckey] = FluidSynthesizer(banks, sample_rate=sample_rate)
-        synth = _CALIBRATORS[ckey]
-        synth.fs.fluid_synth_system_reset(synth.synth)
-        synth.select(0, choice)
-        synth.fs.fluid_synth_noteon(synth.synth, 0, midi, 100)
-        n = int(CALIBRATION_SECONDS * sample_rate)
-        parts = [synth.process(min(PROCESS_MAX, n - i))[:2].copy() for i in range(0, n, PROCESS_MAX)]
+        synth = FluidSynthesizer(banks, sample_rate=sample_rate)
+        try:
+            synth.select(0, choice)
+            synth.fs.fluid_synth_noteon(synth.synth, 0, midi, 100)
+            n = int(CALIBRATION_SECONDS * sample_rate)
+            parts = [synth.process(min(PROCESS_MAX, n - i))[:2].copy()
+                     for i in range(0, n, PROCESS_MAX)]
+        finally:
+            synth.close()
         audio = np.concatenate(parts, axis=-1).astype(np.float64)
-        synth.fs.fluid_synth_noteoff(synth.synth, 0, midi)
         rms = float(np.sqrt(np.mean(audio ** 2)))
         _LEVELS[key] = rms if rms > 1e-6 else 1e-3
     return _LEVELS[key]

@@ -84,6 +84,8 @@ def preset_ingredient(part: Part, choice) -> dict:
         "preset": choice.name,
         "license": bank.info.license,
         "credit": bank.info.credit,
+        "copyright": bank.info.copyright,
+        "source": bank.info.url or f"Debian package {bank.info.package}",
         "sample_credit": bank.preset_credit(choice.midi_bank, choice.program),
     }
 

@@ -57,6 +57,7 @@ class Provenance:
     base_model: dict | None = None
     datasets: list[dict] = field(default_factory=list)
     samples: list[dict] = field(default_factory=list)
+    presets: list[dict] = field(default_factory=list)
     prompt: str | None = None
     ledger: dict | None = None
     metadata: dict = field(default_factory=dict)
@@ -105,6 +106,13 @@ def build_manifest(facts: Provenance, *, mime: str) -> dict:
             "relationship": "componentOf",
             "description": f"sha256 {sample.get('sha256')}; license {sample.get('license')}",
         })
+    for preset in facts.presets:
+        ingredients.append({
+            "title": f"sound-bank preset {preset.get('preset')} ({preset.get('bank_title')})",
+            "format": "application/octet-stream", "relationship": "componentOf",
+            "description": (f"bank {preset.get('bank')} sha256 {preset.get('sha256')}; "
+                            f"license {preset.get('license')}; {preset.get('credit')}"),
+        })
     entries = {name: {"use": facts.training_mining} for name in TRAINING_MINING_ENTRIES}
     if facts.training_mining == "constrained":
         for entry in entries.values():
@@ -112,7 +120,7 @@ def build_manifest(facts: Provenance, *, mime: str) -> dict:
     lineage = {"engine": facts.engine, "engine_version": facts.engine_version,
                "model": facts.model, "model_sha256": facts.model_sha256,
                "base_model": facts.base_model, "datasets": facts.datasets,
-               "samples": facts.samples}
+               "samples": facts.samples, "presets": facts.presets}
     ledger = {"audio_sha256": facts.audio_sha256, "prompt": facts.prompt,
               "metadata": facts.metadata, **(facts.ledger or {})}
     return {
