@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from soundscape.errors import AudioError, OutputError, ParameterError
+from soundscape.render import is_store
 
 FORMATS = ("wav", "flac")
 BIT_DEPTHS = (16, 24)
@@ -149,7 +150,7 @@ def _format_of(path: Path, fmt: str | None) -> str:
 
 def write_audio(path, audio: np.ndarray, sample_rate: int, *, fmt: str = "wav", bit_depth: int = 24,
                 bext: BextInfo | None = None, ixml: str | None = None, tags: dict | None = None,
-                overwrite: bool = False) -> str:
+                overwrite: bool = False, hashes: dict | None = None) -> str:
     """Write ``audio`` (channels, n) float to ``path`` atomically; return its :func:`audio_sha256`.
 
     The file appears under its name only when complete: it is written to a hidden temporary
@@ -164,6 +165,8 @@ def write_audio(path, audio: np.ndarray, sample_rate: int, *, fmt: str = "wav", 
         ixml: an iXML document (:func:`make_ixml`) for WAV.
         tags: title/comment/software/date/artist/copyright/album/genre (FLAC Vorbis comments,
             WAV LIST-INFO).
+        hashes: when given, receives ``file_sha256`` for a WAV, hashed as its bytes are
+            written (what :func:`file_sha256` would read back, without reading the file again).
 
     Returns:
         The decoded-audio hash, computed from the samples as they are written (the same value
@@ -173,9 +176,10 @@ def write_audio(path, audio: np.ndarray, sample_rate: int, *, fmt: str = "wav", 
     fmt = fmt.lower()
     if bit_depth not in BIT_DEPTHS:
         raise ParameterError(f"bit depth {bit_depth} is not supported: choose {' or '.join(map(str, BIT_DEPTHS))}")
-    audio = np.asarray(audio)
-    if audio.ndim == 1:
-        audio = audio[np.newaxis, :]
+    if not is_store(audio):  # a spilled render is read a block at a time, never whole
+        audio = np.asarray(audio)
+        if audio.ndim == 1:
+            audio = audio[np.newaxis, :]
     if audio.ndim != 2 or audio.shape[0] < 1:
         raise AudioError(f"expected audio shaped (channels, samples), got {audio.shape}")
     tags = dict(tags or {})
@@ -190,7 +194,10 @@ def write_audio(path, audio: np.ndarray, sample_rate: int, *, fmt: str = "wav", 
     try:
         with os.fdopen(fd, "wb") as handle:
             if fmt == "wav":
-                _write_wav(handle, blocks, audio.shape, sample_rate, bit_depth, bext, ixml, tags)
+                sink = _HashingWriter(handle) if hashes is not None else handle
+                _write_wav(sink, blocks, audio.shape, sample_rate, bit_depth, bext, ixml, tags)
+                if hashes is not None:
+                    hashes["file_sha256"] = sink.digest.hexdigest()
             else:
                 _write_flac(handle, blocks, audio.shape[0], sample_rate, bit_depth, bext, tags)
             handle.flush()
@@ -203,6 +210,18 @@ def write_audio(path, audio: np.ndarray, sample_rate: int, *, fmt: str = "wav", 
         except FileNotFoundError:
             pass
         raise
+
+
+class _HashingWriter:
+    """A file's ``write`` that also feeds every byte to a SHA-256 (WAV is written in order)."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.digest = hashlib.sha256()
+
+    def write(self, data) -> int:
+        self.digest.update(data)
+        return self.handle.write(data)
 
 
 def _publish(temp: Path, path: Path, *, overwrite: bool) -> None:
@@ -242,8 +261,11 @@ def _pcm_blocks(audio: np.ndarray, bit_depth: int):
         count = min(_FRAMES_PER_BLOCK, frames - start)
         block = np.empty((count, channels), dtype=np.int32)
         scratch = work[:count]
+        # A spilled render is read once per block; an array is sliced where it lies.
+        rows = audio[:, start:start + count] if is_store(audio) else None
         for ch in range(channels):  # one channel at a time: contiguous float work, then interleave
-            np.multiply(audio[ch, start:start + count], scale, out=scratch, casting="unsafe")
+            source = rows[ch] if rows is not None else audio[ch, start:start + count]
+            np.multiply(source, scale, out=scratch, casting="unsafe")
             if rng is not None:
                 # TPDF dither, +-1 LSB: turns 16-bit rounding error into benign noise.
                 scratch += rng.random(count, dtype=np.float32)

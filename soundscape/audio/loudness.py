@@ -91,6 +91,8 @@ def k_weighting_sos(sample_rate: int) -> np.ndarray:
 
 
 def _as_2d(audio: np.ndarray) -> np.ndarray:
+    if getattr(audio, "ndim", None) == 2 and not isinstance(audio, np.ndarray):
+        return audio  # a spilled render (render.AudioStore): read by ranges, never whole
     audio = np.asarray(audio)
     return audio[np.newaxis, :] if audio.ndim == 1 else audio
 
@@ -409,11 +411,15 @@ def chunk_envelopes(audio: np.ndarray, chunks: np.ndarray, *, circular: bool = F
         return out
     starts = chunks * C - _REACH + 1
     inside = (starts >= 0) & (starts + width <= n)
-    windows = np.lib.stride_tricks.sliding_window_view(audio, width, axis=-1) if n >= width else None
+    spilled = not isinstance(audio, np.ndarray)
+    windows = None if spilled or n < width else \
+        np.lib.stride_tricks.sliding_window_view(audio, width, axis=-1)
     for first in range(0, chunks.size, _TP_BATCH):
         batch = slice(first, first + _TP_BATCH)
         s, ok = starts[batch], inside[batch]
-        if ok.all():
+        if spilled:  # a spilled render: each chunk's window read from its file
+            seg = np.stack([_window(audio, int(a), width, circular) for a in s], axis=1)
+        elif ok.all():
             seg = windows[:, s]
         else:  # chunks at the ends: context from silence or, in a loop, from the other end
             index = s[:, None] + np.arange(width)[None, :]
@@ -428,6 +434,23 @@ def chunk_envelopes(audio: np.ndarray, chunks: np.ndarray, *, circular: bool = F
         env = points.reshape(channels, -1, len(_PHASES), C).max(axis=2)
         np.maximum(env, np.abs(seg[..., _REACH - 1:_REACH - 1 + C]), out=env)
         out[batch] = env.max(axis=0)
+    return out
+
+
+def _window(audio, start: int, width: int, circular: bool) -> np.ndarray:
+    """``width`` frames from ``start`` of a spilled render, with silence (or, in a loop, the
+    other end) past either end."""
+    n = audio.shape[-1]
+    if 0 <= start and start + width <= n:
+        return audio[:, start:start + width]
+    index = np.arange(start, start + width)
+    if circular:
+        index %= n
+        return np.stack([audio[:, int(i)] for i in index], axis=-1)
+    out = np.zeros((audio.shape[0], width), dtype=np.float32)
+    a, b = max(start, 0), min(start + width, n)
+    if a < b:
+        out[:, a - start:b - start] = audio[:, a:b]
     return out
 
 

@@ -17,7 +17,7 @@ from scipy.ndimage import maximum_filter1d, uniform_filter1d
 
 from soundscape.audio import loudness as meter
 from soundscape.errors import AudioError, ParameterError
-from soundscape.render import LOOP_OVERLAP_SECONDS, Render
+from soundscape.render import LOOP_OVERLAP_SECONDS, AudioStore, Render, is_store
 
 # EBU R 128 and common broadcast practice deliver at 48 kHz.
 MASTER_SAMPLE_RATE = 48000
@@ -124,7 +124,8 @@ def _json_number(value: float | None, digits: int = 3) -> float | None:
     return round(float(value), digits)
 
 
-def master(render: Render, preset: str = "ebu-r128", *, loop: bool | None = None) -> Mastered:
+def master(render: Render, preset: str = "ebu-r128", *, loop: bool | None = None,
+           in_place: bool = False) -> Mastered:
     """Master a render for delivery.
 
     Args:
@@ -132,6 +133,9 @@ def master(render: Render, preset: str = "ebu-r128", *, loop: bool | None = None
         preset: a key of :data:`PRESETS`.
         loop: make a seamless loop; None follows ``render.spec.loop``. A looping render must be
             ``LOOP_OVERLAP_SECONDS`` longer than the spec's duration.
+        in_place: master in the render's own array (its audio is then the master's, or part of
+            it): what delivery does, as the render is not needed after; it saves a copy the size
+            of the bed. A spilled render is always mastered in its file.
 
     Returns:
         The master, exactly ``round(duration * 48000)`` samples long for beds.
@@ -139,7 +143,7 @@ def master(render: Render, preset: str = "ebu-r128", *, loop: bool | None = None
     chosen = get_preset(preset)
     spec = render.spec
     loop = bool(spec.loop if loop is None else loop)
-    audio = to_master_format(render.audio, render.sample_rate)
+    audio = to_master_format(render.audio, render.sample_rate, in_place=in_place)
     sr = MASTER_SAMPLE_RATE
     n_out = int(round(spec.duration * sr))
 
@@ -147,7 +151,8 @@ def master(render: Render, preset: str = "ebu-r128", *, loop: bool | None = None
     if loop:
         audio = make_loop(audio, n_out)
     elif spec.kind == "bed":
-        audio = audio[:, :n_out] if audio.shape[-1] > n_out else audio
+        if audio.shape[-1] > n_out:
+            audio = audio.view(0, n_out) if is_store(audio) else audio[:, :n_out]
         fade_bed(audio, sr)
     else:
         fade_jingle(audio, sr, tail_seconds=render.tail_seconds)
@@ -178,12 +183,17 @@ def _db(amplitude: float) -> float:
 
 # --- format ---------------------------------------------------------------------------------
 
-def to_master_format(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+def to_master_format(audio: np.ndarray, sample_rate: int, *, in_place: bool = False) -> np.ndarray:
     """A new float32 (2, n) C-ordered array at 48 kHz: mono is duplicated, other rates resampled.
 
     Exactly one array the size of the output is made (the render itself is never changed), so
-    a three-hour bed needs its own size again, not more.
+    a bed needs its own size again, not more. A long render spilled to an :class:`AudioStore`
+    (48 kHz stereo, as the composer makes it) is mastered in its file, in place.
     """
+    if is_store(audio):
+        if sample_rate != MASTER_SAMPLE_RATE or audio.shape[0] != 2:
+            raise AudioError("a spilled render must be 48 kHz stereo")
+        return audio
     audio = np.asarray(audio)
     if audio.ndim == 1:
         audio = audio[np.newaxis, :]
@@ -201,7 +211,7 @@ def to_master_format(audio: np.ndarray, sample_rate: int) -> np.ndarray:
         owned = True
     if audio.shape[0] == 1:
         out = np.repeat(audio.astype(np.float32, copy=False), 2, axis=0)
-    elif owned and audio.dtype == np.float32 and audio.flags.c_contiguous:
+    elif (owned or in_place) and audio.dtype == np.float32 and audio.flags.c_contiguous:
         out = audio
     else:
         out = np.array(audio, dtype=np.float32, order="C")
@@ -241,6 +251,8 @@ def make_loop(audio: np.ndarray, n_out: int) -> np.ndarray:
     # Power of the sum of two layers with correlation rho: a^2 + b^2 + 2 rho a b.
     norm = np.sqrt(fade_in ** 2 + fade_out ** 2 + 2.0 * rho * fade_in * fade_out)
     audio[:, start:start + overlap] = ((head * fade_in + tail * fade_out) / norm).astype(np.float32)
+    if is_store(audio):
+        return audio.view(start, n_out)  # a window of the file: nothing to move
     return _compact(audio, start, n_out)
 
 
@@ -289,6 +301,14 @@ def loop_seam_ratio(audio: np.ndarray, sr: int) -> float:
     return float(ratios.max())
 
 
+def multiply(audio: "np.ndarray | AudioStore", start: int, stop: int, gain) -> None:
+    """``audio[:, start:stop] *= gain`` in place, for an array or a spilled render alike."""
+    if is_store(audio):
+        audio.scale(start, stop, gain)
+    else:
+        audio[:, start:stop] *= gain
+
+
 def _raised_cosine(n: int) -> np.ndarray:
     """0 -> 1 over n samples with zero slope at both ends."""
     return (0.5 - 0.5 * np.cos(np.pi * np.arange(n) / max(n - 1, 1))).astype(np.float32)
@@ -300,11 +320,12 @@ def fade_bed(audio: np.ndarray, sr: int) -> None:
     n_in = int(sr * min(max(0.01 * seconds, BED_FADE_IN_SECONDS[0]), BED_FADE_IN_SECONDS[1]))
     n_out = int(sr * min(max(0.1 * seconds, BED_FADE_OUT_SECONDS[0]), BED_FADE_OUT_SECONDS[1]))
     n_in, n_out = min(n_in, audio.shape[-1] // 4), min(n_out, audio.shape[-1] // 3)
-    audio[:, :n_in] *= _raised_cosine(n_in)
+    multiply(audio, 0, n_in, _raised_cosine(n_in))
     # cos^4: starts gently (zero slope), is 12 dB down half-way and falls faster as it goes,
     # which the ear hears as an even fade; it ends at exactly zero.
     u = np.arange(n_out) / max(n_out - 1, 1)
-    audio[:, audio.shape[-1] - n_out:] *= (np.cos(0.5 * np.pi * u) ** 4).astype(np.float32)
+    n = audio.shape[-1]
+    multiply(audio, n - n_out, n, (np.cos(0.5 * np.pi * u) ** 4).astype(np.float32))
 
 
 def fade_jingle(audio: np.ndarray, sr: int, *, tail_seconds: float) -> None:
@@ -317,8 +338,8 @@ def fade_jingle(audio: np.ndarray, sr: int, *, tail_seconds: float) -> None:
     n_in = min(int(JINGLE_FADE_IN_SECONDS * sr), n // 4)
     tail = JINGLE_TAIL_FADE_SECONDS if tail_seconds <= 0 else min(tail_seconds, JINGLE_TAIL_FADE_SECONDS)
     n_tail = min(int(max(tail, JINGLE_MIN_TAIL_FADE_SECONDS) * sr), n // 4)
-    audio[:, :n_in] *= _raised_cosine(n_in)
-    audio[:, n - n_tail:] *= _raised_cosine(n_tail)[::-1]
+    multiply(audio, 0, n_in, _raised_cosine(n_in))
+    multiply(audio, n - n_tail, n, _raised_cosine(n_tail)[::-1])
 
 
 # --- loudness and true-peak limiting --------------------------------------------------------
@@ -374,10 +395,10 @@ def normalise(audio: np.ndarray, *, target_lufs: float, ceiling_dbtp: float | No
     else:
         energies = base.energies * 10.0 ** (gain_db / 10.0)
     gain = np.float32(10.0 ** (gain_db / 20.0))
-    audio *= gain
+    multiply(audio, 0, audio.shape[-1], gain)
     reduction = 0.0
     for start, g in regions:
-        audio[:, start:start + g.size] *= g
+        multiply(audio, start, start + g.size, g)
         reduction = max(reduction, -20.0 * math.log10(float(g.min())))
     # Bound the result from the input's chunk levels and the gain curve instead of scanning it
     # again: rigorous, within float rounding (the 1e-5 margin). The first and last chunks are
@@ -398,7 +419,7 @@ def normalise(audio: np.ndarray, *, target_lufs: float, ceiling_dbtp: float | No
             if true_peak <= ceiling:
                 break
             for start, g in limiter_gain(audio, 1.0, aim, circular=circular):
-                audio[:, start:start + g.size] *= g
+                multiply(audio, start, start + g.size, g)
                 reduction = max(reduction, -20.0 * math.log10(float(g.min())))
             energies = None
             peaks, bound = meter.chunk_peaks(audio)

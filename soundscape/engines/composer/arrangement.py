@@ -33,8 +33,9 @@ from soundscape.spec import MODES, CueSpec, Key
 # Drone register: the tonic's fundamental between E1 (41.2 Hz) and D#2 (77.8 Hz).
 DRONE_LOW_MIDI = 28
 DRONE_CENTRE_HZ = 58.0  # the middle of that octave
+FIFTH_ABOVE = 0.5       # intensity from which the pedal's fifth joins it
 # Intensity at which each part enters (it fades in over ENTRY_WIDTH above it).
-ENTRY = {"bass": 0.0, "pad": 0.0, "melody": 0.22, "pad2": 0.42, "arp": 0.45, "shimmer": 0.62,
+ENTRY = {"bass": 0.0, "pad": 0.0, "melody": 0.22, "pad2": 0.5, "arp": 0.45, "shimmer": 0.62,
          "swell": 0.72}
 ENTRY_WIDTH = 0.12
 # Bars per chord for each kind of section (the seed picks one per chord).
@@ -222,7 +223,8 @@ def bass_part(chords, where, sections, key: Key, intensity, rng, *, instrument: 
             level = _at(intensity, section.start)
             end = section.end + 1.5
             notes.append(Note(section.start, end, low, _velocity(inst, level, rng)))
-            if section.name not in ("intro",):
+            if section.name in ("return", "statement") and level >= FIFTH_ABOVE:
+                # The fifth joins the pedal where the music is full enough to carry it.
                 notes.append(Note(section.start + 2.0, end, low + 7,
                                   max(1, _velocity(inst, level, rng) - 18)))
     notes = [Note(n.start, min(n.end, total), n.midi, n.velocity) for n in notes]

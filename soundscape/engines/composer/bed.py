@@ -8,7 +8,7 @@ from soundscape.engines.composer import arrangement, mix, space
 from soundscape.engines.composer.performance import perform
 from soundscape.engines.composer.samplelayer import SampleLayer
 from soundscape.engines.composer.textures import TextureBed
-from soundscape.render import LOOP_OVERLAP_SECONDS
+from soundscape.render import LOOP_OVERLAP_SECONDS, AudioStore
 from soundscape.spec import CueSpec
 
 SAMPLE_RATE = mix.SAMPLE_RATE
@@ -16,6 +16,10 @@ HALF_RATE = mix.HALF_RATE
 PEAK_TARGET = 10 ** (-4.0 / 20)   # -4 dBFS: headroom for mastering's true-peak limiter
 LOOP_PREROLL_SECONDS = 8.0        # a loop's end is played before its start, so tails cross the seam
 ROOM_SECONDS = 4.2
+SPILL_SECONDS = 20 * 60           # beds longer than this render into a temporary file
+# Textures that carry their own air above 8 kHz (hiss, drops, crackle, chirps): with one of
+# them the instruments' breath-and-bow air would only add noise to noise.
+AIRY_TEXTURES = frozenset({"rain", "storm", "vinyl", "fire", "forest", "insects", "snow"})
 
 
 class _SampleExtra:
@@ -67,15 +71,19 @@ def render_bed(spec: CueSpec, banks: list, fitted: list | None = None, *, progre
     samples = SampleLayer(fitted or [], total=int(score.seconds * SAMPLE_RATE), rng=r_samples,
                           loop_period=int(round(duration * SAMPLE_RATE)) if spec.loop else None,
                           offset=preroll, on_tonic=on_tonic) if fitted else None
-    room = space.impulse_response(r_room, rt60=ROOM_SECONDS * 0.75, brightness=0.45)
+    room = mix.fit_room(space.impulse_response(r_room, rt60=ROOM_SECONDS * 0.75, brightness=0.45))
     extras = (textures,) + ((_SampleExtra(samples),) if samples is not None else ())
-    out, players = perform(score, banks, rng=r_play, room=room, n_out=n_out, preroll=preroll,
-                           extras=extras, progress=progress)
-    peak = max(float(out.max()), -float(out.min()))
-    block = 1 << 20
-    gain = np.float32(PEAK_TARGET / (peak or 1.0))
-    for i in range(0, n_out, block):
-        out[:, i:i + block] *= gain
+    # A bed too long to hold twice in memory (render, then master) is rendered into a file.
+    spill = AudioStore(2, n_out) if n_out > SPILL_SECONDS * SAMPLE_RATE else None
+    airy = bool(set(spec.intent.textures) & AIRY_TEXTURES)
+    out, players, peak = perform(score, banks, rng=r_play, room=room, n_out=n_out,
+                                 preroll=preroll, extras=extras, progress=progress, out=spill,
+                                 air=not airy)
+    # Held renders peak at -4 dBFS; a spilled one is left at its own level (the master sets
+    # the level anyway, and a pass over a file of gigabytes would cost seconds for nothing).
+    gain = np.float32(PEAK_TARGET / (peak or 1.0)) if spill is None else np.float32(1.0)
+    if spill is None:
+        out *= gain
     details = dict(plan.details)
     details.update({
         "key": spec.intent.key.name,

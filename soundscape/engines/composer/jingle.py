@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from soundscape.engines.base import ProgressFn
-from soundscape.engines.composer import harmony, palette, space
+from soundscape.engines.composer import harmony, mix, palette, space
 from soundscape.engines.composer.motif import Motif, compose_motif, motif_for  # noqa: F401
 from soundscape.engines.composer.performance import perform
 from soundscape.engines.composer.score import Note, Part, Score
@@ -298,8 +298,8 @@ def render_jingle(spec: CueSpec, banks=(), *, progress: ProgressFn | None = None
 
     # Space: a room whose decay fits the tail, then a decay shaped so nothing is ever cut off.
     rt60 = float(np.clip(tail * 0.55, 0.6, 2.8))
-    room = space.impulse_response(r_room, rt60=rt60, brightness=0.5)
-    out, players = perform(score, list(banks), rng=r_play, room=room, n_out=n)
+    room = mix.fit_room(space.impulse_response(r_room, rt60=rt60, brightness=0.5))
+    out, players, _ = perform(score, list(banks), rng=r_play, room=room, n_out=n)
     out -= out.mean(axis=-1, keepdims=True)
     # The tail dies away within the cue: after a short hold, an exponential decay reaching about
     # -35 dB at the end (a room's decay, shortened for short stings), and a closing fade over

@@ -25,7 +25,10 @@ import scipy.fft
 SAMPLE_RATE = 48_000
 HALF_RATE = SAMPLE_RATE // 2
 BLOCK = 1 << 18              # full-rate samples per block (5.5 s)
-FFT_SIZE = 1 << 19           # room for a block and an impulse response of up to 5.4 s
+# Room for a block and an impulse response of up to 2.6 s. 3 * 2**17 rather than 2**19: its
+# transforms fit the cache, and measured here they run 2.2 times faster.
+FFT_SIZE = 3 << 17
+ROOM_MAX = FFT_SIZE - BLOCK - 4096
 LATENCY = 4096               # samples (85 ms): makes the zero-phase shaping causal
 MONO_BELOW_HZ = 150.0        # side signal removed below this (4th-order slope)
 ROOM_MONO_BELOW_HZ = 200.0   # the impulse response's channels are identical below this
@@ -48,6 +51,17 @@ def shelf(freqs: np.ndarray, corner: float, gain_db: float) -> np.ndarray:
     g = 10.0 ** (gain_db / 20.0)
     x = (freqs / corner) ** 2
     return np.sqrt((1.0 + g * g * x) / (1.0 + x))
+
+
+def fit_room(ir: np.ndarray, *, fade_seconds: float = 0.25) -> np.ndarray:
+    """The impulse response cut to what the mixer holds, its end faded (a long room's last
+    ~10 dB of decay, 50 dB down, are inaudible under the music)."""
+    if ir.shape[-1] <= ROOM_MAX:
+        return ir
+    out = ir[:, :ROOM_MAX].copy()
+    n = int(fade_seconds * SAMPLE_RATE)
+    out[:, -n:] *= (0.5 + 0.5 * np.cos(np.pi * np.arange(n) / n)).astype(np.float32)
+    return out
 
 
 def mono_low_room(ir: np.ndarray, cutoff: float = ROOM_MONO_BELOW_HZ) -> np.ndarray:
@@ -79,13 +93,13 @@ class Mixer:
 
     Args:
         room: the stereo impulse response (48 kHz) the sends play into; at most
-            ``FFT_SIZE - BLOCK - LATENCY`` samples.
+            :data:`ROOM_MAX` samples (:func:`fit_room` cuts a longer one).
         presence_db, air_db: the lift of the half-rate bus above 2.5 kHz and above 8 kHz.
     """
 
     def __init__(self, room: np.ndarray, *, presence_db: float = 1.5, air_db: float = 1.5):
-        if room.shape[-1] > FFT_SIZE - BLOCK - LATENCY:
-            raise ValueError("impulse response too long for the mixer's FFT")
+        if room.shape[-1] > ROOM_MAX:
+            raise ValueError("impulse response too long for the mixer's FFT (see fit_room)")
         n = FFT_SIZE
         f = _freqs(n)
         self.half_bins = n // 4 + 1          # bins of the half-rate spectrum (FFT of n / 2)
@@ -131,9 +145,11 @@ class Mixer:
         spec[1, :h] += (mid - side) * self.low_keep
         wet = scipy.fft.irfft(spec, n=n, axis=-1)
         out = wet[:, :BLOCK]
-        out += self.tail[:, :BLOCK]
-        rest = self.tail.shape[-1] - BLOCK
-        self.tail[:, :rest] = self.tail[:, BLOCK:]
+        # Overlap-add: the last blocks' room rings on into this one.
+        held = min(BLOCK, self.tail.shape[-1])
+        out[:, :held] += self.tail[:, :held]
+        rest = self.tail.shape[-1] - held
+        self.tail[:, :rest] = self.tail[:, held:]
         self.tail[:, rest:] = 0.0
         self.tail += wet[:, BLOCK:]
         # The dry full-rate bus, delayed by LATENCY like everything else.

@@ -111,7 +111,7 @@ class Air:
 
 def perform(score: Score, banks: list, *, rng: np.random.Generator, room: np.ndarray,
             n_out: int, preroll: int = 0, extras: tuple[Extra, ...] = (),
-            progress=None) -> tuple[np.ndarray, Players]:
+            progress=None, out=None, air: bool = True) -> tuple[np.ndarray, Players, float]:
     """Play ``score`` and return ``n_out`` samples of the mix, from sample ``preroll`` on.
 
     Args:
@@ -123,36 +123,52 @@ def perform(score: Score, banks: list, *, rng: np.random.Generator, room: np.nda
         preroll: samples played before the output begins (a loop's end before its start).
         extras: full-rate layers mixed beside the instruments.
         progress: called with the fraction done.
+        out: where the mix goes: an array, or an :class:`~soundscape.render.AudioStore` for a
+            render too long to hold (default: a new array).
+        air: add :class:`Air` (beds whose textures carry their own air, rain or wind, do not
+            need it).
 
     Returns:
-        The mix (2, n_out) float32 and the players (what they played is in ``.presets``).
+        The mix (2, n_out) float32, the players (what they played is in ``.presets``) and the
+        mix's sample peak.
     """
     players = make_players(banks, score.parts, seconds=score.seconds, rng=rng,
                            sample_rate=HALF_RATE)
     instruments = _Bus.of(players, score.parts, HALF_RATE, envelope=score.envelope)
     colour = float(score.colour)
     mixer = mix.Mixer(room, presence_db=1.5 + 2.5 * colour, air_db=1.5 + 2.0 * colour)
-    air = Air(np.random.default_rng(rng.integers(2 ** 63)), level=AIR_LEVEL * (1.0 + 0.8 * colour))
+    air_rng = np.random.default_rng(rng.integers(2 ** 63))
+    air = Air(air_rng, level=AIR_LEVEL * (1.0 + 0.8 * colour)) if air else None
     skip = preroll + mixer.latency
-    out = np.empty((2, n_out), dtype=np.float32)
+    if out is None:
+        out = np.empty((2, n_out), dtype=np.float32)
     block = mix.BLOCK
     pos = written = 0
+    peak = 0.0
+    hi_dry = np.empty((2, block), dtype=np.float32)   # reused: fresh pages cost faults
+    hi_send = np.empty(block, dtype=np.float32)
     try:
         while written < n_out:
             lo_dry, lo_send = instruments.render(pos // 2, block // 2)
-            hi_dry = np.zeros((2, block), dtype=np.float32)
-            hi_send = np.zeros(block, dtype=np.float32)
-            air.add_to(hi_dry, lo_dry, pos)
+            hi_dry.fill(0.0)
+            hi_send.fill(0.0)
+            if air is not None:
+                air.add_to(hi_dry, lo_dry, pos)
             for extra in extras:
                 extra.add_to(hi_dry, hi_send, pos)
             mixed = mixer.process(lo_dry, lo_send, hi_dry, hi_send)
             a, b = max(skip - pos, 0), min(block, skip + n_out - pos)
             if a < b:
-                out[:, written:written + b - a] = mixed[:, a:b]
+                piece = mixed[:, a:b]
+                peak = max(peak, float(piece.max()), -float(piece.min()))
+                if isinstance(out, np.ndarray):
+                    out[:, written:written + b - a] = piece
+                else:
+                    out.write(written, piece)
                 written += b - a
             pos += block
             if progress is not None:
                 progress(min(1.0, pos / (skip + n_out)))
     finally:
         players.close()
-    return out, players
+    return out, players, peak

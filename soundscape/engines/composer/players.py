@@ -59,6 +59,10 @@ class _Combined:
         self.synthetic, self.synth_parts = synthetic, synth_parts
 
     def render(self, n: int) -> np.ndarray:
+        # One player for every part, in order (the usual case): its stems as they are.
+        for player, names in ((self.sampled, self.sampled_parts), (self.synthetic, self.synth_parts)):
+            if player is not None and names == self.order:
+                return player.render(n)
         out = np.empty((len(self.order), 2, n), dtype=np.float32)
         for player, names in ((self.sampled, self.sampled_parts), (self.synthetic, self.synth_parts)):
             if player is None or not names:

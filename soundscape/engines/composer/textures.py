@@ -149,15 +149,24 @@ class EventLayer:
         n = out.shape[-1]
         lo = int(np.searchsorted(self.times, start - self.longest))
         hi = int(np.searchsorted(self.times, start + n))
-        for k in range(lo, hi):
-            t = int(self.times[k])
-            take = self.takes[int(self.which[k])]
-            a, b = max(t, start), min(t + take.size, start + n)
+        if hi <= lo:
+            return
+        # Per-event numbers as Python lists: tens of thousands of events go through this loop.
+        times = self.times[lo:hi].tolist()
+        which = self.which[lo:hi].tolist()
+        scale = float(self.level * weight)
+        left = (self.gains[lo:hi] * self.pan_l[lo:hi] * scale).tolist()
+        right = (self.gains[lo:hi] * self.pan_r[lo:hi] * scale).tolist()
+        takes, end = self.takes, start + n
+        out_l, out_r = out[0], out[1]
+        for t, w, gl, gr in zip(times, which, left, right):
+            take = takes[w]
+            a, b = max(t, start), min(t + take.size, end)
             if a >= b:
                 continue
-            piece = take[a - t:b - t] * np.float32(self.gains[k] * self.level * weight)
-            out[0, a - start:b - start] += piece * self.pan_l[k]
-            out[1, a - start:b - start] += piece * self.pan_r[k]
+            piece = take[a - t:b - t]
+            out_l[a - start:b - start] += piece * gl
+            out_r[a - start:b - start] += piece * gr
 
 
 def _decay(n: int, tau: float, *, attack: float = 0.0005) -> np.ndarray:
