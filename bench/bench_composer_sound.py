@@ -105,7 +105,7 @@ def minutes(engine, prompt: str) -> dict:
     moved = analysis.minute_distance(mastered.audio, SR)
     moved["lra"] = mastered.loudness_range_lu
     moved["sections"] = [s["name"] for s in render.details["sections"]]
-    return moved, mastered.audio
+    return moved, mastered.audio, render.details["sections"]
 
 
 def textures() -> dict:
@@ -147,26 +147,39 @@ def drift(engine) -> float | None:
     return float(np.std(cents))
 
 
-def spectrogram(audio: np.ndarray, path: Path, title: str) -> None:
+def spectrogram(audio: np.ndarray, path: Path, title: str, *, sections=(), curve=None) -> None:
+    """A spectrogram over the short-term loudness, sections marked; ``curve`` (times, levels)
+    is drawn on a second axis (an intensity curve)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     mono = audio.mean(axis=0)
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 5.5), gridspec_kw={"height_ratios": [3, 1]})
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 5), gridspec_kw={"height_ratios": [3, 1.2]})
     top.specgram(mono, NFFT=4096, Fs=SR, noverlap=2048, cmap="magma", vmin=-140, vmax=-30)
     top.set_yscale("symlog", linthresh=200)
     top.set_ylim(30, 20000)
     top.set_ylabel("Hz")
     top.set_title(title, fontsize=10)
     t, st = analysis.short_term_loudness(audio, SR)
-    bottom.plot(t, st, lw=1)
+    bottom.plot(t, st, lw=1, color="tab:blue")
+    body = st[(t > 10) & (t < t[-1] - 10)] if t.size > 40 else st
+    bottom.set_ylim(float(np.median(body)) - 18, float(body.max()) + 3)
     bottom.set_ylabel("LUFS (3 s)")
     bottom.set_xlim(0, audio.shape[-1] / SR)
     bottom.set_xlabel("seconds")
+    for s in sections:
+        for ax in (top, bottom):
+            ax.axvline(s["start"], color="white" if ax is top else "grey", lw=0.6, alpha=0.6)
+        top.text(s["start"] + 1, 22000, s["name"], fontsize=7, color="black", va="bottom")
+    if curve is not None:
+        twin = bottom.twinx()
+        twin.plot(*curve, color="tab:orange", lw=1)
+        twin.set_ylim(0, 1.1)
+        twin.set_ylabel("intensity", color="tab:orange")
     fig.tight_layout()
-    fig.savefig(path, dpi=70)
+    fig.savefig(path, dpi=60)
     plt.close(fig)
 
 
@@ -220,14 +233,15 @@ def main() -> None:
               f"(max {summary['seed_chroma_max']:.2f}); intensity 0.1->1.0->0.2: span >= "
               f"{summary['intensity_span_min_lu']:.1f} LU, r >= {summary['intensity_r_min']:.2f}")
         if not args.quick:
-            moved, audio = minutes(engine, prompts[0])
+            moved, audio, sections = minutes(engine, prompts[0])
             summary["minute_1_vs_5"] = moved
             print(f"-- {name}: 10-minute bed '{prompts[0]}': minute 1 vs 5 chroma {moved['chroma']:.2f}, "
                   f"brightness {moved['brightness']:.2f} oct, level {moved['level_db']:.1f} dB, onsets "
                   f"{moved['onsets_per_second']}/s; LRA {moved['lra']:.1f} LU; sections {', '.join(moved['sections'])}")
             if not args.no_images and name == "tuned":
                 images.mkdir(parents=True, exist_ok=True)
-                spectrogram(audio, images / "bed-10min.png", f"10-minute bed: {prompts[0]}")
+                spectrogram(audio, images / "bed-10min.png", f"10-minute bed: {prompts[0]}",
+                            sections=sections)
         results["sets"][name] = {"rows": rows, "summary": summary}
     tex = textures()
     results["textures_repeat"] = tex
@@ -241,12 +255,15 @@ def main() -> None:
         images.mkdir(parents=True, exist_ok=True)
         for prompt, stem in (("dreamy ambient pad with soft rain", "bed-dreamy-rain"),
                              ("epic cinematic strings and choir", "bed-epic")):
-            _, mastered = bed(engine, prompt, 90.0, 1002)
-            spectrogram(mastered.audio, images / f"{stem}.png", f"90 s bed: {prompt}")
+            render, mastered = bed(engine, prompt, 90.0, 1002)
+            spectrogram(mastered.audio, images / f"{stem}.png", f"90 s bed: {prompt}",
+                        sections=render.details["sections"])
         spec = make_spec("calm piano bed with strings", duration=180, seed=5,
                          intensity="0:0.1,90:1.0,180:0.2")
+        times = np.linspace(0, 180, 181)
         spectrogram(master(engine.render([spec])[0], "ebu-r128").audio, images / "intensity.png",
-                    "intensity 0:0.1, 90:1.0, 180:0.2 (calm piano bed with strings)")
+                    "intensity 0:0.1, 90:1.0, 180:0.2 (calm piano bed with strings)",
+                    curve=(times, spec.intent.intensity.at(times)))
         print(f"== spectrograms in {images.relative_to(ROOT)}/")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=float))

@@ -27,12 +27,11 @@ from soundscape.engines.composer import form, harmony, palette
 from soundscape.engines.composer.form import Section
 from soundscape.engines.composer.motif import Motif, compose_motif
 from soundscape.engines.composer.score import CONTROL_RATE, Curve, Note, Part, Score
-from soundscape.engines.composer.synth import midi_to_hz
 from soundscape.spec import MODES, CueSpec, Key
 
 # Drone register: the tonic's fundamental between E1 (41.2 Hz) and D#2 (77.8 Hz).
 DRONE_LOW_MIDI = 28
-DRONE_CENTRE_HZ = 58.0  # the middle of that octave
+BASS_LEVEL = 0.5        # the bass's energy under 160 Hz, against the other parts' whole
 FIFTH_ABOVE = 0.5       # intensity from which the pedal's fifth joins it
 # Intensity at which each part enters (it fades in over ENTRY_WIDTH above it).
 ENTRY = {"bass": 0.0, "pad": 0.0, "melody": 0.22, "pad2": 0.5, "arp": 0.45, "shimmer": 0.62,
@@ -230,11 +229,8 @@ def bass_part(chords, where, sections, key: Key, intensity, rng, *, instrument: 
     notes = [Note(n.start, min(n.end, total), n.midi, n.velocity) for n in notes]
     expression = Curve(np.clip(0.62 + 0.38 * intensity, 0, 1).astype(np.float32))
     brightness = Curve(np.clip(0.35 + 0.5 * intensity, 0, 1).astype(np.float32))
-    # A low tonic's second harmonic falls under 100 Hz too: the lower the pedal in its octave,
-    # the quieter it plays, so the weight of the low end does not follow the key.
-    compensation = (midi_to_hz(low) / DRONE_CENTRE_HZ) ** 1.2
-    return Part("bass", instrument, notes, sustained=True, level=0.9 * compensation, mono=True,
-                reverb=0.12, expression=expression, brightness=brightness)
+    return Part("bass", instrument, notes, sustained=True, level=BASS_LEVEL, mono=True,
+                reverb=0.12, expression=expression, brightness=brightness, low_end=True)
 
 
 def pad_part(chords, where, sections, intensity, rng, *, instrument: str, total: float,

@@ -40,7 +40,9 @@ CHANNEL_REST = 8.0        # seconds a sustained note's channel rests after relea
 BEND_RANGE_CENTS = 200.0  # General MIDI default pitch-bend range: +-2 semitones
 GEN_FILTERFC = 8          # SoundFont generator: initial filter cut-off (cents)
 DARKEST_CENTS = -3600.0   # brightness 0: the filter three octaves lower than the preset's own
-CALIBRATION_SECONDS = 0.6
+CALIBRATION_SECONDS = 0.6   # a struck note is measured over its first 0.6 s
+HELD_CALIBRATION = (1.5, 3.0)  # a held one over the level it holds at (some swell, then settle)
+LOW_END_HZ = 160.0
 DRUM_BANK = 128           # General MIDI percussion kits
 CHANNEL_TYPE_DRUM = 1     # FluidSynth's CHANNEL_TYPE_DRUM
 PROCESS_MAX = 4096         # frames per fluid_synth_process call at most
@@ -209,27 +211,38 @@ def keep_loaded(banks: list[SoundBank], choice: PresetChoice, *, sample_rate: in
 
 
 def preset_level(banks: list[SoundBank], choice: PresetChoice, *, midi: int,
-                 sample_rate: int = SAMPLE_RATE) -> float:
-    """RMS of a preset's reference note (velocity 100, the first 0.6 s), to even parts out.
+                 sample_rate: int = SAMPLE_RATE, sustained: bool = False,
+                 low_end: bool = False) -> float:
+    """RMS of a preset's reference note at velocity 100, to even parts out: a struck note over
+    its first 0.6 s, a held one over 1.5-3 s (the level it holds at: bowed glass swells and
+    then settles 14 dB lower, and a pad played at its attack's level would be lost).
+    ``low_end`` measures only what lies under 160 Hz (how a bass part is levelled: a drone
+    and a contrabass then weigh about the same in the low end, whatever their timbre and key).
 
     Measured once per process, each on a synthesiser of its own: FluidSynth remembers what it
     played, so a shared one would make a level depend on which presets were measured before
-    (and a cue sound different alone and in a batch).
+    (and a cue sound different alone and in a batch). Kept on disk between processes.
     """
-    key = (choice.bank.sha256, choice.midi_bank, choice.program, midi, sample_rate)
+    key = (choice.bank.sha256, choice.midi_bank, choice.program, midi, sample_rate,
+           ("held" if sustained else "struck") + ("-low" if low_end else ""))
     if key not in _LEVELS:
         _LEVELS.update(_stored_levels())
     if key not in _LEVELS:
+        start, stop = HELD_CALIBRATION if sustained else (0.0, CALIBRATION_SECONDS)
         synth = FluidSynthesizer(banks, sample_rate=sample_rate)
         try:
             synth.select(0, choice)
             synth.fs.fluid_synth_noteon(synth.synth, 0, midi, 100)
-            n = int(CALIBRATION_SECONDS * sample_rate)
+            n = int(stop * sample_rate)
             parts = [synth.process(min(PROCESS_MAX, n - i))[:2].copy()
                      for i in range(0, n, PROCESS_MAX)]
         finally:
             synth.close()
-        audio = np.concatenate(parts, axis=-1).astype(np.float64)
+        audio = np.concatenate(parts, axis=-1)[:, int(start * sample_rate):].astype(np.float64)
+        if low_end:  # the low end alone: fundamental and octave of any drone in 40-80 Hz
+            spectrum = np.fft.rfft(audio, axis=-1)
+            spectrum[:, np.fft.rfftfreq(audio.shape[-1], 1.0 / sample_rate) > LOW_END_HZ] = 0.0
+            audio = np.fft.irfft(spectrum, n=audio.shape[-1], axis=-1)
         rms = float(np.sqrt(np.mean(audio ** 2)))
         _LEVELS[key] = rms if rms > 1e-6 else 1e-3
         _store_levels()
@@ -238,14 +251,14 @@ def preset_level(banks: list[SoundBank], choice: PresetChoice, *, midi: int,
 
 def _levels_file():
     version = (binding()._ss_version() or b"?").decode(errors="replace")
-    return cache_dir() / f"preset-levels-fluidsynth-{version}.json"
+    return cache_dir() / f"preset-levels-v2-fluidsynth-{version}.json"
 
 
 def _stored_levels() -> dict:
     """Levels measured by earlier processes (same FluidSynth, same bank files: same numbers)."""
     try:
         rows = json.loads(_levels_file().read_text())
-        return {tuple(row[:5]): float(row[5]) for row in rows}
+        return {tuple(row[:6]): float(row[6]) for row in rows}
     except (OSError, ValueError, TypeError, IndexError):
         return {}
 
@@ -303,7 +316,9 @@ class FluidPlayer:
             ref = int(np.clip(np.median([n.midi for n in part.notes]) if part.notes else 60,
                               inst.low, inst.high))
             gains.append(part.level / preset_level(banks, presets[part.name], midi=ref,
-                                                   sample_rate=sample_rate))
+                                                   sample_rate=sample_rate,
+                                                   sustained=part.sustained,
+                                                   low_end=part.low_end))
         self.gains = np.array(gains, dtype=np.float32)
         self.synth = FluidSynthesizer(banks, sample_rate=sample_rate, groups=len(self.parts))
         events: list[tuple[int, int, int, tuple]] = []  # (sample, order, kind, args)

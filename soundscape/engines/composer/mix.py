@@ -6,7 +6,7 @@ synthesis cost. Struck parts and textures, which do carry air, are rendered at 4
 per block and channel does the rest of the work at once:
 
 - the half-rate bus is upsampled (its spectrum placed in the lower half of the full-rate one),
-- its side signal is high-passed under ~150 Hz, so bass and drones stay centred and the bed
+- its side signal is high-passed under ~200 Hz, so bass and drones stay centred and the bed
   keeps its low end when folded to mono (broadcast is checked in mono),
 - a gentle presence and air lift brightens the instruments, and a rumble filter clears
   DC and sub-sonic drift,
@@ -30,7 +30,7 @@ BLOCK = 1 << 18              # full-rate samples per block (5.5 s)
 FFT_SIZE = 3 << 17
 ROOM_MAX = FFT_SIZE - BLOCK - 4096
 LATENCY = 4096               # samples (85 ms): makes the zero-phase shaping causal
-MONO_BELOW_HZ = 150.0        # side signal removed below this (4th-order slope)
+MONO_BELOW_HZ = 200.0        # side signal removed below this (4th-order slope)
 ROOM_MONO_BELOW_HZ = 200.0   # the impulse response's channels are identical below this
 SUBSONIC_HZ = 22.0           # the instruments' bus is high-passed here (2nd order)
 

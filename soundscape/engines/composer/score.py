@@ -68,6 +68,8 @@ class Part:
         expression: the dynamics curve (0 .. 1, multiplied into the stem as a level in dB).
         brightness: the colour curve (0 dark .. 1 open), the instrument's filter.
         pedal: sustain-pedal spans (down, up) in seconds, for piano-like parts.
+        low_end: level the part by its energy under 160 Hz rather than in full (the bass: a
+            drone and a contrabass then weigh the same in the low end, whatever their timbre).
     """
 
     name: str
@@ -82,6 +84,7 @@ class Part:
     expression: Curve | None = None
     brightness: Curve | None = None
     pedal: list[tuple[float, float]] = field(default_factory=list)
+    low_end: bool = False
 
     def sorted_notes(self) -> list[Note]:
         return sorted(self.notes, key=lambda n: (n.start, n.midi))

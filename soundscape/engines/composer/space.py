@@ -1,4 +1,4 @@
-"""Space: a convolution reverb from decaying filtered noise, and equal-power panning."""
+"""Space: the room's impulse response (decaying filtered noise), and equal-power panning."""
 
 from __future__ import annotations
 
@@ -37,38 +37,6 @@ def impulse_response(rng: np.random.Generator, *, rt60: float, brightness: float
     ir /= np.sqrt(np.sum(ir ** 2, axis=-1, keepdims=True))
     sos_dc = scipy.signal.butter(1, 60.0, btype="highpass", fs=sample_rate, output="sos")
     return scipy.signal.sosfilt(sos_dc, ir, axis=-1).astype(np.float32)
-
-
-def reverberate(dry: np.ndarray, ir: np.ndarray, *, wet: float, dry_gain: float = 1.0) -> np.ndarray:
-    """Dry plus convolution reverb; the result is longer by the IR's length minus one.
-
-    A mono ``dry`` (n,) feeds both channels of the IR; a stereo one feeds each its own.
-    """
-    src = dry if dry.ndim == 2 else np.stack([dry, dry])
-    wet_sig = scipy.signal.oaconvolve(src, ir, axes=-1).astype(np.float32)
-    wet_sig *= wet
-    wet_sig[:, : src.shape[-1]] += dry_gain * src
-    return wet_sig
-
-
-class Reverb:
-    """One impulse response applied to many short sounds: its spectrum is computed once per
-    FFT size, so each sound costs one forward and one inverse transform."""
-
-    def __init__(self, ir: np.ndarray):
-        self.ir = ir
-        self._spectra: dict[int, np.ndarray] = {}
-
-    def wet(self, dry: np.ndarray) -> np.ndarray:
-        """The reverberated (wet only) stereo signal of a mono ``dry``; longer by the IR."""
-        import scipy.fft
-
-        m = dry.size + self.ir.shape[-1] - 1
-        size = scipy.fft.next_fast_len(m, real=True)
-        if size not in self._spectra:
-            self._spectra[size] = scipy.fft.rfft(self.ir, n=size, axis=-1)
-        spec = scipy.fft.rfft(dry, n=size) * self._spectra[size]
-        return scipy.fft.irfft(spec, n=size, axis=-1)[:, :m].astype(np.float32)
 
 
 def pan_gains(pan: float) -> tuple[float, float]:

@@ -210,7 +210,8 @@ def drip_takes(rng) -> list[np.ndarray]:
         f0 = rng.uniform(600, 1800)
         f = f0 * (1 + rng.uniform(0.6, 1.6) * (t / t[-1]) ** 1.5)
         tone = np.sin(2 * np.pi * np.cumsum(f) / SAMPLE_RATE) * _decay(n, rng.uniform(0.012, 0.03), attack=0.001)
-        takes.append(_normalise(tone + 0.15 * _filtered_burst(rng, n, 3000, 12000, 0.001)))
+        # The tick of the drop meeting the water, then the bubble's ring.
+        takes.append(_normalise(tone + 0.35 * _filtered_burst(rng, n, 3000, 12000, 0.001)))
     return takes
 
 
@@ -410,7 +411,7 @@ def _rhythmic_times(rng, seconds: float, *, sources: int, period: tuple[float, f
 
 # Each texture's level under the music (the instruments' bus is about unit RMS): clearly
 # there, a few dB under the music.
-TEXTURE_LEVEL = {"rain": 0.65, "wind": 0.75, "ocean": 0.7, "forest": 0.55, "city": 0.65,
+TEXTURE_LEVEL = {"rain": 0.5, "wind": 0.75, "ocean": 0.7, "forest": 0.55, "city": 0.65,
                  "fire": 0.7, "vinyl": 0.4, "snow": 0.5, "storm": 0.75, "harbour": 0.65,
                  "dripping": 0.6, "insects": 0.35, "crowd": 0.6}
 TEXTURE_SEND = 0.15  # textures sit in the room a little
@@ -492,7 +493,9 @@ class TextureBed:
 
     def _rain(self, rng, seconds, level, intensity, *, heavy: float = 1.0) -> None:
         density = self._density(rng, 40.0, 0.45, 1.0)
-        self._noise(rng, band(700, 13000, tilt_db=-1.5), self._walk(rng, 25.0, 0.6, 1.0), level * 0.8 * heavy)
+        # Rain's hiss is soft and pink-ish: its drops carry the detail (a bright hiss reads as
+        # static, and measured above 8 kHz it outweighed everything a produced mix holds there).
+        self._noise(rng, band(500, 11000, tilt_db=-3.5), self._walk(rng, 25.0, 0.6, 1.0), level * 0.6 * heavy)
         self._placed(rng, _poisson_times(rng, 110.0 * heavy, seconds, density=density),
                      drop_takes(rng), level=level * 0.55)
         self._placed(rng, _poisson_times(rng, 5.0 * heavy, seconds, density=density),
