@@ -129,6 +129,184 @@ def _fit(midi: int, inst: palette.Instrument) -> int:
     return midi
 
 
+@dataclass
+class JingleForm:
+    """Where the motif sits in the cue, in beats."""
+
+    answer: bool  # statement and answer (a jingle), or the statement alone (a sting)
+    scale: float  # the motif's rhythm is played at this multiple of its written lengths
+    repeats: int  # times the statement+answer pair is played
+    phrase: float  # one statement's length, whole bars
+    intro_beats: float  # bars of accompaniment before the first statement
+    final_beat: float  # the landing: the final hit sits on this beat
+    rhythm: list[float]  # the motif's note lengths, scaled
+
+    @property
+    def name(self) -> str:
+        if not self.answer:
+            return "statement"
+        return f"(statement+answer)x{self.repeats}" if self.repeats > 1 else "statement+answer"
+
+
+def plan_form(spec: CueSpec, motif: Motif, beat: float) -> JingleForm:
+    """Statement + answer (a sting: the statement alone) before a tail of about a third of the cue.
+
+    Short cues play the rhythm at double speed, long ones at half speed (the pulse keeps the
+    bpm), then repeat the pair, then add bars of introduction.
+    """
+    duration = spec.duration
+    tail_target = float(np.clip(0.32 * duration, 0.9, 4.0))
+    if spec.kind == "sting":
+        tail_target = float(np.clip(0.4 * duration, 0.8, 3.0))
+    available = (duration - tail_target) / beat  # beats before the landing
+
+    def landing(scale: float, repeats: int, answer: bool) -> tuple[float, float]:
+        """(phrase length, final beat) in beats for a rhythm scale and repeat count."""
+        body = sum(r * scale for r in motif.rhythm[:-1])
+        phrase = math.ceil((body + max(motif.rhythm[-1] * scale, 1.0)) / BEATS_PER_BAR) * BEATS_PER_BAR
+        if not answer:
+            return phrase, body
+        return phrase, 2 * phrase * (repeats - 1) + phrase + body
+
+    # A sting states its motif once; one long enough to hold more gets a jingle's form.
+    answer = spec.kind != "sting" or duration > 8.0
+    scale, repeats = 1.0, 1
+    while landing(scale, 1, answer)[1] > available and scale > 0.3:
+        scale *= 0.5
+    if answer and landing(scale, 1, True)[1] > available:
+        answer = False
+    while scale < 4 and landing(scale * 2, 1, answer)[1] <= min(available, 24):
+        scale *= 2
+    while answer and repeats < 4 and landing(scale, repeats + 1, True)[1] <= available:
+        repeats += 1
+    phrase, final_beat = landing(scale, repeats, answer)
+    final_beat = max(final_beat, 1.0)
+    spare_bars = int((available - final_beat) // BEATS_PER_BAR)
+    intro_beats = float(min(max(spare_bars, 0), 4) * BEATS_PER_BAR)
+    final_beat = float(math.ceil(final_beat + intro_beats - 1e-9))  # the landing sits on a beat
+    return JingleForm(answer, scale, repeats, phrase, intro_beats, final_beat,
+                      [r * scale for r in motif.rhythm])
+
+
+def melody_events(motif: Motif, arr: Arrangement, form: JingleForm, key: Key
+                  ) -> tuple[list[tuple[float, int, float]], int]:
+    """The lead's notes as (beat, midi, length in beats), and the note it lands on.
+
+    Each statement, then each answer; the last answer ends on the tonic at the final beat.
+    """
+    notes = [m + arr.register for m in motif.notes]
+    while max(notes) > 96 and min(notes) - 12 >= 48:
+        notes = [m - 12 for m in notes]
+    while min(notes) < 55 and max(notes) + 12 <= 96:
+        notes = [m + 12 for m in notes]
+    # A motif wider than the playable range folds its outliers by octaves.
+    notes = [m - 12 * math.ceil((m - 96) / 12) if m > 96 else
+             m + 12 * math.ceil((48 - m) / 12) if m < 48 else m for m in notes]
+    rhythm = form.rhythm
+    onsets = np.concatenate([[0.0], np.cumsum(rhythm[:-1])])
+    events: list[tuple[float, int, float]] = []
+    landing = notes[-1]
+    if form.answer:
+        landing = _nearest_tonic(key, notes[-1])
+        for k in range(form.repeats):
+            start = form.intro_beats + 2 * form.phrase * k
+            for b, m, r in zip(onsets, notes, rhythm):
+                events.append((start + b, m, r))
+            last = k == form.repeats - 1
+            for b, m, r in zip(onsets, notes[:-1] if last else notes[:-1] + [landing], rhythm):
+                events.append((start + form.phrase + b, m, r))
+    else:
+        for b, m in zip(onsets[:-1], notes[:-1]):
+            events.append((form.intro_beats + b, m, 1.0))
+        if landing % 12 not in harmony.tonic_chord(key).pitch_classes:
+            landing = _nearest_tonic(key, landing)
+    return events, landing
+
+
+def accompany(chords: list[tuple[float, float, harmony.Chord]], arr: Arrangement, bpm: float,
+              final_beat: float, rng: np.random.Generator) -> tuple[str, list[Note], list[Note]]:
+    """The accompaniment (pad, stabs or arpeggio) and the bass, chord by chord up to the landing.
+
+    Returns ``(accompaniment instrument, its notes, bass notes)``.
+    """
+    beat = 60.0 / bpm
+    options = {"pad": PAD_INSTRUMENTS, "arpeggio": ARP_INSTRUMENTS, "stabs": ("piano",)}[arr.accompaniment]
+    acc_name = options[int(rng.integers(len(options)))]
+    acc_inst = palette.INSTRUMENTS[acc_name]
+    bass_inst = palette.INSTRUMENTS["pizzicato"]
+    acc_notes, bass_notes = [], []
+    voicing = None
+    for start_b, end_b, chord in chords:
+        voicing = harmony.voice_chord(chord, voicing)
+        if start_b >= final_beat:
+            continue  # the final chord is the hit's
+        t0, t1 = start_b * beat, min(end_b, final_beat) * beat
+        if arr.accompaniment == "pad":
+            for m in voicing[1:]:
+                acc_notes.append(Note(t0, t1 + 0.1, _fit(m, acc_inst), _velocity(acc_inst, 0.55, rng)))
+        elif arr.accompaniment == "stabs":
+            for bb in np.arange(start_b, min(end_b, final_beat), 2.0):
+                for m in voicing[1:]:
+                    acc_notes.append(Note(bb * beat, bb * beat + 0.6, _fit(m, acc_inst),
+                                          _velocity(acc_inst, 0.5, rng)))
+        else:  # arpeggio across the chord tones: eighths, or quarters when the tempo is slow
+            tones = list(voicing[1:]) + [voicing[1] + 12]
+            # Slow eighths would read as the beat itself (a tempo heard twice as fast).
+            step = 0.5 if bpm >= SLOW_BPM else 1.0
+            for j, bb in enumerate(np.arange(start_b, min(end_b, final_beat), step)):
+                on_beat = bb == int(bb)
+                acc_notes.append(Note(bb * beat, bb * beat + 0.5, _fit(tones[j % len(tones)], acc_inst),
+                                      _velocity(acc_inst, 0.55 if on_beat else 0.4, rng)))
+        step = 2.0 if arr.feel == "half-time" else 1.0
+        for bb in np.arange(start_b, min(end_b, final_beat), step):
+            root = _fit(voicing[0] - 12, bass_inst)
+            bass_notes.append(Note(bb * beat, bb * beat + 0.5 * step * beat, root,
+                                   _velocity(bass_inst, 0.8, rng)))
+            if arr.feel == "push" and bpm >= SLOW_BPM and bb + 1.5 < end_b \
+                    and (bb + 1) % BEATS_PER_BAR == BEATS_PER_BAR - 1:
+                # An eighth-note anticipation before each downbeat pushes the line forward.
+                bass_notes.append(Note((bb + 1.5) * beat, (bb + 1.5) * beat + 0.2 * beat,
+                                       _fit(root + 7, bass_inst), _velocity(bass_inst, 0.5, rng)))
+    return acc_name, acc_notes, bass_notes
+
+
+def pulse(arr: Arrangement, final_beat: float, beat: float) -> list[Note]:
+    """The General MIDI percussion pulse on every beat, accented on the downbeats."""
+    keys = PULSE_KEYS[arr.pulse]
+    notes = []
+    for bb in np.arange(0.0, final_beat, 1.0):
+        accent = bb % BEATS_PER_BAR == 0
+        notes.append(Note(bb * beat, bb * beat + 0.1, keys[0], 100 if accent else 72))
+        if arr.pulse == "thump" or accent:  # a thump alone is too dull an onset to carry the beat
+            notes.append(Note(bb * beat, bb * beat + 0.1, keys[1], 80 if accent else 60))
+    return notes
+
+
+def hit_instrument(arr: Arrangement, lead: str) -> str:
+    """The final hit's voice: horns after brass or piano, else a bell the lead is not."""
+    if arr.lead in ("brass", "piano"):
+        return "horns"
+    if lead != "tubular bells" and arr.register < 0:
+        return "tubular bells"
+    return "celesta" if lead != "celesta" else "vibraphone"
+
+
+def shape_tail(out: np.ndarray, t_final: float, tail: float) -> None:
+    """Let the tail die away within the cue (in place).
+
+    After a short hold, an exponential decay reaching about -35 dB at the end (a room's decay,
+    shortened for short stings), and a closing fade over the last part so nothing is ever cut off.
+    """
+    n = out.shape[-1]
+    i_final = int(round(t_final * SAMPLE_RATE))
+    hold = 0.15 * tail
+    tau = max((tail - hold) / 4.0, 1e-3)
+    after = np.arange(n - i_final, dtype=np.float32) / SAMPLE_RATE
+    out[:, i_final:] *= np.exp(-np.maximum(after - hold, 0.0) / tau).astype(np.float32)
+    fade_len = min(int(0.4 * tail * SAMPLE_RATE), n)
+    out[:, n - fade_len:] *= raised_cosine(np.arange(fade_len, 0, -1) / fade_len)
+
+
 def render_jingle(spec: CueSpec, banks=(), *, progress: ProgressFn | None = None
                   ) -> tuple[np.ndarray, dict, float, list]:
     """Render a jingle or sting.
@@ -138,76 +316,17 @@ def render_jingle(spec: CueSpec, banks=(), *, progress: ProgressFn | None = None
     """
     intent = spec.intent
     key = intent.key
-    duration = spec.duration
-    n = int(round(duration * SAMPLE_RATE))
+    n = int(round(spec.duration * SAMPLE_RATE))
     beat = 60.0 / intent.bpm
     motif = motif_for(spec)
     arr = arrangement_for(spec)
     seeds = np.random.SeedSequence(spec.seed).spawn(3)[2].spawn(spec.variant + 1)[spec.variant]
     r_lead, r_acc, r_play, r_room = [np.random.default_rng(s) for s in seeds.spawn(4)]
 
-    # Form: statement + answer (a sting: the statement alone) before a tail of about a third of
-    # the cue. Short cues play the rhythm at double speed; long ones at half speed (the pulse
-    # keeps the bpm), then repeat the pair, then add bars of introduction.
-    tail_target = float(np.clip(0.32 * duration, 0.9, 4.0))
-    if spec.kind == "sting":
-        tail_target = float(np.clip(0.4 * duration, 0.8, 3.0))
-    available = (duration - tail_target) / beat  # beats before the landing
-
-    def form(scale: float, repeats: int, answer: bool) -> tuple[float, float, float]:
-        """(phrase length, final beat, body) in beats for a rhythm scale and repeat count."""
-        body = sum(r * scale for r in motif.rhythm[:-1])
-        phrase = math.ceil((body + max(motif.rhythm[-1] * scale, 1.0)) / BEATS_PER_BAR) * BEATS_PER_BAR
-        if not answer:
-            return phrase, body, body
-        return phrase, 2 * phrase * (repeats - 1) + phrase + body, body
-
-    # A sting states its motif once; one long enough to hold more gets a jingle's form.
-    answer = spec.kind != "sting" or duration > 8.0
-    scale, repeats = 1.0, 1
-    while form(scale, 1, answer)[1] > available and scale > 0.3:
-        scale *= 0.5
-    if answer and form(scale, 1, True)[1] > available:
-        answer = False
-    while scale < 4 and form(scale * 2, 1, answer)[1] <= min(available, 24):
-        scale *= 2
-    while answer and repeats < 4 and form(scale, repeats + 1, True)[1] <= available:
-        repeats += 1
-    phrase, final_beat, body = form(scale, repeats, answer)
-    rhythm = [r * scale for r in motif.rhythm]
-    final_beat = max(final_beat, 1.0)
-    spare_bars = int((available - final_beat) // BEATS_PER_BAR)
-    intro_beats = float(min(max(spare_bars, 0), 4) * BEATS_PER_BAR)
-    final_beat = float(math.ceil(final_beat + intro_beats - 1e-9))  # the landing sits on a beat
-    t_final = final_beat * beat
-    tail = duration - t_final
-
-    # Melody: each statement, each answer (the last one lands on the tonic on the final beat).
-    notes = [m + arr.register for m in motif.notes]
-    while max(notes) > 96 and min(notes) - 12 >= 48:
-        notes = [m - 12 for m in notes]
-    while min(notes) < 55 and max(notes) + 12 <= 96:
-        notes = [m + 12 for m in notes]
-    # A motif wider than the playable range folds its outliers by octaves.
-    notes = [m - 12 * math.ceil((m - 96) / 12) if m > 96 else
-             m + 12 * math.ceil((48 - m) / 12) if m < 48 else m for m in notes]
-    onsets = np.concatenate([[0.0], np.cumsum(rhythm[:-1])])
-    lead_events: list[tuple[float, int, float]] = []  # (beat, midi, length in beats)
-    landing = notes[-1]
-    if answer:
-        landing = _nearest_tonic(key, notes[-1])
-        for k in range(repeats):
-            start = intro_beats + 2 * phrase * k
-            for b, m, r in zip(onsets, notes, rhythm):
-                lead_events.append((start + b, m, r))
-            last = k == repeats - 1
-            for b, m, r in zip(onsets, notes[:-1] if last else notes[:-1] + [landing], rhythm):
-                lead_events.append((start + phrase + b, m, r))
-    else:
-        for b, m in zip(onsets[:-1], notes[:-1]):
-            lead_events.append((intro_beats + b, m, 1.0))
-        if landing % 12 not in harmony.tonic_chord(key).pitch_classes:
-            landing = _nearest_tonic(key, landing)
+    form = plan_form(spec, motif, beat)
+    t_final = form.final_beat * beat
+    tail = spec.duration - t_final
+    lead_events, landing = melody_events(motif, arr, form, key)
     lead = _lead_instrument(spec, arr.lead, r_lead)
     lead_inst = palette.INSTRUMENTS[lead]
     lead_notes = []
@@ -218,60 +337,15 @@ def render_jingle(spec: CueSpec, banks=(), *, progress: ProgressFn | None = None
     if progress:
         progress(0.2)
 
-    # Harmony: pad or stabs or arpeggio, a bass on the beats, the pulse.
-    chords = _chord_plan(key, arr.cadence, final_beat, lead_events)
-    acc_name = {"pad": PAD_INSTRUMENTS, "arpeggio": ARP_INSTRUMENTS, "stabs": ("piano",)}[arr.accompaniment]
-    acc_name = acc_name[int(r_acc.integers(len(acc_name)))]
-    acc_inst = palette.INSTRUMENTS[acc_name]
-    acc_notes, bass_notes, pulse_notes = [], [], []
-    bass_inst = palette.INSTRUMENTS["pizzicato"]
-    voicing = None
-    for start_b, end_b, chord in chords:
-        voicing = harmony.voice_chord(chord, voicing)
-        if start_b >= final_beat:
-            continue  # the final chord is the hit's
-        t0, t1 = start_b * beat, min(end_b, final_beat) * beat
-        if arr.accompaniment == "pad":
-            for m in voicing[1:]:
-                acc_notes.append(Note(t0, t1 + 0.1, _fit(m, acc_inst), _velocity(acc_inst, 0.55, r_acc)))
-        elif arr.accompaniment == "stabs":
-            for bb in np.arange(start_b, min(end_b, final_beat), 2.0):
-                for m in voicing[1:]:
-                    acc_notes.append(Note(bb * beat, bb * beat + 0.6, _fit(m, acc_inst),
-                                          _velocity(acc_inst, 0.5, r_acc)))
-        else:  # arpeggio across the chord tones: eighths, or quarters when the tempo is slow
-            tones = list(voicing[1:]) + [voicing[1] + 12]
-            # Slow eighths would read as the beat itself (a tempo heard twice as fast).
-            step = 0.5 if intent.bpm >= SLOW_BPM else 1.0
-            for j, bb in enumerate(np.arange(start_b, min(end_b, final_beat), step)):
-                on_beat = bb == int(bb)
-                acc_notes.append(Note(bb * beat, bb * beat + 0.5, _fit(tones[j % len(tones)], acc_inst),
-                                      _velocity(acc_inst, 0.55 if on_beat else 0.4, r_acc)))
-        step = 2.0 if arr.feel == "half-time" else 1.0
-        for bb in np.arange(start_b, min(end_b, final_beat), step):
-            root = _fit(voicing[0] - 12, bass_inst)
-            bass_notes.append(Note(bb * beat, bb * beat + 0.5 * step * beat, root,
-                                   _velocity(bass_inst, 0.8, r_acc)))
-            if arr.feel == "push" and intent.bpm >= SLOW_BPM and bb + 1.5 < end_b \
-                    and (bb + 1) % BEATS_PER_BAR == BEATS_PER_BAR - 1:
-                # An eighth-note anticipation before each downbeat pushes the line forward.
-                bass_notes.append(Note((bb + 1.5) * beat, (bb + 1.5) * beat + 0.2 * beat,
-                                       _fit(root + 7, bass_inst), _velocity(bass_inst, 0.5, r_acc)))
-    keys = PULSE_KEYS[arr.pulse]
-    for bb in np.arange(0.0, final_beat, 1.0):
-        accent = bb % BEATS_PER_BAR == 0
-        pulse_notes.append(Note(bb * beat, bb * beat + 0.1, keys[0], 100 if accent else 72))
-        if arr.pulse == "thump" or accent:  # a thump alone is too dull an onset to carry the beat
-            pulse_notes.append(Note(bb * beat, bb * beat + 0.1, keys[1], 80 if accent else 60))
+    chords = _chord_plan(key, arr.cadence, form.final_beat, lead_events)
+    acc_name, acc_notes, bass_notes = accompany(chords, arr, intent.bpm, form.final_beat, r_acc)
+    pulse_notes = pulse(arr, form.final_beat, beat)
 
     # The final hit on the tonic: the lead's landing, a bell chord or horns, a low boom, a crash.
-    t_final = final_beat * beat
     tonic = harmony.tonic_chord(key)
     ring = max(tail + 0.5, 1.0)
     lead_notes.append(Note(t_final, t_final + ring, _fit(landing, lead_inst), _velocity(lead_inst, 0.95, r_lead)))
-    hit_voice = "brass" if arr.lead in ("brass", "piano") else "bells"
-    hit_name = "horns" if hit_voice == "brass" else ("tubular bells" if lead != "tubular bells" and arr.register < 0
-                                                    else "celesta" if lead != "celesta" else "vibraphone")
+    hit_name = hit_instrument(arr, lead)
     hit_inst = palette.INSTRUMENTS[hit_name]
     top = _nearest_tonic(key, landing - 12)
     hit_notes = [Note(t_final, t_final + ring, _fit(m, hit_inst), _velocity(hit_inst, 0.9, r_lead))
@@ -280,6 +354,7 @@ def render_jingle(spec: CueSpec, banks=(), *, progress: ProgressFn | None = None
     boom = [Note(t_final, t_final + ring, _fit(36 + key.tonic % 12, boom_inst), 100),
             Note(t_final, t_final + ring, _fit(48 + key.tonic % 12, boom_inst), 80)]
     pulse_notes.append(Note(t_final, t_final + ring, CRASH, 58))
+    acc_inst = palette.INSTRUMENTS[acc_name]
     parts = [
         Part("lead", lead, lead_notes, sustained=lead_inst.sustained, level=1.0, pan=0.1, width=0.2,
              reverb=0.35),
@@ -291,55 +366,53 @@ def render_jingle(spec: CueSpec, banks=(), *, progress: ProgressFn | None = None
              reverb=0.5),
         Part("boom", "piano", boom, level=0.55, mono=True, reverb=0.3),
     ]
-    parts = [p for p in parts if p.notes]
-    score = Score(parts, duration, spec.seed, colour=intent.colour)
+    score = Score([p for p in parts if p.notes], spec.duration, spec.seed, colour=intent.colour)
     if progress:
         progress(0.4)
 
-    # Space: a room whose decay fits the tail, then a decay shaped so nothing is ever cut off.
+    # Space: a room whose decay fits the tail.
     rt60 = float(np.clip(tail * 0.55, 0.6, 2.8))
     room = mix.fit_room(space.impulse_response(r_room, rt60=rt60, brightness=0.5))
     out, players, _ = perform(score, list(banks), rng=r_play, room=room, n_out=n)
     out -= out.mean(axis=-1, keepdims=True)
-    # The tail dies away within the cue: after a short hold, an exponential decay reaching about
-    # -35 dB at the end (a room's decay, shortened for short stings), and a closing fade over
-    # the last part so nothing is ever cut off.
-    i_final = int(round(t_final * SAMPLE_RATE))
-    hold = 0.15 * tail
-    tau = max((tail - hold) / 4.0, 1e-3)
-    after = np.arange(n - i_final, dtype=np.float32) / SAMPLE_RATE
-    out[:, i_final:] *= np.exp(-np.maximum(after - hold, 0.0) / tau).astype(np.float32)
-    fade_len = min(int(0.4 * tail * SAMPLE_RATE), n)
-    out[:, n - fade_len:] *= raised_cosine(np.arange(fade_len, 0, -1) / fade_len)
+    shape_tail(out, t_final, tail)
     peak = float(np.max(np.abs(out))) or 1.0
     out = (out * (PEAK_TARGET / peak)).astype(np.float32)
     if progress:
         progress(1.0)
-    details = {
+    details = _details(spec, motif, arr, form, chords, landing, t_final,
+                       [f"lead:{lead}", f"accompaniment:{acc_name}", f"pulse:{arr.pulse}",
+                        f"hit:{hit_name}", "bass:pizzicato", "boom:piano", "reverb"])
+    details["voices"] = players.kind
+    return out, details, float(tail), players.presets
+
+
+def _details(spec: CueSpec, motif: Motif, arr: Arrangement, form: JingleForm,
+             chords: list[tuple[float, float, harmony.Chord]], landing: int, t_final: float,
+             layers: list[str]) -> dict:
+    """What the sidecar's ``details`` say about a jingle: its motif, form, chords and layers."""
+    key = spec.intent.key
+    return {
         "key": key.name,
-        "bpm": intent.bpm,
+        "bpm": spec.intent.bpm,
         "motif": [harmony.note_name(m, key) for m in motif.notes],
         "motif_rhythm_beats": list(motif.rhythm),
         "variant": spec.variant,
         "arrangement": arr.__dict__,
-        "form": (f"(statement+answer)x{repeats}" if repeats > 1 else "statement+answer")
-        if answer else "statement",
-        "rhythm_scale": scale,
-        "intro_beats": intro_beats,
+        "form": form.name,
+        "rhythm_scale": form.scale,
+        "intro_beats": form.intro_beats,
         "final_hit_seconds": round(t_final, 4),
-        "final_beat": final_beat,
+        "final_beat": form.final_beat,
         "landing": harmony.note_name(landing, key),
         "chords": [{"roman": c.roman, "name": harmony.chord_name(c, key), "start_beat": a,
-                    "end_beat": min(b, final_beat + 8)}
+                    "end_beat": min(b, form.final_beat + 8)}
                    for a, b, c in chords],
         "cadence": arr.cadence,
         "sections": [{"name": "motif", "start": 0.0, "end": round(t_final, 3)},
-                     {"name": "tail", "start": round(t_final, 3), "end": duration}],
-        "layers": [f"lead:{lead}", f"accompaniment:{acc_name}", f"pulse:{arr.pulse}",
-                   f"hit:{hit_name}", "bass:pizzicato", "boom:piano", "reverb"],
-        "voices": players.kind,
+                     {"name": "tail", "start": round(t_final, 3), "end": spec.duration}],
+        "layers": layers,
     }
-    return out, details, float(tail), players.presets
 
 
 def _velocity(inst: palette.Instrument, level: float, rng: np.random.Generator) -> int:
