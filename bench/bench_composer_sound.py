@@ -161,7 +161,8 @@ def spectrogram(audio: np.ndarray, path: Path, title: str, *, sections=(), curve
     top.set_yscale("symlog", linthresh=200)
     top.set_ylim(30, 20000)
     top.set_ylabel("Hz")
-    top.set_title(title, fontsize=10)
+    top.set_xlim(0, audio.shape[-1] / SR)
+    top.set_title(title, fontsize=10, pad=14 if sections else 6)
     t, st = analysis.short_term_loudness(audio, SR)
     bottom.plot(t, st, lw=1, color="tab:blue")
     body = st[(t > 10) & (t < t[-1] - 10)] if t.size > 40 else st
@@ -194,10 +195,34 @@ def summarise(rows: list[dict]) -> dict:
             "repeat_max": float(col("repeat").max())}
 
 
+def short_images(engine, images: Path) -> None:
+    """Spectrograms of two 90 s beds and of the intensity curve's bed."""
+    images.mkdir(parents=True, exist_ok=True)
+    for prompt, stem in (("dreamy ambient pad with soft rain", "bed-dreamy-rain"),
+                         ("epic cinematic strings and choir", "bed-epic")):
+        render, mastered = bed(engine, prompt, 90.0, 1002)
+        spectrogram(mastered.audio, images / f"{stem}.png", f"90 s bed: {prompt}",
+                    sections=render.details["sections"])
+    spec = make_spec("calm piano bed with strings", duration=180, seed=5,
+                     intensity="0:0.1,90:1.0,180:0.2")
+    times = np.linspace(0, 180, 181)
+    spectrogram(master(engine.render([spec])[0], "ebu-r128").audio, images / "intensity.png",
+                "intensity 0:0.1, 90:1.0, 180:0.2 (calm piano bed with strings)",
+                curve=(times, spec.intent.intensity.at(times)))
+    print(f"== spectrograms in {images.relative_to(ROOT)}/")
+
+
+def long_image(engine, images: Path, prompt: str) -> None:
+    moved, audio, sections = minutes(engine, prompt)
+    images.mkdir(parents=True, exist_ok=True)
+    spectrogram(audio, images / "bed-10min.png", f"10-minute bed: {prompt}", sections=sections)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="60 s beds, fewer extras")
     parser.add_argument("--no-images", action="store_true")
+    parser.add_argument("--images-only", action="store_true", help="draw the spectrograms, measure nothing")
     parser.add_argument("--json", type=Path, help="also write every figure here")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -206,6 +231,10 @@ def main() -> None:
     seconds = 60.0 if args.quick else 120.0
     results: dict = {"sets": {}}
     images = ROOT / "docs" / "images"
+    if args.images_only:
+        long_image(engine, images, TUNED[0])
+        short_images(engine, images)
+        return
     for name, prompts in (("tuned", TUNED), ("held-out", HELD_OUT)):
         rows = []
         print(f"\n== {name} prompts ({len(prompts)}), {seconds:.0f} s beds, EBU R 128")
@@ -241,7 +270,7 @@ def main() -> None:
             if not args.no_images and name == "tuned":
                 images.mkdir(parents=True, exist_ok=True)
                 spectrogram(audio, images / "bed-10min.png", f"10-minute bed: {prompts[0]}",
-                            sections=sections)
+                            sections=sections)  # the bed just measured: no second render
         results["sets"][name] = {"rows": rows, "summary": summary}
     tex = textures()
     results["textures_repeat"] = tex
@@ -252,19 +281,7 @@ def main() -> None:
     if wander is not None:
         print(f"== a held string note wanders {wander:.1f} cents (standard deviation, second by second)")
     if not args.no_images:
-        images.mkdir(parents=True, exist_ok=True)
-        for prompt, stem in (("dreamy ambient pad with soft rain", "bed-dreamy-rain"),
-                             ("epic cinematic strings and choir", "bed-epic")):
-            render, mastered = bed(engine, prompt, 90.0, 1002)
-            spectrogram(mastered.audio, images / f"{stem}.png", f"90 s bed: {prompt}",
-                        sections=render.details["sections"])
-        spec = make_spec("calm piano bed with strings", duration=180, seed=5,
-                         intensity="0:0.1,90:1.0,180:0.2")
-        times = np.linspace(0, 180, 181)
-        spectrogram(master(engine.render([spec])[0], "ebu-r128").audio, images / "intensity.png",
-                    "intensity 0:0.1, 90:1.0, 180:0.2 (calm piano bed with strings)",
-                    curve=(times, spec.intent.intensity.at(times)))
-        print(f"== spectrograms in {images.relative_to(ROOT)}/")
+        short_images(engine, images)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=float))
     print(f"\n(bench took {time.perf_counter() - started:.0f} s)")

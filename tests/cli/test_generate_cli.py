@@ -31,6 +31,17 @@ def test_generate_writes_a_mastered_recorded_bed(soundscape, tmp_path):
     assert "D minor" in proc.stdout and "LUFS" in proc.stdout
 
 
+def test_words_the_prompt_vocabulary_lacks_are_printed_and_kept(soundscape, tmp_path):
+    out = tmp_path / "bed.wav"
+    proc = soundscape("generate", "calm plucks with glorbwave and rain", "--duration", 10,
+                      "--seed", 4, "--out", out, check=True)
+    line = next(l for l in proc.stdout.splitlines() if "not understood" in l)
+    assert "glorbwave" in line and "rain" not in line and "plucks" not in line
+    sidecar = json.loads((tmp_path / "bed.wav.json").read_text())
+    assert sidecar["intent"]["unknown_words"] == ["glorbwave"]
+    assert "rain" in sidecar["intent"]["textures"]
+
+
 def test_jingle_variants_share_a_seed_and_differ(soundscape, tmp_path):
     soundscape("jingle", "hopeful logo", "--motif", "C5 E5 G5 C6", "--variants", 2, "--duration", 4,
                "--out", tmp_path / "logo.wav", check=True)
