@@ -27,7 +27,7 @@ from soundscape.errors import LedgerError, LicenseError, ModelError, NotClearedE
 from soundscape.rights.clearance import asset_item, clear_model
 from soundscape.rights.ingest import SAMPLE_DATASET, ensure_sample_library
 from soundscape.rights.ledger import Ledger
-from soundscape.rights.licenses import base_model_license
+from soundscape.rights.licenses import base_model_by_content, base_model_license
 from soundscape.rights.policy import evaluate, list_policies, load_policy
 from soundscape.rights.records import AssetRecord, DatasetRecord, ModelEntry, ModelRecord
 
@@ -138,13 +138,49 @@ def usable_models(ledger: Ledger) -> dict[str, str | None]:
 
 # --- registering ------------------------------------------------------------------------------
 
-def _known_base(model_dir: str | Path, base_model: str | None):
-    for candidate in (base_model, str(model_dir), str(Path(model_dir).resolve())):
+def _known_base(model_dir: str | Path, base_model: str | None, hashes: dict[str, str], *,
+                workspace_home: Path | None = None):
+    """The published base model a folder is, by content first, then by the names it goes by.
+
+    Content: a file whose sha256 is a released checkpoint's (licenses/base-models.toml), so a
+    renamed copy is still recognised; the language model's hash names the model, EnCodec's the
+    codec alone (a studio LM over Meta's codec is still built on CC-BY-NC-4.0 weights).
+    Names: ``--base-model``, the folder's path, a Hugging Face cache path, and the
+    ``_name_or_path`` of a transformers config.json beside the checkpoint.
+    """
+    # imports torch (see the module docstring)
+    from soundscape.engines.musicgen.checkpoint import transformers_musicgen
+
+    for key in ("lm", "compression"):
+        info = base_model_by_content([hashes.get(key)], workspace_home=workspace_home)
+        if info is not None:
+            return info
+    hf = transformers_musicgen(model_dir)
+    for candidate in (base_model, str(model_dir), str(Path(model_dir).resolve()),
+                      hf["name_or_path"] if hf else None):
         if candidate:
-            info = base_model_license(candidate)
+            info = base_model_license(candidate, workspace_home=workspace_home)
             if info is not None:
                 return info
     return None
+
+
+def _refuse_transformers_folder(model_dir: str | Path, workspace_home: Path | None) -> None:
+    """A transformers MusicGen folder without audiocraft files: say what it is and what to do."""
+    # imports torch (see the module docstring)
+    from soundscape.engines.musicgen.checkpoint import CHECKPOINT_FILES, transformers_musicgen
+
+    hf = transformers_musicgen(model_dir)
+    if hf is None or all((Path(model_dir) / f).is_file() for f in CHECKPOINT_FILES):
+        return
+    info = base_model_license(hf["name_or_path"], workspace_home=workspace_home)
+    label = f"{info.name}, weights {info.license}" if info else f"{hf['name_or_path']}, licence unknown"
+    raise ModelError(
+        f"{model_dir} is a Hugging Face transformers MusicGen folder ({label}), not an audiocraft "
+        f"checkpoint: soundscape does not convert transformers weights; Meta's hub repositories "
+        f"also publish the audiocraft files ({' and '.join(CHECKPOINT_FILES)}): put those in a "
+        f"folder and `soundscape model add` it" + (f" (it will be recorded as {info.license})"
+                                                    if info else ""))
 
 
 def register_checkpoint(ledger: Ledger, model_dir: str | Path, *, name: str, license: str | None,
@@ -152,9 +188,11 @@ def register_checkpoint(ledger: Ledger, model_dir: str | Path, *, name: str, lic
                         base_model: str | None = None) -> ModelRecord:
     """Register an audiocraft checkpoint folder as model ``name`` (both file hashes recorded).
 
-    A folder of Meta's published weights (facebook/musicgen-*, by hub id, folder name or
-    Hugging Face cache path) records that model as its base and CC-BY-NC-4.0 as both its base
-    and its own license; another license for it is refused.
+    A folder of Meta's published weights (facebook/musicgen-*: by its files' published sha256,
+    else by hub id, folder name, Hugging Face cache path or transformers config) records that
+    model as its base and CC-BY-NC-4.0 as both its base and its own license; another license
+    for it is refused. A transformers MusicGen folder without audiocraft files is refused with
+    what it is and what to do.
 
     Raises:
         ParameterError: neither or both of trained_on and lineage_unknown.
@@ -169,10 +207,11 @@ def register_checkpoint(ledger: Ledger, model_dir: str | Path, *, name: str, lic
                              "more), or --lineage-unknown when that cannot be traced")
     for name_ in trained_on:
         _dataset(ledger, name_)  # registers samples/ on first use
+    _refuse_transformers_folder(model_dir, ledger.home)
     # Reads both files safely (weights only) and refuses configs that would download weights.
     architecture = describe_checkpoint(model_dir, require_offline=True)
     hashes = checkpoint_hashes(model_dir)
-    info = _known_base(model_dir, base_model)
+    info = _known_base(model_dir, base_model, hashes, workspace_home=ledger.home)
     base_license = None
     if info is not None:
         base_model, base_license = info.name, info.license

@@ -451,25 +451,53 @@ class LicenseRegistry:
 # -- base models ------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
-def _base_models() -> tuple[tuple[BaseModelInfo, tuple[str, ...], bool], ...]:
-    path = LICENSES_DIR / BASE_MODELS_FILE
-    data = _read_toml(path)
-    defaults = data.get("defaults", {})
+@lru_cache(maxsize=8)
+def _base_models(workspace_home: Path | None = None
+                 ) -> tuple[tuple[BaseModelInfo, tuple[str, ...], bool, frozenset[str]], ...]:
+    """Every base-model entry: the repository's, then the workspace's own file when it has one.
+
+    Each entry is ``(info, aliases, is_pattern, published file sha256s)``.
+    """
+    paths = [LICENSES_DIR / BASE_MODELS_FILE]
+    if workspace_home is not None and (Path(workspace_home) / "licenses" / BASE_MODELS_FILE).is_file():
+        paths.append(Path(workspace_home) / "licenses" / BASE_MODELS_FILE)
     entries = []
-    for raw in data.get("model", []):
-        name = _need(path, raw, "name", str)
-        info = BaseModelInfo(
-            name=name,
-            license=raw.get("license", defaults.get("license", "")),
-            source=raw.get("source", defaults.get("source", "")),
-            notes=raw.get("notes", ""),
-        )
-        if not info.license:
-            raise LicenseError(f"{path}: model '{name}' has no license")
-        aliases = tuple(a.lower() for a in raw.get("aliases", ()))
-        entries.append((info, aliases, bool(raw.get("pattern", False))))
+    for path in paths:
+        data = _read_toml(path)
+        defaults = data.get("defaults", {})
+        for raw in data.get("model", []):
+            name = _need(path, raw, "name", str)
+            info = BaseModelInfo(
+                name=name,
+                license=raw.get("license", defaults.get("license", "")),
+                source=raw.get("source", defaults.get("source", "")),
+                notes=raw.get("notes", ""),
+            )
+            if not info.license:
+                raise LicenseError(f"{path}: model '{name}' has no license")
+            hashes = raw.get("sha256", [])
+            if not isinstance(hashes, list) or not all(
+                    isinstance(h, str) and re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes):
+                raise LicenseError(f"{path}: model '{name}': sha256 must be a list of "
+                                   f"64-digit lower-case hex digests")
+            aliases = tuple(a.lower() for a in raw.get("aliases", ()))
+            entries.append((info, aliases, bool(raw.get("pattern", False)), frozenset(hashes)))
     return tuple(entries)
+
+
+def base_model_by_content(file_sha256s, *, workspace_home: Path | None = None
+                          ) -> BaseModelInfo | None:
+    """The published base model one of these checkpoint files is, by its sha256.
+
+    A renamed or copied folder of released weights keeps its files' hashes, so it is still
+    recognised (and labelled with its licence) whatever it is called. None when no file is a
+    published one.
+    """
+    wanted = {str(h).lower() for h in file_sha256s if h}
+    for info, _aliases, _pattern, hashes in _base_models(workspace_home):
+        if wanted & hashes:
+            return info
+    return None
 
 
 def _candidate_names(name_or_path: str) -> tuple[list[str], list[str]]:
@@ -489,7 +517,8 @@ def _candidate_names(name_or_path: str) -> tuple[list[str], list[str]]:
     return hub_ids, folders
 
 
-def base_model_license(name_or_path: str) -> BaseModelInfo | None:
+def base_model_license(name_or_path: str, *, workspace_home: Path | None = None
+                       ) -> BaseModelInfo | None:
     """The license of a published base model, from its hub id or a local folder's name.
 
     Matches ``facebook/musicgen-small``, a folder named ``musicgen-small`` (any parent path),
@@ -497,16 +526,16 @@ def base_model_license(name_or_path: str) -> BaseModelInfo | None:
     None when the model is not one we have a record of (a studio's own model, say).
     """
     hub_ids, folders = _candidate_names(name_or_path)
-    entries = _base_models()
+    entries = _base_models(workspace_home)
     # Exact entries first, so the catch-all pattern never hides a listed model's own notes.
-    for info, aliases, is_pattern in entries:
+    for info, aliases, is_pattern, _hashes in entries:
         if is_pattern:
             continue
         hub = info.name.lower()
         short = hub.rsplit("/", 1)[-1]
         if hub in hub_ids or short in folders or any(a in folders or a in hub_ids for a in aliases):
             return info
-    for info, _aliases, is_pattern in entries:
+    for info, _aliases, is_pattern, _hashes in entries:
         if not is_pattern:
             continue
         for hub in hub_ids:

@@ -13,6 +13,7 @@ an error that says how to register local weights.
 from __future__ import annotations
 
 import hashlib
+import json
 import pickle
 import re
 from pathlib import Path
@@ -88,9 +89,39 @@ def check_model_dir(model_dir: str | Path) -> Path:
                          f"with {LM_FILE} and {COMPRESSION_FILE}")
     missing = [name for name in CHECKPOINT_FILES if not (folder / name).is_file()]
     if missing:
+        hf = transformers_musicgen(folder)
+        if hf is not None:
+            raise ModelError(
+                f"{text} is a Hugging Face transformers MusicGen folder ({hf['name_or_path']}), "
+                f"not an audiocraft checkpoint: soundscape runs audiocraft checkpoints; Meta's "
+                f"hub repositories also publish them ({' and '.join(CHECKPOINT_FILES)}): put those "
+                f"two files in a folder and register it with `soundscape model add`")
         raise ModelError(f"{text} is not an audiocraft checkpoint folder: missing "
                          f"{' and '.join(missing)}")
     return folder
+
+
+# Hugging Face transformers writes config.json with these model types for MusicGen.
+TRANSFORMERS_MODEL_TYPES = ("musicgen", "musicgen_melody")
+
+
+def transformers_musicgen(folder: str | Path) -> dict | None:
+    """What a Hugging Face transformers MusicGen folder says it is, else None.
+
+    Reads only ``config.json`` (never the weights): ``model_type``, ``architectures`` and
+    ``_name_or_path`` (the hub id it was saved from, e.g. ``facebook/musicgen-small``; the
+    folder's own name when the config does not say).
+    """
+    config = Path(folder) / "config.json"
+    try:
+        data = json.loads(config.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("model_type") not in TRANSFORMERS_MODEL_TYPES:
+        return None
+    name = data.get("_name_or_path")
+    return {"model_type": data["model_type"], "architectures": list(data.get("architectures") or []),
+            "name_or_path": str(name) if isinstance(name, str) and name.strip() else Path(folder).name}
 
 
 def read_package(path: str | Path) -> dict:
