@@ -98,6 +98,27 @@ class Journal:
                 entries.append({"_file": str(p), "token": p.stem, "broken": True})
         return entries
 
+    def remove_torn_entries(self) -> list[str]:
+        """Remove the temp files of pending entries whose writer died while writing them.
+
+        ``begin`` writes ``<token>.json`` atomically, through a hidden ``.<token>.json.tmp*``
+        file; a kill at that moment leaves the temp file and no entry (the output was never
+        started, so there is nothing to record). The token names the writer's pid: a temp file
+        of a live process on this host is left alone.
+        """
+        if self.home is None or not self.folder.is_dir():
+            return []
+        removed = []
+        for tmp in sorted(self.folder.glob(".*.json.tmp*")):
+            token = tmp.name[1:].split(".json.tmp", 1)[0]
+            parts = token.split("-")
+            pid = int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else 0
+            if pid and _pid_alive(pid):
+                continue
+            tmp.unlink(missing_ok=True)
+            removed.append(str(tmp))
+        return removed
+
     def busy(self) -> set[str]:
         """The audio paths pending entries name (a live writer may be writing them)."""
         return {entry.get("audio") for entry in self.entries()}
@@ -143,6 +164,7 @@ def reconcile(ledger: Ledger) -> ReconcileReport:
         journal.end(token)
     for audio, record_id in report.recorded:
         delivery.sign_if_unsigned(Path(audio), ledger.get_output(record_id), ledger)
+    report.removed_temp_files += journal.remove_torn_entries()
     return report
 
 

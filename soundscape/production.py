@@ -59,6 +59,21 @@ RESERVED_NAMES = frozenset(
 # the variant suffix, the extension and the ".json" sidecar.
 MAX_NAME_PART = 80
 
+# Longest texts a cue may carry: they travel into iXML, bext, sidecars, the ledger and cue sheets,
+# so a pasted novel would bloat every one of them. A prompt is a sentence or a paragraph;
+# titles and names are a line.
+MAX_PROMPT_CHARS = 1000
+MAX_TITLE_CHARS = 200
+MAX_NAME_CHARS = 100
+
+
+def check_length(value: str | None, what: str, limit: int) -> None:
+    """Refuse a text longer than ``limit`` characters, saying which and how long."""
+    if value is not None and len(str(value)) > limit:
+        raise ParameterError(f"{what} is {len(str(value)):,} characters long; the longest "
+                             f"allowed is {limit:,}")
+
+
 # Where a cue's facts travel in its recorded parameters (``parameters.params.cue``).
 CUE_PARAMS_KEY = "cue"
 
@@ -80,6 +95,10 @@ class CueFacts:
     publisher: str | None = None
     frame_rate: float | None = None
     policy: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("title", "episode_title", "company", "publisher"):
+            check_length(getattr(self, name), name.replace("_", " "), MAX_TITLE_CHARS)
 
     def to_params(self) -> dict:
         """The facts as recorded: set fields only, in this order."""

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from soundscape.errors import ParameterError
-from soundscape.production import CUE_PARAMS_KEY, CueFacts
+from soundscape.production import (CUE_PARAMS_KEY, MAX_PROMPT_CHARS, MAX_TITLE_CHARS, CueFacts,
+                                   check_length)
 
 Kind = Literal["bed", "jingle", "sting"]
 KINDS: tuple[str, ...] = ("bed", "jingle", "sting")
@@ -548,6 +549,10 @@ def make_spec(prompt: str, *, kind: str = "bed", duration: float | None = None,
     """
     if not prompt or not prompt.strip():
         raise ParameterError("the prompt is empty: describe the music, e.g. 'calm pad with rain'")
+    check_length(prompt.strip(), "the prompt", MAX_PROMPT_CHARS)
+    for value, what in ((production, "the production title"), (episode, "the episode"),
+                        (cue_id, "the cue id")):
+        check_length(value, what, MAX_TITLE_CHARS)
     if kind not in KINDS:
         raise ParameterError(f"unknown kind {kind!r}: choose one of {', '.join(KINDS)}")
     duration = check_duration(kind, DEFAULT_DURATIONS[kind] if duration is None else duration)

@@ -99,6 +99,7 @@ def check_output_path(path, *, overwrite: bool, fmt: str | None = None) -> Path:
     path = Path(os.path.expanduser(str(path)))
     _format_of(path, fmt)
     folder = path.parent if str(path.parent) else Path(".")
+    _check_name_length(path, folder)
     if not folder.exists():
         raise OutputError(f"output folder {folder} does not exist; create it first")
     if not folder.is_dir():
@@ -116,6 +117,30 @@ def check_output_path(path, *, overwrite: bool, fmt: str | None = None) -> Path:
     if sidecar.exists() and not overwrite:
         raise OutputError(f"{sidecar} exists; pass --overwrite to replace it")
     return path
+
+
+# The longest name written beside an output is its sidecar's temporary file,
+# ".<name>.json.tmp" plus eight random characters (atomic.py, tempfile.mkstemp).
+NAME_HEADROOM = len(".") + len(".json") + len(".tmp") + 8
+
+
+def _check_name_length(path: Path, folder: Path) -> None:
+    """Refuse a file name the file system cannot hold once the sidecar and temp suffixes are added."""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        name_max = os.pathconf(probe, "PC_NAME_MAX")
+        path_max = os.pathconf(probe, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        name_max, path_max = 255, 4096
+    longest = name_max - NAME_HEADROOM
+    size = len(path.name.encode("utf-8", "surrogateescape"))
+    if size > longest:
+        raise OutputError(f"output file name is {size} bytes long; this folder takes names of at most "
+                          f"{longest} bytes here (its sidecar and temporary files add {NAME_HEADROOM})")
+    if len(str(path.absolute()).encode("utf-8", "surrogateescape")) + NAME_HEADROOM > path_max:
+        raise OutputError(f"output path is longer than this system's limit of {path_max} bytes")
 
 
 def can_create_in(folder: Path) -> bool:
@@ -427,27 +452,37 @@ def unpack_bext(payload: bytes) -> BextInfo:
 
 # --- reading --------------------------------------------------------------------------------
 
-def riff_chunks(path) -> dict[bytes, tuple[int, int]]:
-    """{chunk id: (offset of its payload, size)} of a RIFF/WAVE file; {} for other files.
+RIFF_FORMS = (b"RIFF", b"RF64", b"BW64")  # WAVE, and its 64-bit forms (EBU Tech 3306, ITU BS.2088)
+UNSET_SIZE = 0xFFFFFFFF                   # a 32-bit size that says "see the ds64 chunk"
 
-    Our own small reader (used by ``soundscape verify``): it walks the chunk list and honours
-    pad bytes; the first chunk of each id wins.
+
+def riff_chunks(path) -> dict[bytes, tuple[int, int]]:
+    """{chunk id: (offset of its payload, size)} of a RIFF/RF64/BW64 WAVE file; {} for other files.
+
+    Our own small reader (used by ``soundscape verify`` and ingest's truncation check): it walks
+    the chunk list and honours pad bytes; the first chunk of each id wins. In an RF64 or BW64
+    file the data chunk's true size is the 64-bit one its ds64 chunk declares.
     """
     chunks: dict[bytes, tuple[int, int]] = {}
+    data_size64 = None
     try:
         with open(path, "rb") as handle:
             head = handle.read(12)
-            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            if len(head) < 12 or head[:4] not in RIFF_FORMS or head[8:12] != b"WAVE":
                 return {}
             end = os.fstat(handle.fileno()).st_size
             offset = 12
             while offset + 8 <= end:
                 handle.seek(offset)
                 ident, size = struct.unpack("<4sI", handle.read(8))
+                if ident == b"ds64" and size >= 16:
+                    _riff_size, data_size64 = struct.unpack("<QQ", handle.read(16))
+                if ident == b"data" and size == UNSET_SIZE and data_size64 is not None:
+                    size = data_size64
                 chunks.setdefault(ident, (offset + 8, size))
                 offset += 8 + size + (size & 1)
-    except OSError as exc:
-        raise AudioError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (OSError, struct.error) as exc:
+        raise AudioError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     return chunks
 
 

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any, Collection
 
 from soundscape.errors import ParameterError, SoundscapeError
-from soundscape.production import FRAME_RATES, parse_timecode
+from soundscape.production import FRAME_RATES, MAX_PROMPT_CHARS, MAX_TITLE_CHARS, parse_timecode
 from soundscape.rights.licenses import normalize_territory
 from soundscape.spec import MAX_VARIANTS
 
@@ -45,13 +45,20 @@ class Bad(Exception):
         self.message, self.allowed = message, allowed
 
 
-def as_text(v: Value) -> str:
+def as_text(v: Value, *, limit: int = MAX_TITLE_CHARS) -> str:
+    """A single line of text (a title, a name, an id), at most ``limit`` characters."""
     if isinstance(v.value, (list, dict)):
         raise Bad("must be a single value, not a list or mapping")
     text = v.raw if v.raw is not None else str(v.value)
     if not text.strip():
         raise Bad("is empty")
+    if len(text.strip()) > limit:
+        raise Bad(f"is {len(text.strip()):,} characters long", f"at most {limit:,} characters")
     return text.strip()
+
+
+def as_prompt(v: Value) -> str:
+    return as_text(v, limit=MAX_PROMPT_CHARS)
 
 
 def as_number(v: Value, what: str = "a number") -> float:

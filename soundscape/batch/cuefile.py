@@ -10,9 +10,21 @@ import csv
 import io
 import re
 from dataclasses import dataclass, field
+
 import yaml
 
 from soundscape.batch.cuefields import CUE_FIELDS, PRODUCTION_FIELDS, Value
+
+
+# A cue list of a whole season is a few thousand values; aliases (&a ... *a) that expand a small
+# file into millions (the "billion laughs") are refused before anything is built from them.
+MAX_EXPANDED_VALUES = 200_000
+# A problem quotes what the file said, but never more than this (an expanded value could be huge).
+MAX_MESSAGE_CHARS = 240
+
+
+def shortened(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -33,8 +45,8 @@ class Problem:
             parts.append(f"cue {self.cue}")
         if self.field:
             parts.append(self.field)
-        text = ": ".join(parts) + f": {self.message}"
-        return text + (f" (allowed: {self.allowed})" if self.allowed else "")
+        text = ": ".join(parts) + f": {shortened(self.message)}"
+        return text + (f" (allowed: {shortened(self.allowed)})" if self.allowed else "")
 
 
 @dataclass
@@ -76,6 +88,10 @@ def read_yaml(text: str, problems: Collector) -> RawList | None:
             problems.add(root.start_mark.line + 1 if root is not None else None, None, None,
                          "the file must be a mapping with 'production' and 'cues'")
             return None
+        if expanded_size(root) > MAX_EXPANDED_VALUES:
+            problems.add(None, None, None, f"the file expands to more than {MAX_EXPANDED_VALUES:,} "
+                         f"values through YAML aliases (&name ... *name); write the values out")
+            return None
         top = _mapping(loader, root, problems, None, allowed=("production", "cues"), where="top level")
         raw = RawList(production={}, production_line=None, cues=[])
         prod_node = top.get("production")
@@ -106,6 +122,41 @@ def read_yaml(text: str, problems: Collector) -> RawList | None:
         return raw
     finally:
         loader.dispose()
+
+
+def expanded_size(root, *, limit: int = MAX_EXPANDED_VALUES) -> int:
+    """How many values ``root`` holds once every alias is expanded (stops counting past ``limit``).
+
+    The composer shares an aliased node rather than copying it, so sizes are memoised per node:
+    counting costs one visit per distinct node, however far the aliases would expand. A node
+    that contains itself counts as past the limit.
+    """
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+
+    def size(node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in on_path:
+            return limit + 1
+        on_path.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        else:
+            children = []
+        for child in children:
+            total += size(child)
+            if total > limit:
+                break
+        on_path.discard(key)
+        sizes[key] = total
+        return total
+
+    return size(root)
 
 
 def _peek_id(node) -> str | None:

@@ -35,6 +35,8 @@ REQUIRED_CUE: tuple[str, ...] = ("id", "kind", "usage", "duration")
 
 DEFAULT_ENGINE = "composer"
 AUDIO_FORMAT = "wav"
+# A season of cues is tens of kilobytes; anything past this is not a cue list.
+MAX_CUE_LIST_BYTES = 8 * 1024 * 1024
 
 
 class CueListError(ParameterError):
@@ -170,6 +172,9 @@ def load_cuelist(path: str | Path, *, overrides: Mapping[str, Any] | None = None
     path = Path(path)
     problems = Collector(path.name)
     try:
+        if path.is_file() and path.stat().st_size > MAX_CUE_LIST_BYTES:
+            raise ParameterError(f"cue list {path} is {path.stat().st_size:,} bytes; a cue list "
+                                 f"is at most {MAX_CUE_LIST_BYTES:,}")
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ParameterError(f"cue list {path} does not exist") from None
@@ -316,7 +321,7 @@ def _cue_values(fields: dict[str, Value], frame_rate: float, bad: _CueProblems) 
         bad("prompt", "missing: give a prompt, a mood or both", "prompt: a description; mood: "
             + ", ".join(spec_mod.MOODS))
     coerce = {
-        "id": f.as_text, "title": f.as_text, "prompt": f.as_text,
+        "id": f.as_text, "title": f.as_text, "prompt": f.as_prompt,
         "kind": lambda v: f.as_choice(v, spec_mod.KINDS, "kind"),
         "usage": lambda v: f.as_choice(v, USAGE_CODES, "usage code", upper=True),
         "duration": f.as_duration,

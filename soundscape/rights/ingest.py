@@ -20,7 +20,7 @@ from soundscape.canonical import canonical_json, jsonable
 from soundscape.config import SAMPLES_DIR
 from soundscape.errors import AudioError, LedgerError, LicenseError, ParameterError
 from soundscape.rights.ledger import Ledger
-from soundscape.rights.records import DatasetRecord, apply_corrections, from_body
+from soundscape.rights.records import DatasetRecord, apply_corrections, check_name, from_body
 from soundscape.rights.store import utc_now
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aif", ".aiff", ".mp3")
@@ -91,7 +91,7 @@ def _probe(path: Path, where: str = "") -> dict:
     # registering the sample library while nothing changed) never pay for them.
     import soundfile as sf
 
-    from soundscape.audio.io import audio_sha256, file_sha256, riff_chunks
+    from soundscape.audio.io import UNSET_SIZE, audio_sha256, file_sha256, riff_chunks
 
     label = f"{where}: " if where else ""
     if not path.is_file():
@@ -107,9 +107,10 @@ def _probe(path: Path, where: str = "") -> dict:
     if frames <= 0:
         raise AudioError(f"{label}{path} holds no audio frames")
     # libsndfile reads a cut-short WAV without complaint (it shortens the frame count), so a
-    # truncated copy would be registered as if whole: compare the data chunk with the file.
+    # truncated copy would be registered as if whole: compare the data chunk (its ds64 size in an
+    # RF64 file) with what the file holds.
     data = riff_chunks(path).get(b"data")
-    if data is not None and 0 < data[1] < 0xFFFFFFFF:
+    if data is not None and 0 < data[1] != UNSET_SIZE:
         held = path.stat().st_size - data[0]
         if held < data[1]:
             raise AudioError(f"{label}{path} is truncated: its data chunk declares {data[1]} "
@@ -135,6 +136,7 @@ def add_entries(ledger: Ledger, entries: Sequence[AssetEntry], *, dataset: str,
     """
     if not dataset or not dataset.strip():
         raise ParameterError("a dataset name is required (--dataset NAME)")
+    check_name(dataset, "dataset name")
     if version is not None and not version.strip():
         raise ParameterError("--version is empty: give a version such as 2, or leave it out "
                              "for the next number")

@@ -20,7 +20,7 @@ from soundscape.facts import USES, OutputFacts
 from soundscape.rights.licenses import LicenseRegistry, base_model_license
 from soundscape.rights.records import (CORRECTABLE, AssetRecord, DatasetRecord, InclusionProof,
                                        ModelEntry, ModelRecord, OutputRecord, apply_corrections,
-                                       from_body, typed)
+                                       check_name, from_body, typed)
 from soundscape.rights.store import Batch, Checkpoint, Store, StoredRecord, VerifyReport
 
 
@@ -287,6 +287,7 @@ class Ledger:
         """
         if not entry.name or not entry.name.strip():
             raise LedgerError("a model needs a name")
+        check_name(entry.name, "model name")
         license_expr = self.normalize_license(entry.license, what=f"model {entry.name}") \
             if entry.license else None
         base_license, base_source = entry.base_model_license, None

@@ -12,9 +12,21 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Sequence
 
+from soundscape.errors import LedgerError
 from soundscape.facts import OutputFacts
 from soundscape.rights import merkle
 from soundscape.rights.store import StoredRecord
+
+
+# Names of models and datasets are a line: they are printed in every table, verdict and cue sheet.
+MAX_NAME_CHARS = 100
+
+
+def check_name(name: str, what: str) -> None:
+    """Refuse a model or dataset name longer than :data:`MAX_NAME_CHARS`."""
+    if len(name) > MAX_NAME_CHARS:
+        raise LedgerError(f"the {what} is {len(name):,} characters long; the longest allowed is "
+                          f"{MAX_NAME_CHARS}")
 
 
 def from_body(cls, record: StoredRecord | dict):

@@ -143,6 +143,10 @@ def read_package(path: str | Path) -> dict:
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise ModelError(f"{path} is not a readable torch checkpoint "
                          f"({_first_line(str(exc))})") from None
+    except Exception as exc:  # noqa: BLE001 - a foreign file fails inside the unpickler in any way
+        # (a text file named state_dict.bin dies with KeyError from the pickle memo).
+        raise ModelError(f"{path} is not a readable torch checkpoint (reading it failed with "
+                         f"{type(exc).__name__})") from None
     if not isinstance(package, dict):
         raise ModelError(f"{path} is not an audiocraft checkpoint: expected a dict with "
                          f"'best_state' and 'xp.cfg', found {type(package).__name__}")
