@@ -237,7 +237,7 @@ def test_meta_musicgen_weights_are_cc_by_nc(name_or_path, expected_name):
     assert "audiocraft" in info.source and "LICENSE_weights" in info.source
 
 
-@pytest.mark.parametrize("name_or_path", ["studio/ambient-v2", "/srv/models/my-musicgen", "musicgen-style", ""])
+@pytest.mark.parametrize("name_or_path", ["studio/ambient-v2", "/srv/models/my-musicgen", "musicgen-ambient-v2", ""])
 def test_models_we_have_no_record_of_are_none(name_or_path):
     assert base_model_license(name_or_path) is None
 
