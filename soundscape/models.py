@@ -288,7 +288,7 @@ class TrainOutcome:
     """A finished ``soundscape train``: the training result and the new model's record."""
 
     result: object  # soundscape.engines.musicgen.train.TrainResult
-    record: ModelRecord
+    record: ModelRecord | None  # None on the ranks other than 0 of a multi-process job
     base: ModelRecord
     dataset: DatasetRecord
 
@@ -324,12 +324,16 @@ def train_model(ledger: Ledger, workspace: Workspace, *, model: str, dataset: st
                 lora_rank: int | None = None, policy: str | None = None, resume: bool = False,
                 progress: Callable[[int, int, float], None] | None = None,
                 device: str | None = None, segment_seconds: float | None = None,
-                seed: int = 0) -> TrainOutcome:
+                seed: int = 0, **scale) -> TrainOutcome:
     """``soundscape train``: train a registered model on a dataset and register the result.
 
     The new model's lineage: its base model (with the base's own license), the base's datasets
     and this dataset. Its own license is the base's (a trained model is an adaptation of its
     base); an unknown-lineage base makes an unknown-lineage model.
+
+    ``scale`` passes the multi-process and schedule options on to the trainer (``dist``,
+    ``accumulate``, ``warmup``, ``validate_every``, ...). In a multi-process job every rank
+    trains and rank 0 alone registers; the others return with ``record`` None.
 
     Raises:
         ModelError, LedgerError, ParameterError, NotClearedError: see the messages.
@@ -359,7 +363,9 @@ def train_model(ledger: Ledger, workspace: Workspace, *, model: str, dataset: st
                    device=device, seed=seed, segment_seconds=segment_seconds,
                    cache_dir=workspace.home / "cache" / "codes",
                    extra_config={"base_model": base.name, "dataset": f"{ds.name}@{ds.version}",
-                                 "policy": policy})
+                                 "policy": policy}, **scale)
+    if not result.is_main:  # one writer of rights facts: rank 0
+        return TrainOutcome(result=result, record=None, base=base, dataset=ds)
     # imports torch (see the module docstring)
     from soundscape.engines.musicgen.checkpoint import describe_checkpoint
 

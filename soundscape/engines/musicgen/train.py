@@ -358,14 +358,16 @@ def train(model_dir: str | Path, dataset_assets: Sequence, *, stage: str = "lm",
                 "segment_seconds": run.segment_seconds, "world_size": dist.world_size,
                 "precision": getattr(run, "precision", "float32"),
                 "segments_per_step": batch_size * accumulate * dist.world_size,
-                **({"validation": {"every": validate_every, "clips": len(holdout),
-                                   "last": val_losses[-1][1] if val_losses else None}}
+                # Flat scalars: the ledger reads these back from the exported config.
+                **({"validate_every": validate_every, "validation_clips": len(holdout),
+                    "validation_loss": val_losses[-1][1] if val_losses else None}
                    if validate_every else {}),
                 **(extra_config or {})}
     batches = dist.gather(getattr(run, "batches_sha256", lambda: "")())
     params = dist.gather(getattr(run, "params_sha256", lambda: "")())
     if dist.distributed:
-        training["rank_params_sha256"] = params
+        # The proof DDP kept the ranks in step: every rank ended on the same weights.
+        training["ranks_params_equal"] = len(set(params)) == 1
     hashes = run.export(out_dir, training) if dist.is_main else None
     hashes = dist.broadcast(hashes)  # the other ranks wait here while rank 0 writes
     notes = list(run.notes)
