@@ -370,6 +370,9 @@ def train(model_dir: str | Path, dataset_assets: Sequence, *, stage: str = "lm",
         training["ranks_params_equal"] = len(set(params)) == 1
     hashes = run.export(out_dir, training) if dist.is_main else None
     hashes = dist.broadcast(hashes)  # the other ranks wait here while rank 0 writes
+    if dist.distributed:
+        # For the ledger's record of the run (JSON there; the exported config keeps the flag).
+        training.update(rank_params_sha256=params, rank_batches_sha256=batches)
     notes = list(run.notes)
     return TrainResult(out_dir=out_dir, stage=stage, steps=steps, start_step=start_step,
                        losses=losses, hashes=hashes, settings=training, assets=len(items),
