@@ -63,6 +63,12 @@ def train(
 
     _, world, _ = env_world()
     if nproc > 1 and world == 1:
+        from soundscape.engines.musicgen.train import check_scale_options
+
+        check_scale_options(stage=stage, steps=steps, accumulate=accumulate, warmup=warmup,
+                            schedule=schedule, validate_every=validate_every,
+                            checkpoint_minutes=checkpoint_minutes,
+                            encode_workers=encode_workers, world_size=nproc)
         _launch(nproc, model=model, dataset=dataset, out=out, stage=stage, steps=steps,
                 batch_size=batch_size, lr=lr, lora=lora, policy=policy, resume=resume,
                 segment_seconds=segment_seconds, device=device, seed=seed,
@@ -95,6 +101,7 @@ def train(
 
 def _launch(nproc: int, **params) -> None:
     """Run this command as ``nproc`` ranks and exit with the job's code."""
+    from soundscape.cli.common import STATE
     from soundscape.engines.musicgen.distributed import launch
 
     argv = ["train"]
@@ -103,21 +110,23 @@ def _launch(nproc: int, **params) -> None:
         if value is None or value is False:
             continue
         argv += [flag] if value is True else [flag, str(value)]
-    code = launch(argv, nproc)
+    # A --home given before `train` is not in argv: the ranks get it as SOUNDSCAPE_HOME.
+    code = launch(argv, nproc, env={"SOUNDSCAPE_HOME": str(STATE.home)} if STATE.home else None)
     if code:
         raise typer.Exit(code=code)
 
 
 def _quiet_rank(dist, options: dict) -> None:
     """A rank other than 0: it reads the ledger, trains its share and writes nothing."""
-    from soundscape.errors import TrainingStopped
+    from soundscape.errors import SoundscapeError
     from soundscape.models import train_model
 
     try:
         with open_ledger(reconcile=False) as ledger:  # reconcile writes: rank 0's job
             train_model(ledger, workspace(), **options)
-    except TrainingStopped as exc:
-        # Rank 0 says it once; the others leave with the same code, silently.
+    except SoundscapeError as exc:
+        # Rank 0 meets the same refusal and says it once; the others leave with its code
+        # quietly (the launcher names a rank that fails alone).
         raise typer.Exit(code=exc.exit_code) from None
 
 

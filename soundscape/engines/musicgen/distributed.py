@@ -182,8 +182,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def launch(argv: list[str], nproc: int) -> int:
+def launch(argv: list[str], nproc: int, *, env: dict[str, str] | None = None) -> int:
     """Run ``soundscape ARGV`` as ``nproc`` ranks on this machine and wait for them.
+
+    ``env`` adds variables for every rank (the workspace a ``--home`` option chose).
 
     A SIGTERM or Ctrl-C here is passed on to every rank (each finishes its step and checkpoints);
     when one rank fails, the others are stopped. Returns the job's exit code: rank 0's, or the
@@ -193,7 +195,7 @@ def launch(argv: list[str], nproc: int) -> int:
         raise ParameterError(f"--nproc {nproc} must be 1 or more")
     port = free_port()
     procs = []
-    base = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    base = {**{k: v for k, v in os.environ.items() if k not in ENV_VARS}, **(env or {})}
     for rank in range(nproc):
         env = {**base, "RANK": str(rank), "WORLD_SIZE": str(nproc), "LOCAL_RANK": str(rank),
                "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
@@ -223,6 +225,9 @@ def launch(argv: list[str], nproc: int) -> int:
                 codes[rank] = rc
                 if rc not in (0, TrainingStopped.exit_code) and failed is None:
                     failed = rank
+                    if rank:  # rank 0 reports its own errors; the others are quiet
+                        print(f"error: rank {rank} of {nproc} failed (exit code {rc}); "
+                              f"stopping the job", file=sys.stderr, flush=True)
                     # A rank that died leaves the others blocked in a collective, where a
                     # SIGTERM would only set their stop flag: kill them.
                     for q in procs:

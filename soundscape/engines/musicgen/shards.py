@@ -15,7 +15,6 @@ only the caller writes the index, so there is one writer however many workers or
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -117,13 +116,14 @@ def add_to_index(store: Path, entries: dict[str, ClipCodes], n_q: int) -> None:
 _WORKER: dict = {}
 
 
-def _worker_init(model_dir: str, device: str, threads: int) -> None:
+def _worker_init(model_dir: str, device: str, threads: int | None) -> None:
     import torch
 
     from soundscape.engines.musicgen.checkpoint import (COMPRESSION_FILE, _load_compression,
                                                         read_package)
 
-    torch.set_num_threads(threads)
+    if threads:  # a worker process: one thread each; in the caller's process, leave its own
+        torch.set_num_threads(threads)
     path = Path(model_dir) / COMPRESSION_FILE
     # Only the codec: a worker never needs the LM, which can be many times its size.
     model = _load_compression(read_package(path), path, torch.device(device))
@@ -205,7 +205,7 @@ def encode_to_shards(model_dir: str | Path, clips: Sequence[Clip], *, store: Pat
     entries: dict[str, ClipCodes] = {}
     n_q = None
     if workers == 1:
-        _worker_init(str(model_dir), device, max(1, (os.cpu_count() or 1)))
+        _worker_init(str(model_dir), device, None)
         try:
             n_q, entries = _encode_group(str(store), groups[0])
         finally:

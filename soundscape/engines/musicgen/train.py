@@ -258,17 +258,12 @@ def train(model_dir: str | Path, dataset_assets: Sequence, *, stage: str = "lm",
         raise ParameterError("steps and batch size must be 1 or more")
     if lora_rank is not None and (stage != "lm" or lora_rank < 1):
         raise ParameterError("LoRA adapters (rank 1 or more) apply to the LM stage only")
-    if accumulate < 1 or encode_workers < 1:
-        raise ParameterError("--accumulate and --encode-workers must be 1 or more")
-    if validate_every is not None and validate_every < 1:
-        raise ParameterError("--validate-every must be 1 or more")
-    if checkpoint_minutes is not None and not checkpoint_minutes > 0:
-        raise ParameterError("--checkpoint-minutes must be positive")
-    if stage == "codec" and (dist.distributed or accumulate > 1 or warmup or validate_every):
-        raise ParameterError("--nproc, --accumulate, --warmup and --validate-every apply to the "
-                             "LM stage; the codec stage runs in one process")
-    lr_schedule = make_schedule(schedule if stage == "lm" else "constant", total=steps,
-                                warmup=warmup)
+    lr_schedule = check_scale_options(stage=stage, steps=steps, accumulate=accumulate,
+                                      warmup=warmup, schedule=schedule,
+                                      validate_every=validate_every,
+                                      checkpoint_minutes=checkpoint_minutes,
+                                      encode_workers=encode_workers,
+                                      world_size=dist.world_size)
     model_dir = check_model_dir(model_dir)
     out_dir = Path(out_dir)
     if out_dir.resolve() == model_dir.resolve():
@@ -380,6 +375,26 @@ def train(model_dir: str | Path, dataset_assets: Sequence, *, stage: str = "lm",
                        lora_rank=lora_rank, notes=notes, val_losses=val_losses,
                        world_size=dist.world_size, is_main=dist.is_main,
                        rank_batches_sha256=batches, rank_params_sha256=params)
+
+
+def check_scale_options(*, stage: str, steps: int, accumulate: int = 1, warmup: int = 0,
+                        schedule: str | None = None, validate_every: int | None = None,
+                        checkpoint_minutes: float | None = None, encode_workers: int = 1,
+                        world_size: int = 1):
+    """Refuse bad multi-process and schedule options before any work (the launcher calls this
+    too, so a mistake is one line from one process); returns the LR schedule."""
+    if accumulate < 1 or encode_workers < 1 or world_size < 1:
+        raise ParameterError("--nproc, --accumulate and --encode-workers must be 1 or more")
+    if validate_every is not None and validate_every < 1:
+        raise ParameterError("--validate-every must be 1 or more")
+    if checkpoint_minutes is not None and not checkpoint_minutes > 0:
+        raise ParameterError("--checkpoint-minutes must be positive")
+    if stage == "codec" and (world_size > 1 or accumulate > 1 or warmup or validate_every
+                             or schedule):
+        raise ParameterError("--nproc, --accumulate, --warmup, --schedule and --validate-every "
+                             "apply to the LM stage; the codec stage runs in one process")
+    return make_schedule(schedule if stage == "lm" else "constant", total=max(1, steps),
+                         warmup=warmup)
 
 
 def _split_holdout(items: list[_Item]) -> tuple[list[_Item], list[_Item]]:
