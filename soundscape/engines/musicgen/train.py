@@ -1,7 +1,8 @@
 """Training a MusicGen model on a registered dataset: the LM stage (full or LoRA) and the codec stage.
 
-``stage="lm"`` encodes the dataset's audio with the model's own compression model (the codes are
-cached on disk, keyed by the audio's sha256 and the compression checkpoint's hash), then trains
+``stage="lm"`` encodes the dataset's audio with the model's own compression model into int16
+memory-mapped shards (:mod:`.shards`, keyed by the audio's sha256 and the compression checkpoint's
+hash, encoded by ``encode_workers`` processes), then trains
 the language model with cross-entropy over the codebooks through ``LMModel.compute_predictions``,
 conditioned on each asset's description (classifier-free-guidance dropout on, as MusicGen
 trains). ``lora_rank`` trains low-rank adapters only and merges them at export.
@@ -11,7 +12,12 @@ reconstruction losses (waveform L1 and multi-scale mel) plus the quantizer's com
 the adversarial losses are left out to keep it a single-machine job. Train the codec first, then
 the LM: an LM trained on one codec's codes does not fit another's.
 
-Both stages save a resumable checkpoint every ``checkpoint_every`` steps and export the result as
+The LM stage runs on one process or many (:mod:`.distributed`: DDP, each rank its own batches,
+rank 0 the only writer), with gradient accumulation, a warm-up and cosine LR schedule
+(:mod:`.schedule`), bf16 autocast on GPUs, and validation on held-out clips.
+
+Both stages save a resumable checkpoint every ``checkpoint_every`` steps (and every
+``checkpoint_minutes``, and on SIGTERM) and export the result as
 an audiocraft checkpoint folder with its config (the training settings included under
 ``soundscape.training``), which ``MusicGen.get_pretrained(out_dir)`` loads.
 """
