@@ -256,8 +256,25 @@ def train(model_dir: str | Path, dataset_assets: Sequence, *, stage: str = "lm",
             config, or a resume that does not match the checkpoint found.
         TrainingStopped: a SIGTERM arrived; the step finished and the checkpoint was saved.
     """
-    started = time.perf_counter()
     dist = dist or DistContext()
+    # From here, not just in the loop: a SIGTERM while the model loads or codes are encoded
+    # stops the run after its first step, with a checkpoint, instead of killing it.
+    with dist.stop_on_sigterm():
+        return _train(model_dir, dataset_assets, stage=stage, steps=steps, batch_size=batch_size,
+                      lr=lr, lora_rank=lora_rank, out_dir=out_dir, resume=resume,
+                      progress=progress, device=device, seed=seed,
+                      segment_seconds=segment_seconds, checkpoint_every=checkpoint_every,
+                      cache_dir=cache_dir, extra_config=extra_config, accumulate=accumulate,
+                      warmup=warmup, validate_every=validate_every,
+                      checkpoint_minutes=checkpoint_minutes, encode_workers=encode_workers,
+                      schedule=schedule, dist=dist)
+
+
+def _train(model_dir, dataset_assets, *, stage, steps, batch_size, lr, lora_rank, out_dir, resume,
+           progress, device, seed, segment_seconds, checkpoint_every, cache_dir, extra_config,
+           accumulate, warmup, validate_every, checkpoint_minutes, encode_workers, schedule,
+           dist: DistContext) -> TrainResult:
+    started = time.perf_counter()
     if stage not in STAGES:
         raise ParameterError(f"unknown training stage {stage!r}: choose lm or codec")
     if steps < 1 or batch_size < 1:

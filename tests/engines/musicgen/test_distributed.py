@@ -128,3 +128,37 @@ def test_rank_batches_differ_and_repeat():
     assert rows(1, 10, 0) != rows(1, 10, 1)
     assert rows(1, 10, 0) != rows(1, 11, 0)
     assert rows(1, 10, 0) != rows(2, 10, 0)
+
+
+@pytest.mark.slow  # two ranks start torch and encode the samples: a minute or more
+def test_sigterm_to_the_launcher_stops_both_ranks_with_a_checkpoint(tmp_path, torch_one_thread):
+    import time
+
+    from typer.testing import CliRunner
+
+    from soundscape.cli import app
+
+    home = tmp_path / "home"
+    env = {**os.environ, "SOUNDSCAPE_HOME": str(home), "OMP_NUM_THREADS": "1"}
+    made = CliRunner().invoke(app, ["model", "new", "studio-tiny", "--arch", "tiny"], env=env)
+    assert made.exit_code == 0, made.output
+    job = subprocess.Popen(
+        [sys.executable, "-m", "soundscape", "train", "--model", "studio-tiny", "--dataset",
+         "soundscape-samples", "--out", "cut", "--steps", "100000", "--batch-size", "1",
+         "--segment-seconds", "0.5", "--checkpoint-every", "5", "--nproc", "2"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    state = home / "models" / "cut" / ".training" / "last.pt"
+    deadline = time.monotonic() + 400
+    while not state.is_file() and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert state.is_file(), "training never reached its first checkpoint"
+    job.send_signal(signal.SIGTERM)
+    out, err = job.communicate(timeout=300)
+    assert job.returncode == TrainingStopped.exit_code, out + err
+    assert err.count("stopped by SIGTERM after step") == 1 and "--resume" in err  # one line
+    assert "Traceback" not in err
+    assert not (home / "models" / "cut" / "state_dict.bin").exists()   # nothing exported
+    import torch
+
+    saved = torch.load(state, weights_only=True)
+    assert 5 <= int(saved["step"]) < 100000 and len(saved["losses"]) == int(saved["step"])
