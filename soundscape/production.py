@@ -187,10 +187,23 @@ def frames_to_timecode(frames: int, frame_rate: float, *, drop: bool = False) ->
     return f"{h:02d}:{m:02d}:{s:02d}{';' if drop else ':'}{f:02d}"
 
 
+def exact_rate(frame_rate: float) -> Fraction:
+    """The exact frame rate a nominal one stands for (29.97 is 30000/1001 frames a second)."""
+    return _EXACT_RATES.get(round(frame_rate, 3), Fraction(frame_rate).limit_denominator(1001))
+
+
+def timecode_to_samples(text: str, frame_rate: float, sample_rate: int) -> int:
+    """Samples since midnight at ``sample_rate`` of a timecode: a BWF ``TimeReference``.
+
+    A DAW's "spot to original time" places the file there (EBU Tech 3285, TimeReference).
+    """
+    frames = timecode_to_frames(text, frame_rate)
+    return round(frames * Fraction(sample_rate) / exact_rate(frame_rate))
+
+
 def seconds_to_frames(seconds: float, frame_rate: float) -> int:
     """Frames spanned by ``seconds`` of real time at ``frame_rate`` (nearest frame)."""
-    exact = _EXACT_RATES.get(round(frame_rate, 3), Fraction(frame_rate).limit_denominator(1001))
-    return round(Fraction(seconds).limit_denominator(10**6) * exact)
+    return round(Fraction(seconds).limit_denominator(10**6) * exact_rate(frame_rate))
 
 
 def clock(seconds: float) -> str:
