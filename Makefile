@@ -20,7 +20,7 @@ env: $(STAMP)
 	$(PYTHON) -m pip install --quiet --target .tools/uv uv
 
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --all-groups --compile-bytecode
+	$(UV) sync --frozen --all-groups --all-extras --compile-bytecode
 	@touch $@
 
 # The composer's sampled instruments: FluidSynth and the two MIT General MIDI sound banks.

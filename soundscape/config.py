@@ -12,13 +12,37 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from soundscape.errors import SoundscapeError
+from soundscape.errors import DataMissingError, SoundscapeError
 
 HOME_ENV = "SOUNDSCAPE_HOME"
 SETTINGS_FILE = "soundscape.toml"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SAMPLES_DIR = PROJECT_ROOT / "samples"
-LICENSES_DIR = PROJECT_ROOT / "licenses"
+
+
+def _data_folder(name: str) -> Path:
+    """Where the data folder ``name`` (samples, licenses, examples) is.
+
+    A wheel carries it inside the package, as ``soundscape/data/<name>`` (pyproject.toml's
+    ``force-include``), found with importlib.resources; a checkout keeps it at the top of the
+    repository. A folder found in neither place is caught by :func:`require_data` when used.
+    """
+    from importlib.resources import files
+
+    packaged = Path(str(files("soundscape") / "data" / name))
+    return packaged if packaged.is_dir() else PROJECT_ROOT / name
+
+
+SAMPLES_DIR = _data_folder("samples")
+LICENSES_DIR = _data_folder("licenses")
+EXAMPLES_DIR = _data_folder("examples")
+
+
+def require_data(folder: Path, what: str) -> Path:
+    """``folder`` if it exists; otherwise a loud error, never a silently empty result."""
+    if not Path(folder).is_dir():
+        raise DataMissingError(f"soundscape's {what} ({folder}) is missing: this installation is "
+                               f"incomplete; reinstall soundscape (a wheel carries it as soundscape/data/)")
+    return Path(folder)
 
 
 def default_home() -> Path:

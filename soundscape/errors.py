@@ -65,3 +65,13 @@ class ProofError(SoundscapeError, ValueError):
 
 class CredentialError(SoundscapeError):
     """A signing certificate or key that cannot be used, or a file that cannot be signed."""
+
+
+class MissingExtraError(SoundscapeError):
+    """An optional part of soundscape (a pip extra: musicgen, ray) is not installed."""
+
+    exit_code = 2
+
+
+class DataMissingError(SoundscapeError):
+    """Data soundscape ships with (license terms, policies, the sample library) is not there."""

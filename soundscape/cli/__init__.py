@@ -31,6 +31,15 @@ class _Commands(TyperGroup):
         except SoundscapeError as exc:
             error_line(str(exc))
             raise typer.Exit(code=exc.exit_code) from None
+        except ImportError as exc:  # an optional part (soundscape[musicgen], [ray]) not installed
+            from soundscape.extras import extra_for, missing_extra
+
+            extra = extra_for(exc)
+            if extra is None:
+                raise
+            missing = missing_extra(extra)
+            error_line(str(missing))
+            raise typer.Exit(code=missing.exit_code) from None
 
 
 app = typer.Typer(

@@ -16,7 +16,7 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path, PurePath
 
-from soundscape.config import LICENSES_DIR
+from soundscape.config import LICENSES_DIR, require_data
 from soundscape.errors import LicenseError
 
 TERMS_DIR = "terms"
@@ -302,7 +302,7 @@ class LicenseRegistry:
         Raises:
             LicenseError: a bad file, or the same id defined twice (the message names both files).
         """
-        roots = [LICENSES_DIR]
+        roots = [require_data(LICENSES_DIR, "license data")]
         if workspace_home is not None:
             roots.append(Path(workspace_home) / "licenses")
         terms: dict[str, LicenseTerms] = {}
@@ -458,7 +458,7 @@ def _base_models(workspace_home: Path | None = None
 
     Each entry is ``(info, aliases, is_pattern, published file sha256s)``.
     """
-    paths = [LICENSES_DIR / BASE_MODELS_FILE]
+    paths = [require_data(LICENSES_DIR, "license data") / BASE_MODELS_FILE]
     if workspace_home is not None and (Path(workspace_home) / "licenses" / BASE_MODELS_FILE).is_file():
         paths.append(Path(workspace_home) / "licenses" / BASE_MODELS_FILE)
     entries = []

@@ -20,7 +20,7 @@ from datetime import date
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from soundscape.config import LICENSES_DIR
+from soundscape.config import LICENSES_DIR, require_data
 from soundscape.errors import LicenseError, ParameterError
 from soundscape.rights.licenses import (
     LicenseRegistry,
@@ -136,7 +136,7 @@ class Policy:
 
 def _policy_dirs(workspace_home: Path | None) -> list[Path]:
     # Workspace first: a studio's edited copy wins over the repository's file of the same name.
-    dirs = [LICENSES_DIR / POLICIES_DIR]
+    dirs = [require_data(LICENSES_DIR / POLICIES_DIR, "policy folder")]
     if workspace_home is not None:
         dirs.insert(0, Path(workspace_home) / POLICIES_DIR)
     return dirs
