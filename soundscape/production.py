@@ -95,6 +95,8 @@ class CueFacts:
     publisher: str | None = None
     frame_rate: float | None = None
     policy: str | None = None
+    filing: dict | None = None                 # production facts for a society filing
+    contributors: tuple[dict, ...] | None = None  # human contributors: name, role, society, ipi, share
 
     def __post_init__(self) -> None:
         for name in ("title", "episode_title", "company", "publisher"):
@@ -102,8 +104,10 @@ class CueFacts:
 
     def to_params(self) -> dict:
         """The facts as recorded: set fields only, in this order."""
-        return {f.name: getattr(self, f.name) for f in fields(self)
-                if getattr(self, f.name) is not None}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+        if "contributors" in out:
+            out["contributors"] = [dict(c) for c in out["contributors"]]
+        return out
 
 
 def usage_table() -> str:

@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
 def report(
     episode: Annotated[str, typer.Argument(help="Episode as in the cue list, e.g. S01E03.")],
     fmt: Annotated[Optional[str], typer.Option(
-        "--format", "-f", help="csv, json, html or pdf. Default: from --out's extension, else csv.")] = None,
+        "--format", "-f", help="csv, json, html, pdf, or society (a CSV shaped for filing with ASCAP, BMI, PRS...). Default: from --out's extension, else csv.")] = None,
     out: Annotated[Optional[Path], typer.Option(
         "--out", "-o", help="Report file (or a folder for <episode>-cuesheet.<format>).")] = None,
     policy: Annotated[Optional[str], typer.Option(

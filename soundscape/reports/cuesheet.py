@@ -179,6 +179,8 @@ class Cue:
     seed: int | None
     created: str
     loudness_lufs: float | None = None
+    contributors: list[dict] = field(default_factory=list)  # human contributors from the cue list
+    filing: dict = field(default_factory=dict)              # the production's filing facts
 
 
 @dataclass
@@ -508,6 +510,8 @@ def _cue(sequence: int, record: OutputRecord, facts: dict, frames: tuple[int, in
     cue_id = record.cue_id or Path(record.path).stem
     usage = str(facts.get("usage") or "")
     return Cue(
+        contributors=[dict(c) for c in facts.get("contributors") or []],
+        filing=dict(facts.get("filing") or {}),
         sequence=sequence, cue_id=cue_id, title=str(facts.get("title") or cue_id),
         usage=usage, usage_meaning=usage_meaning(usage),
         timecode_in=frames_to_timecode(start, frame_rate, drop=drop),
