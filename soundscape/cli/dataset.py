@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from soundscape.cli.common import Json, print_json
 from soundscape.cli.ledger import open_ledger, say
 from soundscape.errors import LedgerError, ParameterError
 # Library services are imported inside each command: `soundscape --help` loads none of them.
@@ -73,10 +74,14 @@ def import_(
 
 
 @dataset_app.command("list")
-def list_datasets() -> None:
+def list_datasets(as_json: Json = False) -> None:
     """Every dataset (latest version): name, version, asset count, record id."""
     with open_ledger() as ledger:
         datasets = ledger.list_datasets()
+    if as_json:
+        print_json([{"name": ds.name, "version": ds.version, "assets": len(ds.assets), "id": ds.id,
+                     "manifest_sha256": ds.manifest_sha256} for ds in datasets])
+        return
     for ds in datasets:
         say(f"{ds.name:<28} v{ds.version:<6} {len(ds.assets):>6} assets  {ds.id}")
     if not datasets:

@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from soundscape.atomic import write_bytes_atomic
-from soundscape.cli.common import console, workspace
+from soundscape.cli.common import Json, console, print_json, workspace
 from soundscape.errors import LedgerError, NotClearedError, OutputError, ParameterError, TamperError
 from soundscape.rights.merkle import ProofError, load_public_key, verify_inclusion
 # Library services are imported inside each command: `soundscape --help` loads none of them.
@@ -91,6 +91,7 @@ def _summary(body: dict) -> str:
 def list_records(
     kind: Annotated[Optional[str], typer.Option(help=f"Only one kind: {', '.join(KINDS)}.")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Show only the last N records.")] = None,
+    as_json: Json = False,
 ) -> None:
     """List records, oldest first: id, kind, recorded time and a summary."""
     if kind is not None and kind not in KINDS:
@@ -101,6 +102,10 @@ def list_records(
         rows = list(ledger.records(kind))
     if limit is not None:
         rows = rows[-limit:]
+    if as_json:
+        print_json([{"seq": r.seq, "id": r.id, "kind": r.kind, "recorded": r.body.get("recorded"),
+                     "summary": _summary(r.body)} for r in rows])
+        return
     for r in rows:
         say(f"{r.id:<14} {r.kind:<8} {r.body.get('recorded', '')[:19]}  {_summary(r.body)}")
     if not rows:
@@ -109,14 +114,21 @@ def list_records(
 
 @ledger_app.command("show")
 def show(record_id: Annotated[str, typer.Argument(
-        help="Record id (e.g. out-000042), or an audio file to show its output record.")]) -> None:
-    """Print one record's body (the exact JSON its leaf hash covers, pretty-printed)."""
+        help="Record id (e.g. out-000042), or an audio file to show its output record.")],
+         as_json: Json = False) -> None:
+    """Print one record's body (the exact JSON its leaf hash covers, pretty-printed).
+
+    With --json: ``{"id", "kind", "body"}``, so a script gets the id of a file's record too.
+    """
     with open_ledger() as ledger:
         if Path(record_id).is_file():
             from soundscape.audio.io import audio_sha256
 
             record_id = ledger.get_output(audio_sha256(Path(record_id))).id
         stored = ledger.raw(record_id)
+    if as_json:
+        print_json({"seq": stored.seq, "id": stored.id, "kind": stored.kind, "body": stored.body})
+        return
     typer.echo(json.dumps(stored.body, indent=2, sort_keys=True, ensure_ascii=False))
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from soundscape.cli.common import workspace
+from soundscape.cli.common import Json, print_json, workspace
 from soundscape.cli.ledger import open_ledger, say
 # Library services are imported inside each command: `soundscape --help` loads none of them.
 
@@ -96,10 +96,14 @@ def new(
 
 
 @model_app.command("list")
-def list_models() -> None:
+def list_models(as_json: Json = False) -> None:
     """Every registered model: name, license, base model, datasets, record id."""
     with open_ledger() as ledger:
         models = ledger.list_models()
+    if as_json:
+        print_json([{"name": m.name, "id": m.id, "license": m.license, "base_model": m.base_model,
+                     "lineage_unknown": m.lineage_unknown, "datasets": list(m.datasets)} for m in models])
+        return
     for m in models:
         lineage = ("lineage unknown" if m.lineage_unknown else
                    ", ".join(f"{d['name']}@{d['version']}" for d in m.datasets) or "no training data")
