@@ -74,6 +74,17 @@ def check_length(value: str | None, what: str, limit: int) -> None:
                              f"allowed is {limit:,}")
 
 
+# Production types as society cue-sheet forms list them.
+PRODUCTION_TYPES = ("series", "film", "documentary", "special", "short", "commercial", "trailer",
+                    "promo", "podcast", "other")
+# CISAC role codes for the parties of a work (CWR's "writer designation" and publisher types).
+CONTRIBUTOR_ROLES = {
+    "C": "composer", "A": "author (lyricist)", "CA": "composer and author", "AR": "arranger",
+    "AD": "adaptor", "TR": "translator", "E": "original publisher", "SE": "sub-publisher",
+    "AM": "administrator",
+}
+PUBLISHER_ROLES = ("E", "SE", "AM")
+
 # Where a cue's facts travel in its recorded parameters (``parameters.params.cue``).
 CUE_PARAMS_KEY = "cue"
 

@@ -13,7 +13,8 @@ from datetime import date, datetime
 from typing import Any, Collection
 
 from soundscape.errors import ParameterError, SoundscapeError
-from soundscape.production import FRAME_RATES, MAX_PROMPT_CHARS, MAX_TITLE_CHARS, parse_timecode
+from soundscape.production import (CONTRIBUTOR_ROLES, FRAME_RATES, MAX_PROMPT_CHARS, MAX_TITLE_CHARS,
+                                   PRODUCTION_TYPES, PUBLISHER_ROLES, parse_timecode)
 from soundscape.rights.licenses import normalize_territory
 from soundscape.spec import MAX_VARIANTS
 
@@ -202,16 +203,6 @@ def as_timecode(v: Value, frame_rate: float) -> str:
 
 # --- society filing fields (docs/reports.md, "Filing with a society") ------------------------
 
-# Production types as society cue-sheet forms list them.
-PRODUCTION_TYPES = ("series", "film", "documentary", "special", "short", "commercial", "trailer",
-                    "promo", "podcast", "other")
-# CISAC role codes for the parties of a work (CWR's "writer designation" and publisher types).
-CONTRIBUTOR_ROLES = {
-    "C": "composer", "A": "author (lyricist)", "CA": "composer and author", "AR": "arranger",
-    "AD": "adaptor", "TR": "translator", "E": "original publisher", "SE": "sub-publisher",
-    "AM": "administrator",
-}
-PUBLISHER_ROLES = ("E", "SE", "AM")
 CONTRIBUTOR_KEYS = ("name", "role", "society", "ipi", "share")
 _IPI = re.compile(r"^\d{9,11}$")
 

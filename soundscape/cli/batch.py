@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
 from rich.markup import escape
+from soundscape.cli.choices import EngineChoice, PresetChoice
 
 from soundscape.cli.common import console, error_line, workspace
 # Library services are imported inside each command: `soundscape --help` loads none of them.
@@ -36,9 +38,9 @@ def batch(
     company: Annotated[Optional[str], typer.Option(help="Production company." + _WINS)] = None,
     publisher: Annotated[Optional[str], typer.Option(help="Publisher named on the cue sheet." + _WINS)] = None,
     policy: Annotated[Optional[str], typer.Option(help="Clearance policy, e.g. broadcast-commercial.")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="Delivery preset: ebu-r128, netflix, streaming or none.")] = None,
+    preset: Annotated[Optional[PresetChoice], typer.Option(case_sensitive=False, help="Delivery preset.")] = None,
     frame_rate: Annotated[Optional[float], typer.Option("--frame-rate", help="Frame rate of the timecodes (25, 29.97 ...).")] = None,
-    engine: Annotated[Optional[str], typer.Option(help="Default engine: composer or musicgen.")] = None,
+    engine: Annotated[Optional[EngineChoice], typer.Option(case_sensitive=False, help="Default engine.")] = None,
     model: Annotated[Optional[str], typer.Option(help="Default model for musicgen cues.")] = None,
 ) -> None:
     """Render an episode's cue list: every cue mastered, delivered, ledgered and cleared; resumable."""

@@ -36,10 +36,10 @@ def _print_report(report) -> None:
 @dataset_app.command("add")
 def add(
     paths: Annotated[list[Path], typer.Argument(help="Audio files or folders of audio.")],
-    license: Annotated[Optional[str], typer.Option(
-        "--license", help="SPDX license id or expression, e.g. CC0-1.0 or CC-BY-4.0.")] = None,
-    author: Annotated[Optional[str], typer.Option(help="Author or licensor to credit.")] = None,
-    dataset: Annotated[Optional[str], typer.Option(help="Dataset name to add to.")] = None,
+    license: Annotated[str, typer.Option(
+        "--license", help="SPDX license id or expression, e.g. CC0-1.0 or CC-BY-4.0.")],
+    author: Annotated[str, typer.Option(help="Author or licensor to credit.")],
+    dataset: Annotated[str, typer.Option(help="Dataset name to add to.")],
     version: Annotated[Optional[str], typer.Option(
         help="Version to create (default: the next number).")] = None,
     source: Annotated[Optional[str], typer.Option(help="Where the audio came from (URL).")] = None,

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from soundscape.cli.choices import ReportFormatChoice
 from soundscape.cli.common import console, workspace
 # Library services are imported inside each command: `soundscape --help` loads none of them.
 
@@ -18,8 +19,8 @@ def register(app: typer.Typer) -> None:
 
 def report(
     episode: Annotated[str, typer.Argument(help="Episode as in the cue list, e.g. S01E03.")],
-    fmt: Annotated[Optional[str], typer.Option(
-        "--format", "-f", help="csv, json, html, pdf, or society (a CSV shaped for filing with ASCAP, BMI, PRS...). Default: from --out's extension, else csv.")] = None,
+    fmt: Annotated[Optional[ReportFormatChoice], typer.Option(
+        "--format", "-f", case_sensitive=False, help="society is a CSV shaped for filing with ASCAP, BMI, PRS... (docs/reports.md). Default: from --out's extension, else csv.")] = None,
     out: Annotated[Optional[Path], typer.Option(
         "--out", "-o", help="Report file (or a folder for <episode>-cuesheet.<format>).")] = None,
     policy: Annotated[Optional[str], typer.Option(

@@ -17,8 +17,8 @@ from __future__ import annotations
 import csv
 import io
 
-from soundscape.batch.cuefields import CONTRIBUTOR_ROLES
-from soundscape.reports.render_csv import _cell
+from soundscape.production import CONTRIBUTOR_ROLES
+from soundscape.reports.render_csv import cell
 
 NOT_REGISTRABLE = "not a registrable work (generated without human authorship)"
 HUMAN_CONTRIBUTIONS = ("AI-generated with the human contributions listed; registration is the "
@@ -90,10 +90,10 @@ def render(sheet) -> bytes:
     writer = csv.writer(buffer, lineterminator="\r\n")
     values = production_values(sheet)
     for label, key in PRODUCTION_ROWS:
-        writer.writerow([label, _cell(values[key])])
+        writer.writerow([label, cell(values[key])])
     writer.writerow([])
     writer.writerow(CUE_COLUMNS)
     for cue in sheet.cues:
         for row in cue_rows(cue):
-            writer.writerow([_cell(v) for v in row])
+            writer.writerow([cell(v) for v in row])
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
