@@ -39,6 +39,7 @@ th, td { border: 1px solid var(--line); padding: 4px 8px; text-align: left; vert
 th { background: #eef0f3; font-weight: 600; }
 table.facts th { width: 220px; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.mono { white-space: nowrap; }  /* a timecode never breaks at its colons */
 code, .mono { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 12px;
               word-break: break-all; }
 section.cue { border: 1px solid var(--line); border-left: 6px solid var(--ok); border-radius: 4px;

@@ -77,8 +77,11 @@ class _Layout:
 
     def status(self, text: str, ok: bool, size: float = 8.5) -> Paragraph:
         colour = OK_COLOUR if ok else BAD_COLOUR
+        # The paragraph's leading must fit the badge's own size: at the body's leading a 16 pt
+        # CLEARED had its descenders and bottom clipped by the banner cell.
+        style = ParagraphStyle(f"status-{size:g}", parent=self.body, fontSize=size, leading=size * 1.25)
         return Paragraph(f'<font name="{self.bold}" color="{colour}" size="{size}">{_text(text)}</font>',
-                         self.body)
+                         style)
 
     def head(self, text: str) -> Paragraph:
         return Paragraph(f'<font name="{self.bold}">{text}</font>', self.small)
