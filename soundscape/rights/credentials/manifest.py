@@ -30,10 +30,12 @@ SOURCE_TYPES = {
 }
 LEDGER_LABEL = "org.soundscape.ledger"
 LINEAGE_LABEL = "org.soundscape.lineage"
-TRAINING_MINING_LABEL = "c2pa.training-mining"
-# The four uses C2PA's training-and-mining assertion names (C2PA 2.1 §18.14).
-TRAINING_MINING_ENTRIES = ("c2pa.ai_generative_training", "c2pa.ai_inference",
-                           "c2pa.ai_training", "c2pa.data_mining")
+# The CAWG training-and-data-mining assertion (CAWG Training and Data Mining Assertion 1.0,
+# decentralized-identity/cawg-training-and-data-mining-assertion), which replaced the C2PA 1.x
+# "c2pa.training-mining" labels; its four pre-defined entries.
+TRAINING_MINING_LABEL = "cawg.training-mining"
+TRAINING_MINING_ENTRIES = ("cawg.ai_generative_training", "cawg.ai_inference",
+                           "cawg.ai_training", "cawg.data_mining")
 MIME_TYPES = {".wav": "audio/wav", ".flac": "audio/flac"}
 
 
