@@ -35,6 +35,7 @@ def _data_folder(name: str) -> Path:
 SAMPLES_DIR = _data_folder("samples")
 LICENSES_DIR = _data_folder("licenses")
 EXAMPLES_DIR = _data_folder("examples")
+DOCS_DIR = _data_folder("docs")
 
 
 def require_data(folder: Path, what: str) -> Path:

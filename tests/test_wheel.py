@@ -63,7 +63,8 @@ def test_the_wheel_carries_the_data_the_package_reads(wheel_install):
     for required in ("soundscape/data/licenses/policies/broadcast-commercial.toml",
                      "soundscape/data/licenses/base-models.toml",
                      "soundscape/data/samples/manifest.jsonl",
-                     "soundscape/data/examples/deep-water-s01e03.yaml"):
+                     "soundscape/data/examples/deep-water-s01e03.yaml",
+                     "soundscape/data/docs/cli.md"):
         assert required in names, required
     flacs = [n for n in names if n.startswith("soundscape/data/samples/") and n.endswith(".flac")]
     assert len(flacs) == len(list((REPO / "samples").glob("*.flac")))
@@ -103,6 +104,8 @@ def test_a_light_wheel_install_generates_the_same_audio_and_clears_batches_and_r
     assert report.returncode == 0, report.stderr
     sheet = json.loads((tmp_path / "sheet.json").read_text())
     assert [c["cue_id"] for c in sheet["cues"]] == ["1M1"]
+    shown = _run(program, tmp_path / "h1", "docs", "cli", cwd=tmp_path)
+    assert shown.returncode == 0 and shown.stdout.startswith("# The command line for scripts")
 
 
 def test_musicgen_without_its_extra_says_which_extra(wheel_install, tmp_path):

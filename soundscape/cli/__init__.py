@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from soundscape import __version__
-from soundscape.cli import batch, dataset, generate, keys, ledger, model, report, train, verify
+from soundscape.cli import batch, dataset, docs, generate, keys, ledger, model, report, train, verify
 from soundscape.cli.common import STATE, error_line
 from soundscape.errors import SoundscapeError
 
@@ -65,6 +65,7 @@ app = typer.Typer(
     name="soundscape",
     cls=_Commands,
     help="Rights-cleared AI ambient music: beds, jingles and the ledger that clears them.",
+    epilog="Documentation ships with soundscape: `soundscape docs` lists it, `soundscape docs cli` prints one.",
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
@@ -105,7 +106,7 @@ _TYPER_DISPLAY_TYPE = TyperOption.display_type_rich
 TyperOption.display_type_rich = _plain_metavar
 TyperArgument.display_type_rich = _plain_metavar
 
-for module in (generate, batch, dataset, ledger, model, train, report, verify, keys):
+for module in (generate, batch, dataset, ledger, model, train, report, verify, keys, docs):
     module.register(app)
 
 

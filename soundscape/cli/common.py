@@ -32,7 +32,7 @@ err_console = Console(stderr=True, highlight=False, width=_width(sys.stderr))
 
 # `--json` on every command that lists or checks: one JSON document on stdout, nothing else.
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of text "
-                                                     "(fields in docs/cli.md).")]
+                                                     "(fields: soundscape docs cli).")]
 
 
 def print_json(data: Any) -> None:

@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
 def report(
     episode: Annotated[str, typer.Argument(help="Episode as in the cue list, e.g. S01E03.")],
     fmt: Annotated[Optional[ReportFormatChoice], typer.Option(
-        "--format", "-f", case_sensitive=False, help="society is a CSV shaped for filing with ASCAP, BMI, PRS... (docs/reports.md). Default: from --out's extension, else csv.")] = None,
+        "--format", "-f", case_sensitive=False, help="society is a CSV shaped for filing with ASCAP, BMI, PRS... (soundscape docs reports). Default: from --out's extension, else csv.")] = None,
     out: Annotated[Optional[Path], typer.Option(
         "--out", "-o", help="Report file (or a folder for <episode>-cuesheet.<format>).")] = None,
     policy: Annotated[Optional[str], typer.Option(
