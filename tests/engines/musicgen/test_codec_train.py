@@ -27,6 +27,7 @@ def _state_hash(path):
     return state_sha256(read_package(path)["best_state"])
 
 
+@pytest.mark.slow
 def test_codec_stage_lowers_heldout_reconstruction_error(tiny_model_dir, clips, tmp_path):
     from soundscape.engines.musicgen.checkpoint import checkpoint_hashes, codec_record, load_model
     from soundscape.engines.musicgen.codec_train import require_trained_codec
