@@ -319,6 +319,26 @@ def check_assets_under_policy(ledger: Ledger, assets: Sequence[AssetRecord],
                               f"train under another policy")
 
 
+def check_codec_trained(ledger: Ledger, *, model: str, dataset: str, stage: str = "lm",
+                        allow_untrained_codec: bool = False) -> None:
+    """Refuse the LM stage on a model whose codec was never trained, naming the command to run.
+
+    Raises:
+        ModelError: one line: the model's codec is random, and how to train it first.
+    """
+    if stage != "lm" or allow_untrained_codec:
+        return
+    base = ledger.get_model(model)
+    if base is None or not base.path:
+        return  # train_model says what is wrong with it
+    # imports torch (see the module docstring)
+    from soundscape.engines.musicgen.codec_train import require_trained_codec
+
+    require_trained_codec(base.path, how=(
+        f"`soundscape train --model {model} --dataset {dataset} --stage codec --out "
+        f"{model}-codec`, then train the LM with --model {model}-codec"))
+
+
 def train_model(ledger: Ledger, workspace: Workspace, *, model: str, dataset: str, out: str, stage: str = "lm",
                 steps: int = 100, batch_size: int = 4, lr: float | None = None,
                 lora_rank: int | None = None, policy: str | None = None, resume: bool = False,
@@ -340,7 +360,6 @@ def train_model(ledger: Ledger, workspace: Workspace, *, model: str, dataset: st
         ModelError, LedgerError, ParameterError, NotClearedError: see the messages.
     """
     # imports torch (see the module docstring)
-    from soundscape.engines.musicgen.codec_train import require_trained_codec
     from soundscape.engines.musicgen.train import train
 
     base = ledger.get_model(model)
@@ -349,10 +368,8 @@ def train_model(ledger: Ledger, workspace: Workspace, *, model: str, dataset: st
     check_model_usable(base, allow_unknown_lineage=True)
     # Before the dataset is looked up (which registers soundscape-samples on first use), so a
     # refusal writes nothing.
-    if stage == "lm" and not allow_untrained_codec:
-        require_trained_codec(base.path, how=(
-            f"`soundscape train --model {model} --dataset {dataset} --stage codec --out "
-            f"{model}-codec`, then train the LM with --model {model}-codec"))
+    check_codec_trained(ledger, model=model, dataset=dataset, stage=stage,
+                        allow_untrained_codec=allow_untrained_codec)
     ds = _dataset(ledger, dataset)
     if ds is None:
         raise LedgerError(f"no dataset {dataset!r} in the ledger (see `soundscape dataset list`)")

@@ -50,9 +50,12 @@ def train(
     """Train a model on a dataset and register the result with its lineage and licenses."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from soundscape.models import train_model
+    from soundscape.models import check_codec_trained, train_model
 
     ws = workspace()
+    with open_ledger() as ledger:  # refused before the progress bar draws anything
+        check_codec_trained(ledger, model=model, dataset=dataset, stage=stage,
+                            allow_untrained_codec=allow_untrained_codec)
     with open_ledger(reconcile=True) as ledger, Progress(
             TextColumn("[bold]train[/] {task.fields[stage]}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(),

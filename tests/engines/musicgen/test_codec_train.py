@@ -152,7 +152,7 @@ def test_cli_lm_refusal_is_one_line_and_writes_nothing(tmp_path, monkeypatch, to
                                  "soundscape-samples", "--out", "tiny-lm", "--steps", "2"])
     assert result.exit_code != 0
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, result.output
+    assert len(errors) == 1 and len(result.output.strip().splitlines()) == 1, result.output
     assert ("soundscape train --model studio-tiny --dataset soundscape-samples --stage codec "
             "--out studio-tiny-codec") in errors[0]
     assert "Traceback" not in result.output
