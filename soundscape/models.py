@@ -319,17 +319,42 @@ def check_assets_under_policy(ledger: Ledger, assets: Sequence[AssetRecord],
                               f"train under another policy")
 
 
+def check_codec_trained(ledger: Ledger, *, model: str, dataset: str, stage: str = "lm",
+                        allow_untrained_codec: bool = False) -> None:
+    """Refuse the LM stage on a model whose codec was never trained, naming the command to run.
+
+    Raises:
+        ModelError: one line: the model's codec is random, and how to train it first.
+    """
+    if stage != "lm" or allow_untrained_codec:
+        return
+    base = ledger.get_model(model)
+    if base is None or not base.path:
+        return  # train_model says what is wrong with it
+    # imports torch (see the module docstring)
+    from soundscape.engines.musicgen.codec_train import require_trained_codec
+
+    require_trained_codec(base.path, how=(
+        f"`soundscape train --model {model} --dataset {dataset} --stage codec --out "
+        f"{model}-codec`, then train the LM with --model {model}-codec"))
+
+
 def train_model(ledger: Ledger, workspace: Workspace, *, model: str, dataset: str, out: str, stage: str = "lm",
                 steps: int = 100, batch_size: int = 4, lr: float | None = None,
                 lora_rank: int | None = None, policy: str | None = None, resume: bool = False,
                 progress: Callable[[int, int, float], None] | None = None,
                 device: str | None = None, segment_seconds: float | None = None,
-                seed: int = 0) -> TrainOutcome:
+                seed: int = 0, allow_untrained_codec: bool = False,
+                validate_every: int | None = None,
+                on_validation: Callable[[dict], None] | None = None) -> TrainOutcome:
     """``soundscape train``: train a registered model on a dataset and register the result.
 
     The new model's lineage: its base model (with the base's own license), the base's datasets
     and this dataset. Its own license is the base's (a trained model is an adaptation of its
     base); an unknown-lineage base makes an unknown-lineage model.
+
+    The LM stage refuses a base whose codec was never trained (a ``model new`` model), saying
+    which command trains it; ``allow_untrained_codec`` is for tests and experiments.
 
     Raises:
         ModelError, LedgerError, ParameterError, NotClearedError: see the messages.
@@ -341,6 +366,10 @@ def train_model(ledger: Ledger, workspace: Workspace, *, model: str, dataset: st
     if base is None:
         raise ModelError(f"unknown model {model!r}: see `soundscape model list`")
     check_model_usable(base, allow_unknown_lineage=True)
+    # Before the dataset is looked up (which registers soundscape-samples on first use), so a
+    # refusal writes nothing.
+    check_codec_trained(ledger, model=model, dataset=dataset, stage=stage,
+                        allow_untrained_codec=allow_untrained_codec)
     ds = _dataset(ledger, dataset)
     if ds is None:
         raise LedgerError(f"no dataset {dataset!r} in the ledger (see `soundscape dataset list`)")
@@ -358,6 +387,8 @@ def train_model(ledger: Ledger, workspace: Workspace, *, model: str, dataset: st
                    lora_rank=lora_rank, out_dir=folder, resume=resume, progress=progress,
                    device=device, seed=seed, segment_seconds=segment_seconds,
                    cache_dir=workspace.home / "cache" / "codes",
+                   allow_untrained_codec=allow_untrained_codec, validate_every=validate_every,
+                   on_validation=on_validation,
                    extra_config={"base_model": base.name, "dataset": f"{ds.name}@{ds.version}",
                                  "policy": policy})
     # imports torch (see the module docstring)

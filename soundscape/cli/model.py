@@ -148,9 +148,30 @@ def show(
         say(f"  training: stage {t.get('stage')}, {t.get('steps')} steps, lr {t.get('lr')}, "
             f"batch {t.get('batch_size')}" + (f", LoRA rank {t['lora_rank']}" if t.get("lora_rank")
                                              else "") + f", final loss {t.get('final_loss')}")
+    codec = m.architecture.get("codec") if isinstance(m.architecture, dict) else None
+    if codec:
+        say(f"  codec: {_codec_line(codec)}")
     for policy_name, verdict in report["verdicts"].items():
         say(f"  {policy_name}: {verdict.status}")
         for reason in verdict.reasons if not verdict.cleared else ():
             say(f"    - {reason}")
         for line in verdict.obligations:
             say(f"    credit: {line}")
+
+
+def _codec_line(codec: dict) -> str:
+    """Whether the model's EnCodec was trained, with its held-out figures when recorded."""
+    if not codec.get("trained"):
+        return ("never trained (random weights): train it with `soundscape train --stage codec` "
+                "before the LM")
+    if codec.get("source"):
+        return f"trained {codec['source']}"
+    line = f"trained, {codec.get('steps')} steps" + (f" on {codec['dataset']}"
+                                                     if codec.get("dataset") else "")
+    held = codec.get("heldout") or {}
+    before, after = held.get("untrained"), held.get("trained")
+    if before and after:
+        line += (f"; held-out ({held.get('clips')} clips) mel distance "
+                 f"{before['mel_distance']:.4f} -> {after['mel_distance']:.4f}, SI-SNR "
+                 f"{before['si_snr_db']:.2f} -> {after['si_snr_db']:.2f} dB")
+    return line

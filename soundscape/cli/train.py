@@ -40,13 +40,22 @@ def train(
     device: Annotated[Optional[str], typer.Option(help="cuda or cpu (default: cuda when "
                                                        "available).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for batch sampling and adapters.")] = 0,
+    validate_every: Annotated[Optional[int], typer.Option(
+        help="Codec stage: measure held-out reconstruction every N steps (always before and "
+             "at the end).")] = None,
+    allow_untrained_codec: Annotated[bool, typer.Option(
+        help="LM stage: train on a codec that was never trained (for tests and experiments: "
+             "its codes carry almost nothing).")] = False,
 ) -> None:
     """Train a model on a dataset and register the result with its lineage and licenses."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from soundscape.models import train_model
+    from soundscape.models import check_codec_trained, train_model
 
     ws = workspace()
+    with open_ledger() as ledger:  # refused before the progress bar draws anything
+        check_codec_trained(ledger, model=model, dataset=dataset, stage=stage,
+                            allow_untrained_codec=allow_untrained_codec)
     with open_ledger(reconcile=True) as ledger, Progress(
             TextColumn("[bold]train[/] {task.fields[stage]}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(),
@@ -56,10 +65,16 @@ def train(
         def on_step(step: int, total: int, loss: float) -> None:
             bar.update(task, completed=step, loss=f"{loss:.4f}")
 
+        def on_validation(figures: dict) -> None:
+            bar.console.print(f"  held-out at step {figures['step']}: mel distance "
+                              f"{figures['mel_distance']:.4f}, SI-SNR {figures['si_snr_db']:.2f} dB")
+
         outcome = train_model(ledger, ws, model=model, dataset=dataset, out=out, stage=stage,
                               steps=steps, batch_size=batch_size, lr=lr, lora_rank=lora,
                               policy=policy, resume=resume, progress=on_step, device=device,
-                              segment_seconds=segment_seconds, seed=seed)
+                              segment_seconds=segment_seconds, seed=seed,
+                              validate_every=validate_every, on_validation=on_validation,
+                              allow_untrained_codec=allow_untrained_codec)
     result, record = outcome.result, outcome.record
     losses = result.losses
     head = sum(losses[:5]) / max(1, len(losses[:5]))
@@ -70,5 +85,11 @@ def train(
         f"{result.seconds:.1f} s")
     say(f"  {record.path}; license {record.license}; base {record.base_model} "
         f"({record.base_model_license})")
+    if result.validation:
+        first, last = result.validation[0], result.validation[-1]
+        say(f"  held-out reconstruction ({result.settings['codec']['heldout']['clips']} clips): "
+            f"mel distance {first['mel_distance']:.4f} -> {last['mel_distance']:.4f}, SI-SNR "
+            f"{first['si_snr_db']:.2f} -> {last['si_snr_db']:.2f} dB (untrained -> step "
+            f"{last['step']})")
     for note in result.notes:
         say(f"  note: {note}")

@@ -30,7 +30,8 @@ def test_new_train_show_list(run, tmp_path):
 
     result = run("train", "--model", "studio-tiny", "--dataset", "soundscape-samples",
                  "--out", "tiny-samples", "--steps", "6", "--batch-size", "2", "--lr", "3e-3",
-                 "--segment-seconds", "1", "--policy", "broadcast-commercial")
+                 "--segment-seconds", "1", "--policy", "broadcast-commercial",
+                 "--allow-untrained-codec")
     assert result.exit_code == 0, result.output
     assert "trained tiny-samples" in result.output and "6 steps" in result.output
     assert (tmp_path / "home" / "models" / "tiny-samples" / "state_dict.bin").is_file()
