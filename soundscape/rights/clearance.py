@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Iterable, Sequence
 
-from soundscape.errors import LedgerError, ParameterError
+from soundscape.errors import LedgerError, ParameterError, SoundscapeError
 from soundscape.facts import USES
 from soundscape.rights.ledger import Ledger
 from soundscape.rights.policy import LicensedItem, Verdict, evaluate, load_policy
@@ -19,9 +19,11 @@ from soundscape.rights.records import AssetRecord, ModelRecord, OutputRecord
 
 
 def asset_item(role: str, asset: AssetRecord) -> LicensedItem:
-    """The licensed item for an asset in a lineage role (sample, training-data ...)."""
+    """The licensed item for an asset in a lineage role (sample, training-data ...), named in
+    reasons by title, asset id and path."""
     return LicensedItem(role=role, name=asset.name, license=asset.license or None,
-                        attribution=asset.attribution, author=asset.author, source=asset.source)
+                        attribution=asset.attribution, author=asset.author, source=asset.source,
+                        record=asset.id, path=asset.path or None)
 
 
 def preset_item(use: dict, bank: AssetRecord | None) -> LicensedItem:
@@ -79,7 +81,12 @@ class LineageReader:
     def model_items(self, model: ModelRecord) -> tuple[list, bool]:
         """A model's own license, its base model and every asset of every dataset it was
         trained on (role ``training-data``); and whether its lineage is unknown."""
-        items = [LicensedItem(role="model", name=model.name, license=model.license)]
+        # A model under its base model's own licence is those weights (or made from them): the
+        # licensor is credited once, on the base model, not again under the model's name.
+        same = bool(model.base_model and model.license and model.base_model_license
+                    and self._same_license(model.license, model.base_model_license))
+        items = [LicensedItem(role="model", name=model.name, license=model.license,
+                              record=model.id, path=model.path, credited=not same)]
         if model.base_model:
             items.append(LicensedItem(role="base-model", name=model.base_model,
                                       license=model.base_model_license,
@@ -88,6 +95,12 @@ class LineageReader:
             for asset in self.ledger.assets(self.ledger.dataset_asset_ids(ds)):
                 items.append(asset_item("training-data", asset))
         return items, bool(model.lineage_unknown)
+
+    def _same_license(self, a: str, b: str) -> bool:
+        try:
+            return self.ledger.registry.normalize(a) == self.ledger.registry.normalize(b)
+        except SoundscapeError:
+            return False
 
     def items(self, record: OutputRecord) -> tuple[list, bool]:
         """Everything licensed behind an output, and whether part of its lineage is unknown."""
@@ -100,7 +113,7 @@ class LineageReader:
                     continue
                 items.append(asset_item(role, asset) if asset is not None else LicensedItem(
                     role=role, name=str(use.get("id") or use.get("path")),
-                    license=use.get("license")))
+                    license=use.get("license"), path=use.get("path") or None))
         unknown = False
         if record.model:
             _, model_items, unknown = self.model(record)
