@@ -8,7 +8,9 @@ verdicts and a 200-cue season's cue sheets all walk the same lineage the same wa
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Iterable, Sequence
 
 from soundscape.errors import LedgerError, ParameterError, SoundscapeError
@@ -177,6 +179,93 @@ def clear(ledger: Ledger, output_or_sha: str, policy_name: str, *,
     out = ledger.get_output(output_or_sha)
     return LineageReader(ledger, [out]).verdict(out, policy_name, air_date=air_date,
                                                 territories=territories, media=media)
+
+
+@dataclass(frozen=True)
+class FileRecords:
+    """The ledger records a delivered file answers to.
+
+    ``own`` is the file's own record: the one its sidecar (``<file>.json``) or C2PA manifest
+    names, else the one recorded for its path, else the only lineage its audio matches; None
+    when the audio matches records of different lineages and nothing says which is its own.
+    ``others`` are the further records with the same decoded audio but a different lineage
+    (another model, other samples), each to be shown with its own verdict. ``how`` says how
+    ``own`` was found.
+    """
+
+    own: OutputRecord | None
+    others: tuple[OutputRecord, ...]
+    how: str
+    audio_sha256: str
+
+
+def _named_record(path: Path) -> tuple[str | None, str]:
+    """The record id the file's sidecar names, else its C2PA manifest; and where it was read."""
+    import json
+
+    sidecar = path.with_name(path.name + ".json")
+    try:
+        data = json.loads(sidecar.read_text(encoding="utf-8"))
+        record_id = ((data.get("ledger") or {}).get("record_id") if isinstance(data, dict) else None)
+        if record_id:
+            return str(record_id), f"named by its sidecar {sidecar.name}"
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        # c2pa is a native library: loaded only when the sidecar did not settle it.
+        from soundscape.rights.credentials import read_credentials
+
+        creds = read_credentials(path)
+    except (SoundscapeError, ImportError, OSError):
+        return None, ""
+    record_id = (getattr(creds, "ledger", None) or {}).get("record_id") if creds else None
+    return (str(record_id), "named by its C2PA manifest") if record_id else (None, "")
+
+
+def file_records(ledger: Ledger, path: str | Path) -> FileRecords:
+    """The records of a delivered file: its own, and any of a different lineage with the same
+    decoded audio (two models of identical weights under different licences render the same
+    samples; the file's verdict must still be its own record's).
+
+    Raises:
+        LedgerError: no output has this audio.
+        AudioError: the file is not audio.
+    """
+    from soundscape.audio.io import audio_sha256  # decodes the file: numpy and soundfile
+
+    path = Path(path)
+    sha = audio_sha256(path)
+    candidates = ledger.find_outputs(audio_sha256=sha)
+    if not candidates:
+        raise LedgerError(f"{path} is not in the ledger: no soundscape output has this audio "
+                          "(was it edited, or made elsewhere?)")
+    reader = LineageReader(ledger, candidates)
+    own, how = None, ""
+    record_id, where = _named_record(path)
+    if record_id:
+        own = next((r for r in candidates if r.id == record_id), None)
+        how = where if own is not None else ""
+    if own is None:
+        resolved = str(path.resolve())
+        own = next((r for r in candidates if r.path == resolved), None)
+        how = "recorded for this path" if own is not None else ""
+    signatures = {r.id: _lineage_signature(reader, r) for r in candidates}
+    if own is None and len(set(signatures.values())) == 1:
+        own, how = candidates[0], "the only lineage with this audio"
+    mine = signatures[own.id] if own is not None else None
+    others, seen = [], {mine}
+    for r in candidates:
+        if signatures[r.id] not in seen:
+            seen.add(signatures[r.id])
+            others.append(r)
+    return FileRecords(own=own, others=tuple(others), how=how, audio_sha256=sha)
+
+
+def _lineage_signature(reader: LineageReader, record: OutputRecord) -> tuple:
+    """What clearance reads of an output: its model record and every licensed item."""
+    items, unknown = reader.items(record)
+    return (record.model_record or record.model, unknown,
+            tuple(sorted((i.role, i.name, str(i.license), str(i.record)) for i in items)))
 
 
 def clear_model(ledger: Ledger, name: str, policy_name: str, *,
