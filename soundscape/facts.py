@@ -84,6 +84,10 @@ class OutputFacts:
                 data["kind"] = value
             elif name != "path":
                 data[name] = value
+        if self.ingredients:
+            # The audio a cue continues from, under the name a clearance team uses for it (the
+            # v1 key "ingredients" above still carries it, for readers of v1 sidecars).
+            data["continuation_source"] = dict(self.ingredients[0])
         data["details"] = dict(details or {})
         data["ledger"] = ledger
         return data

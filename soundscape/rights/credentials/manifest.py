@@ -106,6 +106,14 @@ def build_manifest(facts: Provenance, *, mime: str) -> dict:
             "relationship": "componentOf",
             "description": f"sha256 {sample.get('sha256')}; license {sample.get('license')}",
         })
+    for source in facts.ingredients:
+        ingredients.append({
+            # The render is new music only (the prompt audio is not repeated in it): an input.
+            "title": f"continuation source {source.get('id')}", "format": "audio/wav",
+            "relationship": "inputTo",
+            "description": (f"the audio this cue continues; sha256 {source.get('sha256')}; "
+                            f"license {source.get('license')}"),
+        })
     for preset in facts.presets:
         ingredients.append({
             "title": f"sound-bank preset {preset.get('preset')} ({preset.get('bank_title')})",
@@ -120,7 +128,8 @@ def build_manifest(facts: Provenance, *, mime: str) -> dict:
     lineage = {"engine": facts.engine, "engine_version": facts.engine_version,
                "model": facts.model, "model_sha256": facts.model_sha256,
                "base_model": facts.base_model, "datasets": facts.datasets,
-               "samples": facts.samples, "presets": facts.presets}
+               "samples": facts.samples, "presets": facts.presets,
+               **({"continuation_source": facts.ingredients[0]} if facts.ingredients else {})}
     ledger = {"audio_sha256": facts.audio_sha256, "prompt": facts.prompt,
               "metadata": facts.metadata, **(facts.ledger or {})}
     return {
