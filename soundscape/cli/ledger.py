@@ -308,11 +308,13 @@ def clear(
     """Clear an output under a policy: CLEARED, NEEDS REVIEW or NOT CLEARED, every reason,
     every condition, every credit.
 
-    Exit codes: 0 CLEARED; 5 NEEDS REVIEW (clears once each condition listed is settled, e.g.
-    by stating the studio's facts in the policy); 4 NOT CLEARED; 1 or 2 when it could not be
-    judged. Where the file's audio matches records of different lineages, each is shown with
-    its verdict; the exit code is the file's own record's (the worst of them when the file's
-    own record cannot be told).
+    Exit codes:
+    0 CLEARED;
+    5 NEEDS REVIEW (clears once each listed condition is settled, e.g. by the policy stating the studio's facts);
+    4 NOT CLEARED;
+    1 or 2 when it could not be judged.
+
+    Where the file's audio also matches records of other lineages, each is shown with its verdict; the exit code is the file's own record's (the worst of them when nothing says which is its own).
     """
     from soundscape.rights.clearance import file_records
     from soundscape.rights.policy import EXIT_CODES, NOT_CLEARED, STATES

@@ -244,3 +244,12 @@ def test_clear_file_gives_its_own_record_when_two_lineages_share_the_audio(cli, 
     assert both.exit_code == NOT_CLEARED
     assert "matches 2 records of different lineages" in both.stdout
     assert both.stdout.count("under broadcast-commercial: out-") == 2
+
+
+def test_clear_help_documents_the_three_exit_codes():
+    text = " ".join(CliRunner().invoke(app, ["clear", "--help"], env={"COLUMNS": "400"}).stdout.split())
+    for line in ("0 CLEARED", "5 NEEDS REVIEW", "4 NOT CLEARED"):
+        assert line in text
+    from soundscape.errors import NeedsReviewError, NotClearedError
+
+    assert (NeedsReviewError.exit_code, NotClearedError.exit_code) == (NEEDS_REVIEW, NOT_CLEARED)

@@ -58,6 +58,8 @@ class Provenance:
     datasets: list[dict] = field(default_factory=list)
     samples: list[dict] = field(default_factory=list)
     presets: list[dict] = field(default_factory=list)
+    continuation_sources: list[dict] = field(default_factory=list)
+    """The registered audio a musicgen cue continues from, ``{"id", "sha256", "license"}``."""
     prompt: str | None = None
     ledger: dict | None = None
     metadata: dict = field(default_factory=dict)
@@ -106,7 +108,7 @@ def build_manifest(facts: Provenance, *, mime: str) -> dict:
             "relationship": "componentOf",
             "description": f"sha256 {sample.get('sha256')}; license {sample.get('license')}",
         })
-    for source in facts.ingredients:
+    for source in facts.continuation_sources:
         ingredients.append({
             # The render is new music only (the prompt audio is not repeated in it): an input.
             "title": f"continuation source {source.get('id')}", "format": "audio/wav",
@@ -129,7 +131,8 @@ def build_manifest(facts: Provenance, *, mime: str) -> dict:
                "model": facts.model, "model_sha256": facts.model_sha256,
                "base_model": facts.base_model, "datasets": facts.datasets,
                "samples": facts.samples, "presets": facts.presets,
-               **({"continuation_source": facts.ingredients[0]} if facts.ingredients else {})}
+               **({"continuation_source": facts.continuation_sources[0]}
+                  if facts.continuation_sources else {})}
     ledger = {"audio_sha256": facts.audio_sha256, "prompt": facts.prompt,
               "metadata": facts.metadata, **(facts.ledger or {})}
     return {
