@@ -253,3 +253,40 @@ def test_clear_help_documents_the_three_exit_codes():
     from soundscape.errors import NeedsReviewError, NotClearedError
 
     assert (NeedsReviewError.exit_code, NotClearedError.exit_code) == (NEEDS_REVIEW, NOT_CLEARED)
+
+
+def test_cue_sheets_carry_the_third_state(cli, ws, tmp_path, rng):
+    sample = tone(tmp_path / "lib" / "synth.wav", rng)
+    assert cli("dataset", "add", sample, "--license", "GPL-3.0-only", "--author", "Ana",
+               "--dataset", "gpl").exit_code == 0
+    clean = tone(tmp_path / "lib" / "wind.wav", rng)
+    assert cli("dataset", "add", clean, "--license", "CC0-1.0", "--author", "Bo",
+               "--dataset", "cc0").exit_code == 0
+    with open_ledger(ws) as ledger:
+        for cue_id, used, license in (("1M1", sample, "GPL-3.0-only"), ("1M2", clean, "CC0-1.0")):
+            out = tone(tmp_path / "out" / f"{cue_id}.wav", rng)
+            ledger.record_output(OutputFacts(
+                audio_sha256=audio_sha256(out), file_sha256=file_sha256(out), path=str(out),
+                engine="composer", prompt="pad", cue_kind="bed", duration=0.2,
+                production="Deep Water", episode="S01E01", cue_id=cue_id,
+                samples=[{"id": used.stem, "sha256": audio_sha256(used), "license": license,
+                          "path": str(used)}]))
+    result = cli("report", "S01E01", "--format", "json", "--out", tmp_path / "sheet.json")
+    assert result.exit_code == 0, result.output
+    assert "NEEDS REVIEW" in result.stdout
+    sheet = json.loads((tmp_path / "sheet.json").read_text())
+    assert sheet["production"]["status"] == "NEEDS REVIEW"
+    assert (sheet["production"]["cleared_count"], sheet["production"]["review_count"]) == (1, 1)
+    cues = {c["cue_id"]: c for c in sheet["cues"]}
+    assert cues["1M1"]["status"] == "NEEDS REVIEW" and cues["1M2"]["status"] == "CLEARED"
+    assert any("a software license on audio" in c for c in cues["1M1"]["conditions"])
+    assert cues["1M2"]["conditions"] == []
+    assert cli("report", "S01E01", "--format", "csv", "--out", tmp_path / "sheet.csv").exit_code == 0
+    import csv
+
+    with open(tmp_path / "sheet.csv", newline="", encoding="utf-8") as handle:
+        rows = {r["cue_id"]: r for r in csv.DictReader(handle)}
+    assert rows["1M1"]["clearance"] == "NEEDS REVIEW" and "software license" in rows["1M1"]["conditions"]
+    assert cli("report", "S01E01", "--format", "html", "--out", tmp_path / "sheet.html").exit_code == 0
+    html = (tmp_path / "sheet.html").read_text(encoding="utf-8")
+    assert 'class="status review' in html and "Conditions (to settle before it clears)" in html
