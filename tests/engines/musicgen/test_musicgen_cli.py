@@ -134,3 +134,31 @@ def test_generate_continue_from_an_asset_names_the_continuation_source(run, tiny
     from soundscape.pipeline import continuation_source
 
     assert continuation_source("asset-000001") == sidecar["continuation_source"]
+
+
+@pytest.mark.slow
+def test_identical_weights_under_two_licenses_each_file_clears_by_its_own_record(run, tiny_model_dir, tmp_path):
+    """The same checkpoint registered as studio-owned and as CC-BY-NC renders identical audio
+    for one prompt and seed; `clear` on each file gives that file's own verdict."""
+    from soundscape.audio.io import audio_sha256
+
+    for name, license in (("studio", "LicenseRef-Studio-Owned"), ("nc-copy", "CC-BY-NC-4.0")):
+        added = run("model", "add", tiny_model_dir, "--name", name, "--license", license,
+                    "--trained-on", "soundscape-samples")
+        assert added.exit_code == 0, added.output
+    files = {}
+    for name in ("studio", "nc-copy"):
+        files[name] = tmp_path / f"{name}.wav"
+        made = run("generate", "calm pad", "--engine", "musicgen", "--model", name,
+                   "--duration", 10, "--seed", 7, "--out", files[name])
+        assert made.exit_code == 0, made.output
+    assert audio_sha256(files["studio"]) == audio_sha256(files["nc-copy"])
+    studio = run("clear", files["studio"], "--policy", "broadcast-commercial")
+    assert studio.exit_code == 0, studio.output
+    assert studio.output.startswith("CLEARED under broadcast-commercial")
+    assert "named by its sidecar studio.wav.json" in studio.output
+    assert "also recorded with a different lineage" in studio.output
+    nc = run("clear", files["nc-copy"], "--policy", "broadcast-commercial")
+    assert nc.exit_code == 4, nc.output
+    assert nc.output.startswith("NOT CLEARED under broadcast-commercial")
+    assert "model 'nc-copy'" in nc.output and "CC-BY-NC-4.0: non-commercial use only" in nc.output
