@@ -40,7 +40,9 @@ def preset_item(use: dict, bank: AssetRecord | None) -> LicensedItem:
     return LicensedItem(role="sound-bank", name=f"{use.get('preset')} ({title})",
                         license=(bank.license if bank is not None else None) or use.get("license"),
                         attribution=credit, author=bank.author if bank is not None else None,
-                        source=bank.source if bank is not None else use.get("source"))
+                        source=bank.source if bank is not None else use.get("source"),
+                        record=bank.id if bank is not None else None,
+                        path=(bank.path if bank is not None else None) or use.get("bank_file"))
 
 
 class LineageReader:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import date
 from pathlib import Path
@@ -379,3 +380,66 @@ def test_a_folder_named_like_a_policy_is_not_offered(tmp_path):
         load_policy("draft", workspace_home=tmp_path)
     offered = [n.strip() for n in str(info.value).split("choose one of")[1].split(",")]
     assert "draft" not in offered and "strict-cc0" in offered
+
+
+# --- the third state: conditions, and the policy facts that settle them -----------------------
+
+
+def _policy_text(accept: str = "", studio: str = "") -> str:
+    return ("description = \"t\"\n[require]\ncommercial_use = true\nderivatives = true\n"
+            f"[accept]\nattribution = true\nagreements = true\n{accept}\n"
+            + (f"[studio]\n{studio}\n" if studio else ""))
+
+
+def _read(tmp_path, registry, name: str, text: str):
+    from soundscape.rights.policy import read_policy_file
+
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    return read_policy_file(path, registry=registry)
+
+
+def test_an_or_takes_the_option_with_nothing_to_review(registry, tmp_path):
+    policy = _read(tmp_path, registry, "p", _policy_text())
+    verdict = evaluate(policy, [item("sample", "dual.wav", "GPL-3.0-only OR CC-BY-4.0", author="A")],
+                       registry=registry)
+    assert verdict.state == CLEARED and verdict.conditions == ()
+    assert "cleared under CC-BY-4.0" in verdict.reasons[0]
+
+
+def test_a_with_exception_is_a_condition_naming_it(registry, tmp_path):
+    policy = _read(tmp_path, registry, "p", _policy_text("share_alike = true\nsoftware_licenses = true"))
+    verdict = evaluate(policy, [item("sample", "x.wav", "GPL-2.0-or-later WITH Classpath-exception-2.0")],
+                       registry=registry)
+    assert verdict.state == NEEDS_REVIEW
+    assert any("the exception Classpath-exception-2.0" in c for c in verdict.conditions)
+
+
+def test_a_refused_item_wins_over_an_open_condition(registry, tmp_path):
+    policy = _read(tmp_path, registry, "p", _policy_text())
+    verdict = evaluate(policy, [item("sample", "sa.wav", "CC-BY-SA-4.0"),
+                                item("sample", "nc.wav", "CC-BY-NC-4.0")], registry=registry)
+    assert verdict.state == NOT_CLEARED and verdict.exit_code == 4
+    assert any("nc.wav" in r for r in verdict.reasons)
+    assert any("sa.wav" in c and "share-alike" in c for c in verdict.conditions)
+
+
+@pytest.mark.parametrize(("studio", "fragment"), [
+    ("annual_revenue_usd = -5", "annual_revenue_usd must be a whole number"),
+    ("annual_revenue_usd = \"1M\"", "annual_revenue_usd must be a whole number"),
+    ("revenue = 5", "unknown key(s) revenue in studio"),
+])
+def test_bad_studio_facts_are_refused_naming_the_file(registry, tmp_path, studio, fragment):
+    with pytest.raises(ParameterError, match=re.escape(fragment)):
+        _read(tmp_path, registry, "bad", _policy_text("share_alike = false", studio))
+
+
+def test_a_known_unassessed_id_can_be_allowed_or_denied_by_name(registry, tmp_path):
+    allowed = _read(tmp_path, registry, "a", _policy_text("share_alike = false")
+                    + '[allow]\n"MPL-2.0" = "reviewed by legal, RIGHTS-7"\n')
+    denied = _read(tmp_path, registry, "d", _policy_text("share_alike = false")
+                   + '[deny]\n"mpl-2.0" = "not for us"\n')
+    lineage = [item("sample", "pad.wav", "MPL-2.0")]
+    assert evaluate(allowed, lineage, registry=registry).state == CLEARED
+    refused = evaluate(denied, lineage, registry=registry)
+    assert refused.state == NOT_CLEARED and "not for us" in refused.reasons[0]
