@@ -316,7 +316,9 @@ def clear(
 
     Where the file's audio also matches records of other lineages, each is shown with its verdict; the exit code is the file's own record's (the worst of them when nothing says which is its own).
     """
-    from soundscape.rights.clearance import file_records
+    import re
+
+    from soundscape.rights.clearance import file_records, sha_records
     from soundscape.rights.policy import EXIT_CODES, NOT_CLEARED, STATES
 
     options = dict(air_date=air_date, territories=territory or None, media=media)
@@ -324,6 +326,9 @@ def clear(
         path = Path(target)
         if path.is_file():
             found = file_records(ledger, path)
+            own, others, how = found.own, list(found.others), found.how
+        elif re.fullmatch(r"[0-9a-fA-F]{64}", target):
+            found = sha_records(ledger, target)
             own, others, how = found.own, list(found.others), found.how
         else:
             own, others, how = ledger.get_output(target), [], ""

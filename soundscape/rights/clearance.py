@@ -241,7 +241,6 @@ def file_records(ledger: Ledger, path: str | Path) -> FileRecords:
     if not candidates:
         raise LedgerError(f"{path} is not in the ledger: no soundscape output has this audio "
                           "(was it edited, or made elsewhere?)")
-    reader = LineageReader(ledger, candidates)
     own, how = None, ""
     record_id, where = _named_record(path)
     if record_id:
@@ -251,6 +250,24 @@ def file_records(ledger: Ledger, path: str | Path) -> FileRecords:
         resolved = str(path.resolve())
         own = next((r for r in candidates if r.path == resolved), None)
         how = "recorded for this path" if own is not None else ""
+    return _with_other_lineages(ledger, sha, candidates, own, how)
+
+
+def sha_records(ledger: Ledger, sha: str) -> FileRecords:
+    """The records of a decoded-audio sha256: one lineage is the answer; several, with
+    nothing to say which file is meant, are each shown (``own`` is None).
+
+    Raises:
+        LedgerError: no output has this audio.
+    """
+    candidates = ledger.find_outputs(audio_sha256=sha.lower())
+    if not candidates:
+        raise LedgerError(f"no output with audio sha256 {sha} in the ledger")
+    return _with_other_lineages(ledger, sha.lower(), candidates, None, "")
+
+
+def _with_other_lineages(ledger: Ledger, sha: str, candidates: list, own, how: str) -> FileRecords:
+    reader = LineageReader(ledger, candidates)
     signatures = {r.id: _lineage_signature(reader, r) for r in candidates}
     if own is None and len(set(signatures.values())) == 1:
         own, how = candidates[0], "the only lineage with this audio"

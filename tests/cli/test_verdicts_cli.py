@@ -290,3 +290,25 @@ def test_cue_sheets_carry_the_third_state(cli, ws, tmp_path, rng):
     assert cli("report", "S01E01", "--format", "html", "--out", tmp_path / "sheet.html").exit_code == 0
     html = (tmp_path / "sheet.html").read_text(encoding="utf-8")
     assert 'class="status review' in html and "Conditions (to settle before it clears)" in html
+
+
+def test_clear_by_audio_sha_shows_every_lineage_it_matches(cli, ws, tmp_path, rng):
+    sample = tone(tmp_path / "lib" / "wind.wav", rng)
+    assert cli("dataset", "add", sample, "--license", "CC0-1.0", "--author", "Ana",
+               "--dataset", "cc0").exit_code == 0
+    audio = tone(tmp_path / "out" / "a.wav", rng)
+    copy = shutil.copy(audio, tmp_path / "out" / "b.wav")
+    with open_ledger(ws) as ledger:
+        for model, license, file in (("own", "LicenseRef-Studio-Owned", audio),
+                                     ("nc", "CC-BY-NC-4.0", copy)):
+            ledger.register_model(ModelEntry(name=model, lm_sha256="5" * 64, license=license,
+                                             datasets=["cc0"]))
+            ledger.record_output(OutputFacts(audio_sha256=audio_sha256(file), file_sha256=file_sha256(file),
+                                             path=str(file), engine="musicgen", model=model))
+    both = cli("clear", audio_sha256(audio), "--policy", "broadcast-commercial")
+    assert both.exit_code == NOT_CLEARED, both.output
+    assert "matches 2 records of different lineages" in both.stdout
+    assert "CLEARED under broadcast-commercial: out-000001" in both.stdout
+    assert "NOT CLEARED under broadcast-commercial: out-000002" in both.stdout
+    # By record id there is no doubt which is meant.
+    assert cli("clear", "out-000001", "--policy", "broadcast-commercial").exit_code == CLEARED
