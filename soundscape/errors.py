@@ -54,6 +54,12 @@ class NotClearedError(SoundscapeError):
     exit_code = 4
 
 
+class NeedsReviewError(SoundscapeError):
+    """An output or model clears only once named conditions are settled (NEEDS REVIEW)."""
+
+    exit_code = 5
+
+
 class ProofError(SoundscapeError, ValueError):
     """A proof or checkpoint that does not verify; the message says which part failed.
 

@@ -160,7 +160,8 @@ def print_report(report) -> None:
         elif isinstance(verdict, str):
             clearance = f"[yellow]{escape(verdict)}[/]"
         else:
-            clearance = "[green]CLEARED[/]" if verdict.cleared else "[red]NOT CLEARED[/]"
+            colour = {"CLEARED": "green", "NEEDS REVIEW": "yellow"}.get(verdict.status, "red")
+            clearance = f"[{colour}]{verdict.status}[/]"
         status = {"failed": f"[red]failed: {escape(r.error or '')}[/]",
                   "skipped": "up to date"}.get(r.status, r.status)
         table.add_row(escape(r.output.label), status, r.output.job.path.name,
@@ -176,8 +177,10 @@ def print_report(report) -> None:
     not_cleared = [r for r in report.results
                    if r.verdict is not None and not isinstance(r.verdict, str) and not r.verdict.cleared]
     for r in not_cleared:
-        for reason in r.verdict.reasons:
+        for reason in r.verdict.reasons if r.verdict.status == "NOT CLEARED" else ():
             console.print(f"  [red]{escape(r.output.label)}[/]: {escape(reason)}")
+        for condition in r.verdict.conditions:
+            console.print(f"  [yellow]{escape(r.output.label)}[/] needs review: {escape(condition)}")
     obligations = sorted({o for r in report.results if r.verdict is not None
                           and not isinstance(r.verdict, str) for o in r.verdict.obligations})
     for line in obligations:

@@ -25,7 +25,7 @@ TopK = Annotated[Optional[int], typer.Option("--top-k", help="musicgen: sample f
 TopP = Annotated[Optional[float], typer.Option("--top-p", help="musicgen: nucleus sampling threshold (0 = off).")]
 Temperature = Annotated[Optional[float], typer.Option(help="musicgen: sampling temperature.")]
 CfgCoef = Annotated[Optional[float], typer.Option("--cfg-coef", help="musicgen: classifier-free guidance strength.")]
-ContinueFrom = Annotated[Optional[str], typer.Option("--continue-from", help="musicgen: continue from a registered asset (id or sha256).")]
+ContinueFrom = Annotated[Optional[str], typer.Option("--continue-from", metavar="ASSET", help="musicgen: continue from a registered asset: its id (asset-...), audio sha256 or file. Named as the continuation source in the verdict, sidecar and cue sheet.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -91,7 +91,7 @@ def jingle(
 def _render(prompt: str, **options) -> None:
     from soundscape import pipeline
 
-    jobs = pipeline.prompt_jobs(prompt, **options)
+    jobs = pipeline.prompt_jobs(prompt, workspace=workspace(), **options)
     _print_intent(jobs[0].spec)
     deliveries = _run_with_progress(jobs)
     print_summary(deliveries)

@@ -16,7 +16,7 @@ import typer
 
 from soundscape.atomic import write_bytes_atomic
 from soundscape.cli.common import Json, console, print_json, workspace
-from soundscape.errors import LedgerError, NotClearedError, OutputError, ParameterError, TamperError
+from soundscape.errors import OutputError, ParameterError, TamperError
 from soundscape.rights.merkle import ProofError, load_public_key, verify_inclusion
 # Library services are imported inside each command: `soundscape --help` loads none of them.
 
@@ -309,44 +309,87 @@ def export(
 
 def clear(
     target: Annotated[str, typer.Argument(
-        metavar="FILE_OR_ID", help="An audio file (found by its decoded audio), an output id or an audio sha256.")],
+        metavar="FILE_OR_ID", help="A delivered audio file (its own record: the one its sidecar or C2PA manifest names, else the one recorded for its path), an output id or an audio sha256.")],
     policy: Annotated[str, typer.Option(help="Clearance policy, e.g. broadcast-commercial.")],
     air_date: Annotated[Optional[str], typer.Option(
         "--air-date", help="First transmission date YYYY-MM-DD (default: the recorded one, else today).")] = None,
     territory: Annotated[Optional[list[str]], typer.Option(
         "--territory", help="Where it airs (ISO country code or WORLD); repeat for several.")] = None,
-    media: Annotated[Optional[str], typer.Option(help="Medium it airs on: tv, radio, streaming, online, cinema, podcast or advertising (without it, agreements' media are not checked).")] = None,
+    media: Annotated[Optional[str], typer.Option(help="Medium it airs on: tv, radio, streaming, online, cinema, podcast or advertising, or broadcast (tv and radio); without it, agreements' media are not checked.")] = None,
 ) -> None:
-    """Clear an output under a policy: CLEARED or NOT CLEARED, every reason, every credit.
+    """Clear an output under a policy: CLEARED, NEEDS REVIEW or NOT CLEARED, every reason,
+    every condition, every credit.
 
-    Exit code 0 only when cleared (4 when not).
+    Exit codes:
+    0 CLEARED;
+    5 NEEDS REVIEW (clears once each listed condition is settled, e.g. by the policy stating the studio's facts);
+    4 NOT CLEARED;
+    1 or 2 when it could not be judged.
+
+    Where the file's audio also matches records of other lineages, each is shown with its verdict; the exit code is the file's own record's (the worst of them when nothing says which is its own).
     """
-    from soundscape.rights.clearance import clear as clear_output
+    import re
 
+    from soundscape.rights.clearance import file_records, sha_records
+    from soundscape.rights.policy import EXIT_CODES, NOT_CLEARED, STATES
+
+    options = dict(air_date=air_date, territories=territory or None, media=media)
     with open_ledger() as ledger:
-        key = target
         path = Path(target)
         if path.is_file():
-            from soundscape.audio.io import audio_sha256
-
-            key = audio_sha256(path)
-            try:
-                out = ledger.get_output(key)
-            except LedgerError:
-                raise LedgerError(f"{target} is not in the ledger: no soundscape output has this "
-                                  "audio (was it edited, or made elsewhere?)") from None
+            found = file_records(ledger, path)
+            own, others, how = found.own, list(found.others), found.how
+        elif re.fullmatch(r"[0-9a-fA-F]{64}", target):
+            found = sha_records(ledger, target)
+            own, others, how = found.own, list(found.others), found.how
         else:
-            out = ledger.get_output(target)
-        verdict = clear_output(ledger, out.id, policy, air_date=air_date,
-                               territories=territory or None, media=media)
-    say(f"{verdict.status} under {verdict.policy}: {out.id} ({Path(out.path).name})")
+            own, others, how = ledger.get_output(target), [], ""
+        judged = [(r, _clear_one(ledger, r, policy, **options)) for r in ([own] if own else []) + others]
+    if own is None:
+        say(f"{target}: its audio matches {len(judged)} records of different lineages, and "
+            "neither a sidecar, a C2PA manifest nor a recorded path says which is this file's; "
+            "each verdict follows")
+    several = len(judged) > 1
+    for index, (record, verdict) in enumerate(judged):
+        if index == 1 and own is not None:
+            say(f"the same audio is also recorded with a different lineage ({len(others)} "
+                f"record{'s' if len(others) > 1 else ''}); not this file's verdict:")
+        # How the file's record was found matters where it could have been another's.
+        shown = how if record is own and (several or how != "recorded for this path") else ""
+        _print_verdict(record, verdict, how=shown, lineage=several)
+    if own is not None:
+        state = judged[0][1].state
+    else:  # nothing says which is this file's: the worst of them stands
+        state = max((v.state for _, v in judged), key=STATES.index) if judged else NOT_CLEARED
+    if EXIT_CODES[state]:
+        raise typer.Exit(code=EXIT_CODES[state])
+
+
+def _clear_one(ledger, record, policy: str, **options):
+    from soundscape.rights.clearance import LineageReader
+
+    return LineageReader(ledger, [record]).verdict(record, policy, **options)
+
+
+def _print_verdict(record, verdict, *, how: str = "", lineage: bool = False) -> None:
+    """One verdict: state and record (with how it was found and, where several lineages share
+    the audio, its model); then reasons (or notes), conditions and credits."""
+    say(f"{verdict.status} under {verdict.policy}: {record.id} ({Path(record.path).name})")
+    if lineage:
+        say(f"  lineage: {'model ' + record.model if record.model else 'no model'}"
+            + (f" ({record.model_record})" if record.model_record else "")
+            + f", recorded for {record.path}")
+    if how:
+        say(f"  this file's record: {how}")
     if verdict.reasons:
-        say("reasons:" if not verdict.cleared else "notes:")
+        say("reasons:" if verdict.status == "NOT CLEARED" else "notes:")
         for reason in verdict.reasons:
             say(f"  - {reason}")
+    if verdict.conditions:
+        say("conditions (settle each, or state the studio's facts in the policy):")
+        for line in verdict.conditions:
+            say(f"  - {line}")
     if verdict.obligations:
         say("obligations (credit):")
         for line in verdict.obligations:
             say(f"  - {line}")
-    if not verdict.cleared:
-        raise typer.Exit(code=NotClearedError.exit_code)

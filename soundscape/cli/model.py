@@ -60,6 +60,9 @@ def add(
                                   "--allow-unknown-lineage.")] = False,
     base_model: Annotated[Optional[str], typer.Option(
         help="The published model it is (or derives from), e.g. facebook/musicgen-small.")] = None,
+    base_license: Annotated[Optional[str], typer.Option(
+        "--base-license", help="The base model's license (SPDX expression), for a base outside "
+                               "licenses/base-models.toml, e.g. LicenseRef-Stability-AI-Community.")] = None,
 ) -> None:
     """Register a checkpoint folder as a model, recording both checkpoint hashes and its lineage."""
     from soundscape.models import register_checkpoint
@@ -67,7 +70,7 @@ def add(
     with open_ledger(reconcile=True) as ledger:
         record = register_checkpoint(ledger, folder, name=name, license=license,
                                      trained_on=trained_on or (), lineage_unknown=lineage_unknown,
-                                     base_model=base_model)
+                                     base_model=base_model, base_license=base_license)
     say(f"model {record.name} ({record.id}): {record.license}"
         + (f", base {record.base_model} ({record.base_model_license})" if record.base_model else "")
         + ("; lineage unknown" if record.lineage_unknown else ""))
@@ -153,8 +156,10 @@ def show(
         say(f"  codec: {_codec_line(codec)}")
     for policy_name, verdict in report["verdicts"].items():
         say(f"  {policy_name}: {verdict.status}")
-        for reason in verdict.reasons if not verdict.cleared else ():
+        for reason in verdict.reasons if verdict.status == "NOT CLEARED" else ():
             say(f"    - {reason}")
+        for condition in verdict.conditions:
+            say(f"    condition: {condition}")
         for line in verdict.obligations:
             say(f"    credit: {line}")
 

@@ -30,8 +30,8 @@ def report(
 ) -> None:
     """Write the music cue sheet of an episode: every cue, its lineage, clearance and credits.
 
-    Built from the rights ledger alone. The episode's status (CLEARED / NOT CLEARED) is
-    printed; the exit code is 0 whenever the report was written.
+    Built from the rights ledger alone. The episode's status (CLEARED / NEEDS REVIEW / NOT
+    CLEARED) is printed; the exit code is 0 whenever the report was written.
     """
     from soundscape import reports
     from soundscape.reports.cuesheet import build_cuesheet
@@ -44,7 +44,7 @@ def report(
         sheet = build_cuesheet(ledger, episode, policy=policy, production=production, workspace=ws)
         reports.write_report(sheet, kind, path)
     p = sheet.production
-    colour = "green" if p.cleared else "red"
+    colour = {"CLEARED": "green", "NEEDS REVIEW": "yellow"}.get(p.status, "red")
     console.print(f"{p.title} {p.episode}: [bold {colour}]{p.status}[/] · {p.cleared_count} of "
                   f"{p.cue_count} cues cleared under {p.policy} · {p.total_duration_text} of music", soft_wrap=True)
     if not sheet.checkpoint.verified:

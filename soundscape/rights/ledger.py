@@ -211,7 +211,7 @@ class Ledger:
         """License records (terms snapshots) for every id in ``expression``; new when changed."""
         ids = []
         for license_id in self.registry.ids_in(expression):
-            terms = jsonable(asdict(self.registry.get(license_id)))
+            terms = self._terms_snapshot(license_id)
             known = batch.find("license", lookup=license_id)
             if known and canonical_json(known[-1].get("terms")) == canonical_json(terms):
                 ids.append(known[-1]["id"])
@@ -219,6 +219,20 @@ class Ledger:
             ids.append(batch.add("license", {"license_id": license_id, "terms": terms},
                                  lookup=license_id).id)
         return ids
+
+    def _terms_snapshot(self, license_id: str) -> dict:
+        """What the registry says of ``license_id`` now, as kept in its license record."""
+        known = self.registry.known(license_id)
+        if known is not None:
+            return {"id": known.id, "assessed": False, "category": known.category}
+        terms = jsonable(asdict(self.registry.get(license_id)))
+        # Fields added after records were first written stay out at their defaults, so a
+        # licence whose terms did not change keeps its record (no new snapshot).
+        for key, default in (("revenue_limit_usd", None), ("software", False),
+                             ("retired", False), ("aliases", [])):
+            if terms.get(key) == default:
+                terms.pop(key, None)
+        return terms
 
     def assets_by_sha(self, audio_sha256: str) -> list[AssetRecord]:
         return self.typed(self.store.find("asset", lookup=audio_sha256))

@@ -60,6 +60,8 @@ class Provenance:
     datasets: list[dict] = field(default_factory=list)
     samples: list[dict] = field(default_factory=list)
     presets: list[dict] = field(default_factory=list)
+    continuation_sources: list[dict] = field(default_factory=list)
+    """The registered audio a musicgen cue continues from, ``{"id", "sha256", "license"}``."""
     prompt: str | None = None
     ledger: dict | None = None
     metadata: dict = field(default_factory=dict)
@@ -108,6 +110,14 @@ def build_manifest(facts: Provenance, *, mime: str) -> dict:
             "relationship": "componentOf",
             "description": f"sha256 {sample.get('sha256')}; license {sample.get('license')}",
         })
+    for source in facts.continuation_sources:
+        ingredients.append({
+            # The render is new music only (the prompt audio is not repeated in it): an input.
+            "title": f"continuation source {source.get('id')}", "format": "audio/wav",
+            "relationship": "inputTo",
+            "description": (f"the audio this cue continues; sha256 {source.get('sha256')}; "
+                            f"license {source.get('license')}"),
+        })
     for preset in facts.presets:
         ingredients.append({
             "title": f"sound-bank preset {preset.get('preset')} ({preset.get('bank_title')})",
@@ -122,7 +132,9 @@ def build_manifest(facts: Provenance, *, mime: str) -> dict:
     lineage = {"engine": facts.engine, "engine_version": facts.engine_version,
                "model": facts.model, "model_sha256": facts.model_sha256,
                "base_model": facts.base_model, "datasets": facts.datasets,
-               "samples": facts.samples, "presets": facts.presets}
+               "samples": facts.samples, "presets": facts.presets,
+               **({"continuation_source": facts.continuation_sources[0]}
+                  if facts.continuation_sources else {})}
     ledger = {"audio_sha256": facts.audio_sha256, "prompt": facts.prompt,
               "metadata": facts.metadata, **(facts.ledger or {})}
     return {
