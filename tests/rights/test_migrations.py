@@ -165,3 +165,43 @@ def test_a_next_revision_dropped_into_versions_upgrades_an_old_ledger(tmp_path, 
         engine.dispose()
     finally:
         migrate.known.cache_clear()
+
+
+@pytest.mark.postgresql
+def test_a_read_only_role_reads_a_current_ledger_and_is_told_when_an_old_one_needs_a_write(
+        tmp_path, pg_server):
+    from conftest import Backend
+
+    old_home, new_home = tmp_path / "old", tmp_path / "new"
+    backend = Backend("postgresql", pg_server)
+    old_url = v1_ledger(old_home, backend)
+    new_url = backend.use(new_home)
+    Ledger.open(open_workspace(new_home)).close()  # made, with its metadata
+    role = f"reader_{tmp_path.name}"[:60].replace("-", "_")
+    with pg_server.admin() as con:
+        con.execute(f'CREATE ROLE "{role}" LOGIN')
+
+    def grant(url):
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{role}"')
+        engine.dispose()
+
+    grant(old_url)
+    grant(new_url)
+    as_reader = {u: u.replace("soundscape@", f"{role}@") for u in (old_url, new_url)}
+    try:
+        with Ledger.open_url(as_reader[new_url], new_home / "keys") as ledger:
+            assert ledger.verify().records == 0
+        with pytest.raises(LedgerError, match="needs its schema brought to revision .* "
+                                              "open it once where it can be written") as info:
+            Ledger.open_url(as_reader[old_url], old_home / "keys")
+        assert "\n" not in str(info.value) and "permission denied" in str(info.value)
+        assert revision_of(old_url) is None  # untouched
+        with Ledger.open_url(old_url, old_home / "keys") as ledger:  # the owner upgrades it
+            assert ledger.verify().records == 39
+        grant(old_url)  # the upgrade made alembic_version: the reader is granted it too
+        with Ledger.open_url(as_reader[old_url], old_home / "keys") as ledger:
+            assert ledger.verify().records == 39
+    finally:
+        backend.close()

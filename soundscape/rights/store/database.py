@@ -60,32 +60,48 @@ class Store:
         # Read first, so a ledger on read-only storage (an auditor's copy) opens for reading
         # when its schema is current. Otherwise the schema is migrated to the newest revision
         # (migrate.py) and, for a new ledger, the metadata written, in one write transaction
-        # under the single-writer lock: two processes opening a new ledger at once make it once.
+        # under the single-writer lock: two processes opening a new ledger at once make it once,
+        # and another process sees no tables or a complete ledger, never one without metadata.
         try:
             rows, due = self._read_state()
             if due:
-                with self._write() as conn:
-                    migrate.upgrade(conn)
-                    rows = dict(conn.execute(select(meta_table.c.key, meta_table.c.value)).all())
-                    if not rows:
-                        key = load_or_create_key(self.keys_dir)
-                        conn.execute(meta_table.insert(), [
-                            {"key": "format", "value": LEDGER_FORMAT},
-                            {"key": "version", "value": LEDGER_VERSION},
-                            {"key": "created", "value": utc_now()},
-                            {"key": "public_key", "value": public_pem(key.public_key())},
-                            {"key": "key_id", "value": merkle.key_id_of(key.public_key())},
-                        ])
-                        rows = dict(conn.execute(select(meta_table.c.key,
-                                                        meta_table.c.value)).all())
+                try:
+                    rows = self._migrate()
+                except (DBAPIError, LedgerError) as exc:
+                    if not rows or isinstance(exc, LedgerError) and "schema" in str(exc):
+                        raise
+                    # An existing ledger that cannot be written (read-only storage or role).
+                    reason = _first_line(exc.orig if isinstance(exc, DBAPIError) else exc)
+                    raise LedgerError(f"the ledger {self.label} needs its schema brought to "
+                                      f"revision {migrate.head()} and that write failed "
+                                      f"({reason}); open it once where it can be written"
+                                      ) from None
         except DBAPIError as exc:
-            raise LedgerError(f"cannot open the ledger {self.label}: {exc.orig}") from None
+            raise LedgerError(f"cannot open the ledger {self.label}: "
+                              f"{_first_line(exc.orig)}") from None
         if rows.get("format") != LEDGER_FORMAT:
             raise LedgerError(f"{self.label} is not a soundscape ledger")
         if rows.get("version") != LEDGER_VERSION:
             raise LedgerError(f"{self.label} is ledger format version {rows.get('version')}; "
                               f"this soundscape reads version {LEDGER_VERSION}")
         self.meta = rows
+
+    def _migrate(self) -> dict:
+        """Upgrade the schema and, for a new ledger, write its metadata; one transaction."""
+        with self._write() as conn:
+            migrate.upgrade(conn)
+            rows = dict(conn.execute(select(meta_table.c.key, meta_table.c.value)).all())
+            if not rows:
+                key = load_or_create_key(self.keys_dir)
+                conn.execute(meta_table.insert(), [
+                    {"key": "format", "value": LEDGER_FORMAT},
+                    {"key": "version", "value": LEDGER_VERSION},
+                    {"key": "created", "value": utc_now()},
+                    {"key": "public_key", "value": public_pem(key.public_key())},
+                    {"key": "key_id", "value": merkle.key_id_of(key.public_key())},
+                ])
+                rows = dict(conn.execute(select(meta_table.c.key, meta_table.c.value)).all())
+        return rows
 
     def _read_state(self) -> tuple[dict | None, bool]:
         """The metadata rows (None when there are none yet) and whether a migration is due."""
@@ -351,6 +367,11 @@ class Store:
         return result
 
 
+def _first_line(exc) -> str:
+    # PostgreSQL's messages carry LINE/HINT lines after the first; an error is one line.
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def _matches(columns: tuple, lookup, lookup2) -> bool:
     return (lookup is None or columns[0] == lookup) and (lookup2 is None or columns[1] == lookup2)
 
@@ -394,7 +415,8 @@ class _Txn:
                 if "locked" in str(exc.orig) and time.monotonic() < deadline:
                     time.sleep(0.05)
                     continue
-                raise LedgerError(f"cannot open the ledger {self.store.label}: {exc.orig}") from None
+                raise LedgerError(f"cannot open the ledger {self.store.label}: "
+                                  f"{_first_line(exc.orig)}") from None
 
     def __exit__(self, exc_type, exc, tb):
         try:
