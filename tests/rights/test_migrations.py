@@ -151,7 +151,7 @@ def test_a_next_revision_dropped_into_versions_upgrades_an_old_ledger(tmp_path, 
     migrate.known.cache_clear()
     try:
         home = tmp_path / "home"
-        from conftest import Backend
+        from ledger_backends import Backend
 
         url = v1_ledger(home, Backend("sqlite"))
         with Ledger.open(open_workspace(home)) as ledger:
@@ -170,7 +170,7 @@ def test_a_next_revision_dropped_into_versions_upgrades_an_old_ledger(tmp_path, 
 @pytest.mark.postgresql
 def test_a_read_only_role_reads_a_current_ledger_and_is_told_when_an_old_one_needs_a_write(
         tmp_path, pg_server):
-    from conftest import Backend
+    from ledger_backends import Backend
 
     old_home, new_home = tmp_path / "old", tmp_path / "new"
     backend = Backend("postgresql", pg_server)

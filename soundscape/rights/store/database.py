@@ -67,15 +67,14 @@ class Store:
             if due:
                 try:
                     rows = self._migrate()
-                except (DBAPIError, LedgerError) as exc:
-                    if not rows or isinstance(exc, LedgerError) and "schema" in str(exc):
+                except DBAPIError as exc:
+                    if not rows:
                         raise
                     # An existing ledger that cannot be written (read-only storage or role).
-                    reason = _first_line(exc.orig if isinstance(exc, DBAPIError) else exc)
                     raise LedgerError(f"the ledger {self.label} needs its schema brought to "
                                       f"revision {migrate.head()} and that write failed "
-                                      f"({reason}); open it once where it can be written"
-                                      ) from None
+                                      f"({_first_line(exc.orig)}); open it once where it can "
+                                      "be written") from None
         except DBAPIError as exc:
             raise LedgerError(f"cannot open the ledger {self.label}: "
                               f"{_first_line(exc.orig)}") from None
