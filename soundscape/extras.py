@@ -1,8 +1,8 @@
 """Optional parts of soundscape and the pip extras that install them.
 
 ``pip install soundscape`` is the light set (composer, mastering, ledger, reports, C2PA);
-MusicGen needs ``soundscape[musicgen]`` (torch, torchaudio, audiocraft) and Ray batches
-``soundscape[ray]``. A command that reaches for a missing one says which extra to install.
+MusicGen needs ``soundscape[musicgen]`` (torch, torchaudio, audiocraft), Ray batches
+``soundscape[ray]`` and a PostgreSQL ledger ``soundscape[postgresql]``. A command that reaches for a missing one says which extra to install.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from soundscape.errors import MissingExtraError
 
 # Top-level module -> the extra that provides it (pyproject.toml, [project.optional-dependencies]).
 EXTRA_OF_MODULE = {"torch": "musicgen", "torchaudio": "musicgen", "audiocraft": "musicgen",
-                   "ray": "ray"}
+                   "ray": "ray", "psycopg": "postgresql"}
 WHAT_NEEDS = {"musicgen": "the MusicGen engine, training and model commands",
-              "ray": "Ray batches (--executor ray)"}
+              "ray": "Ray batches (--executor ray)",
+              "postgresql": "a ledger on a PostgreSQL server (ledger_url)"}
 
 
 def extra_for(exc: ImportError) -> str | None:
@@ -24,5 +25,5 @@ def extra_for(exc: ImportError) -> str | None:
 
 def missing_extra(extra: str) -> MissingExtraError:
     """The one-line error for a missing extra, saying what to install."""
-    return MissingExtraError(f"{WHAT_NEEDS[extra]} need the '{extra}' extra, which is not installed: "
-                             f"pip install 'soundscape[{extra}]'")
+    return MissingExtraError(f"{WHAT_NEEDS[extra]}: this needs the '{extra}' extra, which is not "
+                             f"installed: pip install 'soundscape[{extra}]'")

@@ -12,6 +12,7 @@ import stat
 
 import pytest
 
+from soundscape.config import open_workspace
 from soundscape.errors import LedgerError, TamperError
 from soundscape.facts import OutputFacts
 from soundscape.rights import merkle
@@ -32,21 +33,33 @@ def output(i: int, folder="/tmp/out") -> OutputFacts:
 
 
 def open_ledger(home):
-    return Ledger.open_url(f"sqlite:///{home / 'ledger.sqlite'}", home / "keys", home=home)
+    """The workspace's ledger: its own SQLite file, or the ``ledger_url`` its soundscape.toml names."""
+    return Ledger.open(open_workspace(home))
+
+
+# Connections for tampering, per workspace, from the backend that made it.
+_BACKENDS: dict = {}
 
 
 @pytest.fixture
-def filled(tmp_path):
-    """A ledger of 12 outputs, one per transaction (so one signed checkpoint per record)."""
+def filled(tmp_path, ledger_backend):
+    """A ledger of 12 outputs, one per transaction (so one signed checkpoint per record), on
+    each backend."""
+    ledger_backend.use(tmp_path)
+    _BACKENDS[tmp_path] = ledger_backend
     with open_ledger(tmp_path) as ledger:
         for i in range(1, 13):
             ledger.record_output(output(i))
-    return tmp_path
+    yield tmp_path
+    _BACKENDS.pop(tmp_path, None)
 
 
-def db(home) -> sqlite3.Connection:
-    con = sqlite3.connect(home / "ledger.sqlite", isolation_level=None)
-    return con
+def db(home):
+    """A raw autocommit connection to the ledger's database (``?`` placeholders on both)."""
+    backend = _BACKENDS.get(home)
+    if backend is None:
+        return sqlite3.connect(home / "ledger.sqlite", isolation_level=None)
+    return backend.connect(home)
 
 
 def verify_error(home) -> str:
@@ -110,7 +123,9 @@ def test_deleted_record_is_found(filled):
 def test_deleted_and_renumbered_rows_are_found(filled):
     con = db(filled)
     con.execute("DELETE FROM ledger_records WHERE seq = 5")
-    con.execute("UPDATE ledger_records SET seq = seq - 1 WHERE seq > 5")
+    # Through negative numbers: PostgreSQL checks the primary key row by row.
+    con.execute("UPDATE ledger_records SET seq = 1 - seq WHERE seq > 5")
+    con.execute("UPDATE ledger_records SET seq = -seq WHERE seq < 0")
     message = verify_error(filled)
     assert "out-000006" in message and "(#5)" in message and "out of place" in message
 
@@ -286,7 +301,8 @@ def test_consistency_between_checkpoints(filled):
                                       [bytes.fromhex(h) for h in proof["path"]])
 
 
-def test_model_names_are_unique(tmp_path):
+def test_model_names_are_unique(tmp_path, ledger_backend):
+    ledger_backend.use(tmp_path)
     with open_ledger(tmp_path) as ledger:
         entry = ModelEntry(name="deep-water", lm_sha256=sha("lm"), compression_sha256=sha("c"),
                            license="CC0-1.0", lineage_unknown=True)
@@ -303,7 +319,8 @@ def test_model_names_are_unique(tmp_path):
             ledger.register_model(ModelEntry(name="x", license="CC0-1.0", datasets=["missing"]))
 
 
-def test_a_fine_tune_of_musicgen_records_its_noncommercial_base(tmp_path):
+def test_a_fine_tune_of_musicgen_records_its_noncommercial_base(tmp_path, ledger_backend):
+    ledger_backend.use(tmp_path)
     with open_ledger(tmp_path) as ledger:
         model = ledger.register_model(ModelEntry(name="ft", lm_sha256=sha("ft"),
                                                  license="CC-BY-NC-4.0",
@@ -327,7 +344,8 @@ def _append_worker(home, worker, count, barrier):
             ledger.record_output(output(worker * 1000 + i))
 
 
-def test_four_processes_appending_at_once_lose_nothing(tmp_path):
+def test_four_processes_appending_at_once_lose_nothing(tmp_path, ledger_backend):
+    ledger_backend.use(tmp_path)
     count = 30
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(4)

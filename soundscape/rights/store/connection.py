@@ -1,4 +1,4 @@
-"""Database connections for the ledger: SQLite in WAL mode, or PostgreSQL, one writer at a time."""
+"""Database connections for the ledger: SQLite in WAL mode, or PostgreSQL (psycopg 3), one writer at a time."""
 
 from __future__ import annotations
 
@@ -48,8 +48,14 @@ def connect(url: str) -> tuple[Engine, str, str]:
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine, dialect, label
+    if parsed.drivername == "postgresql":
+        # SQLAlchemy's plain postgresql:// means psycopg2; the driver shipped with soundscape is
+        # psycopg 3, so a team's soundscape.toml can say postgresql://... and just work.
+        parsed = parsed.set(drivername="postgresql+psycopg")
     try:
-        return create_engine(url), dialect, label
+        # pool_pre_ping: a pooled connection the server dropped (a restart, an idle timeout on
+        # a shared server) is replaced before use instead of failing the next write.
+        return create_engine(parsed, pool_pre_ping=True), dialect, label
     except (NoSuchModuleError, ImportError) as exc:
         raise LedgerError(f"ledger URL {label}: no database driver for "
                           f"{parsed.drivername!r} is installed ({exc})") from None

@@ -23,12 +23,13 @@ from sqlalchemy.exc import DBAPIError
 from soundscape.canonical import canonical_json
 from soundscape.errors import LedgerError, TamperError
 from soundscape.rights import merkle
+from soundscape.rights.store import migrate
 from soundscape.rights.store.connection import BUSY_TIMEOUT_S, PG_WRITE_LOCK, connect
 from soundscape.rights.store.keys import (PRIVATE_KEY_NAME, PUBLIC_KEY_NAME, load_or_create_key,
                                           public_pem)
 from soundscape.rights.store.schema import (ID_PREFIX, LEDGER_FORMAT, LEDGER_VERSION, Checkpoint,
                                             StoredRecord, checkpoint_of, checkpoints_table,
-                                            lookup_columns, meta_table, metadata, records_table,
+                                            lookup_columns, meta_table, records_table,
                                             stored_of, utc_now)
 from soundscape.rights.store.verify import VerifyReport, scan
 
@@ -56,27 +57,27 @@ class Store:
     # -- opening ----------------------------------------------------------------------------
 
     def _init_schema(self) -> None:
-        # Read first, so a ledger on read-only storage (an auditor's copy) opens for reading;
-        # the schema and the metadata are made together, in one write transaction, when absent.
+        # Read first, so a ledger on read-only storage (an auditor's copy) opens for reading
+        # when its schema is current. Otherwise the schema is migrated to the newest revision
+        # (migrate.py) and, for a new ledger, the metadata written, in one write transaction
+        # under the single-writer lock: two processes opening a new ledger at once make it once,
+        # and another process sees no tables or a complete ledger, never one without metadata.
         try:
-            rows = self._read_meta()
-            if rows is None:
-                with self._write() as conn:
-                    metadata.create_all(conn, checkfirst=True)
-                    rows = dict(conn.execute(select(meta_table.c.key, meta_table.c.value)).all())
+            rows, due = self._read_state()
+            if due:
+                try:
+                    rows = self._migrate()
+                except DBAPIError as exc:
                     if not rows:
-                        key = load_or_create_key(self.keys_dir)
-                        conn.execute(meta_table.insert(), [
-                            {"key": "format", "value": LEDGER_FORMAT},
-                            {"key": "version", "value": LEDGER_VERSION},
-                            {"key": "created", "value": utc_now()},
-                            {"key": "public_key", "value": public_pem(key.public_key())},
-                            {"key": "key_id", "value": merkle.key_id_of(key.public_key())},
-                        ])
-                        rows = dict(conn.execute(select(meta_table.c.key,
-                                                        meta_table.c.value)).all())
+                        raise
+                    # An existing ledger that cannot be written (read-only storage or role).
+                    raise LedgerError(f"the ledger {self.label} needs its schema brought to "
+                                      f"revision {migrate.head()} and that write failed "
+                                      f"({_first_line(exc.orig)}); open it once where it can "
+                                      "be written") from None
         except DBAPIError as exc:
-            raise LedgerError(f"cannot open the ledger {self.label}: {exc.orig}") from None
+            raise LedgerError(f"cannot open the ledger {self.label}: "
+                              f"{_first_line(exc.orig)}") from None
         if rows.get("format") != LEDGER_FORMAT:
             raise LedgerError(f"{self.label} is not a soundscape ledger")
         if rows.get("version") != LEDGER_VERSION:
@@ -84,13 +85,35 @@ class Store:
                               f"this soundscape reads version {LEDGER_VERSION}")
         self.meta = rows
 
-    def _read_meta(self) -> dict | None:
-        """The metadata rows, or None when the ledger's tables do not exist yet."""
+    def _migrate(self) -> dict:
+        """Upgrade the schema and, for a new ledger, write its metadata; one transaction."""
+        with self._write() as conn:
+            migrate.upgrade(conn)
+            rows = dict(conn.execute(select(meta_table.c.key, meta_table.c.value)).all())
+            if not rows:
+                key = load_or_create_key(self.keys_dir)
+                conn.execute(meta_table.insert(), [
+                    {"key": "format", "value": LEDGER_FORMAT},
+                    {"key": "version", "value": LEDGER_VERSION},
+                    {"key": "created", "value": utc_now()},
+                    {"key": "public_key", "value": public_pem(key.public_key())},
+                    {"key": "key_id", "value": merkle.key_id_of(key.public_key())},
+                ])
+                rows = dict(conn.execute(select(meta_table.c.key, meta_table.c.value)).all())
+        return rows
+
+    def _read_state(self) -> tuple[dict | None, bool]:
+        """The metadata rows (None when there are none yet) and whether a migration is due."""
         with self.read() as conn:
             if not inspect(conn).has_table("ledger_meta"):
-                return None
+                return None, True
             rows = dict(conn.execute(select(meta_table.c.key, meta_table.c.value)).all())
-        return rows or None
+            return rows or None, not rows or migrate.needs_upgrade(conn)
+
+    def schema_revision(self) -> str | None:
+        """The schema revision (Alembic) the database stands at."""
+        with self.read() as conn:
+            return migrate.current(conn)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -343,6 +366,11 @@ class Store:
         return result
 
 
+def _first_line(exc) -> str:
+    # PostgreSQL's messages carry LINE/HINT lines after the first; an error is one line.
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def _matches(columns: tuple, lookup, lookup2) -> bool:
     return (lookup is None or columns[0] == lookup) and (lookup2 is None or columns[1] == lookup2)
 
@@ -366,6 +394,13 @@ class _Txn:
             conn = None
             try:
                 conn = self.store.engine.connect().execution_options(ledger_write=self.write)
+                if self.store.dialect == "postgresql":
+                    # A reader sees one snapshot for the whole transaction (verify reads the
+                    # checkpoints, then the records: a commit between them must not show). A
+                    # writer reads committed rows afresh after it gets the lock below: a
+                    # snapshot taken while it waited would miss the writer before it.
+                    conn = conn.execution_options(
+                        isolation_level="READ COMMITTED" if self.write else "REPEATABLE READ")
                 self.tx = conn.begin()
                 if self.write and self.store.dialect == "postgresql":
                     # The same serialisation BEGIN IMMEDIATE gives SQLite: one writer at a time
@@ -379,7 +414,8 @@ class _Txn:
                 if "locked" in str(exc.orig) and time.monotonic() < deadline:
                     time.sleep(0.05)
                     continue
-                raise LedgerError(f"cannot open the ledger {self.store.label}: {exc.orig}") from None
+                raise LedgerError(f"cannot open the ledger {self.store.label}: "
+                                  f"{_first_line(exc.orig)}") from None
 
     def __exit__(self, exc_type, exc, tb):
         try:
