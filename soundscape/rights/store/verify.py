@@ -23,33 +23,45 @@ class VerifyReport:
     seconds: float
     key_source: str
     kinds: dict = field(default_factory=dict)
+    # Records before this position were taken on trust of the witnessed checkpoint (0: none).
+    checked_from: int = 0
+    # Where the witnessed checkpoints this verify checked (and moved forward) are kept.
+    witnessed: list = field(default_factory=list)
 
 
 def scan(rows, cps: list[Checkpoint], key, trusted_kid: str, all_signatures: bool,
-         held: dict[int, list[tuple[str, str]]]) -> VerifyReport:
-    """Walk every row in order: recompute leaves and roots, check each checkpoint and each
-    held one, and raise on the first fault.
+         held: dict[int, list[tuple[str, str]]], *, frontier: merkle.Frontier | None = None,
+         start: int = 0, frontiers: dict[int, str] | None = None,
+         tiles: dict[tuple[int, int], bytes] | None = None) -> VerifyReport:
+    """Walk the rows in order: recompute leaves, roots, stored frontiers and tile entries,
+    check each checkpoint and each held one, and raise on the first fault.
 
     Args:
-        rows: ``(seq, id, kind, body, leaf_hash, lookup, lookup2)`` tuples, in seq order.
-        cps: the stored checkpoints, by size.
+        rows: ``(seq, id, kind, body, leaf_hash, lookup, lookup2)`` tuples, in seq order,
+            from position ``start + 1``.
+        cps: the stored checkpoints after ``start``, by size.
         key: the trusted public key; ``trusted_kid`` its id.
         all_signatures: check every signature, not only the latest.
         held: checkpoint roots kept elsewhere, per size, with where they were found.
+        frontier: the (checked) frontier of the first ``start`` records; empty when 0.
+        frontiers: the frontier stored with each checkpoint, by size: each must be the one
+            the records give, since the next append extends it.
+        tiles: the stored tile entries, by (level, index): each completed in the scanned range
+            must be the one the records give (None: a ledger without tiles).
 
     Raises:
         TamperError: one line naming the first bad record or checkpoint.
     """
-    frontier = merkle.Frontier()
+    frontier = frontier if frontier is not None else merkle.Frontier()
     sha256 = merkle.hashlib.sha256
     cp_index = 0
     next_cp = cps[0].size if cps else None
-    prev_cp_size = 0
+    prev_cp_size = start
     prev_id: str | None = None
     ids_since_cp: list[tuple[str, int]] = []
     kinds: dict[str, int] = {}
     signatures = 0
-    n = 0
+    n = start
     for seq, rid, kind, body, stored_leaf, lookup, lookup2 in rows:
         n += 1
         if seq != n:
@@ -82,6 +94,9 @@ def scan(rows, cps: list[Checkpoint], key, trusted_kid: str, all_signatures: boo
             if frontier.root().hex() != cp.root:
                 raise TamperError(_blame(ids_since_cp) + f" does not match signed checkpoint "
                                   f"{cp.size}")
+            if frontiers is not None and frontiers.get(cp.size) != frontier.state():
+                raise TamperError(f"signed checkpoint {cp.size}: the frontier stored with it does "
+                                  "not match the records (an append would extend a wrong tree)")
             if cp.key_id != trusted_kid:
                 raise TamperError(f"record {first_id} (#{first_seq}): signed checkpoint "
                                   f"{cp.size} names key {cp.key_id}, not the ledger's key "
@@ -99,6 +114,8 @@ def scan(rows, cps: list[Checkpoint], key, trusted_kid: str, all_signatures: boo
             ids_since_cp = []
             cp_index += 1
             next_cp = cps[cp_index].size if cp_index < len(cps) else None
+    if tiles is not None:
+        _check_tiles(frontier.tiles, tiles, start, n)
     if n > prev_cp_size:
         rid, seq = ids_since_cp[0]
         raise TamperError(f"record {rid} (#{seq}) is not covered by any signed checkpoint: "
@@ -117,6 +134,20 @@ def scan(rows, cps: list[Checkpoint], key, trusted_kid: str, all_signatures: boo
     return VerifyReport(records=n, checkpoints=len(cps), signatures_checked=signatures,
                         root=frontier.root().hex(), key_id=trusted_kid, latest=latest,
                         seconds=0.0, key_source="", kinds=kinds)
+
+
+def _check_tiles(computed: list[tuple[int, int, bytes]], stored: dict, start: int, n: int) -> None:
+    """Every tile entry the scanned records complete is stored as computed; none lies beyond."""
+    for level, idx, h in computed:
+        if stored.get((level, idx)) != h:
+            width = merkle.TILE_WIDTH ** level
+            state = "is missing" if (level, idx) not in stored else "does not match the records"
+            raise TamperError(f"tile entry {level}/{idx} (the tree over records "
+                              f"#{idx * width + 1} to #{(idx + 1) * width}) {state}")
+    for level, idx in stored:
+        if (idx + 1) * merkle.TILE_WIDTH ** level > n:
+            raise TamperError(f"tile entry {level}/{idx} covers records beyond the last one "
+                              f"(#{n}): it was inserted")
 
 
 def _plain(value) -> bool:

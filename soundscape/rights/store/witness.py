@@ -1,0 +1,120 @@
+"""The witness: the latest signed checkpoint kept outside the database.
+
+A copy lives beside the public key (``keys/ledger.checkpoint``) and, when ``witness_dir`` is
+set in ``soundscape.toml``, in a folder a team points at a second store. Each copy is the C2SP
+signed note itself, so standard tooling reads it. Every write batch and every verify moves the
+copies forward (never back); every verify checks that the ledger still extends them, which is
+what exposes records and checkpoints truncated together, or a ledger rebuilt with new keys.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from soundscape.errors import LedgerError
+from soundscape.rights import merkle
+
+# Beside the public key in the workspace's keys folder.
+LOCAL_NAME = "ledger.checkpoint"
+# The note verifier key (name+keyhash+key) that Go's sumdb/note and C2SP tools take.
+VKEY_NAME = "ledger.vkey"
+
+
+@dataclass(frozen=True)
+class Witnessed:
+    """A checkpoint read from a witness copy (not yet verified)."""
+
+    label: str
+    size: int
+    root: str
+    note: str
+
+    def checkpoint(self, key_id: str) -> dict:
+        return {"size": self.size, "root": self.root, "key_id": key_id, "note": self.note}
+
+
+class Witness:
+    """The witness copies of one ledger.
+
+    Args:
+        keys_dir: the workspace's keys folder (the local copy lives there).
+        extra_dirs: witness folders from the settings; each holds one file per ledger key.
+    """
+
+    def __init__(self, keys_dir: Path, extra_dirs: tuple[Path, ...] = ()):
+        self.keys_dir = Path(keys_dir)
+        self.extra_dirs = tuple(Path(d) for d in extra_dirs)
+
+    def paths(self, key_id: str) -> list[Path]:
+        # A shared witness folder may serve several ledgers: its file names the ledger's key.
+        return [self.keys_dir / LOCAL_NAME] + [d / f"soundscape-ledger-{key_id}.checkpoint"
+                                               for d in self.extra_dirs]
+
+    def read(self, key_id: str) -> list[Witnessed]:
+        """Every witness copy that exists, parsed (the signature is checked by the verifier).
+
+        Raises:
+            LedgerError: a copy that cannot be read or is not a checkpoint note.
+        """
+        found = []
+        for path in self.paths(key_id):
+            try:
+                text = path.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                continue
+            except (OSError, UnicodeDecodeError) as exc:
+                raise LedgerError(f"cannot read the witnessed checkpoint {path}: {exc}") from None
+            try:
+                body, _ = merkle.parse_signed_note(text)
+                _, size, root = merkle.parse_checkpoint_text(body)
+            except merkle.ProofError as exc:
+                raise LedgerError(f"the witnessed checkpoint {path} is damaged ({exc}); "
+                                  "restore it from the team's witness or a backup") from None
+            found.append(Witnessed(str(path), size, root.hex(), text))
+        return found
+
+    def publish(self, note: str, size: int, key_id: str, public_key=None) -> None:
+        """Write ``note`` to every copy whose checkpoint is older (never moving one back).
+
+        Best effort: a witness folder that cannot be written does not undo a committed batch;
+        the next verify says so.
+        """
+        for path in self.paths(key_id):
+            try:
+                _write_if_newer(path, note, size)
+            except OSError:
+                continue
+        if public_key is not None:
+            vkey = self.keys_dir / VKEY_NAME
+            if not vkey.exists():
+                try:
+                    _write(vkey, merkle.verifier_key(merkle.origin_of(key_id), public_key) + "\n")
+                except OSError:
+                    pass
+
+
+def _write_if_newer(path: Path, note: str, size: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # One writer at a time per copy, so two processes' batches never move it backwards.
+    with open(path.with_name(f".{path.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            old = path.read_text(encoding="utf-8")
+            _, old_size, _ = merkle.parse_checkpoint_text(merkle.parse_signed_note(old)[0])
+        except (OSError, UnicodeDecodeError, merkle.ProofError):
+            old_size = -1
+        if old_size < size:
+            _write(path, note)
+
+
+def _write(path: Path, text: str) -> None:
+    """Write to a temp file, fsync, rename: a copy is the whole note or the previous one."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
