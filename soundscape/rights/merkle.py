@@ -411,6 +411,18 @@ def sign_checkpoint(private_key, key_id: str, size: int, root: bytes) -> str:
     return sign_note(checkpoint_text(origin, size, root), origin, private_key)
 
 
+def _strict_b64(text: str) -> bytes | None:
+    """RFC 4648 base64 in its one canonical form (padding bits zero), else None.
+
+    Lenient decoders accept two spellings of the same bytes; a signed text must have one.
+    """
+    try:
+        data = base64.b64decode(text, validate=True)
+    except ValueError:
+        return None
+    return data if base64.b64encode(data).decode("ascii") == text else None
+
+
 def parse_signed_note(note: str) -> tuple[str, list[tuple[str, bytes]]]:
     """A signed note's text and its signatures ``(key name, 4-byte key ID + signature)``.
 
@@ -428,9 +440,8 @@ def parse_signed_note(note: str) -> tuple[str, list[tuple[str, bytes]]]:
         if not line.startswith(NOTE_SIGNATURE_PREFIX):
             raise ProofError("not a signed note: a signature line must start with an em dash")
         name, _, encoded = line[len(NOTE_SIGNATURE_PREFIX):].partition(" ")
-        try:
-            signature = base64.b64decode(encoded, validate=True)
-        except ValueError:
+        signature = _strict_b64(encoded)
+        if signature is None:
             raise ProofError(f"signed note: the signature by {name} is not base64") from None
         if not name or "+" in name or len(signature) < 5:
             raise ProofError("signed note: a signature line is malformed")
@@ -474,10 +485,7 @@ def parse_checkpoint_text(text: str) -> tuple[str, int, bytes]:
     origin, size_text, root_text = lines[:3]
     if not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")):
         raise ProofError(f"not a checkpoint: tree size {size_text!r} is not a decimal number")
-    try:
-        root = base64.b64decode(root_text, validate=True)
-    except ValueError:
-        root = b""
+    root = _strict_b64(root_text) or b""
     if len(root) != 32:
         raise ProofError("not a checkpoint: the root hash is not 32 bytes of base64")
     return origin, int(size_text), root

@@ -401,7 +401,8 @@ class Store:
                 if self.has_tiles else None)
             start, frontier = 0, None
             tree = self.tile_tree(conn)
-            base = max(witnessed, key=lambda w: w.size) if since_witness and witnessed else None
+            verified = [w for w in witnessed if w.verified]
+            base = max(verified, key=lambda w: w.size) if since_witness and verified else None
             if base is not None and cps and base.size <= cps[-1].size:
                 start, frontier = base.size, self._witnessed_frontier(base, cps, frontiers)
                 for size in sorted(k for k in held if k < start):
@@ -431,7 +432,7 @@ class Store:
         result.checked_from = start
         result.witnessed = [w.label for w in witnessed]
         if latest is not None and latest.note is not None:
-            self.witness.publish(latest.note, latest.size, trusted_kid, key)
+            self.witness.publish(latest.note, latest.size, trusted_kid, key, verified=True)
         result.seconds = time.perf_counter() - started
         result.key_source = key_source
         return result

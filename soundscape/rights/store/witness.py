@@ -1,10 +1,17 @@
 """The witness: the latest signed checkpoint kept outside the database.
 
-A copy lives beside the public key (``keys/ledger.checkpoint``) and, when ``witness_dir`` is
-set in ``soundscape.toml``, in a folder a team points at a second store. Each copy is the C2SP
-signed note itself, so standard tooling reads it. Every write batch and every verify moves the
-copies forward (never back); every verify checks that the ledger still extends them, which is
-what exposes records and checkpoints truncated together, or a ledger rebuilt with new keys.
+Two kinds of copy, each the C2SP signed note itself so standard tooling reads it:
+
+- the latest signed checkpoint, beside the public key (``keys/ledger.checkpoint``), moved
+  forward by every write batch;
+- the witnessed checkpoint, the latest one a verify checked in full: beside the public key
+  (``keys/ledger.witnessed.checkpoint``) and, when ``witness_dir`` is set in
+  ``soundscape.toml``, in a folder a team points at a second store. ``verify --since-witness``
+  starts from it.
+
+Copies only ever move forward. Every verify checks that the ledger still extends every copy,
+which is what exposes records and checkpoints truncated together, or a ledger rebuilt with new
+keys; every append refuses a ledger behind a copy.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from soundscape.rights import merkle
 
 # Beside the public key in the workspace's keys folder.
 LOCAL_NAME = "ledger.checkpoint"
+WITNESSED_NAME = "ledger.witnessed.checkpoint"
 # The note verifier key (name+keyhash+key) that Go's sumdb/note and C2SP tools take.
 VKEY_NAME = "ledger.vkey"
 
@@ -31,6 +39,8 @@ class Witnessed:
     size: int
     root: str
     note: str
+    # True for a copy written by a verify that checked the tree up to it.
+    verified: bool
 
     def checkpoint(self, key_id: str) -> dict:
         return {"size": self.size, "root": self.root, "key_id": key_id, "note": self.note}
@@ -48,10 +58,12 @@ class Witness:
         self.keys_dir = Path(keys_dir)
         self.extra_dirs = tuple(Path(d) for d in extra_dirs)
 
-    def paths(self, key_id: str) -> list[Path]:
+    def paths(self, key_id: str, *, verified: bool) -> list[Path]:
+        if not verified:
+            return [self.keys_dir / LOCAL_NAME]
         # A shared witness folder may serve several ledgers: its file names the ledger's key.
-        return [self.keys_dir / LOCAL_NAME] + [d / f"soundscape-ledger-{key_id}.checkpoint"
-                                               for d in self.extra_dirs]
+        return [self.keys_dir / WITNESSED_NAME] + [d / f"soundscape-ledger-{key_id}.checkpoint"
+                                                   for d in self.extra_dirs]
 
     def read(self, key_id: str) -> list[Witnessed]:
         """Every witness copy that exists, parsed (the signature is checked by the verifier).
@@ -60,7 +72,8 @@ class Witness:
             LedgerError: a copy that cannot be read or is not a checkpoint note.
         """
         found = []
-        for path in self.paths(key_id):
+        for path, verified in ([(p, False) for p in self.paths(key_id, verified=False)]
+                               + [(p, True) for p in self.paths(key_id, verified=True)]):
             try:
                 text = path.read_text(encoding="utf-8")
             except FileNotFoundError:
@@ -73,16 +86,21 @@ class Witness:
             except merkle.ProofError as exc:
                 raise LedgerError(f"the witnessed checkpoint {path} is damaged ({exc}); "
                                   "restore it from the team's witness or a backup") from None
-            found.append(Witnessed(str(path), size, root.hex(), text))
+            found.append(Witnessed(str(path), size, root.hex(), text, verified))
         return found
 
-    def publish(self, note: str, size: int, key_id: str, public_key=None) -> None:
-        """Write ``note`` to every copy whose checkpoint is older (never moving one back).
+    def publish(self, note: str, size: int, key_id: str, public_key=None, *,
+                verified: bool = False) -> None:
+        """Write ``note`` to the latest copy (and, ``verified``, the witnessed copies) where it
+        is newer: never moving one back.
 
-        Best effort: a witness folder that cannot be written does not undo a committed batch;
-        the next verify says so.
+        Best effort: a folder that cannot be written does not undo a committed batch or fail a
+        verify that passed.
         """
-        for path in self.paths(key_id):
+        paths = self.paths(key_id, verified=False)
+        if verified:
+            paths += self.paths(key_id, verified=True)
+        for path in paths:
             try:
                 _write_if_newer(path, note, size)
             except OSError:
