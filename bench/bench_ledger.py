@@ -1,8 +1,13 @@
-"""Benchmark the rights ledger: appends per second (one per transaction, batched) and verify time.
+"""Benchmark the rights ledger at scale: appends, proofs, full and incremental verify, size.
 
-Run: ``.venv/bin/python bench/bench_ledger.py [--records 100000] [--batch 1000] [--single 300]``.
-Records are output records shaped like real ones (a sidecar's fields, about 1.2 kB of JSON).
-Targets (issue 3): batched appends >= 5,000 records/s; verify of 100,000 records <= 5 s.
+Run: ``.venv/bin/python bench/bench_ledger.py [--records 100000 1000000] [--batch 1000]``.
+Records are output records shaped like real ones (a sidecar's fields, about 1.4 kB of JSON).
+For each size: batched appends per second over the last tenth of the build (the rate *at*
+that size), the time of an inclusion proof (median and worst of 25, from the tiles), a full
+``verify`` (every leaf, root, frontier, tile and signature), an incremental
+``verify --since-witness`` after 1,000 new records, and the database's bytes per record.
+Targets (issue 12, on a quiet 2-core machine): appends >= 10,000/s at 1M; a proof <= 50 ms;
+full verify of 1M <= 10 s; incremental verify of 1,000 new on 1M <= 1 s.
 """
 
 from __future__ import annotations
@@ -10,6 +15,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import random
+import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -49,76 +57,69 @@ def body(e: OutputFacts) -> dict:
 
 
 def append_batched(ledger: Ledger, start: int, count: int, batch: int) -> float:
-    bodies = [body(entry(i)) for i in range(start, start + count)]
-    t0 = time.perf_counter()
-    for lo in range(0, count, batch):
+    """Append ``count`` records ``batch`` per transaction; the seconds spent inside the ledger."""
+    spent = 0.0
+    for lo in range(start, start + count, batch):
+        bodies = [body(entry(i)) for i in range(lo, min(lo + batch, start + count))]
+        t0 = time.perf_counter()
         with ledger.store.batch() as b:
-            for data in bodies[lo:lo + batch]:
+            for data in bodies:
                 b.add("output", data, lookup=data["audio_sha256"], lookup2=data["content_key"])
-    return time.perf_counter() - t0
+        spent += time.perf_counter() - t0
+    return spent
+
+
+def db_bytes(path: Path) -> int:
+    """The database file's size once its write-ahead log is folded in."""
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    return os.path.getsize(path)
+
+
+def measure(records: int, batch: int) -> None:
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+        home = Path(tmp)
+        ledger = Ledger.open_url(f"sqlite:///{home / 'ledger.sqlite'}", home / "keys", home=home)
+        ledger.record_output(entry(-1))  # key and schema made outside the timing
+        n = records - 1
+        tail = max(batch, n // 10)
+        build = append_batched(ledger, 0, n - tail, batch)
+        at_size = append_batched(ledger, n - tail, tail, batch)
+        print(f"{records:>9,} records: batched appends ({batch} per transaction) "
+              f"{tail / at_size:,.0f} records/s over the last {tail:,} "
+              f"({n / (build + at_size):,.0f}/s over the whole build)   target >= 10,000/s")
+        per_record = db_bytes(home / "ledger.sqlite") / records
+        rng = random.Random(12)
+        times = []
+        for seq in rng.sample(range(1, records + 1), 25):
+            t0 = time.perf_counter()
+            proof = ledger.prove(f"out-{seq:06d}")  # every record here is an output
+            times.append((time.perf_counter() - t0) * 1000)
+        print(f"{records:>9,} records: inclusion proof {statistics.median(times):.1f} ms median, "
+              f"{max(times):.1f} ms worst of 25 ({len(proof.audit_path)} hashes)   target <= 50 ms")
+        report = ledger.verify()
+        print(f"{records:>9,} records: full verify {report.seconds:.2f} s ({report.records:,} "
+              f"records, {report.checkpoints:,} checkpoints, every signature)   "
+              "target <= 10 s at 1M")
+        append_batched(ledger, records, 1000, batch)
+        inc = ledger.verify(since_witness=True)
+        print(f"{records:>9,} records: verify --since-witness after 1,000 new: {inc.seconds:.3f} s "
+              f"(records #{inc.checked_from + 1:,} to #{inc.records:,})   target <= 1 s")
+        print(f"{records:>9,} records: {per_record:,.0f} bytes per record "
+              f"({per_record * records / 1e6:,.0f} MB)")
+        ledger.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--records", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--single", type=int, default=300,
-                        help="records appended one per transaction through record_output")
-    parser.add_argument("--per-record", type=int, default=20_000,
-                        help="size of a second ledger with one signed checkpoint per record")
     args = parser.parse_args()
-
-    with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp)
-        ledger = Ledger.open_url(f"sqlite:///{home / 'ledger.sqlite'}", home / "keys", home=home)
-        ledger.record_output(entry(-1))  # key and schema made outside the timing
-
-        t0 = time.perf_counter()
-        for i in range(args.single):
-            ledger.record_output(entry(10_000_000 + i))
-        single = time.perf_counter() - t0
-        print(f"one per transaction (record_output, own signed checkpoint each, "
-              f"synchronous=FULL): {args.single / single:,.0f} records/s "
-              f"({single / args.single * 1000:.2f} ms each)")
-
-        n = args.records - args.single - 1
-        seconds = append_batched(ledger, 0, n, args.batch)
-        print(f"batched ({args.batch} per transaction): {n / seconds:,.0f} records/s "
-              f"({n:,} records in {seconds:.2f} s)   target >= 5,000/s")
-
-        size = os.path.getsize(home / "ledger.sqlite")
-        report = ledger.verify()
-        print(f"verify, every signature: {report.records:,} records, {report.checkpoints:,} "
-              f"checkpoints in {report.seconds:.2f} s   target <= 5 s   (db {size / 1e6:.0f} MB)")
-        quick = ledger.verify(all_signatures=False)
-        print(f"verify --quick (latest signature only): {quick.seconds:.2f} s")
-        t0 = time.perf_counter()
-        ledger.prove("out-000150")
-        print(f"prove one record at size {report.records:,}: {time.perf_counter() - t0:.2f} s")
-        ledger.close()
-
-    if args.per_record:
-        per_record(args.per_record, args.records)
-
-
-def per_record(count: int, target: int) -> None:
-    """Verify cost when every record is its own transaction (a checkpoint per output)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp)
-        ledger = Ledger.open_url(f"sqlite:///{home / 'ledger.sqlite'}", home / "keys", home=home)
-        bodies = [body(entry(i)) for i in range(count)]
-        t0 = time.perf_counter()
-        for data in bodies:
-            with ledger.store.batch() as b:
-                b.add("output", data, lookup=data["audio_sha256"], lookup2=data["content_key"])
-        build = time.perf_counter() - t0
-        full = ledger.verify().seconds
-        quick = ledger.verify(all_signatures=False).seconds
-        scale = target / count
-        print(f"a checkpoint per record ({count:,} records, appended at {count / build:,.0f}/s): "
-              f"verify {full:.2f} s (every signature), {quick:.2f} s (--quick); "
-              f"scaled to {target:,}: {full * scale:.1f} s and {quick * scale:.1f} s")
-        ledger.close()
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    for records in args.records:
+        measure(records, args.batch)
+        print(f"load average now: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -154,6 +154,11 @@ def _plain(value) -> bool:
     return isinstance(value, str) and '"' not in value and "\\" not in value and value.isprintable()
 
 
+# Per kind: the lookup columns' body keys as the canonical text spells them.
+_KEY_TEXT = {kind: tuple((f'"{k}":"', f'"{k}":null') if k else None for k in keys)
+             for kind, keys in LOOKUP_KEYS.items()}
+
+
 def _binding_plain(body: str, rid: str, kind: str, seq: int, lookup, lookup2) -> bool:
     """Fast check that a body names its own row (id, kind, seq) and lookup columns.
 
@@ -163,14 +168,17 @@ def _binding_plain(body: str, rid: str, kind: str, seq: int, lookup, lookup2) ->
     if (f'"id":"{rid}"' not in body or f'"kind":"{kind}"' not in body
             or (f'"seq":{seq},' not in body and f'"seq":{seq}}}' not in body)):
         return False
-    for key, value in zip(LOOKUP_KEYS.get(kind, (None, None)), (lookup, lookup2)):
+    keys = _KEY_TEXT.get(kind)
+    if keys is None:
+        return lookup is None and lookup2 is None
+    for key, value in zip(keys, (lookup, lookup2)):
         if key is None:
             if value is not None:
                 return False
         elif value is None:
-            if f'"{key}":null' not in body:
+            if key[1] not in body:
                 return False
-        elif not _plain(value) or f'"{key}":"{value}"' not in body:
+        elif not (value.isalnum() or _plain(value)) or key[0] + value + '"' not in body:
             return False
     return True
 

@@ -84,6 +84,10 @@ class Witness:
                 body, _ = merkle.parse_signed_note(text)
                 _, size, root = merkle.parse_checkpoint_text(body)
             except merkle.ProofError as exc:
+                if not verified:
+                    # The latest copy is written without fsync (a crash can tear it): the next
+                    # batch rewrites it, and deleting it would hide no more than damaging it.
+                    continue
                 raise LedgerError(f"the witnessed checkpoint {path} is damaged ({exc}); "
                                   "restore it from the team's witness or a backup") from None
             found.append(Witnessed(str(path), size, root.hex(), text, verified))
@@ -102,7 +106,8 @@ class Witness:
             paths += self.paths(key_id, verified=True)
         for path in paths:
             try:
-                _write_if_newer(path, note, size)
+                # Only the witnessed copies are synced: a batch's own copy costs no fsync.
+                _write_if_newer(path, note, size, sync=path.name != LOCAL_NAME)
             except OSError:
                 continue
         if public_key is not None:
@@ -114,7 +119,7 @@ class Witness:
                     pass
 
 
-def _write_if_newer(path: Path, note: str, size: int) -> None:
+def _write_if_newer(path: Path, note: str, size: int, *, sync: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # One writer at a time per copy, so two processes' batches never move it backwards.
     with open(path.with_name(f".{path.name}.lock"), "a") as lock:
@@ -125,14 +130,15 @@ def _write_if_newer(path: Path, note: str, size: int) -> None:
         except (OSError, UnicodeDecodeError, merkle.ProofError):
             old_size = -1
         if old_size < size:
-            _write(path, note)
+            _write(path, note, sync=sync)
 
 
-def _write(path: Path, text: str) -> None:
+def _write(path: Path, text: str, *, sync: bool = True) -> None:
     """Write to a temp file, fsync, rename: a copy is the whole note or the previous one."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
         handle.write(text)
         handle.flush()
-        os.fsync(handle.fileno())
+        if sync:
+            os.fsync(handle.fileno())
     os.replace(tmp, path)
