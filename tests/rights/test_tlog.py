@@ -294,3 +294,30 @@ def test_verify_since_witness_checks_only_what_was_added(tmp_path):
         assert ledger.verify(since_witness=True).checked_from == 350
         with pytest.raises(TamperError, match=r"out-000021 \(#21\) was edited"):
             ledger.verify()
+
+
+# -- parallel verify ----------------------------------------------------------------------
+
+def test_a_parallel_verify_agrees_with_the_sequential_one_and_names_the_same_fault(
+        tmp_path, monkeypatch):
+    from soundscape.rights.store import database
+
+    with open_ledger(tmp_path) as ledger:
+        append(ledger, 0, 900, batch=100)
+        sequential = ledger.verify()
+        monkeypatch.setattr(database, "PARALLEL_MIN_ROWS", 100)
+        monkeypatch.setattr(database, "PARALLEL_CHUNK_ROWS", 128)
+        calls = []
+        real = database.Store._parallel_scan
+        monkeypatch.setattr(database.Store, "_parallel_scan",
+                            lambda self, *a: calls.append(real(self, *a)) or calls[-1])
+        parallel = ledger.verify()
+    assert calls and calls[0] is not None  # the parallel scan itself passed the ledger
+    assert (parallel.records, parallel.root, parallel.kinds, parallel.checkpoints) == (
+        sequential.records, sequential.root, sequential.kinds, sequential.checkpoints)
+    db(tmp_path).execute("UPDATE ledger_records SET body = replace(body, 'number 600', "
+                         "'number 6000') WHERE seq = 601")
+    with open_ledger(tmp_path) as ledger, pytest.raises(TamperError) as info:
+        ledger.verify()
+    assert str(info.value) == ("record out-000601 (#601) was edited: its body does not match its "
+                               "leaf hash")

@@ -30,11 +30,16 @@ from soundscape.rights.store.schema import (ID_PREFIX, LEDGER_FORMAT, LEDGER_VER
                                             checkpoint_of, checkpoints_table, lookup_columns,
                                             meta_table, metadata, records_table, stored_of,
                                             tiles_table, utc_now)
-from soundscape.rights.store.verify import VerifyReport, scan
+from soundscape.rights.store.verify import VerifyReport, check_rows, scan
 from soundscape.rights.store.witness import Witness
 
 # Ids per "IN (...)" clause: well under every database's limit on bound parameters.
 _IN_CHUNK = 500
+# A verify of at least this many rows spreads the per-row work over processes (SQLite only):
+# below it, starting them costs more than it saves.
+PARALLEL_MIN_ROWS = 200_000
+PARALLEL_MAX_WORKERS = 4
+PARALLEL_CHUNK_ROWS = 20_000
 
 
 class Store:
@@ -412,16 +417,25 @@ class Store:
                            records_table.c.body, records_table.c.leaf_hash,
                            records_table.c.lookup, records_table.c.lookup2
                            ).where(records_table.c.seq > start).order_by(records_table.c.seq)
-            if self.dialect == "sqlite":
+            last_seq = conn.execute(select(func.max(records_table.c.seq))).scalar() or 0
+            result = None
+            if (self.dialect == "sqlite" and last_seq - start >= PARALLEL_MIN_ROWS
+                    and (os.cpu_count() or 1) > 1):
+                result = self._parallel_scan(start, last_seq, cps, key, trusted_kid,
+                                             all_signatures, held, frontier, frontiers, tiles)
+            if result is not None:
+                pass
+            elif self.dialect == "sqlite":
                 # The driver's cursor directly, in the same transaction: a plain tuple per row.
                 rows = conn.connection.driver_connection.execute(
                     "SELECT seq, id, kind, body, leaf_hash, lookup, lookup2 FROM ledger_records "
                     "WHERE seq > ? ORDER BY seq", (start,))
             else:
                 rows = conn.execute(query).yield_per(5000)
-            result = scan(rows, [c for c in cps if c.size > start], key, trusted_kid,
-                          all_signatures, held, frontier=frontier, start=start,
-                          frontiers=frontiers, tiles=tiles)
+            if result is None:
+                result = scan(rows, [c for c in cps if c.size > start], key, trusted_kid,
+                              all_signatures, held, frontier=frontier, start=start,
+                              frontiers=frontiers, tiles=tiles)
             latest = cps[-1] if cps else None
             if latest is not None and self.has_tiles:
                 # RFC 9162 §2.1.4: the witnessed tree is a prefix of today's, by a consistency
@@ -435,6 +449,44 @@ class Store:
             self.witness.publish(latest.note, latest.size, trusted_kid, key, verified=True)
         result.seconds = time.perf_counter() - started
         result.key_source = key_source
+        return result
+
+    def _parallel_scan(self, start: int, last_seq: int, cps, key, trusted_kid: str,
+                       all_signatures: bool, held, frontier, frontiers, tiles):
+        """The scan with the per-row work (hashing bodies, binding checks) spread over processes.
+
+        Returns None at any fault (or when processes cannot be started): the caller then runs
+        the sequential scan, which names the first fault exactly as it always has.
+        """
+        import multiprocessing
+
+        workers = min(os.cpu_count() or 1, PARALLEL_MAX_WORKERS)
+        step = max(PARALLEL_CHUNK_ROWS, (last_seq - start) // (workers * 8) + 1)
+        tasks = [(self.engine.url.database, lo, min(lo + step, last_seq))
+                 for lo in range(start, last_seq, step)]
+        kinds: dict[str, int] = {}
+
+        def rows():
+            # Chunks arrive in order while later ones are still being checked.
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                seq = start
+                for part in pool.imap(check_rows, tasks):
+                    if part is None:
+                        raise _RowFault
+                    leaves, counts = part
+                    for k, v in counts.items():
+                        kinds[k] = kinds.get(k, 0) + v
+                    for i in range(0, len(leaves), 32):
+                        seq += 1
+                        yield seq, "", "", None, leaves[i:i + 32], None, None
+
+        try:
+            result = scan(rows(), [c for c in cps if c.size > start], key, trusted_kid,
+                          all_signatures, held, frontier=_copy_frontier(frontier),
+                          start=start, frontiers=frontiers, tiles=tiles)
+        except (_RowFault, TamperError, OSError):
+            return None
+        result.kinds = kinds
         return result
 
     def witnessed(self, key, key_id: str):
@@ -469,6 +521,14 @@ class Store:
             raise TamperError(f"signed checkpoint {base.size}: the frontier stored with it does "
                               "not match its root (an append would extend a wrong tree)")
         return frontier
+
+
+class _RowFault(Exception):
+    """A worker of the parallel scan found a bad row (the sequential scan names it)."""
+
+
+def _copy_frontier(frontier):
+    return None if frontier is None else merkle.Frontier.from_state(frontier.state())
 
 
 def _check_held_root(size: int, labels: list[tuple[str, str]], tree: merkle.TileTree) -> None:
