@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import shutil
 import sqlite3
@@ -124,20 +125,25 @@ def test_truncating_records_and_checkpoints_together_fails_plain_verify(tmp_path
 
 
 def test_a_ledger_rebuilt_with_replaced_key_files_fails_plain_verify(small, tmp_path):
-    # Rebuild from the exported bodies (one record rewritten) with a fresh key pair.
+    # Someone rebuilds the history elsewhere (record 3 rewritten) under a key pair of their own ...
+    forged = tmp_path / "forged"
     with open_ledger(small) as ledger:
         bodies = [r.body for r in ledger.records()]
-    (small / "ledger.sqlite").unlink()
-    for name in ("ledger-ed25519.pem", "ledger-ed25519.pub.pem", "ledger.vkey"):
-        (small / "keys" / name).unlink()
-    with open_ledger(small.parent / small.name, witness_dirs=()) as ledger:
-        pass  # a new key and database, but the old witness is still beside the new public key
+    with open_ledger(forged) as ledger:
+        for body in bodies:
+            facts = output(body["seed"])
+            if body["seed"] == 3:
+                facts = dataclasses.replace(facts, prompt="prompt number Z")
+            ledger.record_output(facts)
+        assert ledger.verify().records == 12  # self-consistent under its own key
+    # ... and puts the database and both key files in place of the real ones.
+    for name in ("ledger.sqlite", "keys/ledger-ed25519.pem", "keys/ledger-ed25519.pub.pem"):
+        shutil.copy(forged / name, small / name)
     with open_ledger(small) as ledger:
         with pytest.raises(TamperError) as info:
             ledger.verify()
-    assert "the witnessed checkpoint" in str(info.value) and "key files were replaced" in str(
-        info.value)
-    assert len(bodies) == 12
+    assert str(info.value).startswith(f"the witnessed checkpoint {small / 'keys'}")
+    assert str(info.value).endswith("the ledger or its key files were replaced")
 
 
 def test_verify_moves_the_witness_forward_and_checks_consistency(small):
