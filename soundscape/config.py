@@ -76,6 +76,18 @@ class Workspace:
         return self.home / "keys"
 
     @property
+    def witness_dirs(self) -> tuple[Path, ...]:
+        """Folders that keep the ledger's latest signed checkpoint besides ``keys/``: the
+        ``witness_dir`` setting (env ``SOUNDSCAPE_WITNESS_DIR``), relative to the workspace."""
+        value = self.setting("witness_dir")
+        if value is None or value == "":
+            return ()
+        if not isinstance(value, str):
+            raise SoundscapeError(f"{self.home / SETTINGS_FILE}: witness_dir must be a quoted "
+                                  "folder path such as \"/mnt/team/ledger-witness\"")
+        return (self.home / Path(value).expanduser(),)
+
+    @property
     def models_dir(self) -> Path:
         return self.home / "models"
 

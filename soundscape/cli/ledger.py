@@ -137,35 +137,79 @@ def verify(
     quick: Annotated[bool, typer.Option(
         "--quick", help="Check every root but only the latest checkpoint's signature.")] = False,
     against: Annotated[Optional[list[Path]], typer.Option(
-        "--against", help="A sidecar, proof or checkpoint JSON kept elsewhere: the ledger must "
-        "still match its signed checkpoint (exposes truncation and rewrites). Repeatable.")] = None,
+        "--against", help="A sidecar, proof or checkpoint kept elsewhere, or a delivery folder "
+        "(every sidecar and C2PA manifest in it): the ledger must still match each signed "
+        "checkpoint (exposes truncation and rewrites). Repeatable.")] = None,
+    since_witness: Annotated[bool, typer.Option(
+        "--since-witness", help="Check only the records added since the latest witnessed "
+        "checkpoint (the whole ledger when none is witnessed yet).")] = False,
 ) -> None:
-    """Recompute every leaf and root, check every signed checkpoint; name the first bad record."""
-    held = [(str(path), _held_checkpoint(path)) for path in against or ()]
+    """Recompute every leaf, root, frontier and tile, check every signed checkpoint and the
+    witness; name the first bad record."""
+    files = [path for path in against or () if not path.is_dir()]
+    folders = [path for path in against or () if path.is_dir()]
+    held = [(str(path), _held_checkpoint(path)) for path in files]
     with open_ledger() as ledger:
-        report = ledger.verify(all_signatures=not quick, against=held)
+        if folders:
+            from soundscape.rights.credentials.delivered import delivered_checkpoints
+
+            for folder in folders:
+                found = delivered_checkpoints(folder, ledger)
+                say(f"{folder}: {_count(found.sidecars, 'sidecar')}, "
+                    f"{_count(found.manifests, 'C2PA manifest')} checked against the ledger")
+                held += found.held
+        report = ledger.verify(all_signatures=not quick, against=held,
+                               since_witness=since_witness)
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(report.kinds.items())) or "empty"
-    say(f"ledger OK: {_count(report.records, 'record')} ({kinds}), "
+    scope = (f"records #{report.checked_from + 1} to #{report.records} (since the witnessed "
+             f"checkpoint {report.checked_from})" if report.checked_from else
+             _count(report.records, "record"))
+    say(f"ledger OK: {scope} ({kinds}), "
         f"{_count(report.checkpoints, 'signed checkpoint')}, "
         f"{_count(report.signatures_checked, 'signature')} checked in {report.seconds:.2f} s")
     if report.latest:
         say(f"root {report.root} at size {report.latest.size}, key {report.key_id} "
             f"({report.key_source})")
+    for label in report.witnessed:
+        say(f"witness {label}: extended to size {report.latest.size}")
 
 
 def _held_checkpoint(path: Path) -> dict:
     """The signed checkpoint in a sidecar (``ledger.checkpoint``), a proof, or a bare checkpoint."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except (OSError, ValueError) as exc:
+        raise ParameterError(f"cannot read {path}: {exc}") from None
+    note = _checkpoint_note(text)
+    if note is not None:
+        return note
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
         raise ParameterError(f"cannot read {path}: {exc}") from None
     if isinstance(data, dict) and isinstance(data.get("ledger"), dict):
         data = data["ledger"].get("checkpoint")
     elif isinstance(data, dict) and isinstance(data.get("checkpoint"), dict):
         data = data["checkpoint"]
-    if not isinstance(data, dict) or not {"size", "root", "signature"} <= set(data):
+    if not isinstance(data, dict) or not {"size", "root"} <= set(data) or not (
+            "signature" in data or "note" in data):
         raise ParameterError(f"{path} holds no signed ledger checkpoint")
     return data
+
+
+def _checkpoint_note(text: str) -> dict | None:
+    """A bare C2SP checkpoint note (a witness copy) as a checkpoint, or None for other text."""
+    from soundscape.rights import merkle
+
+    try:
+        body, _ = merkle.parse_signed_note(text)
+        origin, size, root = merkle.parse_checkpoint_text(body)
+    except ProofError:
+        return None
+    if not origin.startswith(merkle.ORIGIN_PREFIX):
+        return None
+    return {"size": size, "root": root.hex(), "key_id": origin[len(merkle.ORIGIN_PREFIX):],
+            "note": text}
 
 
 @ledger_app.command("prove")

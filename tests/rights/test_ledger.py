@@ -163,12 +163,18 @@ def test_inserted_record_without_a_checkpoint_is_found(filled):
         ledger.record_output(output(99))
 
 
+def _flip_note_signature(note: str) -> str:
+    """The signed note with one bit of its Ed25519 signature (after the key ID) flipped."""
+    head, encoded = note.rstrip("\n").rsplit(" ", 1)
+    sig = base64.b64decode(encoded)
+    return f"{head} {base64.b64encode(sig[:4] + bytes([sig[4] ^ 1]) + sig[5:]).decode()}\n"
+
+
 def test_forged_checkpoint_signature_is_found(filled):
     con = db(filled)
-    sig = base64.b64decode(con.execute("SELECT signature FROM ledger_checkpoints WHERE size = 4")
-                           .fetchone()[0])
-    forged = base64.b64encode(bytes([sig[0] ^ 1]) + sig[1:]).decode()
-    con.execute("UPDATE ledger_checkpoints SET signature = ? WHERE size = 4", (forged,))
+    note = con.execute("SELECT signature FROM ledger_checkpoints WHERE size = 4").fetchone()[0]
+    con.execute("UPDATE ledger_checkpoints SET signature = ? WHERE size = 4",
+                (_flip_note_signature(note),))
     message = verify_error(filled)
     assert message.startswith("record out-000004 (#4): signed checkpoint 4 has a signature")
 
@@ -189,15 +195,23 @@ def _resign_everything(home, *, replace_meta: bool):
                 (body, merkle.leaf_hash(body.encode())))
     leaves = [bytes(r[0]) for r in con.execute(
         "SELECT leaf_hash FROM ledger_records ORDER BY seq")]
-    for (size, time) in con.execute("SELECT size, time FROM ledger_checkpoints").fetchall():
-        root = merkle.root_of(leaves[:size]).hex()
-        sig = base64.b64encode(key.sign(merkle.checkpoint_message(size, root, time, kid)))
-        con.execute("UPDATE ledger_checkpoints SET root = ?, key_id = ?, signature = ? "
-                    "WHERE size = ?", (root, kid, sig.decode(), size))
+    _resign(con, key, leaves, kid=kid)
     if replace_meta:
         con.execute("UPDATE ledger_meta SET value = ? WHERE key = 'public_key'",
                     (public_pem(key.public_key()),))
         con.execute("UPDATE ledger_meta SET value = ? WHERE key = 'key_id'", (kid,))
+
+
+def _resign(con, key, leaves, *, kid):
+    """Re-sign every checkpoint (note, root and frontier) over ``leaves`` with ``key``."""
+    for (size,) in con.execute("SELECT size FROM ledger_checkpoints").fetchall():
+        frontier = merkle.Frontier()
+        for leaf in leaves[:size]:
+            frontier.append(leaf)
+        note = merkle.sign_checkpoint(key, kid, size, frontier.root())
+        con.execute("UPDATE ledger_checkpoints SET root = ?, key_id = ?, signature = ?, "
+                    "frontier = ? WHERE size = ?",
+                    (frontier.root().hex(), kid, note, frontier.state(), size))
 
 
 def test_rebuild_with_another_key_is_found(filled):
@@ -408,9 +422,13 @@ def test_a_checkpoint_held_elsewhere_exposes_truncation_and_rewrites(filled):
     con = db(filled)
     con.execute("DELETE FROM ledger_records WHERE seq > 8")
     con.execute("DELETE FROM ledger_checkpoints WHERE size > 8")
+    # ... the witness beside the public key holds checkpoint 12: plain verify names it ...
+    assert verify_error(filled).startswith("record #9 is missing: the witness ")
+    for copy in (filled / "keys").glob("ledger*.checkpoint"):
+        copy.unlink()
     with open_ledger(filled) as ledger:
         assert ledger.verify().records == 8
-        # ... but not against the checkpoint the sidecar kept.
+        # ... and without the witness, the checkpoint the sidecar kept does.
         with pytest.raises(TamperError) as info:
             ledger.verify(against=[("cue.wav.json", held)])
     assert str(info.value) == ("record #9 is missing: cue.wav.json holds signed checkpoint 10 "
@@ -430,14 +448,13 @@ def test_a_held_checkpoint_exposes_a_rewrite_by_the_key_holder(filled):
     con.execute("UPDATE ledger_records SET body = ?, leaf_hash = ? WHERE seq = 3",
                 (body, merkle.leaf_hash(body.encode())))
     leaves = [bytes(r[0]) for r in con.execute("SELECT leaf_hash FROM ledger_records ORDER BY seq")]
-    kid = merkle.key_id_of(key.public_key())
-    for size, time in con.execute("SELECT size, time FROM ledger_checkpoints").fetchall():
-        root = merkle.root_of(leaves[:size]).hex()
-        sig = base64.b64encode(key.sign(merkle.checkpoint_message(size, root, time, kid))).decode()
-        con.execute("UPDATE ledger_checkpoints SET root = ?, signature = ? WHERE size = ?",
-                    (root, sig, size))
+    _resign(con, key, leaves, kid=merkle.key_id_of(key.public_key()))
+    # The witness beside the public key holds checkpoint 12 as it was: plain verify sees it.
+    assert "held in the witness" in verify_error(filled)
+    for copy in (filled / "keys").glob("ledger*.checkpoint"):
+        copy.unlink()
     with open_ledger(filled) as ledger:
-        assert ledger.verify().records == 12  # self-consistent ...
+        assert ledger.verify().records == 12  # self-consistent without its witness ...
         with pytest.raises(TamperError, match="first 6 records do not match signed checkpoint 6 "
                                               "held in proof.json"):
             ledger.verify(against=[("proof.json", held)])
