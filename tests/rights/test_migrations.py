@@ -58,8 +58,9 @@ def v1_ledger(home: Path, backend) -> str:
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
-            metadata.create_all(conn)
-            for table in metadata.sorted_tables:
+            baseline = [t for t in metadata.sorted_tables if t.name in migrate.BASELINE_TABLES]
+            metadata.create_all(conn, tables=baseline)
+            for table in baseline:
                 cursor = source.execute(f"SELECT * FROM {table.name}")
                 names = [d[0] for d in cursor.description]
                 rows = [dict(zip(names, r)) for r in cursor.fetchall()]
@@ -126,8 +127,8 @@ NEXT_REVISION = '''
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002_test"
-down_revision = "0001_baseline"
+revision = "9999_test"
+down_revision = "{head}"
 branch_labels = None
 depends_on = None
 
@@ -142,11 +143,11 @@ def downgrade():
 
 
 def test_a_next_revision_dropped_into_versions_upgrades_an_old_ledger(tmp_path, monkeypatch):
-    """The layout a later revision (``0002_...``, down_revision ``0001_baseline``) drops into."""
+    """The layout a later revision (``NNNN_...``, down_revision the current head) drops into."""
     migrations = tmp_path / "migrations"
     shutil.copytree(migrate.MIGRATIONS_DIR, migrations,
                     ignore=shutil.ignore_patterns("__pycache__"))
-    (migrations / "versions" / "0002_test.py").write_text(NEXT_REVISION)
+    (migrations / "versions" / "9999_test.py").write_text(NEXT_REVISION.replace("{head}", migrate.head()))
     monkeypatch.setattr(migrate, "MIGRATIONS_DIR", migrations)
     migrate.known.cache_clear()
     try:
@@ -155,7 +156,7 @@ def test_a_next_revision_dropped_into_versions_upgrades_an_old_ledger(tmp_path, 
 
         url = v1_ledger(home, Backend("sqlite"))
         with Ledger.open(open_workspace(home)) as ledger:
-            assert ledger.store.schema_revision() == "0002_test"
+            assert ledger.store.schema_revision() == "9999_test"
             assert ledger.verify().records == 39
         engine = create_engine(url)
         with engine.connect() as conn:
