@@ -12,7 +12,7 @@ STAMP := $(VENV)/.soundscape-synced
 export OMP_NUM_THREADS ?= 1
 
 
-.PHONY: demo test env banks tools bench clean
+.PHONY: demo test env banks tools postgres bench clean
 
 env: $(STAMP)
 
@@ -20,7 +20,7 @@ env: $(STAMP)
 	$(PYTHON) -m pip install --quiet --target .tools/uv uv
 
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --all-groups --compile-bytecode
+	$(UV) sync --frozen --all-groups --all-extras --compile-bytecode
 	@touch $@
 
 # The composer's sampled instruments: FluidSynth and the two MIT General MIDI sound banks.
@@ -32,10 +32,15 @@ banks:
 tools:
 	@bash scripts/ensure-tools.sh
 
+# The PostgreSQL server programs: the test run starts a private server of its own (unix socket
+# only, in a temporary folder, as an unprivileged user) to run the ledger tests on PostgreSQL too.
+postgres:
+	@bash scripts/ensure-postgres.sh
+
 demo: env banks
 	$(VENV)/bin/python -m soundscape.demo --out out
 
-test: env banks tools
+test: env banks tools postgres
 	$(VENV)/bin/python -m pytest -q
 
 bench: env

@@ -12,13 +12,38 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from soundscape.errors import SoundscapeError
+from soundscape.errors import DataMissingError, SoundscapeError
 
 HOME_ENV = "SOUNDSCAPE_HOME"
 SETTINGS_FILE = "soundscape.toml"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SAMPLES_DIR = PROJECT_ROOT / "samples"
-LICENSES_DIR = PROJECT_ROOT / "licenses"
+
+
+def _data_folder(name: str) -> Path:
+    """Where the data folder ``name`` (samples, licenses, examples) is.
+
+    A wheel carries it inside the package, as ``soundscape/data/<name>`` (pyproject.toml's
+    ``force-include``), found with importlib.resources; a checkout keeps it at the top of the
+    repository. A folder found in neither place is caught by :func:`require_data` when used.
+    """
+    from importlib.resources import files
+
+    packaged = Path(str(files("soundscape") / "data" / name))
+    return packaged if packaged.is_dir() else PROJECT_ROOT / name
+
+
+SAMPLES_DIR = _data_folder("samples")
+LICENSES_DIR = _data_folder("licenses")
+EXAMPLES_DIR = _data_folder("examples")
+DOCS_DIR = _data_folder("docs")
+
+
+def require_data(folder: Path, what: str) -> Path:
+    """``folder`` if it exists; otherwise a loud error, never a silently empty result."""
+    if not Path(folder).is_dir():
+        raise DataMissingError(f"soundscape's {what} ({folder}) is missing: this installation is "
+                               f"incomplete; reinstall soundscape (a wheel carries it as soundscape/data/)")
+    return Path(folder)
 
 
 def default_home() -> Path:
@@ -49,6 +74,18 @@ class Workspace:
     @property
     def keys_dir(self) -> Path:
         return self.home / "keys"
+
+    @property
+    def witness_dirs(self) -> tuple[Path, ...]:
+        """Folders that keep the ledger's latest signed checkpoint besides ``keys/``: the
+        ``witness_dir`` setting (env ``SOUNDSCAPE_WITNESS_DIR``), relative to the workspace."""
+        value = self.setting("witness_dir")
+        if value is None or value == "":
+            return ()
+        if not isinstance(value, str):
+            raise SoundscapeError(f"{self.home / SETTINGS_FILE}: witness_dir must be a quoted "
+                                  "folder path such as \"/mnt/team/ledger-witness\"")
+        return (self.home / Path(value).expanduser(),)
 
     @property
     def models_dir(self) -> Path:

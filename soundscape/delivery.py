@@ -9,6 +9,7 @@ The order of the two halves, and the journal around them, is :mod:`soundscape.pi
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -74,6 +75,22 @@ class Delivery:
         return [s["id"] for s in self.facts.samples]
 
 
+def _time_reference(cue, sample_rate: int) -> tuple[int, dict]:
+    """The bext TimeReference of a cue (samples since midnight of its ``timecode_in``; 0 for
+    none) and the iXML SPEED timecode fields."""
+    from soundscape.production import DEFAULT_FRAME_RATE, DROP_FRAME_RATES, exact_rate, timecode_to_samples
+
+    frame_rate = float(cue.frame_rate) if cue is not None and cue.frame_rate else DEFAULT_FRAME_RATE
+    exact = exact_rate(frame_rate)
+    drop = bool(cue is not None and cue.timecode_in and ";" in cue.timecode_in
+                and round(frame_rate, 2) in DROP_FRAME_RATES)
+    timecode = {"timecode_rate": f"{exact.numerator}/{exact.denominator}",
+                "timecode_flag": "DF" if drop else "NDF"}
+    if cue is None or not cue.timecode_in:
+        return 0, timecode
+    return timecode_to_samples(cue.timecode_in, frame_rate, sample_rate), timecode
+
+
 def sidecar_path_for(path: Path) -> Path:
     """Where the sidecar of a delivered file goes: ``<file>.json`` beside it."""
     return path.with_name(path.name + ".json")
@@ -97,8 +114,11 @@ def write_delivery(rendered: Render, job: Job) -> dict:
     now = datetime.now(timezone.utc)
     lineage = rendered.lineage
     engine_label = f"{lineage.engine} {lineage.engine_version}" + (f" model {lineage.model}" if lineage.model else "")
+    cue = spec.cue
+    time_reference, timecode = _time_reference(cue, mastered.sample_rate)
     bext = BextInfo(
         description=spec.prompt,
+        time_reference=time_reference,
         originator="soundscape",
         originator_reference=f"SS{now:%Y%m%d%H%M%S}{spec.seed % 100000:05d}",
         origination_date=f"{now:%Y-%m-%d}",
@@ -112,24 +132,36 @@ def write_delivery(rendered: Render, job: Job) -> dict:
                         f"T=soundscape {__version__}; {engine_label}\r\n"),
     )
     parameters = spec.describe()
+    file_uid = uuid.uuid4().hex.upper()
     ixml = make_ixml({
         "project": spec.production or "soundscape",
         "scene": spec.episode or "",
         "take": spec.cue_id or "",
         "note": spec.prompt,
+        "file_uid": file_uid,
+        "sample_rate": mastered.sample_rate,
+        "bit_depth": BIT_DEPTH,
+        "channels": mastered.audio.shape[0],
+        "time_reference": time_reference,
+        **timecode,
         "engine": engine_label,
         "seed": spec.seed,
         "preset": job.preset,
         "parameters": parameters,
     }) if job.fmt == "wav" else None
-    tags = {"title": spec.cue_id or spec.prompt[:60], "comment": spec.prompt,
+    title = (cue.title if cue is not None and cue.title else None) or spec.cue_id or spec.prompt[:60]
+    tags = {"title": title, "comment": spec.prompt,
             "software": f"soundscape {__version__}", "date": f"{now:%Y-%m-%d}"}
+    comments = {"production": spec.production, "episode": spec.episode, "cue_id": spec.cue_id,
+                "timecode_in": cue.timecode_in if cue is not None else None,
+                "time_reference": time_reference or None, "file_uid": file_uid}
 
     path = job.path
     hashes: dict = {}
     written_sha256 = write_audio(path, mastered.audio, mastered.sample_rate, fmt=job.fmt,
-                                 bit_depth=BIT_DEPTH, bext=bext if job.fmt == "wav" else None,
-                                 ixml=ixml, tags=tags, overwrite=job.overwrite, hashes=hashes)
+                                 bit_depth=BIT_DEPTH, bext=bext,
+                                 ixml=ixml, tags=tags, comments=comments if job.fmt == "flac" else None,
+                                 overwrite=job.overwrite, hashes=hashes)
     facts = OutputFacts(
         audio_sha256=written_sha256, file_sha256=hashes.get("file_sha256") or file_sha256(path),
         path=str(path),

@@ -18,10 +18,10 @@ from soundscape.batch.cuelist import known_policies, load_cuelist
 from soundscape.cli.batch import print_report, run_with_progress
 from soundscape.cli.common import console
 from soundscape.cli.generate import print_summary
-from soundscape.config import PROJECT_ROOT, Workspace, open_workspace
+from soundscape.config import EXAMPLES_DIR, Workspace, open_workspace
 from soundscape.spec import make_spec
 
-EPISODE = PROJECT_ROOT / "examples" / "deep-water-s01e03.yaml"
+EPISODE = EXAMPLES_DIR / "deep-water-s01e03.yaml"
 
 
 def main(argv=None) -> None:
@@ -44,7 +44,7 @@ def render_episode(out: Path, workspace: Workspace, *, workers: int | None = Non
     episode = load_cuelist(EPISODE, policies=known_policies(workspace))
     console.print(f"[bold]{episode.production.title} {episode.production.episode}[/] "
                   f"\u201c{episode.production.episode_title}\u201d: {len(episode.cues)} cues from "
-                  f"{EPISODE.relative_to(PROJECT_ROOT)}")
+                  f"{EPISODE.parent.name}/{EPISODE.name}")
     report = run_with_progress(episode, out, workspace=workspace, executor="local",
                                 workers=workers or os.cpu_count() or 1, ray_address=None)
     print_report(report)

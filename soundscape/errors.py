@@ -61,6 +61,12 @@ class NotClearedError(SoundscapeError):
     exit_code = 4
 
 
+class NeedsReviewError(SoundscapeError):
+    """An output or model clears only once named conditions are settled (NEEDS REVIEW)."""
+
+    exit_code = 5
+
+
 class ProofError(SoundscapeError, ValueError):
     """A proof or checkpoint that does not verify; the message says which part failed.
 
@@ -72,3 +78,13 @@ class ProofError(SoundscapeError, ValueError):
 
 class CredentialError(SoundscapeError):
     """A signing certificate or key that cannot be used, or a file that cannot be signed."""
+
+
+class MissingExtraError(SoundscapeError):
+    """An optional part of soundscape (a pip extra: musicgen, ray) is not installed."""
+
+    exit_code = 2
+
+
+class DataMissingError(SoundscapeError):
+    """Data soundscape ships with (license terms, policies, the sample library) is not there."""

@@ -17,7 +17,7 @@ from soundscape.errors import LedgerError
 SIDECAR_VERSION = 1
 # The lists of licensed things an output was made from, and the lineage role of each: the
 # ledger links every entry to its registered asset, lineage and clearance judge each in its role.
-USES = {"samples": "sample", "ingredients": "ingredient", "presets": "sound-bank"}
+USES = {"samples": "sample", "ingredients": "continuation-source", "presets": "sound-bank"}
 # Fields the sidecar nests under "engine" (as {"name", "version", "model", "model_sha256"}).
 _ENGINE_FIELDS = {"engine": "name", "engine_version": "version", "model": "model",
                   "model_sha256": "model_sha256"}
@@ -84,6 +84,10 @@ class OutputFacts:
                 data["kind"] = value
             elif name != "path":
                 data[name] = value
+        if self.ingredients:
+            # The audio a cue continues from, under the name a clearance team uses for it (the
+            # v1 key "ingredients" above still carries it, for readers of v1 sidecars).
+            data["continuation_source"] = dict(self.ingredients[0])
         data["details"] = dict(details or {})
         data["ledger"] = ledger
         return data

@@ -185,23 +185,29 @@ def _refuse_transformers_folder(model_dir: str | Path, workspace_home: Path | No
 
 def register_checkpoint(ledger: Ledger, model_dir: str | Path, *, name: str, license: str | None,
                         trained_on: Sequence[str] = (), lineage_unknown: bool = False,
-                        base_model: str | None = None) -> ModelRecord:
+                        base_model: str | None = None, base_license: str | None = None
+                        ) -> ModelRecord:
     """Register an audiocraft checkpoint folder as model ``name`` (both file hashes recorded).
 
     A folder of Meta's published weights (facebook/musicgen-*: by its files' published sha256,
     else by hub id, folder name, Hugging Face cache path or transformers config) records that
     model as its base and CC-BY-NC-4.0 as both its base and its own license; another license
     for it is refused. A transformers MusicGen folder without audiocraft files is refused with
-    what it is and what to do.
+    what it is and what to do. A ``base_model`` outside licenses/base-models.toml takes its
+    licence from ``base_license``, or from the ledger when it is a model registered here.
 
     Raises:
-        ParameterError: neither or both of trained_on and lineage_unknown.
-        LicenseError: no license, or a license that contradicts a known base model's.
+        ParameterError: neither or both of trained_on and lineage_unknown; a base_license
+            without a base_model.
+        LicenseError: no license, a license that contradicts a known base model's, or a
+            base model of unknown licence.
         ModelError: not a loadable, safe checkpoint folder.
     """
     # imports torch (see the module docstring)
     from soundscape.engines.musicgen.checkpoint import checkpoint_hashes, describe_checkpoint
 
+    if base_license is not None and not base_model:
+        raise ParameterError("--base-license needs --base-model ID: the license of which base?")
     if bool(trained_on) == bool(lineage_unknown):
         raise ParameterError("say what the model was trained on: --trained-on DATASET (one or "
                              "more), or --lineage-unknown when that cannot be traced")
@@ -212,8 +218,11 @@ def register_checkpoint(ledger: Ledger, model_dir: str | Path, *, name: str, lic
     architecture = describe_checkpoint(model_dir, require_offline=True)
     hashes = checkpoint_hashes(model_dir)
     info = _known_base(model_dir, base_model, hashes, workspace_home=ledger.home)
-    base_license = None
     if info is not None:
+        if base_license is not None and (ledger.normalize_license(base_license, what="--base-license")
+                                         != ledger.normalize_license(info.license)):
+            raise LicenseError(f"{info.name} weights are {info.license} ({info.source}), not "
+                               f"{base_license}: leave --base-license out")
         base_model, base_license = info.name, info.license
         if license is None:
             license = info.license
@@ -221,6 +230,8 @@ def register_checkpoint(ledger: Ledger, model_dir: str | Path, *, name: str, lic
             raise LicenseError(f"{info.name} weights are {info.license} ({info.source}); a folder "
                                f"of them cannot be registered as {license}: pass "
                                f"--license {info.license}")
+    elif base_model:
+        base_license = _base_license(ledger, base_model, base_license)
     if not license:
         raise LicenseError(f"model {name}: no license given: pass --license EXPR (the model "
                            f"weights' own license, e.g. {STUDIO_LICENSE} or CC-BY-NC-4.0)")
@@ -231,6 +242,19 @@ def register_checkpoint(ledger: Ledger, model_dir: str | Path, *, name: str, lic
         lineage_unknown=bool(lineage_unknown),
         details={"model_sha256": hashes["model"], "registered_by": "soundscape model add"})
     return ledger.register_model(entry)
+
+
+def _base_license(ledger: Ledger, base_model: str, base_license: str | None) -> str:
+    """The licence of a base model outside licenses/base-models.toml: as given, else the
+    licence of the model of that name registered here."""
+    if base_license is not None:
+        return ledger.normalize_license(base_license, what="--base-license")
+    registered = ledger.get_model(base_model)
+    if registered is not None and registered.license:
+        return registered.license
+    raise LicenseError(f"base model {base_model!r} is not a published model soundscape knows "
+                       "(licenses/base-models.toml) nor a model registered here: give its "
+                       "license with --base-license EXPR")
 
 
 def _dataset(ledger: Ledger, name: str) -> DatasetRecord | None:
@@ -319,17 +343,42 @@ def check_assets_under_policy(ledger: Ledger, assets: Sequence[AssetRecord],
                               f"train under another policy")
 
 
+def check_codec_trained(ledger: Ledger, *, model: str, dataset: str, stage: str = "lm",
+                        allow_untrained_codec: bool = False) -> None:
+    """Refuse the LM stage on a model whose codec was never trained, naming the command to run.
+
+    Raises:
+        ModelError: one line: the model's codec is random, and how to train it first.
+    """
+    if stage != "lm" or allow_untrained_codec:
+        return
+    base = ledger.get_model(model)
+    if base is None or not base.path:
+        return  # train_model says what is wrong with it
+    # imports torch (see the module docstring)
+    from soundscape.engines.musicgen.codec_train import require_trained_codec
+
+    require_trained_codec(base.path, how=(
+        f"`soundscape train --model {model} --dataset {dataset} --stage codec --out "
+        f"{model}-codec`, then train the LM with --model {model}-codec"))
+
+
 def train_model(ledger: Ledger, workspace: Workspace, *, model: str, dataset: str, out: str, stage: str = "lm",
                 steps: int = 100, batch_size: int = 4, lr: float | None = None,
                 lora_rank: int | None = None, policy: str | None = None, resume: bool = False,
                 progress: Callable[[int, int, float], None] | None = None,
                 device: str | None = None, segment_seconds: float | None = None,
-                seed: int = 0, **scale) -> TrainOutcome:
+                seed: int = 0, allow_untrained_codec: bool = False,
+                validate_every: int | None = None,
+                on_validation: Callable[[dict], None] | None = None, **scale) -> TrainOutcome:
     """``soundscape train``: train a registered model on a dataset and register the result.
 
     The new model's lineage: its base model (with the base's own license), the base's datasets
     and this dataset. Its own license is the base's (a trained model is an adaptation of its
     base); an unknown-lineage base makes an unknown-lineage model.
+
+    The LM stage refuses a base whose codec was never trained (a ``model new`` model), saying
+    which command trains it; ``allow_untrained_codec`` is for tests and experiments.
 
     ``scale`` passes the multi-process and schedule options on to the trainer (``dist``,
     ``accumulate``, ``warmup``, ``validate_every``, ...). In a multi-process job every rank
@@ -345,6 +394,10 @@ def train_model(ledger: Ledger, workspace: Workspace, *, model: str, dataset: st
     if base is None:
         raise ModelError(f"unknown model {model!r}: see `soundscape model list`")
     check_model_usable(base, allow_unknown_lineage=True)
+    # Before the dataset is looked up (which registers soundscape-samples on first use), so a
+    # refusal writes nothing.
+    check_codec_trained(ledger, model=model, dataset=dataset, stage=stage,
+                        allow_untrained_codec=allow_untrained_codec)
     ds = _dataset(ledger, dataset)
     if ds is None:
         raise LedgerError(f"no dataset {dataset!r} in the ledger (see `soundscape dataset list`)")
@@ -362,6 +415,8 @@ def train_model(ledger: Ledger, workspace: Workspace, *, model: str, dataset: st
                    lora_rank=lora_rank, out_dir=folder, resume=resume, progress=progress,
                    device=device, seed=seed, segment_seconds=segment_seconds,
                    cache_dir=workspace.home / "cache" / "codes",
+                   allow_untrained_codec=allow_untrained_codec, validate_every=validate_every,
+                   on_validation=on_validation,
                    extra_config={"base_model": base.name, "dataset": f"{ds.name}@{ds.version}",
                                  "policy": policy}, **scale)
     if not result.is_main:  # one writer of rights facts: rank 0

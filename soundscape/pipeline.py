@@ -17,6 +17,7 @@ single ledger writer.
 from __future__ import annotations
 
 import os
+import re
 import time
 import traceback
 from dataclasses import dataclass
@@ -319,7 +320,8 @@ class _Events:
 def prompt_jobs(prompt: str, *, out: str, kind: str, variants: int = 1, preset: str = "ebu-r128",
                 fmt: str = "wav", overwrite: bool = False, engine: str = "composer",
                 model: str | None = None, allow_unknown_lineage: bool = False,
-                engine_params: dict | None = None, **controls) -> list[Job]:
+                engine_params: dict | None = None, workspace: Workspace | None = None,
+                **controls) -> list[Job]:
     """The jobs of ``generate`` and ``jingle``: one per variant, every option checked first.
 
     Args:
@@ -328,7 +330,10 @@ def prompt_jobs(prompt: str, *, out: str, kind: str, variants: int = 1, preset: 
         kind: bed, jingle or sting.
         variants: arrangements of the same motif; they share the seed (so the motif too) and
             go to ``name-v1.wav``, ``name-v2.wav`` ...
-        engine_params: the engine's own settings (``top_k`` ...), None for unset.
+        engine_params: the engine's own settings (``top_k`` ...), None for unset. A
+            ``continue_from`` given as text (an asset id, or a file of a registered asset) is
+            resolved against the workspace's ledger here, before any render.
+        workspace: whose ledger resolves ``continue_from`` (default: the current workspace).
         **controls: duration, seed, key, bpm, mood, intensity, motif, loop (see ``make_spec``).
 
     Raises:
@@ -351,6 +356,9 @@ def prompt_jobs(prompt: str, *, out: str, kind: str, variants: int = 1, preset: 
         raise ParameterError(f"{', '.join(options)} {'applies' if len(options) == 1 else 'apply'}"
                              f" only to {with_models}; the {engine} engine would ignore "
                              f"{'it' if len(options) == 1 else 'them'}")
+    if isinstance(params.get("continue_from"), (str, Path)):
+        params["continue_from"] = continuation_source(str(params["continue_from"]),
+                                                      workspace=workspace)
     raw = os.path.expanduser(str(out))
     if not raw.strip():
         raise OutputError("--out is empty; give a file name, e.g. --out bed.wav")
@@ -367,6 +375,54 @@ def prompt_jobs(prompt: str, *, out: str, kind: str, variants: int = 1, preset: 
         specs.append(spec)
     return [Job(spec=s, path=p, preset=preset, fmt=fmt, overwrite=overwrite)
             for s, p in zip(specs, variant_paths(path, variants))]
+
+
+def continuation_source(value: str, *, workspace: Workspace | None = None) -> dict:
+    """The registered asset a cue continues from, as the engine takes it (``{"id", "sha256",
+    "license", "path"}``): ``value`` is an asset id (``asset-000041``) or a file whose decoded
+    audio is a registered asset's. The license is the asset's as corrected in the ledger.
+
+    Raises:
+        ParameterError: no such asset, the asset has no license, or its file is gone.
+    """
+    from soundscape.audio.io import audio_sha256  # decodes audio: numpy and soundfile
+
+    text = str(value).strip()
+    if not text:
+        raise ParameterError("--continue-from is empty: give a registered asset's id or file")
+    file = Path(os.path.expanduser(text))
+    with Ledger.open(workspace or open_workspace()) as ledger:
+        if file.is_file():
+            sha = audio_sha256(file)
+            found = ledger.assets_by_sha(sha)
+            asset = ledger.assets([found[0].id])[0] if found else None
+            if asset is None:
+                outputs = ledger.find_outputs(audio_sha256=sha)
+                what = (f"it is soundscape output {outputs[0].id}, not a registered asset"
+                        if outputs else "its audio matches no registered asset")
+                raise ParameterError(
+                    f"--continue-from {text}: {what}; register it first (`soundscape dataset "
+                    "add NAME FOLDER --license EXPR`) so its license is on record")
+            path = file.resolve()
+        else:
+            if re.fullmatch(r"[0-9a-fA-F]{64}", text):  # a decoded-audio sha256
+                found = [a.id for a in ledger.assets_by_sha(text.lower())]
+            else:
+                found = [text] if text.startswith("asset-") else []
+            found = ledger.assets(found[:1])
+            if not found:
+                raise ParameterError(
+                    f"--continue-from {text}: neither a file nor a registered asset id "
+                    "(asset-...) or audio sha256 (see `soundscape dataset show NAME`)")
+            asset = found[0]
+            path = Path(asset.path)
+            if not path.is_file():
+                raise ParameterError(f"--continue-from {text}: the asset's file {asset.path} is "
+                                     "not there; give the file itself")
+    if not asset.license:
+        raise ParameterError(f"--continue-from {text}: asset {asset.id} has no license on record")
+    return {"id": asset.id, "sha256": asset.audio_sha256, "license": asset.license,
+            "path": str(path)}
 
 
 def variant_paths(path: Path, count: int) -> list[Path]:

@@ -74,6 +74,17 @@ def check_length(value: str | None, what: str, limit: int) -> None:
                              f"allowed is {limit:,}")
 
 
+# Production types as society cue-sheet forms list them.
+PRODUCTION_TYPES = ("series", "film", "documentary", "special", "short", "commercial", "trailer",
+                    "promo", "podcast", "other")
+# CISAC role codes for the parties of a work (CWR's "writer designation" and publisher types).
+CONTRIBUTOR_ROLES = {
+    "C": "composer", "A": "author (lyricist)", "CA": "composer and author", "AR": "arranger",
+    "AD": "adaptor", "TR": "translator", "E": "original publisher", "SE": "sub-publisher",
+    "AM": "administrator",
+}
+PUBLISHER_ROLES = ("E", "SE", "AM")
+
 # Where a cue's facts travel in its recorded parameters (``parameters.params.cue``).
 CUE_PARAMS_KEY = "cue"
 
@@ -95,6 +106,8 @@ class CueFacts:
     publisher: str | None = None
     frame_rate: float | None = None
     policy: str | None = None
+    filing: dict | None = None                 # production facts for a society filing
+    contributors: tuple[dict, ...] | None = None  # human contributors: name, role, society, ipi, share
 
     def __post_init__(self) -> None:
         for name in ("title", "episode_title", "company", "publisher"):
@@ -102,8 +115,10 @@ class CueFacts:
 
     def to_params(self) -> dict:
         """The facts as recorded: set fields only, in this order."""
-        return {f.name: getattr(self, f.name) for f in fields(self)
-                if getattr(self, f.name) is not None}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+        if "contributors" in out:
+            out["contributors"] = [dict(c) for c in out["contributors"]]
+        return out
 
 
 def usage_table() -> str:
@@ -187,10 +202,23 @@ def frames_to_timecode(frames: int, frame_rate: float, *, drop: bool = False) ->
     return f"{h:02d}:{m:02d}:{s:02d}{';' if drop else ':'}{f:02d}"
 
 
+def exact_rate(frame_rate: float) -> Fraction:
+    """The exact frame rate a nominal one stands for (29.97 is 30000/1001 frames a second)."""
+    return _EXACT_RATES.get(round(frame_rate, 3), Fraction(frame_rate).limit_denominator(1001))
+
+
+def timecode_to_samples(text: str, frame_rate: float, sample_rate: int) -> int:
+    """Samples since midnight at ``sample_rate`` of a timecode: a BWF ``TimeReference``.
+
+    A DAW's "spot to original time" places the file there (EBU Tech 3285, TimeReference).
+    """
+    frames = timecode_to_frames(text, frame_rate)
+    return round(frames * Fraction(sample_rate) / exact_rate(frame_rate))
+
+
 def seconds_to_frames(seconds: float, frame_rate: float) -> int:
     """Frames spanned by ``seconds`` of real time at ``frame_rate`` (nearest frame)."""
-    exact = _EXACT_RATES.get(round(frame_rate, 3), Fraction(frame_rate).limit_denominator(1001))
-    return round(Fraction(seconds).limit_denominator(10**6) * exact)
+    return round(Fraction(seconds).limit_denominator(10**6) * exact_rate(frame_rate))
 
 
 def clock(seconds: float) -> str:

@@ -20,7 +20,7 @@ from typing import Iterator
 
 import numpy as np
 
-from soundscape.config import SAMPLES_DIR
+from soundscape.config import SAMPLES_DIR, require_data
 from soundscape.errors import AudioError, ParameterError
 from soundscape.render import SampleUse
 from soundscape.spec import Key, parse_key
@@ -99,8 +99,8 @@ class SampleLibrary:
             AudioError: the manifest or a sidecar is not valid JSON, lacks a required field, or a
                 sidecar is missing; the message names the file and line.
         """
-        if path is None:
-            path = SAMPLES_DIR
+        if path is None:  # the library soundscape ships: missing means a broken install
+            path = require_data(SAMPLES_DIR, "sample library")
         root = Path(path)
         manifest = root / MANIFEST_NAME
         if not manifest.is_file():

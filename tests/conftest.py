@@ -19,3 +19,34 @@ def rng() -> np.random.Generator:
 def make_rng():
     """Fresh seeded generators for fixtures that outlive one test (module or session scope)."""
     return lambda: np.random.default_rng(seed=RNG_SEED)
+
+
+# -- ledger backends ---------------------------------------------------------------------------
+# The ledger's tests run on SQLite and on PostgreSQL. The server is private to this test run
+# (tests/pgserver.py: initdb into a temporary folder, a unix socket only, an unprivileged user),
+# started once on first use and stopped at the end; each test gets a database of its own.
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """The run's PostgreSQL server; skips (with the reason) where none can be started."""
+    from pgserver import PgServer, Unavailable
+
+    try:
+        server = PgServer()
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def ledger_backend(request):
+    """Each test that takes this runs twice: on SQLite, then on PostgreSQL."""
+    from ledger_backends import Backend
+
+    if request.param == "sqlite":
+        yield Backend("sqlite")
+        return
+    backend = Backend("postgresql", request.getfixturevalue("pg_server"))
+    yield backend
+    backend.close()

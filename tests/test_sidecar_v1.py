@@ -30,6 +30,8 @@ BY_KEYS = {"intent"}
 # and the intent's colour and the prompt words it did not understand.
 ADDED_SINCE_V1 = {"presets": "list"}
 INTENT_ADDED_SINCE_V1 = {"colour", "unknown_words"}
+# Ledger format 2: the signed checkpoint a sidecar carries is a C2SP signed note as well.
+CHECKPOINT_ADDED_SINCE_V1 = {"note"}
 
 CUES = """\
 production:
@@ -69,7 +71,8 @@ def shape(data: dict) -> dict:
             out[key] = type(value).__name__
         elif key == "ledger":
             out[key] = {"record_id": type(value["record_id"]).__name__,
-                        "checkpoint": sorted(value["checkpoint"])}
+                        "checkpoint": sorted(set(value["checkpoint"])
+                                             - CHECKPOINT_ADDED_SINCE_V1)}
         elif key == "path":
             out[key] = Path(value).name
         else:

@@ -119,9 +119,10 @@ def check_output_path(path, *, overwrite: bool, fmt: str | None = None) -> Path:
     return path
 
 
-# The longest name written beside an output is its sidecar's temporary file,
-# ".<name>.json.tmp" plus eight random characters (atomic.py, tempfile.mkstemp).
-NAME_HEADROOM = len(".") + len(".json") + len(".tmp") + 8
+# The longest names written beside an output: its own temporary file ".<name>.<12 hex>.part"
+# (write_audio) and its sidecar's ".<name>.json.tmp" plus eight random characters (atomic.py,
+# tempfile.mkstemp).
+NAME_HEADROOM = max(len(".") + len(".") + 12 + len(".part"), len(".") + len(".json") + len(".tmp") + 8)
 
 
 def _check_name_length(path: Path, folder: Path) -> None:
@@ -175,7 +176,8 @@ def _format_of(path: Path, fmt: str | None) -> str:
 
 def write_audio(path, audio: np.ndarray, sample_rate: int, *, fmt: str = "wav", bit_depth: int = 24,
                 bext: BextInfo | None = None, ixml: str | None = None, tags: dict | None = None,
-                overwrite: bool = False, hashes: dict | None = None) -> str:
+                comments: dict | None = None, overwrite: bool = False,
+                hashes: dict | None = None) -> str:
     """Write ``audio`` (channels, n) float to ``path`` atomically; return its :func:`audio_sha256`.
 
     The file appears under its name only when complete: it is written to a hidden temporary
@@ -190,6 +192,8 @@ def write_audio(path, audio: np.ndarray, sample_rate: int, *, fmt: str = "wav", 
         ixml: an iXML document (:func:`make_ixml`) for WAV.
         tags: title/comment/software/date/artist/copyright/album/genre (FLAC Vorbis comments,
             WAV LIST-INFO).
+        comments: further FLAC Vorbis comments (CUE_ID, EPISODE...); a FLAC also gets a seek
+            table, 8 KiB of padding and ReplayGain/R128 gains from ``bext`` (:func:`flac_comments`).
         hashes: when given, receives ``file_sha256`` for a WAV, hashed as its bytes are
             written (what :func:`file_sha256` would read back, without reading the file again).
 
@@ -224,7 +228,8 @@ def write_audio(path, audio: np.ndarray, sample_rate: int, *, fmt: str = "wav", 
                 if hashes is not None:
                     hashes["file_sha256"] = sink.digest.hexdigest()
             else:
-                _write_flac(handle, blocks, audio.shape[0], sample_rate, bit_depth, bext, tags)
+                _write_flac(handle, blocks, audio.shape[0], sample_rate, bit_depth, bext, tags,
+                            comments, temp)
             handle.flush()
             os.fsync(handle.fileno())
         _publish(temp, path, overwrite=overwrite)
@@ -353,23 +358,70 @@ def _chunk(ident: bytes, payload: bytes) -> bytes:
     return ident + struct.pack("<I", len(payload)) + payload + (b"\0" if len(payload) & 1 else b"")
 
 
-def _write_flac(handle, blocks, channels, sample_rate, bit_depth, bext, tags) -> None:
+def _write_flac(handle, blocks, channels, sample_rate, bit_depth, bext, tags, comments, temp) -> None:
     import soundfile as sf
 
-    merged = {}
+    from soundscape.audio.flacmeta import finish_flac
+
+    # libsndfile encodes the frames; finish_flac writes them again behind our own metadata
+    # blocks (Vorbis comments, a seek table, padding), which libsndfile cannot write.
+    raw = temp.with_suffix(".raw")  # no longer than the temporary name itself
+    try:
+        with sf.SoundFile(raw, mode="w", samplerate=sample_rate, channels=channels,
+                          subtype=f"PCM_{bit_depth}", format="FLAC") as out:
+            shift = 32 - bit_depth  # soundfile takes int32 with the sample in the top bits
+            for block in blocks:
+                out.write(block << shift)
+        with open(raw, "rb") as encoded:
+            finish_flac(encoded, handle, comments=flac_comments(bext, tags, comments),
+                        vendor=f"soundscape (libsndfile {sf.__libsndfile_version__})")
+    finally:
+        raw.unlink(missing_ok=True)
+
+
+# Vorbis comment names for our tags (the names libsndfile reads back, upper-case as the
+# Vorbis comment specification recommends); ENCODER is the name players show.
+_VORBIS_NAMES = {"title": "TITLE", "comment": "COMMENT", "software": "SOFTWARE", "date": "DATE",
+                 "artist": "ARTIST", "copyright": "COPYRIGHT", "album": "ALBUM", "genre": "GENRE"}
+# ReplayGain 2.0 plays back at -18 LUFS; R128_TRACK_GAIN (RFC 7845, section 5.2.1) is relative
+# to EBU R 128's -23 LUFS, in Q7.8 fixed point.
+REPLAYGAIN_REFERENCE_LUFS = -18.0
+R128_REFERENCE_LUFS = -23.0
+
+
+def flac_comments(bext: BextInfo | None, tags: dict, extra: dict | None = None) -> dict[str, str]:
+    """The Vorbis comments of a delivered FLAC: tags, the bext fields that apply, loudness gains.
+
+    Args:
+        bext: its description, originator, reference and date fill COMMENT, ORIGINATOR,
+            ORIGINATOR_REFERENCE and DATE; its loudness and true peak give REPLAYGAIN_* and
+            R128_TRACK_GAIN.
+        tags: our tag names (:data:`TAGS`), which win over the bext fields.
+        extra: further fields as given (CUE_ID, EPISODE...), written upper-case.
+    """
+    comments: dict[str, str] = {}
     if bext is not None:
-        merged = {"comment": bext.description, "software": bext.originator}
+        comments["COMMENT"] = bext.description
+        comments["ORIGINATOR"] = comments["SOFTWARE"] = bext.originator
+        if bext.originator_reference:
+            comments["ORIGINATOR_REFERENCE"] = bext.originator_reference
         if bext.origination_date:
-            merged["date"] = bext.origination_date
-    merged.update(tags)
-    with sf.SoundFile(handle, mode="w", samplerate=sample_rate, channels=channels,
-                      subtype=f"PCM_{bit_depth}", format="FLAC") as out:
-        # libsndfile writes Vorbis comments with the header: set them before any audio.
-        for key, value in merged.items():
-            setattr(out, key, str(value))
-        shift = 32 - bit_depth  # soundfile takes int32 with the sample in the top bits
-        for block in blocks:
-            out.write(block << shift)
+            comments["DATE"] = bext.origination_date
+        if bext.loudness_value is not None:
+            gain = REPLAYGAIN_REFERENCE_LUFS - bext.loudness_value
+            comments["REPLAYGAIN_TRACK_GAIN"] = f"{gain:+.2f} dB"
+            comments["REPLAYGAIN_REFERENCE_LOUDNESS"] = f"{REPLAYGAIN_REFERENCE_LUFS:.2f} LUFS"
+            comments["R128_TRACK_GAIN"] = str(round((R128_REFERENCE_LUFS - bext.loudness_value) * 256))
+        if bext.max_true_peak_level is not None:
+            comments["REPLAYGAIN_TRACK_PEAK"] = f"{10 ** (bext.max_true_peak_level / 20):.6f}"
+    for key, value in tags.items():
+        comments[_VORBIS_NAMES[key]] = str(value)
+    if "SOFTWARE" in comments:
+        comments["ENCODER"] = comments["SOFTWARE"]
+    for key, value in (extra or {}).items():
+        if value not in (None, ""):
+            comments[str(key).upper()] = str(value)
+    return comments
 
 
 # --- bext -----------------------------------------------------------------------------------
@@ -562,8 +614,10 @@ def make_ixml(fields: dict) -> str:
     Args:
         fields: ``project``, ``scene``, ``take``, ``tape``, ``note``, ``file_uid`` (text, each
             optional); ``sample_rate``, ``bit_depth``, ``channels`` (optional numbers: the SPEED
-            block and a TRACK_LIST); ``parameters`` (dict: the generation parameters). Other
-            keys join the parameters.
+            block and a TRACK_LIST); ``timecode_rate`` ("25/1", "30000/1001"),
+            ``timecode_flag`` ("NDF"/"DF") and ``time_reference`` (samples since midnight) for
+            SPEED; ``parameters`` (dict: the generation parameters). Other keys join the
+            parameters.
 
     Returns:
         The XML text: the standard elements, a ``SOUNDSCAPE`` block listing every parameter as
@@ -576,11 +630,24 @@ def make_ixml(fields: dict) -> str:
         if fields.get(key) not in (None, ""):
             ET.SubElement(root, key.upper()).text = _xml_text(str(fields[key]))
     if fields.get("sample_rate") or fields.get("bit_depth"):
+        # iXML 2.10 SPEED: the timecode rate and flag and the file's start in samples since
+        # midnight (the same value as bext TimeReference), as location recorders write it.
         speed = ET.SubElement(root, "SPEED")
+        if fields.get("timecode_rate"):
+            ET.SubElement(speed, "MASTER_SPEED").text = str(fields["timecode_rate"])
+            ET.SubElement(speed, "CURRENT_SPEED").text = str(fields["timecode_rate"])
+            ET.SubElement(speed, "TIMECODE_RATE").text = str(fields["timecode_rate"])
+            ET.SubElement(speed, "TIMECODE_FLAG").text = str(fields.get("timecode_flag") or "NDF")
         if fields.get("sample_rate"):
             ET.SubElement(speed, "FILE_SAMPLE_RATE").text = str(int(fields["sample_rate"]))
         if fields.get("bit_depth"):
             ET.SubElement(speed, "AUDIO_BIT_DEPTH").text = str(int(fields["bit_depth"]))
+        if fields.get("sample_rate"):
+            ET.SubElement(speed, "DIGITIZER_SAMPLE_RATE").text = str(int(fields["sample_rate"]))
+            stamp = int(fields.get("time_reference") or 0)
+            ET.SubElement(speed, "TIMESTAMP_SAMPLES_SINCE_MIDNIGHT_HI").text = str(stamp >> 32)
+            ET.SubElement(speed, "TIMESTAMP_SAMPLES_SINCE_MIDNIGHT_LO").text = str(stamp & 0xFFFFFFFF)
+            ET.SubElement(speed, "TIMESTAMP_SAMPLE_RATE").text = str(int(fields["sample_rate"]))
     if fields.get("channels"):
         count = int(fields["channels"])
         names = ("L", "R") if count == 2 else ("M",) if count == 1 else tuple(f"CH{i + 1}" for i in range(count))
@@ -592,7 +659,8 @@ def make_ixml(fields: dict) -> str:
             ET.SubElement(track, "INTERLEAVE_INDEX").text = str(i)
             ET.SubElement(track, "NAME").text = name
     parameters = dict(fields.get("parameters") or {})
-    known = set(_IXML_TEXT_FIELDS) | {"sample_rate", "bit_depth", "channels", "parameters"}
+    known = set(_IXML_TEXT_FIELDS) | {"sample_rate", "bit_depth", "channels", "parameters",
+                                      "timecode_rate", "timecode_flag", "time_reference"}
     parameters.update({k: v for k, v in fields.items() if k not in known})
     block = ET.SubElement(root, "SOUNDSCAPE")
     attrs = ET.SubElement(block, "ATTR_LIST")

@@ -13,17 +13,26 @@ from datetime import date, datetime
 from typing import Any, Collection
 
 from soundscape.errors import ParameterError, SoundscapeError
-from soundscape.production import FRAME_RATES, MAX_PROMPT_CHARS, MAX_TITLE_CHARS, parse_timecode
+from soundscape.production import (CONTRIBUTOR_ROLES, FRAME_RATES, MAX_PROMPT_CHARS, MAX_TITLE_CHARS,
+                                   PRODUCTION_TYPES, PUBLISHER_ROLES, parse_timecode)
 from soundscape.rights.licenses import normalize_territory
 from soundscape.spec import MAX_VARIANTS
 
 PRODUCTION_FIELDS: tuple[str, ...] = (
     "title", "episode", "episode_title", "air_date", "territory", "company", "publisher",
     "policy", "preset", "frame_rate", "engine", "model",
+    # For filing with a society (reports: --format society)
+    "alternate_titles", "production_number", "programme_length", "production_type", "broadcaster",
+    "country_of_origin", "year_of_origin", "prepared_by", "revision",
+)
+# Production fields that travel to the cue sheet's society export (CueFacts.filing).
+FILING_FIELDS: tuple[str, ...] = (
+    "alternate_titles", "production_number", "programme_length", "production_type", "broadcaster",
+    "country_of_origin", "year_of_origin", "prepared_by", "revision",
 )
 CUE_FIELDS: tuple[str, ...] = (
     "id", "title", "kind", "usage", "timecode_in", "duration", "prompt", "key", "bpm", "mood",
-    "intensity", "motif", "loop", "seed", "engine", "model", "variants",
+    "intensity", "motif", "loop", "seed", "engine", "model", "variants", "contributors",
 )
 
 
@@ -190,3 +199,88 @@ def as_timecode(v: Value, frame_rate: float) -> str:
         allowed = f"HH:MM:SS:FF with FF below {round(frame_rate)} ({frame_rate:g} fps)"
         raise Bad(str(exc), allowed) from None
     return text
+
+
+# --- society filing fields (docs/reports.md, "Filing with a society") ------------------------
+
+CONTRIBUTOR_KEYS = ("name", "role", "society", "ipi", "share")
+_IPI = re.compile(r"^\d{9,11}$")
+
+
+def _short(text: str, limit: int = 40) -> str:
+    # A wrong value is echoed so the user can find it, never at length.
+    return text if len(text) <= limit else text[:limit] + "…"  # IPI name numbers have 9 to 11 digits (CAE numbers 9)
+
+
+def as_text_list(v: Value) -> tuple[str, ...]:
+    """One text or a list of texts (alternate titles)."""
+    items = v.value if isinstance(v.value, list) else [as_text(v)]
+    out = []
+    for item in items:
+        if isinstance(item, (list, dict)) or item is None or not str(item).strip():
+            raise Bad("must be a text or a list of texts", "e.g. [\"Deep Water: The Series\"]")
+        text = str(item).strip()
+        if len(text) > MAX_TITLE_CHARS:
+            raise Bad(f"has an entry {len(text):,} characters long", f"at most {MAX_TITLE_CHARS:,} characters")
+        out.append(text)
+    return tuple(out)
+
+
+def as_year(v: Value) -> int:
+    year = as_integer(v, "a year")
+    if not 1888 <= year <= 2200:  # the first surviving film is from 1888
+        raise Bad(f"{year} is not a plausible year", "a four-digit year such as 2027")
+    return year
+
+
+def as_country(v: Value) -> str:
+    try:
+        code = normalize_territory(as_text(v))
+    except SoundscapeError as exc:
+        raise Bad(str(exc)) from None
+    if code == "WORLD":
+        raise Bad("must be one country", "an ISO 3166-1 alpha-2 code such as FR")
+    return code
+
+
+def as_contributors(v: Value) -> tuple[dict, ...]:
+    """Human contributors of a cue: a list of {name, role, society, ipi, share}."""
+    if not isinstance(v.value, list) or not v.value:
+        raise Bad("must be a list of contributors",
+                  "[{name: ..., role: AR, society: PRS, ipi: 00123456789, share: 50}]")
+    out = []
+    totals = {"writers": 0.0, "publishers": 0.0}
+    for entry in v.value:
+        if not isinstance(entry, dict):
+            raise Bad("each contributor must be a mapping", f"keys: {', '.join(CONTRIBUTOR_KEYS)}")
+        unknown = [str(k) for k in entry if k not in CONTRIBUTOR_KEYS]
+        if unknown:
+            raise Bad(f"a contributor has unknown key {_short(unknown[0])!r}", ", ".join(CONTRIBUTOR_KEYS))
+        name = entry.get("name")
+        if not isinstance(name, str) or not name.strip() or len(name) > MAX_TITLE_CHARS:
+            raise Bad("a contributor needs a name (text)", f"at most {MAX_TITLE_CHARS} characters")
+        role = str(entry.get("role") or "").strip().upper()
+        if role not in CONTRIBUTOR_ROLES:
+            raise Bad(f"contributor {name.strip()!r} has role {_short(str(entry.get('role')))!r}",
+                      ", ".join(f"{k} ({meaning})" for k, meaning in CONTRIBUTOR_ROLES.items()))
+        ipi = entry.get("ipi")
+        ipi = None if ipi is None else str(ipi).strip()
+        if ipi is not None and not _IPI.match(ipi):
+            raise Bad(f"contributor {name.strip()!r} has IPI {_short(ipi)!r}",
+                      "9 to 11 digits (quote it in YAML to keep leading zeros)")
+        share = entry.get("share")
+        if share is not None:
+            if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 100:
+                raise Bad(f"contributor {name.strip()!r} has share {_short(str(share))!r}",
+                          "a percentage above 0 and at most 100")
+            totals["publishers" if role in PUBLISHER_ROLES else "writers"] += float(share)
+        society = entry.get("society")
+        if society is not None and (not isinstance(society, str) or len(society) > 40):
+            raise Bad(f"contributor {name.strip()!r} has a society that is not a short name",
+                      "e.g. ASCAP, BMI, PRS, SACEM")
+        out.append({"name": name.strip(), "role": role, "society": society.strip() if society else None,
+                    "ipi": ipi, "share": float(share) if share is not None else None})
+    for side, total in totals.items():
+        if total > 100.0001:
+            raise Bad(f"the {side}' shares add up to {total:g}%", "at most 100% for writers and for publishers")
+    return tuple(out)

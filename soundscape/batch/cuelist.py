@@ -63,6 +63,22 @@ class Production:
     frame_rate: float = DEFAULT_FRAME_RATE
     engine: str = DEFAULT_ENGINE
     model: str | None = None
+    # Filing facts (docs/reports.md, "Filing with a society"); all optional.
+    alternate_titles: tuple[str, ...] = ()
+    production_number: str | None = None
+    programme_length: float | None = None
+    production_type: str | None = None
+    broadcaster: str | None = None
+    country_of_origin: str | None = None
+    year_of_origin: int | None = None
+    prepared_by: str | None = None
+    revision: int | None = None
+
+    def filing(self) -> dict:
+        """The filing facts that are set, as recorded with each cue."""
+        values = {name: getattr(self, name) for name in f.FILING_FIELDS}
+        values["alternate_titles"] = list(self.alternate_titles)
+        return {k: v for k, v in values.items() if v not in (None, [], "")}
 
 
 @dataclass(frozen=True)
@@ -225,6 +241,11 @@ def _validate_production(raw: RawList, problems: Collector, *, policies, presets
         "engine": lambda v: f.as_choice(v, list(ENGINES), "engine"),
         "policy": lambda v: f.as_choice(v, policies if policies is not None else known_policies(),
                                         "policy"),
+        "alternate_titles": f.as_text_list, "production_number": f.as_text,
+        "programme_length": f.as_duration,
+        "production_type": lambda v: f.as_choice(v, f.PRODUCTION_TYPES, "production type"),
+        "broadcaster": f.as_text, "country_of_origin": f.as_country, "year_of_origin": f.as_year,
+        "prepared_by": f.as_text, "revision": lambda v: int(f.as_integer(v, "a revision number")),
         "preset": lambda v: f.as_choice(v, presets if presets is not None else known_presets(),
                                         "preset"),
     }
@@ -336,6 +357,7 @@ def _cue_values(fields: dict[str, Value], frame_rate: float, bad: _CueProblems) 
         "model": f.as_text,
         "variants": f.as_variants,
         "timecode_in": lambda v: f.as_timecode(v, frame_rate),
+        "contributors": f.as_contributors,
     }
     values: dict[str, Any] = {}
     for name, v in present.items():
@@ -400,7 +422,7 @@ def _make_cue(raw_cue: RawCue, values: dict[str, Any], production: Production, e
     prompt = values.get("prompt") or f"{values['mood']} {kind}"
     count = values.get("variants", 1)
     facts = cue_facts(production, title=values.get("title"), usage=values["usage"],
-                      timecode_in=values.get("timecode_in"))
+                      timecode_in=values.get("timecode_in"), contributors=values.get("contributors"))
     try:
         specs = [spec_mod.make_spec(prompt, kind=kind, duration=values["duration"], seed=seed,
                                     key=values.get("key"), bpm=values.get("bpm"),
@@ -420,7 +442,7 @@ def _make_cue(raw_cue: RawCue, values: dict[str, Any], production: Production, e
 
 
 def cue_facts(production: Production, *, title: str | None, usage: str,
-              timecode_in: str | None) -> CueFacts:
+              timecode_in: str | None, contributors: tuple[dict, ...] | None = None) -> CueFacts:
     """The cue-sheet facts a cue's output carries (docs/reports.md).
 
     Production title, episode, air date and territories are fields of the output record itself;
@@ -429,7 +451,8 @@ def cue_facts(production: Production, *, title: str | None, usage: str,
     return CueFacts(title=title, usage=usage, timecode_in=timecode_in,
                     episode_title=production.episode_title, company=production.company,
                     publisher=production.publisher, frame_rate=production.frame_rate,
-                    policy=production.policy)
+                    policy=production.policy, filing=production.filing() or None,
+                    contributors=tuple(contributors) if contributors else None)
 
 
 _REQUIRED_HINT = {

@@ -117,7 +117,9 @@ class RayCluster:
         try:
             import ray  # optional, and seconds to import: only a Ray batch pays for it
         except ImportError:
-            raise ParameterError("--executor ray needs Ray: pip install 'ray>=2.40'") from None
+            from soundscape.extras import missing_extra
+
+            raise missing_extra("ray") from None
         home = str(workspace.home) if workspace is not None else None
         started_here = False
         if not ray.is_initialized():

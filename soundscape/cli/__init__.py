@@ -12,12 +12,31 @@ import sys
 from typing import Annotated, Optional
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from soundscape import __version__
-from soundscape.cli import batch, dataset, generate, keys, ledger, model, report, train, verify
+from soundscape.cli import batch, dataset, docs, generate, keys, ledger, model, report, train, verify
 from soundscape.cli.common import STATE, error_line
 from soundscape.errors import SoundscapeError
+
+
+def _plain_metavar(param, ctx) -> str | None:
+    """The help's type column in words a user reads: TEXT, INTEGER, NUMBER, PATH, the choices
+    themselves, nothing for an on/off flag (Typer's own shows Python types: <str>, <bool>,
+    <list[Path]>). Set once here on Typer's parameter classes, for every command."""
+    if getattr(param, "is_flag", False) or getattr(param, "is_bool_flag", False):
+        return None
+    label = _TYPER_DISPLAY_TYPE(param, ctx)
+    if label is None:
+        return None
+    inner = label.strip("<>")
+    many = inner.startswith("list[") and inner.endswith("]")
+    if many:
+        inner = inner[5:-1]
+    words = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER", "bool": "BOOLEAN", "Path": "PATH",
+             "path": "PATH", "file": "FILE", "directory": "FOLDER", "datetime": "DATE"}
+    plain = words.get(inner, inner if "|" in inner else inner.upper())
+    return f"{plain} …" if many else plain
 
 
 class _Commands(TyperGroup):
@@ -31,17 +50,27 @@ class _Commands(TyperGroup):
         except SoundscapeError as exc:
             error_line(str(exc))
             raise typer.Exit(code=exc.exit_code) from None
+        except ImportError as exc:  # an optional part (soundscape[musicgen], [ray]) not installed
+            from soundscape.extras import extra_for, missing_extra
+
+            extra = extra_for(exc)
+            if extra is None:
+                raise
+            missing = missing_extra(extra)
+            error_line(str(missing))
+            raise typer.Exit(code=missing.exit_code) from None
 
 
 app = typer.Typer(
     name="soundscape",
     cls=_Commands,
     help="Rights-cleared AI ambient music: beds, jingles and the ledger that clears them.",
+    epilog="Documentation ships with soundscape: `soundscape docs` lists it, `soundscape docs cli` prints one.",
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 
 
@@ -73,7 +102,11 @@ def _main(
     STATE.verbose = verbose
 
 
-for module in (generate, batch, dataset, ledger, model, train, report, verify, keys):
+_TYPER_DISPLAY_TYPE = TyperOption.display_type_rich
+TyperOption.display_type_rich = _plain_metavar
+TyperArgument.display_type_rich = _plain_metavar
+
+for module in (generate, batch, dataset, ledger, model, train, report, verify, keys, docs):
     module.register(app)
 
 
@@ -97,7 +130,9 @@ def main() -> None:
         sys.exit(2)  # the help was printed; nothing was asked for
     except UsageError as exc:
         where = exc.ctx.command_path if exc.ctx is not None else "soundscape"
-        error_line(f"{exc.format_message().rstrip()} (see '{where} --help')")
+        # Typer words a bad choice "Value error, 'x' is not one of ..."; the first two words add nothing.
+        message = exc.format_message().rstrip().replace("Value error, ", "")
+        error_line(f"{message} (see '{where} --help')")
         sys.exit(exc.exit_code)
     except ClickException as exc:
         error_line(exc.format_message())

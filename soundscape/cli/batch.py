@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
 from rich.markup import escape
+from soundscape.cli.choices import EngineChoice, PresetChoice
 
 from soundscape.cli.common import console, error_line, workspace
 # Library services are imported inside each command: `soundscape --help` loads none of them.
@@ -36,9 +38,9 @@ def batch(
     company: Annotated[Optional[str], typer.Option(help="Production company." + _WINS)] = None,
     publisher: Annotated[Optional[str], typer.Option(help="Publisher named on the cue sheet." + _WINS)] = None,
     policy: Annotated[Optional[str], typer.Option(help="Clearance policy, e.g. broadcast-commercial.")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="Delivery preset: ebu-r128, netflix, streaming or none.")] = None,
+    preset: Annotated[Optional[PresetChoice], typer.Option(case_sensitive=False, help="Delivery preset.")] = None,
     frame_rate: Annotated[Optional[float], typer.Option("--frame-rate", help="Frame rate of the timecodes (25, 29.97 ...).")] = None,
-    engine: Annotated[Optional[str], typer.Option(help="Default engine: composer or musicgen.")] = None,
+    engine: Annotated[Optional[EngineChoice], typer.Option(case_sensitive=False, help="Default engine.")] = None,
     model: Annotated[Optional[str], typer.Option(help="Default model for musicgen cues.")] = None,
 ) -> None:
     """Render an episode's cue list: every cue mastered, delivered, ledgered and cleared; resumable."""
@@ -158,7 +160,8 @@ def print_report(report) -> None:
         elif isinstance(verdict, str):
             clearance = f"[yellow]{escape(verdict)}[/]"
         else:
-            clearance = "[green]CLEARED[/]" if verdict.cleared else "[red]NOT CLEARED[/]"
+            colour = {"CLEARED": "green", "NEEDS REVIEW": "yellow"}.get(verdict.status, "red")
+            clearance = f"[{colour}]{verdict.status}[/]"
         status = {"failed": f"[red]failed: {escape(r.error or '')}[/]",
                   "skipped": "up to date"}.get(r.status, r.status)
         table.add_row(escape(r.output.label), status, r.output.job.path.name,
@@ -174,8 +177,10 @@ def print_report(report) -> None:
     not_cleared = [r for r in report.results
                    if r.verdict is not None and not isinstance(r.verdict, str) and not r.verdict.cleared]
     for r in not_cleared:
-        for reason in r.verdict.reasons:
+        for reason in r.verdict.reasons if r.verdict.status == "NOT CLEARED" else ():
             console.print(f"  [red]{escape(r.output.label)}[/]: {escape(reason)}")
+        for condition in r.verdict.conditions:
+            console.print(f"  [yellow]{escape(r.output.label)}[/] needs review: {escape(condition)}")
     obligations = sorted({o for r in report.results if r.verdict is not None
                           and not isinstance(r.verdict, str) for o in r.verdict.obligations})
     for line in obligations:

@@ -2,15 +2,42 @@
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 from dataclasses import dataclass
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from soundscape.config import open_workspace
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Wide enough that no table or line is ever cut: when output goes to a file or a pipe,
+# values print whole (Rich would otherwise assume 80 columns and end them in "…").
+UNCUT_WIDTH = 100_000
+
+
+def _width(stream) -> int | None:
+    """None (Rich asks the terminal) on a terminal or where COLUMNS is set; else uncut."""
+    try:
+        interactive = stream.isatty()
+    except (AttributeError, ValueError):
+        interactive = False
+    return None if interactive or os.environ.get("COLUMNS") else UNCUT_WIDTH
+
+
+console = Console(highlight=False, width=_width(sys.stdout))
+err_console = Console(stderr=True, highlight=False, width=_width(sys.stderr))
+
+# `--json` on every command that lists or checks: one JSON document on stdout, nothing else.
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of text "
+                                                     "(fields: soundscape docs cli).")]
+
+
+def print_json(data: Any) -> None:
+    """Write ``data`` as one JSON document to stdout (UTF-8, keys sorted, newline-terminated)."""
+    typer.echo(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, default=str))
 
 
 @dataclass

@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from soundscape.cli.common import Json, print_json
 from soundscape.cli.ledger import open_ledger, say
 from soundscape.errors import LedgerError, ParameterError
 # Library services are imported inside each command: `soundscape --help` loads none of them.
@@ -35,10 +36,10 @@ def _print_report(report) -> None:
 @dataset_app.command("add")
 def add(
     paths: Annotated[list[Path], typer.Argument(help="Audio files or folders of audio.")],
-    license: Annotated[Optional[str], typer.Option(
-        "--license", help="SPDX license id or expression, e.g. CC0-1.0 or CC-BY-4.0.")] = None,
-    author: Annotated[Optional[str], typer.Option(help="Author or licensor to credit.")] = None,
-    dataset: Annotated[Optional[str], typer.Option(help="Dataset name to add to.")] = None,
+    license: Annotated[str, typer.Option(
+        "--license", help="SPDX license id or expression, e.g. CC0-1.0 or CC-BY-4.0.")],
+    author: Annotated[str, typer.Option(help="Author or licensor to credit.")],
+    dataset: Annotated[str, typer.Option(help="Dataset name to add to.")],
     version: Annotated[Optional[str], typer.Option(
         help="Version to create (default: the next number).")] = None,
     source: Annotated[Optional[str], typer.Option(help="Where the audio came from (URL).")] = None,
@@ -73,10 +74,14 @@ def import_(
 
 
 @dataset_app.command("list")
-def list_datasets() -> None:
+def list_datasets(as_json: Json = False) -> None:
     """Every dataset (latest version): name, version, asset count, record id."""
     with open_ledger() as ledger:
         datasets = ledger.list_datasets()
+    if as_json:
+        print_json([{"name": ds.name, "version": ds.version, "assets": len(ds.assets), "id": ds.id,
+                     "manifest_sha256": ds.manifest_sha256} for ds in datasets])
+        return
     for ds in datasets:
         say(f"{ds.name:<28} v{ds.version:<6} {len(ds.assets):>6} assets  {ds.id}")
     if not datasets:

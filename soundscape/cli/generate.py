@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from soundscape.cli.choices import AudioFormatChoice, EngineChoice, PresetChoice
 from soundscape.cli.common import console, workspace
 # Library services are imported inside each command: `soundscape --help` loads none of them.
 
@@ -14,16 +15,17 @@ Out = Annotated[str, typer.Option("--out", "-o", help="Output file (extension ad
 Seed = Annotated[Optional[int], typer.Option(help="Random seed; same inputs and seed give bit-identical audio. Default: a fresh one, printed.")]
 Key = Annotated[Optional[str], typer.Option(help="Key, e.g. 'D minor', 'F# major', 'Bb dorian'. Wins over the prompt.")]
 Bpm = Annotated[Optional[float], typer.Option(help="Tempo in beats per minute (30-240).")]
-Preset = Annotated[str, typer.Option(help="Mastering preset: ebu-r128, netflix, streaming or none.")]
+Preset = Annotated[PresetChoice, typer.Option(case_sensitive=False, help="Mastering preset.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file and its sidecar (<file>.json).")]
-Engine = Annotated[str, typer.Option(help="Engine: composer (built in, no weights) or musicgen.")]
+Engine = Annotated[EngineChoice, typer.Option(case_sensitive=False, help="composer (built in, no weights) or musicgen (a registered model).")]
+Format = Annotated[AudioFormatChoice, typer.Option("--format", case_sensitive=False, help="wav (24-bit BWF) or flac.")]
 Model = Annotated[Optional[str], typer.Option(help="Registered model name (musicgen engine).")]
 AllowUnknown = Annotated[bool, typer.Option("--allow-unknown-lineage", help="Allow a model whose training data is unknown (its outputs never clear).")]
 TopK = Annotated[Optional[int], typer.Option("--top-k", help="musicgen: sample from the k most likely tokens.")]
 TopP = Annotated[Optional[float], typer.Option("--top-p", help="musicgen: nucleus sampling threshold (0 = off).")]
 Temperature = Annotated[Optional[float], typer.Option(help="musicgen: sampling temperature.")]
 CfgCoef = Annotated[Optional[float], typer.Option("--cfg-coef", help="musicgen: classifier-free guidance strength.")]
-ContinueFrom = Annotated[Optional[str], typer.Option("--continue-from", help="musicgen: continue from a registered asset (id or sha256).")]
+ContinueFrom = Annotated[Optional[str], typer.Option("--continue-from", metavar="ASSET", help="musicgen: continue from a registered asset: its id (asset-...), audio sha256 or file. Named as the continuation source in the verdict, sidecar and cue sheet.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -42,7 +44,7 @@ def generate(
     intensity: Annotated[Optional[str], typer.Option(help="Intensity curve 'seconds:level,...', e.g. '0:0.3,60:0.8,120:0.4'.")] = None,
     preset: Preset = "ebu-r128",
     loop: Annotated[bool, typer.Option("--loop", help="Make a seamless loop (crossfaded loop point).")] = False,
-    fmt: Annotated[str, typer.Option("--format", help="wav (24-bit BWF) or flac.")] = "wav",
+    fmt: Format = "wav",
     overwrite: Overwrite = False,
     engine: Engine = "composer",
     model: Model = None,
@@ -70,7 +72,7 @@ def jingle(
     variants: Annotated[int, typer.Option(help="Number of arrangements of the same motif (1-12).")] = 1,
     sting: Annotated[bool, typer.Option("--sting", help="A short sting rather than a jingle.")] = False,
     preset: Preset = "ebu-r128",
-    fmt: Annotated[str, typer.Option("--format", help="wav (24-bit BWF) or flac.")] = "wav",
+    fmt: Format = "wav",
     overwrite: Overwrite = False,
     engine: Engine = "composer",
     model: Model = None,
@@ -89,7 +91,7 @@ def jingle(
 def _render(prompt: str, **options) -> None:
     from soundscape import pipeline
 
-    jobs = pipeline.prompt_jobs(prompt, **options)
+    jobs = pipeline.prompt_jobs(prompt, workspace=workspace(), **options)
     _print_intent(jobs[0].spec)
     deliveries = _run_with_progress(jobs)
     print_summary(deliveries)

@@ -28,7 +28,7 @@ def init(
     """Make a development CA and a C2PA signing certificate in the workspace's keys folder.
 
     For local use and tests: files signed with it are trusted only where this CA is a trust
-    anchor. A studio configures its own CA-issued certificate instead (see docs/reports.md).
+    anchor. A studio configures its own CA-issued certificate instead (see `soundscape docs reports`).
     """
     from soundscape.rights import credentials
 

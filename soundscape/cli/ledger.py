@@ -15,8 +15,8 @@ from typing import Annotated, Optional
 import typer
 
 from soundscape.atomic import write_bytes_atomic
-from soundscape.cli.common import console, workspace
-from soundscape.errors import LedgerError, NotClearedError, OutputError, ParameterError, TamperError
+from soundscape.cli.common import Json, console, print_json, workspace
+from soundscape.errors import OutputError, ParameterError, TamperError
 from soundscape.rights.merkle import ProofError, load_public_key, verify_inclusion
 # Library services are imported inside each command: `soundscape --help` loads none of them.
 
@@ -91,6 +91,7 @@ def _summary(body: dict) -> str:
 def list_records(
     kind: Annotated[Optional[str], typer.Option(help=f"Only one kind: {', '.join(KINDS)}.")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Show only the last N records.")] = None,
+    as_json: Json = False,
 ) -> None:
     """List records, oldest first: id, kind, recorded time and a summary."""
     if kind is not None and kind not in KINDS:
@@ -101,6 +102,10 @@ def list_records(
         rows = list(ledger.records(kind))
     if limit is not None:
         rows = rows[-limit:]
+    if as_json:
+        print_json([{"seq": r.seq, "id": r.id, "kind": r.kind, "recorded": r.body.get("recorded"),
+                     "summary": _summary(r.body)} for r in rows])
+        return
     for r in rows:
         say(f"{r.id:<14} {r.kind:<8} {r.body.get('recorded', '')[:19]}  {_summary(r.body)}")
     if not rows:
@@ -109,14 +114,21 @@ def list_records(
 
 @ledger_app.command("show")
 def show(record_id: Annotated[str, typer.Argument(
-        help="Record id (e.g. out-000042), or an audio file to show its output record.")]) -> None:
-    """Print one record's body (the exact JSON its leaf hash covers, pretty-printed)."""
+        help="Record id (e.g. out-000042), or an audio file to show its output record.")],
+         as_json: Json = False) -> None:
+    """Print one record's body (the exact JSON its leaf hash covers, pretty-printed).
+
+    With --json: ``{"id", "kind", "body"}``, so a script gets the id of a file's record too.
+    """
     with open_ledger() as ledger:
         if Path(record_id).is_file():
             from soundscape.audio.io import audio_sha256
 
             record_id = ledger.get_output(audio_sha256(Path(record_id))).id
         stored = ledger.raw(record_id)
+    if as_json:
+        print_json({"seq": stored.seq, "id": stored.id, "kind": stored.kind, "body": stored.body})
+        return
     typer.echo(json.dumps(stored.body, indent=2, sort_keys=True, ensure_ascii=False))
 
 
@@ -125,35 +137,79 @@ def verify(
     quick: Annotated[bool, typer.Option(
         "--quick", help="Check every root but only the latest checkpoint's signature.")] = False,
     against: Annotated[Optional[list[Path]], typer.Option(
-        "--against", help="A sidecar, proof or checkpoint JSON kept elsewhere: the ledger must "
-        "still match its signed checkpoint (exposes truncation and rewrites). Repeatable.")] = None,
+        "--against", help="A sidecar, proof or checkpoint kept elsewhere, or a delivery folder "
+        "(every sidecar and C2PA manifest in it): the ledger must still match each signed "
+        "checkpoint (exposes truncation and rewrites). Repeatable.")] = None,
+    since_witness: Annotated[bool, typer.Option(
+        "--since-witness", help="Check only the records added since the latest witnessed "
+        "checkpoint (the whole ledger when none is witnessed yet).")] = False,
 ) -> None:
-    """Recompute every leaf and root, check every signed checkpoint; name the first bad record."""
-    held = [(str(path), _held_checkpoint(path)) for path in against or ()]
+    """Recompute every leaf, root, frontier and tile, check every signed checkpoint and the
+    witness; name the first bad record."""
+    files = [path for path in against or () if not path.is_dir()]
+    folders = [path for path in against or () if path.is_dir()]
+    held = [(str(path), _held_checkpoint(path)) for path in files]
     with open_ledger() as ledger:
-        report = ledger.verify(all_signatures=not quick, against=held)
+        if folders:
+            from soundscape.rights.credentials.delivered import delivered_checkpoints
+
+            for folder in folders:
+                found = delivered_checkpoints(folder, ledger)
+                say(f"{folder}: {_count(found.sidecars, 'sidecar')}, "
+                    f"{_count(found.manifests, 'C2PA manifest')} checked against the ledger")
+                held += found.held
+        report = ledger.verify(all_signatures=not quick, against=held,
+                               since_witness=since_witness)
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(report.kinds.items())) or "empty"
-    say(f"ledger OK: {_count(report.records, 'record')} ({kinds}), "
+    scope = (f"records #{report.checked_from + 1} to #{report.records} (since the witnessed "
+             f"checkpoint {report.checked_from})" if report.checked_from else
+             _count(report.records, "record"))
+    say(f"ledger OK: {scope} ({kinds}), "
         f"{_count(report.checkpoints, 'signed checkpoint')}, "
         f"{_count(report.signatures_checked, 'signature')} checked in {report.seconds:.2f} s")
     if report.latest:
         say(f"root {report.root} at size {report.latest.size}, key {report.key_id} "
             f"({report.key_source})")
+    for label in report.witnessed:
+        say(f"witness {label}: extended to size {report.latest.size}")
 
 
 def _held_checkpoint(path: Path) -> dict:
     """The signed checkpoint in a sidecar (``ledger.checkpoint``), a proof, or a bare checkpoint."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except (OSError, ValueError) as exc:
+        raise ParameterError(f"cannot read {path}: {exc}") from None
+    note = _checkpoint_note(text)
+    if note is not None:
+        return note
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
         raise ParameterError(f"cannot read {path}: {exc}") from None
     if isinstance(data, dict) and isinstance(data.get("ledger"), dict):
         data = data["ledger"].get("checkpoint")
     elif isinstance(data, dict) and isinstance(data.get("checkpoint"), dict):
         data = data["checkpoint"]
-    if not isinstance(data, dict) or not {"size", "root", "signature"} <= set(data):
+    if not isinstance(data, dict) or not {"size", "root"} <= set(data) or not (
+            "signature" in data or "note" in data):
         raise ParameterError(f"{path} holds no signed ledger checkpoint")
     return data
+
+
+def _checkpoint_note(text: str) -> dict | None:
+    """A bare C2SP checkpoint note (a witness copy) as a checkpoint, or None for other text."""
+    from soundscape.rights import merkle
+
+    try:
+        body, _ = merkle.parse_signed_note(text)
+        origin, size, root = merkle.parse_checkpoint_text(body)
+    except ProofError:
+        return None
+    if not origin.startswith(merkle.ORIGIN_PREFIX):
+        return None
+    return {"size": size, "root": root.hex(), "key_id": origin[len(merkle.ORIGIN_PREFIX):],
+            "note": text}
 
 
 @ledger_app.command("prove")
@@ -297,44 +353,87 @@ def export(
 
 def clear(
     target: Annotated[str, typer.Argument(
-        metavar="FILE_OR_ID", help="An audio file (found by its decoded audio), an output id or an audio sha256.")],
+        metavar="FILE_OR_ID", help="A delivered audio file (its own record: the one its sidecar or C2PA manifest names, else the one recorded for its path), an output id or an audio sha256.")],
     policy: Annotated[str, typer.Option(help="Clearance policy, e.g. broadcast-commercial.")],
     air_date: Annotated[Optional[str], typer.Option(
         "--air-date", help="First transmission date YYYY-MM-DD (default: the recorded one, else today).")] = None,
     territory: Annotated[Optional[list[str]], typer.Option(
         "--territory", help="Where it airs (ISO country code or WORLD); repeat for several.")] = None,
-    media: Annotated[Optional[str], typer.Option(help="Medium it airs on: tv, radio, streaming, online, cinema, podcast or advertising (without it, agreements' media are not checked).")] = None,
+    media: Annotated[Optional[str], typer.Option(help="Medium it airs on: tv, radio, streaming, online, cinema, podcast or advertising, or broadcast (tv and radio); without it, agreements' media are not checked.")] = None,
 ) -> None:
-    """Clear an output under a policy: CLEARED or NOT CLEARED, every reason, every credit.
+    """Clear an output under a policy: CLEARED, NEEDS REVIEW or NOT CLEARED, every reason,
+    every condition, every credit.
 
-    Exit code 0 only when cleared (4 when not).
+    Exit codes:
+    0 CLEARED;
+    5 NEEDS REVIEW (clears once each listed condition is settled, e.g. by the policy stating the studio's facts);
+    4 NOT CLEARED;
+    1 or 2 when it could not be judged.
+
+    Where the file's audio also matches records of other lineages, each is shown with its verdict; the exit code is the file's own record's (the worst of them when nothing says which is its own).
     """
-    from soundscape.rights.clearance import clear as clear_output
+    import re
 
+    from soundscape.rights.clearance import file_records, sha_records
+    from soundscape.rights.policy import EXIT_CODES, NOT_CLEARED, STATES
+
+    options = dict(air_date=air_date, territories=territory or None, media=media)
     with open_ledger() as ledger:
-        key = target
         path = Path(target)
         if path.is_file():
-            from soundscape.audio.io import audio_sha256
-
-            key = audio_sha256(path)
-            try:
-                out = ledger.get_output(key)
-            except LedgerError:
-                raise LedgerError(f"{target} is not in the ledger: no soundscape output has this "
-                                  "audio (was it edited, or made elsewhere?)") from None
+            found = file_records(ledger, path)
+            own, others, how = found.own, list(found.others), found.how
+        elif re.fullmatch(r"[0-9a-fA-F]{64}", target):
+            found = sha_records(ledger, target)
+            own, others, how = found.own, list(found.others), found.how
         else:
-            out = ledger.get_output(target)
-        verdict = clear_output(ledger, out.id, policy, air_date=air_date,
-                               territories=territory or None, media=media)
-    say(f"{verdict.status} under {verdict.policy}: {out.id} ({Path(out.path).name})")
+            own, others, how = ledger.get_output(target), [], ""
+        judged = [(r, _clear_one(ledger, r, policy, **options)) for r in ([own] if own else []) + others]
+    if own is None:
+        say(f"{target}: its audio matches {len(judged)} records of different lineages, and "
+            "neither a sidecar, a C2PA manifest nor a recorded path says which is this file's; "
+            "each verdict follows")
+    several = len(judged) > 1
+    for index, (record, verdict) in enumerate(judged):
+        if index == 1 and own is not None:
+            say(f"the same audio is also recorded with a different lineage ({len(others)} "
+                f"record{'s' if len(others) > 1 else ''}); not this file's verdict:")
+        # How the file's record was found matters where it could have been another's.
+        shown = how if record is own and (several or how != "recorded for this path") else ""
+        _print_verdict(record, verdict, how=shown, lineage=several)
+    if own is not None:
+        state = judged[0][1].state
+    else:  # nothing says which is this file's: the worst of them stands
+        state = max((v.state for _, v in judged), key=STATES.index) if judged else NOT_CLEARED
+    if EXIT_CODES[state]:
+        raise typer.Exit(code=EXIT_CODES[state])
+
+
+def _clear_one(ledger, record, policy: str, **options):
+    from soundscape.rights.clearance import LineageReader
+
+    return LineageReader(ledger, [record]).verdict(record, policy, **options)
+
+
+def _print_verdict(record, verdict, *, how: str = "", lineage: bool = False) -> None:
+    """One verdict: state and record (with how it was found and, where several lineages share
+    the audio, its model); then reasons (or notes), conditions and credits."""
+    say(f"{verdict.status} under {verdict.policy}: {record.id} ({Path(record.path).name})")
+    if lineage:
+        say(f"  lineage: {'model ' + record.model if record.model else 'no model'}"
+            + (f" ({record.model_record})" if record.model_record else "")
+            + f", recorded for {record.path}")
+    if how:
+        say(f"  this file's record: {how}")
     if verdict.reasons:
-        say("reasons:" if not verdict.cleared else "notes:")
+        say("reasons:" if verdict.status == "NOT CLEARED" else "notes:")
         for reason in verdict.reasons:
             say(f"  - {reason}")
+    if verdict.conditions:
+        say("conditions (settle each, or state the studio's facts in the policy):")
+        for line in verdict.conditions:
+            say(f"  - {line}")
     if verdict.obligations:
         say("obligations (credit):")
         for line in verdict.obligations:
             say(f"  - {line}")
-    if not verdict.cleared:
-        raise typer.Exit(code=NotClearedError.exit_code)

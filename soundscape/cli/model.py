@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from soundscape.cli.common import workspace
+from soundscape.cli.common import Json, print_json, workspace
 from soundscape.cli.ledger import open_ledger, say
 # Library services are imported inside each command: `soundscape --help` loads none of them.
 
@@ -60,6 +60,9 @@ def add(
                                   "--allow-unknown-lineage.")] = False,
     base_model: Annotated[Optional[str], typer.Option(
         help="The published model it is (or derives from), e.g. facebook/musicgen-small.")] = None,
+    base_license: Annotated[Optional[str], typer.Option(
+        "--base-license", help="The base model's license (SPDX expression), for a base outside "
+                               "licenses/base-models.toml, e.g. LicenseRef-Stability-AI-Community.")] = None,
 ) -> None:
     """Register a checkpoint folder as a model, recording both checkpoint hashes and its lineage."""
     from soundscape.models import register_checkpoint
@@ -67,7 +70,7 @@ def add(
     with open_ledger(reconcile=True) as ledger:
         record = register_checkpoint(ledger, folder, name=name, license=license,
                                      trained_on=trained_on or (), lineage_unknown=lineage_unknown,
-                                     base_model=base_model)
+                                     base_model=base_model, base_license=base_license)
     say(f"model {record.name} ({record.id}): {record.license}"
         + (f", base {record.base_model} ({record.base_model_license})" if record.base_model else "")
         + ("; lineage unknown" if record.lineage_unknown else ""))
@@ -96,10 +99,14 @@ def new(
 
 
 @model_app.command("list")
-def list_models() -> None:
+def list_models(as_json: Json = False) -> None:
     """Every registered model: name, license, base model, datasets, record id."""
     with open_ledger() as ledger:
         models = ledger.list_models()
+    if as_json:
+        print_json([{"name": m.name, "id": m.id, "license": m.license, "base_model": m.base_model,
+                     "lineage_unknown": m.lineage_unknown, "datasets": list(m.datasets)} for m in models])
+        return
     for m in models:
         lineage = ("lineage unknown" if m.lineage_unknown else
                    ", ".join(f"{d['name']}@{d['version']}" for d in m.datasets) or "no training data")
@@ -144,9 +151,32 @@ def show(
         say(f"  training: stage {t.get('stage')}, {t.get('steps')} steps, lr {t.get('lr')}, "
             f"batch {t.get('batch_size')}" + (f", LoRA rank {t['lora_rank']}" if t.get("lora_rank")
                                              else "") + f", final loss {t.get('final_loss')}")
+    codec = m.architecture.get("codec") if isinstance(m.architecture, dict) else None
+    if codec:
+        say(f"  codec: {_codec_line(codec)}")
     for policy_name, verdict in report["verdicts"].items():
         say(f"  {policy_name}: {verdict.status}")
-        for reason in verdict.reasons if not verdict.cleared else ():
+        for reason in verdict.reasons if verdict.status == "NOT CLEARED" else ():
             say(f"    - {reason}")
+        for condition in verdict.conditions:
+            say(f"    condition: {condition}")
         for line in verdict.obligations:
             say(f"    credit: {line}")
+
+
+def _codec_line(codec: dict) -> str:
+    """Whether the model's EnCodec was trained, with its held-out figures when recorded."""
+    if not codec.get("trained"):
+        return ("never trained (random weights): train it with `soundscape train --stage codec` "
+                "before the LM")
+    if codec.get("source"):
+        return f"trained {codec['source']}"
+    line = f"trained, {codec.get('steps')} steps" + (f" on {codec['dataset']}"
+                                                     if codec.get("dataset") else "")
+    held = codec.get("heldout") or {}
+    before, after = held.get("untrained"), held.get("trained")
+    if before and after:
+        line += (f"; held-out ({held.get('clips')} clips) mel distance "
+                 f"{before['mel_distance']:.4f} -> {after['mel_distance']:.4f}, SI-SNR "
+                 f"{before['si_snr_db']:.2f} -> {after['si_snr_db']:.2f} dB")
+    return line

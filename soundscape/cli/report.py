@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from soundscape.cli.choices import ReportFormatChoice
 from soundscape.cli.common import console, workspace
 # Library services are imported inside each command: `soundscape --help` loads none of them.
 
@@ -18,8 +19,8 @@ def register(app: typer.Typer) -> None:
 
 def report(
     episode: Annotated[str, typer.Argument(help="Episode as in the cue list, e.g. S01E03.")],
-    fmt: Annotated[Optional[str], typer.Option(
-        "--format", "-f", help="csv, json, html or pdf. Default: from --out's extension, else csv.")] = None,
+    fmt: Annotated[Optional[ReportFormatChoice], typer.Option(
+        "--format", "-f", case_sensitive=False, help="society is a CSV shaped for filing with ASCAP, BMI, PRS... (soundscape docs reports). Default: from --out's extension, else csv.")] = None,
     out: Annotated[Optional[Path], typer.Option(
         "--out", "-o", help="Report file (or a folder for <episode>-cuesheet.<format>).")] = None,
     policy: Annotated[Optional[str], typer.Option(
@@ -29,8 +30,8 @@ def report(
 ) -> None:
     """Write the music cue sheet of an episode: every cue, its lineage, clearance and credits.
 
-    Built from the rights ledger alone. The episode's status (CLEARED / NOT CLEARED) is
-    printed; the exit code is 0 whenever the report was written.
+    Built from the rights ledger alone. The episode's status (CLEARED / NEEDS REVIEW / NOT
+    CLEARED) is printed; the exit code is 0 whenever the report was written.
     """
     from soundscape import reports
     from soundscape.reports.cuesheet import build_cuesheet
@@ -43,7 +44,7 @@ def report(
         sheet = build_cuesheet(ledger, episode, policy=policy, production=production, workspace=ws)
         reports.write_report(sheet, kind, path)
     p = sheet.production
-    colour = "green" if p.cleared else "red"
+    colour = {"CLEARED": "green", "NEEDS REVIEW": "yellow"}.get(p.status, "red")
     console.print(f"{p.title} {p.episode}: [bold {colour}]{p.status}[/] · {p.cleared_count} of "
                   f"{p.cue_count} cues cleared under {p.policy} · {p.total_duration_text} of music", soft_wrap=True)
     if not sheet.checkpoint.verified:

@@ -42,6 +42,12 @@ def train(
     device: Annotated[Optional[str], typer.Option(help="cuda or cpu (default: cuda when "
                                                        "available).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for batch sampling and adapters.")] = 0,
+    validate_every: Annotated[Optional[int], typer.Option(
+        help="Codec stage: held-out reconstruction every N steps (always before and at the "
+             "end); LM stage: loss on held-out clips (10% of the dataset) every N steps.")] = None,
+    allow_untrained_codec: Annotated[bool, typer.Option(
+        help="LM stage: train on a codec that was never trained (for tests and experiments: "
+             "its codes carry almost nothing).")] = False,
     nproc: Annotated[int, typer.Option(
         help="Processes on this machine (torch.distributed: NCCL on GPUs, gloo on CPUs).")] = 1,
     accumulate: Annotated[int, typer.Option(
@@ -49,8 +55,6 @@ def train(
     warmup: Annotated[int, typer.Option(help="Steps of linear LR warm-up.")] = 0,
     schedule: Annotated[Optional[str], typer.Option(
         help="LR schedule: cosine or constant (default cosine with --warmup, else constant).")] = None,
-    validate_every: Annotated[Optional[int], typer.Option(
-        help="Loss on held-out clips (10% of the dataset) every N steps.")] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option(
         help="Checkpoint every N steps (default a quarter of the run).")] = None,
     checkpoint_minutes: Annotated[Optional[float], typer.Option(
@@ -74,7 +78,8 @@ def train(
                 segment_seconds=segment_seconds, device=device, seed=seed,
                 accumulate=accumulate, warmup=warmup, schedule=schedule,
                 validate_every=validate_every, checkpoint_every=checkpoint_every,
-                checkpoint_minutes=checkpoint_minutes, encode_workers=encode_workers)
+                checkpoint_minutes=checkpoint_minutes, encode_workers=encode_workers,
+                allow_untrained_codec=allow_untrained_codec)
         return
     if nproc < 1:
         from soundscape.errors import ParameterError
@@ -88,7 +93,8 @@ def train(
                    device=device, segment_seconds=segment_seconds, seed=seed, dist=dist,
                    accumulate=accumulate, warmup=warmup, schedule=schedule,
                    validate_every=validate_every, checkpoint_every=checkpoint_every,
-                   checkpoint_minutes=checkpoint_minutes, encode_workers=encode_workers)
+                   checkpoint_minutes=checkpoint_minutes, encode_workers=encode_workers,
+                   allow_untrained_codec=allow_untrained_codec)
     try:
         if not dist.is_main:
             _quiet_rank(dist, options)
@@ -133,9 +139,12 @@ def _quiet_rank(dist, options: dict) -> None:
 def _main_rank(steps: int, stage: str, options: dict):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from soundscape.models import train_model
+    from soundscape.models import check_codec_trained, train_model
 
     ws = workspace()
+    with open_ledger() as ledger:  # refused before the progress bar draws anything
+        check_codec_trained(ledger, model=options["model"], dataset=options["dataset"],
+                            stage=stage, allow_untrained_codec=options["allow_untrained_codec"])
     with open_ledger(reconcile=True) as ledger, Progress(
             TextColumn("[bold]train[/] {task.fields[stage]}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(),
@@ -145,7 +154,11 @@ def _main_rank(steps: int, stage: str, options: dict):
         def on_step(step: int, total: int, loss: float) -> None:
             bar.update(task, completed=step, loss=f"{loss:.4f}")
 
-        return train_model(ledger, ws, progress=on_step, **options)
+        def on_validation(figures: dict) -> None:
+            bar.console.print(f"  held-out at step {figures['step']}: mel distance "
+                              f"{figures['mel_distance']:.4f}, SI-SNR {figures['si_snr_db']:.2f} dB")
+
+        return train_model(ledger, ws, progress=on_step, on_validation=on_validation, **options)
 
 
 def _report(outcome) -> None:
@@ -163,5 +176,11 @@ def _report(outcome) -> None:
         say(f"  validation loss {value:.4f} at step {step} (held-out clips)")
     say(f"  {record.path}; license {record.license}; base {record.base_model} "
         f"({record.base_model_license})")
+    if result.validation:
+        first, last = result.validation[0], result.validation[-1]
+        say(f"  held-out reconstruction ({result.settings['codec']['heldout']['clips']} clips): "
+            f"mel distance {first['mel_distance']:.4f} -> {last['mel_distance']:.4f}, SI-SNR "
+            f"{first['si_snr_db']:.2f} -> {last['si_snr_db']:.2f} dB (untrained -> step "
+            f"{last['step']})")
     for note in result.notes:
         say(f"  note: {note}")

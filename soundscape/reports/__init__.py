@@ -14,10 +14,17 @@ from soundscape.atomic import write_bytes_atomic
 from soundscape.audio.io import can_create_in
 from soundscape.errors import OutputError, ParameterError
 from soundscape.production import safe_name_part
-from soundscape.reports import render_csv, render_html, render_json
+from soundscape.reports import render_csv, render_html, render_json, render_society
 from soundscape.reports.plots import waveforms
 
-FORMATS = ("csv", "json", "html", "pdf")
+FORMATS = ("csv", "json", "html", "pdf", "society")
+# The file extension of each format where it is not the format's name: the society export is a
+# CSV shaped for filing (render_society.py).
+EXTENSIONS = {"society": "csv"}
+
+
+def extension(fmt: str) -> str:
+    return EXTENSIONS.get(fmt, fmt)
 
 
 def report_format(fmt: str | None, out: str | Path | None) -> str:
@@ -40,17 +47,18 @@ def output_path(out: str | Path | None, *, episode: str, fmt: str) -> Path:
         ParameterError: the file's extension names another format than ``fmt`` (a report
             must never replace a delivered .wav, nor a .csv hold JSON).
     """
-    default = f"{safe_name_part(episode)}-cuesheet.{fmt}"
+    ext = extension(fmt)
+    default = f"{safe_name_part(episode)}-{'society' if fmt == 'society' else 'cuesheet'}.{ext}"
     path = Path(out).expanduser() if out else Path(default)
     if path.is_dir():
         path = path / default
     suffix = path.suffix.lower()
-    if suffix and suffix not in (f".{fmt}", ".htm" if fmt == "html" else f".{fmt}"):
+    if suffix and suffix not in (f".{ext}", ".htm" if fmt == "html" else f".{ext}"):
         if suffix[1:] in FORMATS:
             raise ParameterError(f"--out {out} ends in {path.suffix} but the report is {fmt}: "
-                                 f"name the file .{fmt}, or pass --format {suffix[1:]}")
+                                 f"name the file .{ext}, or pass --format {suffix[1:]}")
         raise ParameterError(f"--out {out} ends in {path.suffix}, which is not a report: "
-                             f"name the file .{fmt} (formats: {', '.join(FORMATS)})")
+                             f"name the file .{ext} (formats: {', '.join(FORMATS)})")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(f"cannot write {path}: folder {folder} does not exist")
@@ -68,6 +76,8 @@ def render(sheet, fmt: str, *, out: Path | None = None) -> bytes:
         return render_csv.render(sheet)
     if fmt == "json":
         return render_json.render(sheet)
+    if fmt == "society":
+        return render_society.render(sheet)
     images = waveforms(sheet.cues)
     if fmt == "html":
         return render_html.render(sheet, base_dir=out.parent if out else None, images=images)

@@ -28,7 +28,7 @@ from soundscape.production import (CUE_PARAMS_KEY, DEFAULT_FRAME_RATE, DEFAULT_P
 from soundscape.rights import merkle
 from soundscape.rights.clearance import LineageReader
 from soundscape.rights.ledger import Ledger
-from soundscape.rights.policy import evaluate, load_policy
+from soundscape.rights.policy import CLEARED, NEEDS_REVIEW, NOT_CLEARED, evaluate, load_policy
 from soundscape.rights.records import OutputRecord
 
 FORMAT = "soundscape-cuesheet/v1"
@@ -72,6 +72,8 @@ class Production:
     total_duration_text: str
     cue_count: int
     cleared_count: int
+    review_count: int = 0
+    """Cues whose verdict is NEEDS REVIEW."""
 
     @property
     def cleared(self) -> bool:
@@ -79,7 +81,12 @@ class Production:
 
     @property
     def status(self) -> str:
-        return "CLEARED" if self.cleared else "NOT CLEARED"
+        """CLEARED when every cue is; NEEDS REVIEW when the rest only need review; else NOT CLEARED."""
+        if self.cleared:
+            return CLEARED
+        if self.cue_count > 0 and self.cleared_count + self.review_count == self.cue_count:
+            return NEEDS_REVIEW
+        return NOT_CLEARED
 
 
 @dataclass
@@ -100,10 +107,12 @@ class DatasetSummary:
 
 @dataclass
 class Lineage:
-    """What one cue is made from, summarised: samples, ingredients and training data."""
+    """What one cue is made from, summarised: samples, the audio it continues (its continuation
+    source), sound-bank presets and training data."""
 
     samples: dict[str, int] = field(default_factory=dict)
-    ingredients: dict[str, int] = field(default_factory=dict)
+    continuation_sources: list[str] = field(default_factory=list)  # "asset-000041 rain.wav (CC0-1.0)"
+    continuation_licenses: dict[str, int] = field(default_factory=dict)
     presets: list[str] = field(default_factory=list)          # "Grand Piano (FluidR3_GM)"
     preset_licenses: dict[str, int] = field(default_factory=dict)
     model: str | None = None
@@ -115,7 +124,7 @@ class Lineage:
     @property
     def licenses(self) -> dict[str, int]:
         """Every license behind the cue with how many items carry it."""
-        total: Counter = Counter(self.samples) + Counter(self.ingredients) + \
+        total: Counter = Counter(self.samples) + Counter(self.continuation_licenses) + \
             Counter(self.preset_licenses)
         for ds in self.datasets:
             total.update(ds.licenses)
@@ -129,9 +138,8 @@ class Lineage:
         if self.samples:
             parts.append(f"samples: {sum(self.samples.values())} ("
                          + ", ".join(f"{n} {lic}" for lic, n in sorted(self.samples.items())) + ")")
-        if self.ingredients:
-            parts.append(f"ingredients: {sum(self.ingredients.values())} ("
-                         + ", ".join(f"{n} {lic}" for lic, n in sorted(self.ingredients.items())) + ")")
+        if self.continuation_sources:
+            parts.append(f"continuation source: {', '.join(self.continuation_sources)}")
         if self.presets:
             licenses = ", ".join(f"{n} {lic}" for lic, n in sorted(self.preset_licenses.items()))
             parts.append(f"sound-bank presets: {', '.join(self.presets)} ({licenses})")
@@ -179,6 +187,10 @@ class Cue:
     seed: int | None
     created: str
     loudness_lufs: float | None = None
+    conditions: list[str] = field(default_factory=list)
+    """What must be settled before a NEEDS REVIEW cue clears."""
+    contributors: list[dict] = field(default_factory=list)  # human contributors from the cue list
+    filing: dict = field(default_factory=dict)              # the production's filing facts
 
 
 @dataclass
@@ -329,14 +341,23 @@ class _Summaries:
         return self._datasets[key]
 
     def license_counts(self, uses) -> dict[str, int]:
-        """Licenses of samples or ingredients, as their asset records now say (a ledger
+        """Licenses of samples or continuation sources, as their asset records now say (a ledger
         correction of an asset's license shows here), else as recorded with the output."""
         counts = Counter(lic or "no license" for lic in self.reader.use_licenses(uses))
         return dict(sorted(counts.items()))
 
+    def continuation_sources(self, uses) -> list[str]:
+        """Each audio a cue continues from: asset id, file name and license (as now corrected)."""
+        out = []
+        for use, lic in zip(uses, self.reader.use_licenses(uses)):
+            name = Path(str(use.get("path") or "")).name or str(use.get("id") or "")
+            out.append(f"{use.get('asset') or use.get('id')} {name} ({lic or 'no license'})")
+        return out
+
     def lineage(self, record: OutputRecord) -> Lineage:
         lineage = Lineage(samples=self.license_counts(record.samples),
-                          ingredients=self.license_counts(record.ingredients),
+                          continuation_sources=self.continuation_sources(record.ingredients),
+                          continuation_licenses=self.license_counts(record.ingredients),
                           presets=[f"{u.get('preset')} ({u.get('bank_title') or u.get('bank')})"
                                    for u in record.presets],
                           preset_licenses=self.license_counts(record.presets),
@@ -508,6 +529,8 @@ def _cue(sequence: int, record: OutputRecord, facts: dict, frames: tuple[int, in
     cue_id = record.cue_id or Path(record.path).stem
     usage = str(facts.get("usage") or "")
     return Cue(
+        contributors=[dict(c) for c in facts.get("contributors") or []],
+        filing=dict(facts.get("filing") or {}),
         sequence=sequence, cue_id=cue_id, title=str(facts.get("title") or cue_id),
         usage=usage, usage_meaning=usage_meaning(usage),
         timecode_in=frames_to_timecode(start, frame_rate, drop=drop),
@@ -519,6 +542,7 @@ def _cue(sequence: int, record: OutputRecord, facts: dict, frames: tuple[int, in
         engine=record.engine, engine_version=record.engine_version, model=record.model,
         model_sha256=record.model_sha256, lineage=lineage, status=verdict.status,
         cleared=verdict.cleared, reasons=list(verdict.reasons),
+        conditions=list(verdict.conditions),
         obligations=list(verdict.obligations), audio_sha256=record.audio_sha256,
         record_id=record.id, file=record.path, prompt=record.prompt,
         kind=record.cue_kind or str((record.parameters or {}).get("kind") or ""),
@@ -542,7 +566,8 @@ def _production(first: dict, first_record: OutputRecord, cues: list[Cue], *, epi
         publisher=_publisher(workspace, first) or None, frame_rate=frame_rate,
         policy=policy_name, policy_description=policy_description,
         total_duration=round(total, 3), total_duration_text=clock(total),
-        cue_count=len(cues), cleared_count=sum(c.cleared for c in cues))
+        cue_count=len(cues), cleared_count=sum(c.cleared for c in cues),
+        review_count=sum(c.status == NEEDS_REVIEW for c in cues))
 
 
 def _note_model(models: dict, reader: LineageReader, record: OutputRecord, lineage: Lineage,

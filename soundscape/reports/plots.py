@@ -9,7 +9,10 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-WIDTH_PX, HEIGHT_PX, DPI = 720, 120, 100
+# 9 pt axis labels: at 7 pt on a 120 px strip they were too small to read once the HTML or PDF
+# scaled the picture down to the cue's column.
+WIDTH_PX, HEIGHT_PX, DPI = 720, 140, 100
+AXIS_LABEL_PT = 9
 BINS = 600
 CHUNK_FRAMES = 1 << 20  # read about a million frames at a time: fast, and bounded in memory
 CLEARED_COLOUR, NOT_CLEARED_COLOUR = "#2e7d32", "#c62828"
@@ -62,12 +65,12 @@ class WaveformPainter:
 
         # A bare Figure (not pyplot) is not registered globally, so nothing leaks between calls.
         self.fig = Figure(figsize=(width_px / DPI, height_px / DPI), dpi=DPI)
-        ax = self.ax = self.fig.add_axes((0.03, 0.3, 0.95, 0.66))
+        ax = self.ax = self.fig.add_axes((0.03, 0.34, 0.95, 0.62))
         ax.axhline(0.0, color="#555555", linewidth=0.4)
         ax.set_ylim(-1.0, 1.0)
         ax.set_yticks([])
-        ax.tick_params(axis="x", labelsize=7, length=2, pad=1)
-        ax.set_xlabel("seconds", fontsize=7, labelpad=1)
+        ax.tick_params(axis="x", labelsize=AXIS_LABEL_PT, length=3, pad=2)
+        ax.set_xlabel("seconds", fontsize=AXIS_LABEL_PT, labelpad=1)
         for side in ("top", "right", "left"):
             ax.spines[side].set_visible(False)
         self._fill = None

@@ -12,13 +12,13 @@ COLUMNS: tuple[str, ...] = (
     "sequence", "cue_id", "cue_title", "usage", "timecode_in", "timecode_out", "duration",
     "duration_seconds", "composer", "publisher", "ai_generated", "ai_disclosure", "engine",
     "model", "lineage", "licenses", "clearance", "policy", "reasons", "obligations",
-    "audio_sha256", "ledger_record", "file",
+    "audio_sha256", "ledger_record", "file", "conditions",
 )
 # Characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection").
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _cell(value) -> str:
+def cell(value) -> str:
     if value is None:
         return ""
     text = str(value)
@@ -49,6 +49,7 @@ def rows(sheet) -> list[dict]:
             "clearance": cue.status, "policy": p.policy, "reasons": " | ".join(cue.reasons),
             "obligations": " | ".join(cue.obligations), "audio_sha256": cue.audio_sha256,
             "ledger_record": cue.record_id, "file": cue.file,
+            "conditions": " | ".join(cue.conditions),
         })
     return out
 
@@ -59,5 +60,5 @@ def render(sheet) -> bytes:
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for row in rows(sheet):
-        writer.writerow({k: _cell(v) for k, v in row.items()})
+        writer.writerow({k: cell(v) for k, v in row.items()})
     return buffer.getvalue().encode("utf-8-sig")

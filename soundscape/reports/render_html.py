@@ -20,7 +20,8 @@ from soundscape.reports.plots import waveforms
 OBLIGATIONS_SHOWN = 6
 
 CSS = """
-:root { --ok: #1b5e20; --ok-bg: #e8f5e9; --bad: #b71c1c; --bad-bg: #ffebee; --line: #d0d4da; }
+:root { --ok: #1b5e20; --ok-bg: #e8f5e9; --bad: #b71c1c; --bad-bg: #ffebee; --review: #8a4b00;
+        --review-bg: #fff3e0; --line: #d0d4da; }
 * { box-sizing: border-box; }
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
        color: #1c1f23; margin: 0; background: #f6f7f9; }
@@ -33,12 +34,14 @@ h3 { font-size: 16px; margin: 0; display: flex; gap: 10px; align-items: center; 
           padding: 2px 10px; font-size: 13px; }
 .status.ok { color: var(--ok); background: var(--ok-bg); border: 1px solid var(--ok); }
 .status.bad { color: var(--bad); background: var(--bad-bg); border: 1px solid var(--bad); }
+.status.review { color: var(--review); background: var(--review-bg); border: 1px solid var(--review); }
 .banner { font-size: 22px; padding: 10px 16px; margin: 8px 0 18px; }
 table { border-collapse: collapse; width: 100%; margin: 6px 0 12px; }
 th, td { border: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: #eef0f3; font-weight: 600; }
 table.facts th { width: 220px; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.mono { white-space: nowrap; }  /* a timecode never breaks at its colons */
 code, .mono { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 12px;
               word-break: break-all; }
 section.cue { border: 1px solid var(--line); border-left: 6px solid var(--ok); border-radius: 4px;
@@ -52,13 +55,15 @@ footer { color: #666; font-size: 12px; margin-top: 30px; }
 """
 
 
-def _badge(text: str, ok: bool, *, extra: str = "") -> str:
-    kind = "ok" if ok else "bad"
+def _badge(text: str, ok: bool, *, extra: str = "", kind: str | None = None) -> str:
+    kind = kind or ("ok" if ok else "bad")
     return f'<span class="status {kind} {extra}">{escape(text)}</span>'
 
 
 def _status(status: str, *, extra: str = "") -> str:
-    return _badge(status, status == "CLEARED", extra=extra)
+    # NEEDS REVIEW is neither green nor red: amber, so a sheet shows what a person must settle.
+    kind = {"CLEARED": "ok", "NEEDS REVIEW": "review"}.get(status, "bad")
+    return _badge(status, status == "CLEARED", extra=extra, kind=kind)
 
 
 def _row(label: str, value, *, mono: bool = False) -> str:
@@ -188,7 +193,9 @@ def _cue_section(c, policy: str, png: bytes | None, base_dir: Path | None) -> li
         out.append(_row(label, value, mono=mono))
     out.append("</table>")
     out.append(f"<p><b>Clearance ({escape(policy)}):</b> {_status(c.status)}</p>")
-    out.append(("<p>Reasons:</p>" if not c.cleared else "<p>Notes:</p>") + _list(c.reasons))
+    out.append(("<p>Reasons:</p>" if c.status == "NOT CLEARED" else "<p>Notes:</p>") + _list(c.reasons))
+    if c.conditions:
+        out.append("<p>Conditions (to settle before it clears):</p>" + _list(c.conditions))
     out.append("<p>Obligations (credits):</p>" + _list(c.obligations, limit=OBLIGATIONS_SHOWN))
     out.append("</section>")
     return out

@@ -77,8 +77,11 @@ class _Layout:
 
     def status(self, text: str, ok: bool, size: float = 8.5) -> Paragraph:
         colour = OK_COLOUR if ok else BAD_COLOUR
+        # The paragraph's leading must fit the badge's own size: at the body's leading a 16 pt
+        # CLEARED had its descenders and bottom clipped by the banner cell.
+        style = ParagraphStyle(f"status-{size:g}", parent=self.body, fontSize=size, leading=size * 1.25)
         return Paragraph(f'<font name="{self.bold}" color="{colour}" size="{size}">{_text(text)}</font>',
-                         self.body)
+                         style)
 
     def head(self, text: str) -> Paragraph:
         return Paragraph(f'<font name="{self.bold}">{text}</font>', self.small)
@@ -221,7 +224,8 @@ def _cue_details(sheet, images: dict, layout: _Layout, page_height: float) -> li
             ("Lineage", c.lineage.text),
             ("Licenses", ", ".join(f"{lic} ×{n}" for lic, n in c.lineage.licenses.items()) or "none"),
             ("Clearance", layout.status(f"{c.status} under {p.policy}", c.cleared)),
-            ("Reasons" if not c.cleared else "Notes", layout.bullet_list(c.reasons)),
+            ("Reasons" if c.status == "NOT CLEARED" else "Notes", layout.bullet_list(c.reasons)),
+            *([("Conditions (to settle)", layout.bullet_list(c.conditions))] if c.conditions else []),
             ("Obligations (credits)", layout.bullet_list(c.obligations, limit=OBLIGATIONS_SHOWN)),
             ("Ledger record · audio sha256",
              Paragraph(_text(f"{c.record_id} · {c.audio_sha256}"), layout.code)),

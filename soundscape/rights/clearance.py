@@ -8,10 +8,12 @@ verdicts and a 200-cue season's cue sheets all walk the same lineage the same wa
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Iterable, Sequence
 
-from soundscape.errors import LedgerError, ParameterError
+from soundscape.errors import LedgerError, ParameterError, SoundscapeError
 from soundscape.facts import USES
 from soundscape.rights.ledger import Ledger
 from soundscape.rights.policy import LicensedItem, Verdict, evaluate, load_policy
@@ -19,9 +21,11 @@ from soundscape.rights.records import AssetRecord, ModelRecord, OutputRecord
 
 
 def asset_item(role: str, asset: AssetRecord) -> LicensedItem:
-    """The licensed item for an asset in a lineage role (sample, training-data ...)."""
+    """The licensed item for an asset in a lineage role (sample, training-data ...), named in
+    reasons by title, asset id and path."""
     return LicensedItem(role=role, name=asset.name, license=asset.license or None,
-                        attribution=asset.attribution, author=asset.author, source=asset.source)
+                        attribution=asset.attribution, author=asset.author, source=asset.source,
+                        record=asset.id, path=asset.path or None)
 
 
 def preset_item(use: dict, bank: AssetRecord | None) -> LicensedItem:
@@ -36,7 +40,9 @@ def preset_item(use: dict, bank: AssetRecord | None) -> LicensedItem:
     return LicensedItem(role="sound-bank", name=f"{use.get('preset')} ({title})",
                         license=(bank.license if bank is not None else None) or use.get("license"),
                         attribution=credit, author=bank.author if bank is not None else None,
-                        source=bank.source if bank is not None else use.get("source"))
+                        source=bank.source if bank is not None else use.get("source"),
+                        record=bank.id if bank is not None else None,
+                        path=(bank.path if bank is not None else None) or use.get("bank_file"))
 
 
 class LineageReader:
@@ -79,7 +85,12 @@ class LineageReader:
     def model_items(self, model: ModelRecord) -> tuple[list, bool]:
         """A model's own license, its base model and every asset of every dataset it was
         trained on (role ``training-data``); and whether its lineage is unknown."""
-        items = [LicensedItem(role="model", name=model.name, license=model.license)]
+        # A model under its base model's own licence is those weights (or made from them): the
+        # licensor is credited once, on the base model, not again under the model's name.
+        same = bool(model.base_model and model.license and model.base_model_license
+                    and self._same_license(model.license, model.base_model_license))
+        items = [LicensedItem(role="model", name=model.name, license=model.license,
+                              record=model.id, path=model.path, credited=not same)]
         if model.base_model:
             items.append(LicensedItem(role="base-model", name=model.base_model,
                                       license=model.base_model_license,
@@ -88,6 +99,12 @@ class LineageReader:
             for asset in self.ledger.assets(self.ledger.dataset_asset_ids(ds)):
                 items.append(asset_item("training-data", asset))
         return items, bool(model.lineage_unknown)
+
+    def _same_license(self, a: str, b: str) -> bool:
+        try:
+            return self.ledger.registry.normalize(a) == self.ledger.registry.normalize(b)
+        except SoundscapeError:
+            return False
 
     def items(self, record: OutputRecord) -> tuple[list, bool]:
         """Everything licensed behind an output, and whether part of its lineage is unknown."""
@@ -100,7 +117,7 @@ class LineageReader:
                     continue
                 items.append(asset_item(role, asset) if asset is not None else LicensedItem(
                     role=role, name=str(use.get("id") or use.get("path")),
-                    license=use.get("license")))
+                    license=use.get("license"), path=use.get("path") or None))
         unknown = False
         if record.model:
             _, model_items, unknown = self.model(record)
@@ -164,6 +181,110 @@ def clear(ledger: Ledger, output_or_sha: str, policy_name: str, *,
     out = ledger.get_output(output_or_sha)
     return LineageReader(ledger, [out]).verdict(out, policy_name, air_date=air_date,
                                                 territories=territories, media=media)
+
+
+@dataclass(frozen=True)
+class FileRecords:
+    """The ledger records a delivered file answers to.
+
+    ``own`` is the file's own record: the one its sidecar (``<file>.json``) or C2PA manifest
+    names, else the one recorded for its path, else the only lineage its audio matches; None
+    when the audio matches records of different lineages and nothing says which is its own.
+    ``others`` are the further records with the same decoded audio but a different lineage
+    (another model, other samples), each to be shown with its own verdict. ``how`` says how
+    ``own`` was found.
+    """
+
+    own: OutputRecord | None
+    others: tuple[OutputRecord, ...]
+    how: str
+    audio_sha256: str
+
+
+def _named_record(path: Path) -> tuple[str | None, str]:
+    """The record id the file's sidecar names, else its C2PA manifest; and where it was read."""
+    import json
+
+    sidecar = path.with_name(path.name + ".json")
+    try:
+        data = json.loads(sidecar.read_text(encoding="utf-8"))
+        record_id = ((data.get("ledger") or {}).get("record_id") if isinstance(data, dict) else None)
+        if record_id:
+            return str(record_id), f"named by its sidecar {sidecar.name}"
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        # c2pa is a native library: loaded only when the sidecar did not settle it.
+        from soundscape.rights.credentials import read_credentials
+
+        creds = read_credentials(path)
+    except (SoundscapeError, ImportError, OSError):
+        return None, ""
+    record_id = (getattr(creds, "ledger", None) or {}).get("record_id") if creds else None
+    return (str(record_id), "named by its C2PA manifest") if record_id else (None, "")
+
+
+def file_records(ledger: Ledger, path: str | Path) -> FileRecords:
+    """The records of a delivered file: its own, and any of a different lineage with the same
+    decoded audio (two models of identical weights under different licences render the same
+    samples; the file's verdict must still be its own record's).
+
+    Raises:
+        LedgerError: no output has this audio.
+        AudioError: the file is not audio.
+    """
+    from soundscape.audio.io import audio_sha256  # decodes the file: numpy and soundfile
+
+    path = Path(path)
+    sha = audio_sha256(path)
+    candidates = ledger.find_outputs(audio_sha256=sha)
+    if not candidates:
+        raise LedgerError(f"{path} is not in the ledger: no soundscape output has this audio "
+                          "(was it edited, or made elsewhere?)")
+    own, how = None, ""
+    record_id, where = _named_record(path)
+    if record_id:
+        own = next((r for r in candidates if r.id == record_id), None)
+        how = where if own is not None else ""
+    if own is None:
+        resolved = str(path.resolve())
+        own = next((r for r in candidates if r.path == resolved), None)
+        how = "recorded for this path" if own is not None else ""
+    return _with_other_lineages(ledger, sha, candidates, own, how)
+
+
+def sha_records(ledger: Ledger, sha: str) -> FileRecords:
+    """The records of a decoded-audio sha256: one lineage is the answer; several, with
+    nothing to say which file is meant, are each shown (``own`` is None).
+
+    Raises:
+        LedgerError: no output has this audio.
+    """
+    candidates = ledger.find_outputs(audio_sha256=sha.lower())
+    if not candidates:
+        raise LedgerError(f"no output with audio sha256 {sha} in the ledger")
+    return _with_other_lineages(ledger, sha.lower(), candidates, None, "")
+
+
+def _with_other_lineages(ledger: Ledger, sha: str, candidates: list, own, how: str) -> FileRecords:
+    reader = LineageReader(ledger, candidates)
+    signatures = {r.id: _lineage_signature(reader, r) for r in candidates}
+    if own is None and len(set(signatures.values())) == 1:
+        own, how = candidates[0], "the only lineage with this audio"
+    mine = signatures[own.id] if own is not None else None
+    others, seen = [], {mine}
+    for r in candidates:
+        if signatures[r.id] not in seen:
+            seen.add(signatures[r.id])
+            others.append(r)
+    return FileRecords(own=own, others=tuple(others), how=how, audio_sha256=sha)
+
+
+def _lineage_signature(reader: LineageReader, record: OutputRecord) -> tuple:
+    """What clearance reads of an output: its model record and every licensed item."""
+    items, unknown = reader.items(record)
+    return (record.model_record or record.model, unknown,
+            tuple(sorted((i.role, i.name, str(i.license), str(i.record)) for i in items)))
 
 
 def clear_model(ledger: Ledger, name: str, policy_name: str, *,

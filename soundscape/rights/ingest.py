@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from soundscape.canonical import canonical_json, jsonable
-from soundscape.config import SAMPLES_DIR
+from soundscape.config import SAMPLES_DIR, require_data
 from soundscape.errors import AudioError, LedgerError, LicenseError, ParameterError
 from soundscape.rights.ledger import Ledger
 from soundscape.rights.records import DatasetRecord, apply_corrections, check_name, from_body
@@ -333,7 +333,7 @@ def ensure_sample_library(ledger: Ledger, samples_dir: str | Path | None = None)
     Returns:
         The dataset record, or None when there is no ``manifest.jsonl``.
     """
-    folder = Path(samples_dir) if samples_dir else SAMPLES_DIR
+    folder = Path(samples_dir) if samples_dir else require_data(SAMPLES_DIR, "sample library")
     manifest = folder / "manifest.jsonl"
     if not manifest.is_file():
         return None

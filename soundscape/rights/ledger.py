@@ -40,13 +40,16 @@ class Ledger:
     @classmethod
     def open(cls, workspace: Workspace) -> "Ledger":
         """The ledger of ``workspace``, made on first use."""
-        return cls(Store(workspace.ledger_url, workspace.keys_dir), home=workspace.home)
+        return cls(Store(workspace.ledger_url, workspace.keys_dir,
+                         witness_dirs=workspace.witness_dirs), home=workspace.home)
 
     @classmethod
-    def open_url(cls, url: str, keys_dir: str | Path, *, home: str | Path | None = None) -> "Ledger":
+    def open_url(cls, url: str, keys_dir: str | Path, *, home: str | Path | None = None,
+                 witness_dirs: Sequence[str | Path] = ()) -> "Ledger":
         """A ledger at a SQLAlchemy URL with its keys in ``keys_dir`` (home: keys_dir's parent)."""
         keys_dir = Path(keys_dir)
-        return cls(Store(url, keys_dir), home=Path(home) if home else keys_dir.parent)
+        return cls(Store(url, keys_dir, witness_dirs=[Path(d) for d in witness_dirs]),
+                   home=Path(home) if home else keys_dir.parent)
 
     def close(self) -> None:
         self.store.close()
@@ -113,19 +116,21 @@ class Ledger:
 
     # -- integrity --------------------------------------------------------------------------
 
-    def verify(self, *, all_signatures: bool = True,
-               against: Sequence[tuple[str, dict]] = ()) -> VerifyReport:
-        """Recompute the whole tree and check every checkpoint (see :meth:`Store.verify`).
+    def verify(self, *, all_signatures: bool = True, against: Sequence[tuple[str, dict]] = (),
+               since_witness: bool = False) -> VerifyReport:
+        """Recompute the tree and check every checkpoint and the witness (see :meth:`Store.verify`).
 
         Args:
             all_signatures: check every checkpoint's signature, not only the latest.
             against: ``(label, checkpoint)`` pairs kept elsewhere (sidecars, proofs) that the
                 ledger must still agree with.
+            since_witness: check only what was added since the latest witnessed checkpoint.
 
         Raises:
             TamperError: one line naming the first bad record.
         """
-        return self.store.verify(all_signatures=all_signatures, against=against)
+        return self.store.verify(all_signatures=all_signatures, against=against,
+                                 since_witness=since_witness)
 
     def prove(self, record_id: str) -> InclusionProof:
         """An inclusion proof for ``record_id`` against the latest signed checkpoint."""
@@ -211,7 +216,7 @@ class Ledger:
         """License records (terms snapshots) for every id in ``expression``; new when changed."""
         ids = []
         for license_id in self.registry.ids_in(expression):
-            terms = jsonable(asdict(self.registry.get(license_id)))
+            terms = self._terms_snapshot(license_id)
             known = batch.find("license", lookup=license_id)
             if known and canonical_json(known[-1].get("terms")) == canonical_json(terms):
                 ids.append(known[-1]["id"])
@@ -219,6 +224,20 @@ class Ledger:
             ids.append(batch.add("license", {"license_id": license_id, "terms": terms},
                                  lookup=license_id).id)
         return ids
+
+    def _terms_snapshot(self, license_id: str) -> dict:
+        """What the registry says of ``license_id`` now, as kept in its license record."""
+        known = self.registry.known(license_id)
+        if known is not None:
+            return {"id": known.id, "assessed": False, "category": known.category}
+        terms = jsonable(asdict(self.registry.get(license_id)))
+        # Fields added after records were first written stay out at their defaults, so a
+        # licence whose terms did not change keeps its record (no new snapshot).
+        for key, default in (("revenue_limit_usd", None), ("software", False),
+                             ("retired", False), ("aliases", [])):
+            if terms.get(key) == default:
+                terms.pop(key, None)
+        return terms
 
     def assets_by_sha(self, audio_sha256: str) -> list[AssetRecord]:
         return self.typed(self.store.find("asset", lookup=audio_sha256))

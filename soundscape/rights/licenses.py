@@ -16,7 +16,7 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path, PurePath
 
-from soundscape.config import LICENSES_DIR
+from soundscape.config import LICENSES_DIR, require_data
 from soundscape.errors import LicenseError
 
 TERMS_DIR = "terms"
@@ -32,6 +32,20 @@ ALL_MEDIA = "all"
 
 MEDIA = ("tv", "radio", "streaming", "online", "cinema", "podcast", "advertising")
 """The media an agreement can name (plus ``all``), in the words of a rights contract."""
+
+MEDIUM_ALIASES = {
+    "broadcast": ("tv", "radio"),
+    "television": ("tv",),
+    "all media": (ALL_MEDIA,),
+    "all-media": (ALL_MEDIA,),
+}
+"""Words agreements use for groups of media: "broadcast" is television and radio (the sense of
+the UK Communications Act 2003 and the US Communications Act: transmission to the public over
+the air or by cable), "all media" is every medium. Documented in licenses/README.md."""
+
+STUDIO_OWNED = "LicenseRef-Studio-Owned"
+"""What the studio holds every right in: it owes the studio nothing, so it never blocks the
+studio's own policy (a policy may still list it under [deny] to refuse it on purpose)."""
 
 # ISO 3166-1 alpha-2, checked against tzdata's iso3166.tab; plus XK (Kosovo), a user-assigned code
 # that broadcasters and the EU use. A typo such as "UK" (the ISO code is GB) fails loudly instead
@@ -52,9 +66,10 @@ _IDSTRING = re.compile(r"^[A-Za-z0-9.\-]+$")
 
 _TERMS_KEYS = {
     "id", "name", "url", "commercial_use", "attribution_required", "share_alike",
-    "derivatives_allowed", "attribution_template", "notes",
+    "derivatives_allowed", "attribution_template", "notes", "aliases", "revenue_limit_usd",
+    "software", "retired",
 }  # fmt: skip
-_AGREEMENT_KEYS = (_TERMS_KEYS - {"id"}) | {
+_AGREEMENT_KEYS = (_TERMS_KEYS - {"id", "aliases"}) | {
     "agreement_id", "licensor", "start", "end", "territories", "media",
 }  # fmt: skip
 _TEMPLATE_FIELDS = {"work", "title", "author", "source", "id", "name", "url", "licensor", "agreement_id"}
@@ -107,6 +122,26 @@ class LicenseTerms:
     notes: str = ""
     attribution_template: str = ""
     agreement: Agreement | None = None
+    revenue_limit_usd: int | None = None
+    """Commercial use is granted only to a licensee under this annual revenue (US dollars)."""
+    software: bool = False
+    """A software licence: its grant speaks of source and object code, not of recordings."""
+    retired: bool = False
+    """Its steward no longer recommends it (Creative Commons retired Sampling+ in 2011)."""
+    aliases: tuple[str, ...] = ()
+    """Other ids for the same licence (the license database's LicenseRef-scancode-... key)."""
+
+
+@dataclass(frozen=True)
+class KnownLicense:
+    """A licence the license database knows but soundscape has no assessed terms for."""
+
+    id: str
+    category: str
+
+    @property
+    def name(self) -> str:
+        return self.id
 
 
 @dataclass(frozen=True)
@@ -132,16 +167,33 @@ def normalize_territory(code: str) -> str:
     return value
 
 
-def normalize_medium(medium: str) -> str:
-    """``medium`` lower-cased and checked against :data:`MEDIA` (or ``all``).
+def expand_medium(medium: str) -> tuple[str, ...]:
+    """The media ``medium`` stands for: itself when it is in :data:`MEDIA` (or ``all``), the
+    media of an alias in :data:`MEDIUM_ALIASES` (``broadcast`` is tv and radio).
 
     Raises:
         LicenseError: an unknown medium.
     """
-    value = str(medium).strip().lower()
-    if value != ALL_MEDIA and value not in MEDIA:
-        raise LicenseError(f"unknown medium '{medium}': choose one of {', '.join(MEDIA)} or {ALL_MEDIA}")
-    return value
+    value = " ".join(str(medium).strip().lower().split())
+    if value == ALL_MEDIA or value in MEDIA:
+        return (value,)
+    if value in MEDIUM_ALIASES:
+        return MEDIUM_ALIASES[value]
+    aliases = ", ".join(f"{k} ({' and '.join(v)})" for k, v in MEDIUM_ALIASES.items())
+    raise LicenseError(f"unknown medium '{medium}': choose one of {', '.join(MEDIA)} or "
+                       f"{ALL_MEDIA}, or a word agreements use: {aliases}")
+
+
+def normalize_medium(medium: str) -> str:
+    """``medium`` lower-cased and checked against :data:`MEDIA` (or ``all``).
+
+    Raises:
+        LicenseError: an unknown medium, or an alias that stands for several media.
+    """
+    media = expand_medium(medium)
+    if len(media) > 1:
+        raise LicenseError(f"medium '{medium}' stands for {' and '.join(media)}: name one")
+    return media[0]
 
 
 def _read_toml(path: Path) -> dict:
@@ -189,6 +241,15 @@ def _terms_from(path: Path, data: dict, *, license_id: str, agreement: Agreement
     notes = data.get("notes", "")
     if not isinstance(notes, str):
         raise LicenseError(f"{path}: 'notes' must be a string")
+    limit = data.get("revenue_limit_usd")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0):
+        raise LicenseError(f"{path}: 'revenue_limit_usd' must be a positive whole number of US dollars")
+    for key in ("software", "retired"):
+        if not isinstance(data.get(key, False), bool):
+            raise LicenseError(f"{path}: '{key}' must be true or false")
+    aliases = data.get("aliases", [])
+    if not isinstance(aliases, list) or not all(isinstance(a, str) and _IDSTRING.match(a) for a in aliases):
+        raise LicenseError(f"{path}: 'aliases' must be a list of license ids")
     return LicenseTerms(
         id=license_id,
         name=_need(path, data, "name", str),
@@ -200,6 +261,10 @@ def _terms_from(path: Path, data: dict, *, license_id: str, agreement: Agreement
         notes=notes,
         attribution_template=template,
         agreement=agreement,
+        revenue_limit_usd=limit,
+        software=data.get("software", False),
+        retired=data.get("retired", False),
+        aliases=tuple(aliases),
     )
 
 
@@ -248,7 +313,7 @@ def read_agreement_file(path: Path) -> LicenseTerms:
         raise LicenseError(f"{path}: 'territories' and 'media' must each name at least one")
     try:
         territories_t = tuple(sorted({normalize_territory(t) for t in territories}))
-        media_t = tuple(sorted({normalize_medium(m) for m in media}))
+        media_t = tuple(sorted({x for m in media for x in expand_medium(m)}))
     except LicenseError as exc:
         raise LicenseError(f"{path}: {exc}") from None
     licensor = _need(path, data, "licensor", str)
@@ -273,22 +338,75 @@ class UnknownLicenseError(LicenseError):
         self.ids = list(ids)
 
 
+@lru_cache(maxsize=1)
+def _database() -> tuple[tuple[str, tuple[str, ...], bool, str], ...]:
+    """Every licence in ``license-expression``'s license database (ScanCode LicenseDB: every
+    SPDX id, and a LicenseRef-scancode-... id for each licence SPDX does not list), as
+    ``(id, other ids, is an exception, category)``. Read once, on the first id our terms lack."""
+    from license_expression import get_license_index
+
+    out = []
+    for entry in get_license_index():
+        key = entry.get("spdx_license_key")
+        if not key:
+            continue
+        others = tuple(a for a in entry.get("other_spdx_license_keys") or () if a and a != key)
+        out.append((key, others, bool(entry.get("is_exception")), entry.get("category") or ""))
+    return tuple(out)
+
+
 class LicenseRegistry:
     """Every license id soundscape knows, with its terms, and expression parsing over those ids.
 
-    Build it with :meth:`load`. Expressions are parsed by the ``license-expression`` package with
-    a ``Licensing`` whose symbols are exactly our ids, so LicenseRefs parse and anything else is
-    an unknown id.
+    Build it with :meth:`load`. Expressions are parsed by the ``license-expression`` package
+    over our own ids first (the ones with assessed terms, and their ``aliases``); an id outside
+    them is looked up in the package's license database, so every SPDX id and database
+    LicenseRef parses, and only an id neither knows is unknown. A known id without terms here
+    is not assessed: :meth:`assessed` says so and clearance asks for a review.
     """
 
     def __init__(self, terms: dict[str, LicenseTerms], *, sources: dict[str, Path] | None = None):
-        from license_expression import Licensing
+        from license_expression import LicenseSymbol, Licensing
 
         self._terms = dict(sorted(terms.items()))
         self.sources = dict(sources or {})
-        self._licensing = Licensing(list(self._terms))
+        self._own_symbols = [LicenseSymbol(k, aliases=t.aliases) for k, t in self._terms.items()]
+        self._licensing = Licensing(self._own_symbols)
+        self._own_names = {k.lower(): k for k in self._terms}
+        self._own_names.update({a.lower(): k for k, t in self._terms.items() for a in t.aliases})
+        self._full = None  # the own ids plus the database's, built on first need
+        self._categories: dict[str, str] = {}
         # A dataset repeats a handful of expressions thousands of times; parse each once.
         self._parsed: dict[str, object] = {}
+
+    def _full_licensing(self):
+        """A ``Licensing`` over our ids and every database id; ours win on a clash (their
+        database aliases join ours, so GPL-3.0 still means our GPL-3.0-only)."""
+        if self._full is not None:
+            return self._full
+        from license_expression import LicenseSymbol, Licensing
+
+        own = {k.lower(): k for k in self._terms}
+        own.update({a.lower(): k for k, t in self._terms.items() for a in t.aliases})
+        extra_aliases: dict[str, list[str]] = {k: [] for k in self._terms}
+        taken = set(own)
+        symbols = []
+        for key, others, is_exception, category in _database():
+            names = [key, *others]
+            mine = next((own[n.lower()] for n in names if n.lower() in own), None)
+            if mine is not None:
+                extra_aliases[mine].extend(n for n in names if n.lower() not in taken)
+                taken.update(n.lower() for n in names)
+                continue
+            fresh = [n for n in names if n.lower() not in taken]
+            if not fresh:
+                continue
+            taken.update(n.lower() for n in fresh)
+            self._categories[fresh[0]] = category
+            symbols.append(LicenseSymbol(fresh[0], aliases=tuple(fresh[1:]), is_exception=is_exception))
+        ours = [LicenseSymbol(k, aliases=(*t.aliases, *extra_aliases[k])) for k, t in self._terms.items()]
+        self._full = Licensing(ours + symbols)
+        return self._full
 
     @classmethod
     def load(cls, *, workspace_home: Path | None = None) -> "LicenseRegistry":
@@ -302,7 +420,7 @@ class LicenseRegistry:
         Raises:
             LicenseError: a bad file, or the same id defined twice (the message names both files).
         """
-        roots = [LICENSES_DIR]
+        roots = [require_data(LICENSES_DIR, "license data")]
         if workspace_home is not None:
             roots.append(Path(workspace_home) / "licenses")
         terms: dict[str, LicenseTerms] = {}
@@ -333,19 +451,56 @@ class LicenseRegistry:
         return license_id in self._terms
 
     def get(self, license_id: str) -> LicenseTerms:
-        """The terms of ``license_id`` (exact id; see :meth:`canonical_id` for any case).
+        """The terms of ``license_id`` (any case, or one of its aliases).
 
         Raises:
-            LicenseError: an unknown id; the message lists the known ones.
+            LicenseError: an id without assessed terms; the message lists the assessed ones.
         """
         try:
             return self._terms[license_id]
         except KeyError:
             pass
-        canonical = self._licensing.known_symbols_lowercase.get(str(license_id).lower())
+        canonical = self._own_names.get(str(license_id).lower())
         if canonical is not None:
-            return self._terms[canonical.key]
+            return self._terms[canonical]
+        symbol = self._resolve(license_id)
+        if symbol is not None and symbol.key in self._terms:
+            return self._terms[symbol.key]
+        known = self.known(license_id)
+        if known is not None:
+            raise LicenseError(f"license '{known.id}' is known but its terms are not assessed "
+                               f"(add licenses/terms/{known.id}.toml)")
         raise LicenseError(f"unknown license id '{license_id}' (known: {', '.join(self._terms)})")
+
+    def _resolve(self, license_id: str):
+        """The database's symbol for one id (aliases resolved: GPL-3.0 is GPL-3.0-only), or None."""
+        from license_expression import ExpressionError, LicenseSymbol
+
+        licensing = self._full_licensing()
+        try:
+            symbol = licensing.parse(str(license_id), strict=True)
+        except ExpressionError:
+            return None
+        if not isinstance(symbol, LicenseSymbol) or licensing.unknown_license_keys(symbol):
+            return None
+        return symbol
+
+    def assessed(self, license_id: str) -> bool:
+        """Whether ``license_id`` has terms here (a terms file or a studio agreement), under
+        its own id or any id the license database gives the same licence."""
+        if str(license_id).lower() in self._own_names:
+            return True
+        symbol = self._resolve(license_id)
+        return symbol is not None and symbol.key in self._terms
+
+    def known(self, license_id: str) -> KnownLicense | None:
+        """A licence the license database knows that has no assessed terms here, else None."""
+        if str(license_id).lower() in self._own_names:
+            return None
+        symbol = self._resolve(license_id)
+        if symbol is None or symbol.key in self._terms:
+            return None
+        return KnownLicense(symbol.key, self._categories.get(symbol.key, ""))
 
     def _parse(self, expression: str):
         cached = self._parsed.get(expression)
@@ -360,15 +515,24 @@ class LicenseRegistry:
 
         if expression is None or not str(expression).strip():
             raise LicenseError("empty license expression: give an SPDX id or expression such as CC0-1.0")
+        licensing = self._licensing
         try:
-            parsed = self._licensing.parse(str(expression), strict=True)
-        except ExpressionError as exc:
-            raise LicenseError(f"malformed license expression '{expression}': {exc}") from None
-        unknown = self._licensing.unknown_license_keys(parsed)
+            parsed = licensing.parse(str(expression), strict=True)
+        except ExpressionError:
+            parsed = None  # an exception id ours lack may be the cause
+        if parsed is None or licensing.unknown_license_keys(parsed):
+            # Only now pay for the database: most expressions use assessed ids alone.
+            licensing = self._full_licensing()
+            try:
+                parsed = licensing.parse(str(expression), strict=True)
+            except ExpressionError as exc:
+                raise LicenseError(f"malformed license expression '{expression}': {exc}") from None
+        unknown = licensing.unknown_license_keys(parsed)
         if unknown:
             raise UnknownLicenseError(
                 f"unknown license id{'s' if len(unknown) > 1 else ''} "
-                f"{', '.join(repr(u) for u in unknown)} in '{expression}' (known: {', '.join(self._terms)})",
+                f"{', '.join(repr(u) for u in unknown)} in '{expression}': neither an SPDX id nor "
+                f"a LicenseRef the license database knows (assessed here: {', '.join(self._terms)})",
                 unknown,
             )
         return parsed
@@ -396,11 +560,29 @@ class LicenseRegistry:
         Raises:
             LicenseError: as :meth:`normalize`.
         """
+        from license_expression import LicenseWithExceptionSymbol
+
         parsed = self._parse(expression)
-        return [symbol.key for symbol in self._licensing.license_symbols(parsed, unique=True)]
+        out = []
+        for symbol in parsed.get_symbols():
+            key = (symbol.license_symbol.key if isinstance(symbol, LicenseWithExceptionSymbol)
+                   else symbol.key)
+            if key not in out:
+                out.append(key)
+        return out
 
     def canonical_id(self, license_id: str) -> str:
-        """``license_id`` in its registry spelling (ids match case-insensitively, as in SPDX)."""
+        """``license_id`` in its registry spelling (ids match case-insensitively, as in SPDX);
+        a database id without assessed terms in the database's spelling.
+
+        Raises:
+            LicenseError: an id neither here nor in the license database.
+        """
+        if self.assessed(license_id):
+            return self.get(license_id).id
+        known = self.known(license_id)
+        if known is not None:
+            return known.id
         return self.get(license_id).id
 
     def attribution_line(
@@ -458,7 +640,7 @@ def _base_models(workspace_home: Path | None = None
 
     Each entry is ``(info, aliases, is_pattern, published file sha256s)``.
     """
-    paths = [LICENSES_DIR / BASE_MODELS_FILE]
+    paths = [require_data(LICENSES_DIR, "license data") / BASE_MODELS_FILE]
     if workspace_home is not None and (Path(workspace_home) / "licenses" / BASE_MODELS_FILE).is_file():
         paths.append(Path(workspace_home) / "licenses" / BASE_MODELS_FILE)
     entries = []

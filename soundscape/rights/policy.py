@@ -5,10 +5,19 @@ on a name clash) saying which license properties it accepts, plus explicit allow
 :func:`evaluate` turns a list of :class:`LicensedItem` into a :class:`Verdict`: cleared or not,
 every reason, and the attribution lines to credit.
 
-Three things are never cleared, whatever a policy says: an item with no license, a license id the
-registry does not know, and unknown model lineage (what such a model learnt from cannot be
-checked, so its outputs are never CLEARED). They are rules of the ledger, not choices of a
-studio, so they are not policy settings.
+A verdict is one of three states: CLEARED, NEEDS REVIEW (cleared only once each named condition
+is settled: share-alike material under a policy that has not said whether it accepts it, a
+licence whose commercial grant stops at a revenue the policy does not state, a software licence
+on audio, a licence the license database knows that has no assessed terms here) and NOT CLEARED.
+A policy that states the studio's facts (``[accept] share_alike``, ``[accept] software_licenses``,
+``[studio] annual_revenue_usd``) turns each condition into CLEARED or NOT CLEARED.
+
+Three things are never cleared, whatever a policy says: an item with no license, a license id
+neither the registry nor the license database knows, and unknown model lineage (what such a
+model learnt from cannot be checked, so its outputs are never CLEARED). One thing always clears
+unless a policy denies it by name: ``LicenseRef-Studio-Owned``, the studio's own work, which owes
+the studio nothing. They are rules of the ledger, not choices of a studio, so they are not
+policy settings.
 """
 
 from __future__ import annotations
@@ -20,24 +29,45 @@ from datetime import date
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from soundscape.config import LICENSES_DIR
+from soundscape.config import LICENSES_DIR, require_data
 from soundscape.errors import LicenseError, ParameterError
 from soundscape.rights.licenses import (
+    STUDIO_OWNED,
     LicenseRegistry,
     LicenseTerms,
     UnknownLicenseError,
-    normalize_medium,
+    expand_medium,
     normalize_territory,
 )
 
 POLICIES_DIR = "policies"
-ROLES = ("sample", "ingredient", "sound-bank", "training-data", "base-model", "model")
-"""What an item is to the thing being cleared."""
+ROLES = ("sample", "continuation-source", "ingredient", "sound-bank", "training-data",
+         "base-model", "model")
+"""What an item is to the thing being cleared. ``continuation-source`` is the registered audio a
+cue continues from (the ledger keeps it in an output's ``ingredients``); ``ingredient`` remains
+for any other registered audio an engine names."""
+
+_ROLE_WORDS = {"continuation-source": "continuation source"}
+"""How a role is printed in a reason, where its key is not already plain words."""
+
+CLEARED = "CLEARED"
+NEEDS_REVIEW = "NEEDS REVIEW"
+NOT_CLEARED = "NOT CLEARED"
+STATES = (CLEARED, NEEDS_REVIEW, NOT_CLEARED)
+"""A verdict's states, as printed and as written in JSON and cue sheets."""
+
+EXIT_CODES = {CLEARED: 0, NOT_CLEARED: 4, NEEDS_REVIEW: 5}
+"""What ``soundscape clear`` (and ``batch`` with a policy) exits with in each state: 4 is
+:class:`~soundscape.errors.NotClearedError`'s, 5 :class:`~soundscape.errors.NeedsReviewError`'s."""
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-_TOP_KEYS = {"description", "allow_only", "require", "accept", "allow", "deny"}
+_TOP_KEYS = {"description", "allow_only", "require", "accept", "allow", "deny", "studio"}
 _REQUIRE_KEYS = {"commercial_use", "derivatives"}
-_ACCEPT_KEYS = {"share_alike", "attribution", "agreements"}
+_ACCEPT_KEYS = {"share_alike", "attribution", "agreements", "software_licenses"}
+_OPTIONAL_ACCEPT_KEYS = {"share_alike", "software_licenses"}
+"""Left out, these are questions the policy has not answered: a verdict that meets them NEEDS
+REVIEW rather than guessing."""
+_STUDIO_KEYS = {"annual_revenue_usd"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +82,10 @@ class LicensedItem:
         attribution: the credit its licensor asked for, used verbatim in the obligation.
         author: its author, for the credit line when no ``attribution`` is given.
         source: where it came from (URL), for the credit line.
+        record: its ledger record id (asset or model), named in reasons beside the title.
+        path: its file or folder, named in reasons beside the title.
+        credited: False when another item already credits the same licence for the same work
+            (a model that *is* its base model's weights): its credit line is left out.
     """
 
     role: str
@@ -60,26 +94,49 @@ class LicensedItem:
     attribution: str | None = None
     author: str | None = None
     source: str | None = None
+    record: str | None = None
+    path: str | None = None
+    credited: bool = True
+
+    @property
+    def label(self) -> str:
+        """How a reason names it: role, title, and where known its record id and path."""
+        where = ", ".join(x for x in (self.record, self.path) if x)
+        role = _ROLE_WORDS.get(self.role, self.role)
+        return f"{role} '{self.name}'" + (f" ({where})" if where else "")
 
 
 @dataclass(frozen=True)
 class Verdict:
     """The outcome of clearing a lineage under one policy.
 
-    ``reasons`` lists every reason it is not cleared, each naming the item, its role and its
-    license; when cleared it holds notes instead (which OR option was chosen, what was not
-    checked). ``obligations`` are the distinct attribution lines to credit. Both sorted.
+    ``state`` is one of :data:`STATES`. ``reasons`` lists every reason it is not cleared, each
+    naming the item, its role and its license; otherwise it holds notes (which OR option was
+    chosen, what was not checked). ``conditions`` are what must be settled before it clears
+    (a NEEDS REVIEW verdict has at least one; a NOT CLEARED one lists those it also met).
+    ``obligations`` are the distinct attribution lines to credit. All sorted.
     """
 
     policy: str
-    cleared: bool
+    state: str
     reasons: tuple[str, ...]
     obligations: tuple[str, ...]
+    conditions: tuple[str, ...] = ()
+
+    @property
+    def cleared(self) -> bool:
+        """True only for CLEARED (a verdict that needs review is not cleared yet)."""
+        return self.state == CLEARED
 
     @property
     def status(self) -> str:
-        """``CLEARED`` or ``NOT CLEARED``, as printed."""
-        return "CLEARED" if self.cleared else "NOT CLEARED"
+        """``CLEARED``, ``NEEDS REVIEW`` or ``NOT CLEARED``, as printed."""
+        return self.state
+
+    @property
+    def exit_code(self) -> int:
+        """The command line's exit code for this verdict (:data:`EXIT_CODES`)."""
+        return EXIT_CODES[self.state]
 
     def describe(self) -> dict:
         """A JSON-ready dict of the verdict."""
@@ -88,6 +145,7 @@ class Verdict:
             "status": self.status,
             "cleared": self.cleared,
             "reasons": list(self.reasons),
+            "conditions": list(self.conditions),
             "obligations": list(self.obligations),
         }
 
@@ -105,13 +163,18 @@ class Policy:
     description: str
     commercial_use_required: bool = True
     derivatives_required: bool = True
-    share_alike_allowed: bool = False
+    share_alike_allowed: bool | None = False
     attribution_allowed: bool = True
     agreements_allowed: bool = True
     allow_only: bool = False
     allow: Mapping[str, str] = field(default_factory=dict)
     deny: Mapping[str, str] = field(default_factory=dict)
     path: Path | None = None
+    software_licenses_allowed: bool | None = None
+    """Whether a software licence (GPL, MIT ...) on audio is judged by its flags (True),
+    refused (False), or left to review (None: the policy has not said)."""
+    annual_revenue_usd: int | None = None
+    """The studio's annual revenue, for licences whose commercial grant stops at a ceiling."""
 
     def describe(self) -> dict:
         """A JSON-ready dict of the policy's settings."""
@@ -124,7 +187,9 @@ class Policy:
                 "share_alike": self.share_alike_allowed,
                 "attribution": self.attribution_allowed,
                 "agreements": self.agreements_allowed,
+                "software_licenses": self.software_licenses_allowed,
             },
+            "studio": {"annual_revenue_usd": self.annual_revenue_usd},
             "allow_only": self.allow_only,
             "allow": dict(self.allow),
             "deny": dict(self.deny),
@@ -136,7 +201,7 @@ class Policy:
 
 def _policy_dirs(workspace_home: Path | None) -> list[Path]:
     # Workspace first: a studio's edited copy wins over the repository's file of the same name.
-    dirs = [LICENSES_DIR / POLICIES_DIR]
+    dirs = [require_data(LICENSES_DIR / POLICIES_DIR, "policy folder")]
     if workspace_home is not None:
         dirs.insert(0, Path(workspace_home) / POLICIES_DIR)
     return dirs
@@ -164,8 +229,10 @@ def policy_path(name: str, *, workspace_home: Path | None = None) -> Path:
     raise ParameterError(f"unknown policy '{name}': choose one of {known}")
 
 
-def _flag(path: Path, table: dict, section: str, key: str) -> bool:
+def _flag(path: Path, table: dict, section: str, key: str, *, optional: bool = False) -> bool | None:
     if key not in table:
+        if optional:
+            return None
         raise ParameterError(f"{path}: [{section}] is missing '{key}' (true or false)")
     value = table[key]
     if not isinstance(value, bool):
@@ -210,6 +277,7 @@ def read_policy_file(path: Path, *, registry: LicenseRegistry) -> Policy:
         ("top level", data, _TOP_KEYS),
         ("require", data.get("require", {}), _REQUIRE_KEYS),
         ("accept", data.get("accept", {}), _ACCEPT_KEYS),
+        ("studio", data.get("studio", {}), _STUDIO_KEYS),
     ):
         if not isinstance(table, dict):
             raise ParameterError(f"{path}: [{section}] must be a table")
@@ -226,6 +294,10 @@ def read_policy_file(path: Path, *, registry: LicenseRegistry) -> Policy:
         raise ParameterError(f"{path}: allow_only must be true or false, not {allow_only!r}")
     require = data.get("require", {})
     accept = data.get("accept", {})
+    revenue = data.get("studio", {}).get("annual_revenue_usd")
+    if revenue is not None and (not isinstance(revenue, int) or isinstance(revenue, bool) or revenue < 0):
+        raise ParameterError(f"{path}: [studio] annual_revenue_usd must be a whole number of US "
+                             f"dollars, not {revenue!r}")
     allow = _id_table(path, data, "allow", registry)
     deny = _id_table(path, data, "deny", registry)
     both = sorted(set(allow) & set(deny))
@@ -238,13 +310,15 @@ def read_policy_file(path: Path, *, registry: LicenseRegistry) -> Policy:
         description=description,
         commercial_use_required=_flag(path, require, "require", "commercial_use"),
         derivatives_required=_flag(path, require, "require", "derivatives"),
-        share_alike_allowed=_flag(path, accept, "accept", "share_alike"),
+        share_alike_allowed=_flag(path, accept, "accept", "share_alike", optional=True),
         attribution_allowed=_flag(path, accept, "accept", "attribution"),
         agreements_allowed=_flag(path, accept, "accept", "agreements"),
         allow_only=allow_only,
         allow=allow,
         deny=deny,
         path=path,
+        software_licenses_allowed=_flag(path, accept, "accept", "software_licenses", optional=True),
+        annual_revenue_usd=revenue,
     )
 
 
@@ -278,6 +352,7 @@ class _Outcome:
     reasons: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     obligations: list[str] = field(default_factory=list)
+    conditions: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -286,7 +361,8 @@ class _Context:
     registry: LicenseRegistry
     air_date: date | None
     territories: tuple[str, ...]
-    medium: str | None
+    media: tuple[str, ...]
+    medium_word: str | None
     today: date
 
 
@@ -296,7 +372,7 @@ def _property_problems(policy: Policy, terms: LicenseTerms) -> list[str]:
         problems.append("non-commercial use only")
     if policy.derivatives_required and not terms.derivatives_allowed:
         problems.append("no derivatives allowed, and every use here adapts the work")
-    if not policy.share_alike_allowed and terms.share_alike:
+    if policy.share_alike_allowed is False and terms.share_alike:
         problems.append(
             "share-alike: anything made from it must carry the same license, which this policy does not accept"
         )
@@ -304,7 +380,40 @@ def _property_problems(policy: Policy, terms: LicenseTerms) -> list[str]:
         problems.append("requires attribution, which this policy does not accept")
     if terms.agreement is not None and not policy.agreements_allowed:
         problems.append("studio agreements are not accepted by this policy")
+    if (policy.commercial_use_required and terms.commercial_use and terms.revenue_limit_usd
+            and policy.annual_revenue_usd is not None
+            and policy.annual_revenue_usd >= terms.revenue_limit_usd):
+        problems.append(
+            f"commercial use only below US${terms.revenue_limit_usd:,} annual revenue, and the "
+            f"policy states the studio's as US${policy.annual_revenue_usd:,}")
     return problems
+
+
+def _property_conditions(policy: Policy, terms: LicenseTerms) -> tuple[list[str], list[str]]:
+    """What the policy leaves open for these terms (conditions), and what it settled (notes)."""
+    conditions, notes = [], []
+    if policy.share_alike_allowed is None and terms.share_alike:
+        conditions.append(
+            "share-alike: anything adapted from it (music synced to picture is) must carry the "
+            "same license, and the policy does not say whether it accepts that (set [accept] "
+            "share_alike = true or false)")
+    if policy.commercial_use_required and terms.commercial_use and terms.revenue_limit_usd:
+        if policy.annual_revenue_usd is None:
+            conditions.append(
+                f"commercial use only for a licensee under US${terms.revenue_limit_usd:,} annual "
+                "revenue, and the policy does not state the studio's (set [studio] "
+                "annual_revenue_usd)")
+        elif policy.annual_revenue_usd < terms.revenue_limit_usd:
+            notes.append(
+                f"commercial use granted below US${terms.revenue_limit_usd:,} annual revenue; "
+                f"the policy states the studio's as US${policy.annual_revenue_usd:,}")
+    return conditions, notes
+
+
+_SOFTWARE_CONDITION = (
+    "a software license on audio: its grant speaks of source code, object code and linking, "
+    "none of which a recording has, so what it asks of a cue is untested (set [accept] "
+    "software_licenses = true to judge it by its terms, false to refuse it)")
 
 
 def _agreement_check(terms: LicenseTerms, ctx: _Context) -> tuple[list[str], list[str]]:
@@ -331,43 +440,84 @@ def _agreement_check(terms: LicenseTerms, ctx: _Context) -> tuple[list[str], lis
             )
     else:
         notes.append(f"no territory given: territories of {label} not checked")
-    if ctx.medium is not None:
-        if not agreement.covers_medium(ctx.medium):
+    if ctx.media:
+        uncovered = [m for m in ctx.media if not agreement.covers_medium(m)]
+        if uncovered:
             covered = ", ".join(agreement.media)
-            problems.append(f"{label} does not cover medium '{ctx.medium}' (it covers {covered})")
+            asked = ctx.medium_word
+            # An alias (broadcast) names several media: say which of them are missing.
+            extra = "" if asked in uncovered else f"{' and '.join(uncovered)} not covered; "
+            problems.append(f"{label} does not cover medium '{asked}' ({extra}it covers {covered})")
     else:
         notes.append(f"no medium given: media of {label} not checked")
     return problems, notes
 
 
+def _judge_known(license_id: str, subject: str, ctx: _Context) -> _Outcome:
+    """A licence the license database knows without terms here: the policy's lists decide,
+    else it needs a person to read it."""
+    policy = ctx.policy
+    known = ctx.registry.known(license_id)
+    if license_id in policy.deny:
+        return _Outcome(False, reasons=[f"{subject}: denied by policy '{policy.name}': {policy.deny[license_id]}"])
+    if license_id in policy.allow:
+        return _Outcome(True, notes=[f"{subject}: accepted by policy '{policy.name}': {policy.allow[license_id]}"])
+    if policy.allow_only:
+        return _Outcome(False, reasons=[f"{subject}: policy '{policy.name}' accepts only {', '.join(sorted(policy.allow))}"])
+    category = f" (license database category: {known.category})" if known and known.category else ""
+    return _Outcome(True, conditions=[
+        f"{subject}: a known license{category} whose terms soundscape has not assessed: have it "
+        f"reviewed, then add licenses/terms/{license_id}.toml or list it under the policy's "
+        "[allow] or [deny]"])
+
+
 def _judge_id(license_id: str, item: LicensedItem, subject: str, ctx: _Context) -> _Outcome:
     policy = ctx.policy
+    if not ctx.registry.assessed(license_id):
+        return _judge_known(license_id, subject, ctx)
     terms = ctx.registry.get(license_id)
     problems: list[str] = []
     notes: list[str] = []
+    conditions: list[str] = []
     if license_id in policy.deny:
         problems.append(f"denied by policy '{policy.name}': {policy.deny[license_id]}")
+    elif license_id == STUDIO_OWNED:
+        # The studio's own work owes the studio nothing: no policy of its own can refuse it.
+        notes.append("the studio's own work, which owes the studio nothing")
     elif policy.allow_only and license_id not in policy.allow:
         problems.append(f"policy '{policy.name}' accepts only {', '.join(sorted(policy.allow))}")
     elif license_id not in policy.allow:
-        problems.extend(_property_problems(policy, terms))
+        if terms.software and policy.software_licenses_allowed is None:
+            conditions.append(_SOFTWARE_CONDITION)
+        elif terms.software and policy.software_licenses_allowed is False:
+            problems.append("a software license on audio, which this policy does not accept")
+        else:
+            problems.extend(_property_problems(policy, terms))
+            more, settled = _property_conditions(policy, terms)
+            conditions.extend(more)
+            notes.extend(settled)
+    if terms.retired and not problems:
+        notes.append(f"{terms.name} is retired by its steward: no longer recommended for new work")
     if terms.agreement is not None and not problems:
-        agreement_problems, notes = _agreement_check(terms, ctx)
+        agreement_problems, agreement_notes = _agreement_check(terms, ctx)
         problems.extend(agreement_problems)
+        notes.extend(agreement_notes)
     if problems:
-        return _Outcome(False, reasons=[f"{subject}: {p}" for p in problems])
+        return _Outcome(False, reasons=[f"{subject}: {p}" for p in problems],
+                        conditions=[f"{subject}: {c}" for c in conditions])
     obligations = []
-    if terms.attribution_required:
+    if terms.attribution_required and item.credited:
         line = ctx.registry.attribution_line(
             license_id, title=item.name, author=item.author, source=item.source, attribution=item.attribution
         )
         if line:
             obligations.append(line)
-    return _Outcome(True, notes=[f"{subject}: {n}" for n in notes], obligations=obligations)
+    return _Outcome(True, notes=[f"{subject}: {n}" for n in notes], obligations=obligations,
+                    conditions=[f"{subject}: {c}" for c in conditions])
 
 
 def _judge(node, item: LicensedItem, label: str, whole: str, ctx: _Context) -> _Outcome:
-    from license_expression import AND, OR
+    from license_expression import AND, OR, LicenseWithExceptionSymbol
 
     if isinstance(node, AND):
         parts = [_judge(arg, item, label, whole, ctx) for arg in node.args]
@@ -376,21 +526,34 @@ def _judge(node, item: LicensedItem, label: str, whole: str, ctx: _Context) -> _
             reasons=[r for p in parts for r in p.reasons],
             notes=[n for p in parts for n in p.notes],
             obligations=[o for p in parts for o in p.obligations],
+            conditions=[c for p in parts for c in p.conditions],
         )
     if isinstance(node, OR):
         options = [(arg.render("{symbol.key}"), _judge(arg, item, label, whole, ctx)) for arg in node.args]
         accepted = [(text, o) for text, o in options if o.accepted]
         if not accepted:
             return _Outcome(False, reasons=[r for _, o in options for r in o.reasons])
-        # The licensee picks under a disjunctive licence: take the option that owes the least,
-        # and break ties by the option's text so the verdict never depends on parse order.
-        text, chosen = min(accepted, key=lambda pair: (len(set(pair[1].obligations)), len(pair[1].notes), pair[0]))
+        # The licensee picks under a disjunctive licence: take an option with nothing left to
+        # review if there is one, then the one that owes the least, and break ties by the
+        # option's text so the verdict never depends on parse order.
+        text, chosen = min(accepted, key=lambda pair: (len(pair[1].conditions), len(set(pair[1].obligations)),
+                                                       len(pair[1].notes), pair[0]))
         count = len(set(chosen.obligations))
         choice = (
             f"{label} is {whole}: cleared under {text}, the accepted option with the fewest "
             f"obligations ({count} attribution line{'' if count == 1 else 's'})"
         )
-        return _Outcome(True, notes=[choice, *chosen.notes], obligations=chosen.obligations)
+        return _Outcome(True, notes=[choice, *chosen.notes], obligations=chosen.obligations,
+                        conditions=chosen.conditions)
+    if isinstance(node, LicenseWithExceptionSymbol):
+        license_id = node.license_symbol.key
+        subject = f"{label} is {whole}"
+        outcome = _judge_id(license_id, item, subject, ctx)
+        if outcome.accepted:
+            outcome.conditions.append(
+                f"{subject}: the exception {node.exception_symbol.key} changes what "
+                f"{license_id} asks, and soundscape has not assessed it")
+        return outcome
     license_id = node.key
     subject = f"{label} is {license_id}" if whole == license_id else f"{label} is {whole}; {license_id}"
     return _judge_id(license_id, item, subject, ctx)
@@ -410,9 +573,10 @@ def evaluate(
     """Clear ``items`` (everything behind one output or model) under ``policy``.
 
     Every item must be accepted: an AND expression needs each part accepted, an OR expression
-    one option (the one with the fewest attribution obligations, named in the notes). A studio
-    agreement must be in force on ``air_date`` (today when None, and the verdict says so), cover
-    every territory asked (WORLD covers all) and the medium when given.
+    one option (one with no condition if there is one, then the one with the fewest attribution
+    obligations, named in the notes). A studio agreement must be in force on ``air_date``
+    (today when None, and the verdict says so), cover every territory asked (WORLD covers all)
+    and the medium when given (``broadcast`` asks for tv and radio).
 
     Args:
         policy: the policy, from :func:`load_policy`.
@@ -420,26 +584,31 @@ def evaluate(
         registry: the license registry (load it with the same workspace as the policy).
         air_date: the first transmission date agreements are checked against.
         territories: ISO 3166-1 alpha-2 codes (or WORLD) where the programme airs.
-        media: the medium it airs on (tv, radio, streaming, online, cinema, podcast, advertising).
+        media: the medium it airs on (tv, radio, streaming, online, cinema, podcast, advertising,
+            or a word agreements use such as broadcast).
         lineage_unknown: the model behind it has unknown lineage: never cleared.
         today: the date used when no air date is given (default: the system's date).
 
     Returns:
-        The verdict; deterministic for the same arguments (reasons and obligations sorted).
+        The verdict; deterministic for the same arguments (reasons, conditions and obligations
+        sorted). NOT CLEARED when any item is rejected, else NEEDS REVIEW when a condition is
+        open, else CLEARED.
 
     Raises:
         ParameterError: an unknown role, territory or medium.
     """
     try:
         asked = tuple(sorted({normalize_territory(t) for t in territories}))
-        medium = normalize_medium(media) if media else None
+        medium_list = expand_medium(media) if media else ()
     except LicenseError as exc:
         raise ParameterError(str(exc)) from None
-    ctx = _Context(policy, registry, air_date, asked, medium, today or date.today())
+    word = " ".join(str(media).strip().lower().split()) if media else None
+    ctx = _Context(policy, registry, air_date, asked, medium_list, word, today or date.today())
 
     reasons: set[str] = set()
     notes: set[str] = set()
     obligations: set[str] = set()
+    conditions: set[str] = set()
     if lineage_unknown:
         reasons.add(
             "model lineage is unknown: what it was trained on cannot be traced, so its outputs are "
@@ -448,7 +617,7 @@ def evaluate(
     for item in items:
         if item.role not in ROLES:
             raise ParameterError(f"unknown role '{item.role}' for '{item.name}': choose one of {', '.join(ROLES)}")
-        label = f"{item.role} '{item.name}'"
+        label = item.label
         if item.license is None or not str(item.license).strip():
             reasons.add(f"{label} has no license: record one (SPDX id or expression) before it can clear")
             continue
@@ -457,8 +626,8 @@ def evaluate(
         except UnknownLicenseError as exc:
             reasons.add(
                 f"{label} is {item.license}: unknown license id{'s' if len(exc.ids) > 1 else ''} "
-                f"{', '.join(exc.ids)}, whose terms are not in the registry (add them under licenses/ "
-                "or register the studio agreement)"
+                f"{', '.join(exc.ids)}, neither an SPDX id nor a LicenseRef the license database "
+                "knows (add its terms under licenses/ or register the studio agreement)"
             )
             continue
         except LicenseError as exc:
@@ -466,6 +635,7 @@ def evaluate(
             continue
         whole = tree.render("{symbol.key}")
         outcome = _judge(tree, item, label, whole, ctx)
+        conditions.update(outcome.conditions)
         if outcome.accepted:
             notes.update(outcome.notes)
             obligations.update(outcome.obligations)
@@ -473,10 +643,11 @@ def evaluate(
             reasons.update(outcome.reasons)
     if not items and not lineage_unknown:
         notes.add("nothing licensed in the lineage")
-    cleared = not reasons
+    state = NOT_CLEARED if reasons else NEEDS_REVIEW if conditions else CLEARED
     return Verdict(
         policy=policy.name,
-        cleared=cleared,
-        reasons=tuple(sorted(reasons if not cleared else notes)),
+        state=state,
+        reasons=tuple(sorted(reasons if reasons else notes)),
         obligations=tuple(sorted(obligations)),
+        conditions=tuple(sorted(conditions)),
     )

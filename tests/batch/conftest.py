@@ -85,6 +85,14 @@ def workspace(tmp_path):
 
 
 @pytest.fixture
+def shared_workspace(tmp_path, ledger_backend):
+    """A workspace whose ledger is on each backend in turn: its own SQLite file, then a
+    database on the test run's PostgreSQL named by ``ledger_url`` in its soundscape.toml."""
+    ledger_backend.use(tmp_path / "home")
+    return open_workspace(tmp_path / "home")
+
+
+@pytest.fixture
 def episode_file(tmp_path) -> Path:
     return write_episode(tmp_path)
 

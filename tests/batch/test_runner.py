@@ -26,7 +26,8 @@ def outputs_in(workspace):
         return ledger.find_outputs()
 
 
-def test_a_batch_renders_delivers_and_records_every_cue(tmp_path, workspace, episode_file):
+def test_a_batch_renders_delivers_and_records_every_cue(tmp_path, shared_workspace, episode_file):
+    workspace = shared_workspace
     episode = load_cuelist(episode_file)
     report = runner.run_batch(episode, tmp_path / "out", workspace=workspace, workers=2)
 

@@ -57,9 +57,9 @@ BAD_INPUTS = [
     (["generate", "calm", "--mood", "jolly"], "unknown mood"),
     (["generate", "calm", "--duration", "5"], "out of range"),
     (["generate", "calm", "--intensity", "0:0.3,0:0.5"], "intensity"),
-    (["generate", "calm", "--preset", "loud"], "unknown preset"),
+    (["generate", "calm", "--preset", "loud"], "'loud' is not one of 'ebu-r128', 'netflix', 'streaming', 'none'"),
     (["generate", "calm", "--bpm", "900"], "bpm"),
-    (["generate", "calm", "--format", "mp3"], "unknown format"),
+    (["generate", "calm", "--format", "mp3"], "'mp3' is not one of 'wav', 'flac'"),
     (["jingle", "logo", "--motif", "C5 X9"], "malformed note"),
     (["jingle", "logo", "--duration", "45"], "out of range"),
     (["jingle", "logo", "--variants", "0"], "variants"),
@@ -87,7 +87,7 @@ def test_a_folder_as_output_is_one_line_and_writes_nothing(soundscape, tmp_path,
 
 
 ODD_ENGINE_OPTIONS = [
-    (["--engine", "foo"], "unknown engine 'foo'"),
+    (["--engine", "foo"], "'foo' is not one of 'composer', 'musicgen'"),
     (["--model", "mine"], "--model applies only to --engine musicgen"),
     (["--top-k", "5", "--temperature", "2"], "--top-k, --temperature apply only to --engine musicgen"),
 ]

@@ -115,7 +115,7 @@ def test_an_unwritable_output_path(episode, tmp_path):
 
 def test_an_unknown_format(episode):
     line = _one_error_line(_report(episode, "S01E01", "--format", "docx"))
-    assert "unknown report format 'docx'" in line
+    assert "'docx' is not one of 'csv', 'json', 'html', 'pdf', 'society'" in line
 
 
 @pytest.mark.parametrize("args, says", [

@@ -74,12 +74,31 @@ def ledger_episode(tmp_path_factory, make_rng) -> Episode:
     """An episode written straight into the ledger: musicgen cues from two registered models,
     a CC-BY training set (attribution obligations), a non-commercial ingredient (not cleared),
     and a second production that shares the episode code."""
+    return write_ledger_episode(tmp_path_factory.mktemp("ledgered"), make_rng())
+
+
+@pytest.fixture(scope="module", params=["sqlite",
+                                        pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def ledger_episode_on(request, tmp_path_factory, make_rng) -> Episode:
+    """:func:`ledger_episode` on each backend: its workspace's own SQLite file, then a database
+    on the test run's PostgreSQL named by ``ledger_url`` in its soundscape.toml."""
+    root = tmp_path_factory.mktemp(f"ledgered-{request.param}")
+    if request.param == "sqlite":
+        yield write_ledger_episode(root, make_rng())
+        return
+    server = request.getfixturevalue("pg_server")
+    url = server.create_database()
+    (root / "home").mkdir()
+    (root / "home" / "soundscape.toml").write_text(f'ledger_url = "{url}"\n')
+    yield write_ledger_episode(root, make_rng())
+    server.drop_database(url)
+
+
+def write_ledger_episode(root: Path, rng) -> Episode:
     from soundscape.audio.io import audio_sha256
     from soundscape.rights.ingest import AssetEntry, add_entries
     from soundscape.rights.ledger import Ledger
 
-    rng = make_rng()
-    root = tmp_path_factory.mktemp("ledgered")
     home, folder, assets = root / "home", root / "episode", root / "assets"
     folder.mkdir()
     assets.mkdir()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import numpy as np
 import pytest
@@ -36,15 +35,26 @@ def home(tmp_path):
     return tmp_path / "home"
 
 
+# The backend each workspace's ledger lives on, for counting its rows from outside.
+_BACKENDS: dict = {}
+
+
 @pytest.fixture
-def ledger(home):
-    with Ledger.open_url(f"sqlite:///{home / 'ledger.sqlite'}", home / "keys", home=home) as led:
+def ledger(home, ledger_backend):
+    """The workspace's ledger, on SQLite and then on the test run's PostgreSQL."""
+    url = ledger_backend.use(home)
+    _BACKENDS[home] = ledger_backend
+    with Ledger.open_url(url, home / "keys", home=home) as led:
         yield led
+    _BACKENDS.pop(home, None)
 
 
 def count_rows(home) -> int:
-    return sqlite3.connect(home / "ledger.sqlite").execute(
-        "SELECT count(*) FROM ledger_records").fetchone()[0]
+    con = _BACKENDS[home].connect(home)
+    try:
+        return con.execute("SELECT count(*) FROM ledger_records").fetchone()[0]
+    finally:
+        con.close()
 
 
 def test_add_registers_assets_licenses_and_a_dataset(ledger, tmp_path, rng):

@@ -12,6 +12,7 @@ import stat
 
 import pytest
 
+from soundscape.config import open_workspace
 from soundscape.errors import LedgerError, TamperError
 from soundscape.facts import OutputFacts
 from soundscape.rights import merkle
@@ -32,21 +33,33 @@ def output(i: int, folder="/tmp/out") -> OutputFacts:
 
 
 def open_ledger(home):
-    return Ledger.open_url(f"sqlite:///{home / 'ledger.sqlite'}", home / "keys", home=home)
+    """The workspace's ledger: its own SQLite file, or the ``ledger_url`` its soundscape.toml names."""
+    return Ledger.open(open_workspace(home))
+
+
+# Connections for tampering, per workspace, from the backend that made it.
+_BACKENDS: dict = {}
 
 
 @pytest.fixture
-def filled(tmp_path):
-    """A ledger of 12 outputs, one per transaction (so one signed checkpoint per record)."""
+def filled(tmp_path, ledger_backend):
+    """A ledger of 12 outputs, one per transaction (so one signed checkpoint per record), on
+    each backend."""
+    ledger_backend.use(tmp_path)
+    _BACKENDS[tmp_path] = ledger_backend
     with open_ledger(tmp_path) as ledger:
         for i in range(1, 13):
             ledger.record_output(output(i))
-    return tmp_path
+    yield tmp_path
+    _BACKENDS.pop(tmp_path, None)
 
 
-def db(home) -> sqlite3.Connection:
-    con = sqlite3.connect(home / "ledger.sqlite", isolation_level=None)
-    return con
+def db(home):
+    """A raw autocommit connection to the ledger's database (``?`` placeholders on both)."""
+    backend = _BACKENDS.get(home)
+    if backend is None:
+        return sqlite3.connect(home / "ledger.sqlite", isolation_level=None)
+    return backend.connect(home)
 
 
 def verify_error(home) -> str:
@@ -110,7 +123,9 @@ def test_deleted_record_is_found(filled):
 def test_deleted_and_renumbered_rows_are_found(filled):
     con = db(filled)
     con.execute("DELETE FROM ledger_records WHERE seq = 5")
-    con.execute("UPDATE ledger_records SET seq = seq - 1 WHERE seq > 5")
+    # Through negative numbers: PostgreSQL checks the primary key row by row.
+    con.execute("UPDATE ledger_records SET seq = 1 - seq WHERE seq > 5")
+    con.execute("UPDATE ledger_records SET seq = -seq WHERE seq < 0")
     message = verify_error(filled)
     assert "out-000006" in message and "(#5)" in message and "out of place" in message
 
@@ -148,12 +163,18 @@ def test_inserted_record_without_a_checkpoint_is_found(filled):
         ledger.record_output(output(99))
 
 
+def _flip_note_signature(note: str) -> str:
+    """The signed note with one bit of its Ed25519 signature (after the key ID) flipped."""
+    head, encoded = note.rstrip("\n").rsplit(" ", 1)
+    sig = base64.b64decode(encoded)
+    return f"{head} {base64.b64encode(sig[:4] + bytes([sig[4] ^ 1]) + sig[5:]).decode()}\n"
+
+
 def test_forged_checkpoint_signature_is_found(filled):
     con = db(filled)
-    sig = base64.b64decode(con.execute("SELECT signature FROM ledger_checkpoints WHERE size = 4")
-                           .fetchone()[0])
-    forged = base64.b64encode(bytes([sig[0] ^ 1]) + sig[1:]).decode()
-    con.execute("UPDATE ledger_checkpoints SET signature = ? WHERE size = 4", (forged,))
+    note = con.execute("SELECT signature FROM ledger_checkpoints WHERE size = 4").fetchone()[0]
+    con.execute("UPDATE ledger_checkpoints SET signature = ? WHERE size = 4",
+                (_flip_note_signature(note),))
     message = verify_error(filled)
     assert message.startswith("record out-000004 (#4): signed checkpoint 4 has a signature")
 
@@ -174,15 +195,23 @@ def _resign_everything(home, *, replace_meta: bool):
                 (body, merkle.leaf_hash(body.encode())))
     leaves = [bytes(r[0]) for r in con.execute(
         "SELECT leaf_hash FROM ledger_records ORDER BY seq")]
-    for (size, time) in con.execute("SELECT size, time FROM ledger_checkpoints").fetchall():
-        root = merkle.root_of(leaves[:size]).hex()
-        sig = base64.b64encode(key.sign(merkle.checkpoint_message(size, root, time, kid)))
-        con.execute("UPDATE ledger_checkpoints SET root = ?, key_id = ?, signature = ? "
-                    "WHERE size = ?", (root, kid, sig.decode(), size))
+    _resign(con, key, leaves, kid=kid)
     if replace_meta:
         con.execute("UPDATE ledger_meta SET value = ? WHERE key = 'public_key'",
                     (public_pem(key.public_key()),))
         con.execute("UPDATE ledger_meta SET value = ? WHERE key = 'key_id'", (kid,))
+
+
+def _resign(con, key, leaves, *, kid):
+    """Re-sign every checkpoint (note, root and frontier) over ``leaves`` with ``key``."""
+    for (size,) in con.execute("SELECT size FROM ledger_checkpoints").fetchall():
+        frontier = merkle.Frontier()
+        for leaf in leaves[:size]:
+            frontier.append(leaf)
+        note = merkle.sign_checkpoint(key, kid, size, frontier.root())
+        con.execute("UPDATE ledger_checkpoints SET root = ?, key_id = ?, signature = ?, "
+                    "frontier = ? WHERE size = ?",
+                    (frontier.root().hex(), kid, note, frontier.state(), size))
 
 
 def test_rebuild_with_another_key_is_found(filled):
@@ -286,7 +315,8 @@ def test_consistency_between_checkpoints(filled):
                                       [bytes.fromhex(h) for h in proof["path"]])
 
 
-def test_model_names_are_unique(tmp_path):
+def test_model_names_are_unique(tmp_path, ledger_backend):
+    ledger_backend.use(tmp_path)
     with open_ledger(tmp_path) as ledger:
         entry = ModelEntry(name="deep-water", lm_sha256=sha("lm"), compression_sha256=sha("c"),
                            license="CC0-1.0", lineage_unknown=True)
@@ -303,7 +333,8 @@ def test_model_names_are_unique(tmp_path):
             ledger.register_model(ModelEntry(name="x", license="CC0-1.0", datasets=["missing"]))
 
 
-def test_a_fine_tune_of_musicgen_records_its_noncommercial_base(tmp_path):
+def test_a_fine_tune_of_musicgen_records_its_noncommercial_base(tmp_path, ledger_backend):
+    ledger_backend.use(tmp_path)
     with open_ledger(tmp_path) as ledger:
         model = ledger.register_model(ModelEntry(name="ft", lm_sha256=sha("ft"),
                                                  license="CC-BY-NC-4.0",
@@ -327,7 +358,8 @@ def _append_worker(home, worker, count, barrier):
             ledger.record_output(output(worker * 1000 + i))
 
 
-def test_four_processes_appending_at_once_lose_nothing(tmp_path):
+def test_four_processes_appending_at_once_lose_nothing(tmp_path, ledger_backend):
+    ledger_backend.use(tmp_path)
     count = 30
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(4)
@@ -390,9 +422,13 @@ def test_a_checkpoint_held_elsewhere_exposes_truncation_and_rewrites(filled):
     con = db(filled)
     con.execute("DELETE FROM ledger_records WHERE seq > 8")
     con.execute("DELETE FROM ledger_checkpoints WHERE size > 8")
+    # ... the witness beside the public key holds checkpoint 12: plain verify names it ...
+    assert verify_error(filled).startswith("record #9 is missing: the witness ")
+    for copy in (filled / "keys").glob("ledger*.checkpoint"):
+        copy.unlink()
     with open_ledger(filled) as ledger:
         assert ledger.verify().records == 8
-        # ... but not against the checkpoint the sidecar kept.
+        # ... and without the witness, the checkpoint the sidecar kept does.
         with pytest.raises(TamperError) as info:
             ledger.verify(against=[("cue.wav.json", held)])
     assert str(info.value) == ("record #9 is missing: cue.wav.json holds signed checkpoint 10 "
@@ -412,14 +448,13 @@ def test_a_held_checkpoint_exposes_a_rewrite_by_the_key_holder(filled):
     con.execute("UPDATE ledger_records SET body = ?, leaf_hash = ? WHERE seq = 3",
                 (body, merkle.leaf_hash(body.encode())))
     leaves = [bytes(r[0]) for r in con.execute("SELECT leaf_hash FROM ledger_records ORDER BY seq")]
-    kid = merkle.key_id_of(key.public_key())
-    for size, time in con.execute("SELECT size, time FROM ledger_checkpoints").fetchall():
-        root = merkle.root_of(leaves[:size]).hex()
-        sig = base64.b64encode(key.sign(merkle.checkpoint_message(size, root, time, kid))).decode()
-        con.execute("UPDATE ledger_checkpoints SET root = ?, signature = ? WHERE size = ?",
-                    (root, sig, size))
+    _resign(con, key, leaves, kid=merkle.key_id_of(key.public_key()))
+    # The witness beside the public key holds checkpoint 12 as it was: plain verify sees it.
+    assert "held in the witness" in verify_error(filled)
+    for copy in (filled / "keys").glob("ledger*.checkpoint"):
+        copy.unlink()
     with open_ledger(filled) as ledger:
-        assert ledger.verify().records == 12  # self-consistent ...
+        assert ledger.verify().records == 12  # self-consistent without its witness ...
         with pytest.raises(TamperError, match="first 6 records do not match signed checkpoint 6 "
                                               "held in proof.json"):
             ledger.verify(against=[("proof.json", held)])

@@ -82,8 +82,8 @@ def test_creative_commons_flags_match_the_license_names(registry, license_id, co
 
 
 def test_unknown_id_names_it_and_lists_the_known(registry):
-    with pytest.raises(LicenseError, match=r"unknown license id 'GPL-2\.0' \(known: .*CC0-1\.0"):
-        registry.get("GPL-2.0")
+    with pytest.raises(LicenseError, match=r"unknown license id 'GPL-9\.9' \(known: .*CC0-1\.0"):
+        registry.get("GPL-9.9")
 
 
 def test_ids_match_case_insensitively(registry):
@@ -108,7 +108,7 @@ def test_normalize_accepts_known_ids_and_license_refs(registry, expression, expe
 @pytest.mark.parametrize(
     ("expression", "fragment"),
     [
-        ("GPL-2.0", "unknown license id 'GPL-2.0'"),
+        ("GPL-9.9", "unknown license id 'GPL-9.9'"),
         ("CC-BY-4.0 AND LicenseRef-Nope", "unknown license id 'LicenseRef-Nope'"),
         ("CC-BY-4.0 AND", "malformed license expression"),
         ("(CC0-1.0 OR CC-BY-4.0", "malformed license expression"),
@@ -129,8 +129,8 @@ def test_normalize_rejects_unknown_ids_and_malformed_expressions(registry, expre
 
 def test_unknown_ids_are_reported_as_such(registry):
     with pytest.raises(UnknownLicenseError) as caught:
-        registry.normalize("GPL-2.0 OR CC0-1.0 OR FOO")
-    assert caught.value.ids == ["GPL-2.0", "FOO"]
+        registry.normalize("GPL-9.9 OR CC0-1.0 OR FOO")
+    assert caught.value.ids == ["GPL-9.9", "FOO"]
 
 
 def test_ids_in_lists_distinct_ids_in_order(registry):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import date
 from pathlib import Path
@@ -11,7 +12,16 @@ import pytest
 from soundscape.config import LICENSES_DIR
 from soundscape.errors import ParameterError
 from soundscape.rights.licenses import LicenseRegistry
-from soundscape.rights.policy import LicensedItem, Verdict, evaluate, list_policies, load_policy
+from soundscape.rights.policy import (
+    CLEARED,
+    NEEDS_REVIEW,
+    NOT_CLEARED,
+    LicensedItem,
+    Verdict,
+    evaluate,
+    list_policies,
+    load_policy,
+)
 
 POLICIES = ("broadcast-commercial", "internal-preproduction", "strict-cc0")
 AIR_DATE = date(2026, 6, 1)
@@ -105,8 +115,45 @@ TABLE = [
         "internal-preproduction": (False, "does not cover medium 'tv'"),
         "strict-cc0": (False, "accepts only CC0-1.0"),
     }),
-    ("unknown-license", [item("sample", "mystery.wav", "GPL-2.0")], False, {
-        policy: (False, "sample 'mystery.wav' is GPL-2.0: unknown license id GPL-2.0") for policy in POLICIES
+    ("unknown-license", [item("sample", "mystery.wav", "LicenseRef-Mystery-2.0")], False, {
+        policy: (False, "sample 'mystery.wav' is LicenseRef-Mystery-2.0: unknown license id "
+                        "LicenseRef-Mystery-2.0, neither an SPDX id nor a LicenseRef the license "
+                        "database knows") for policy in POLICIES
+    }),
+    # A software licence on audio: the shipped policies do not say whether they accept one.
+    ("gpl-on-audio", [item("sample", "synth.wav", "GPL-3.0-only")], False, {
+        "broadcast-commercial": (NEEDS_REVIEW, "sample 'synth.wav' is GPL-3.0-only: a software license on audio"),
+        "internal-preproduction": (NEEDS_REVIEW, "a software license on audio"),
+        "strict-cc0": (False, "accepts only CC0-1.0"),
+    }),
+    # The deprecated SPDX spelling is the same licence (the license database's alias).
+    ("gpl-deprecated-id", [item("sample", "synth.wav", "GPL-2.0")], False, {
+        "broadcast-commercial": (NEEDS_REVIEW, "is GPL-2.0-only: a software license on audio"),
+        "internal-preproduction": (NEEDS_REVIEW, "is GPL-2.0-only: a software license on audio"),
+        "strict-cc0": (False, "accepts only CC0-1.0"),
+    }),
+    # Known to the license database, no assessed terms here: a person must read it.
+    ("known-unassessed", [item("sample", "pad.wav", "MPL-2.0")], False, {
+        "broadcast-commercial": (NEEDS_REVIEW, "sample 'pad.wav' is MPL-2.0: a known license "
+                                               "(license database category: Copyleft Limited) whose "
+                                               "terms soundscape has not assessed"),
+        "internal-preproduction": (NEEDS_REVIEW, "whose terms soundscape has not assessed"),
+        "strict-cc0": (False, "accepts only CC0-1.0"),
+    }),
+    ("public-domain-pddc", [item("sample", "old_78rpm.wav", "CC-PDDC")], False, {
+        "broadcast-commercial": (True, ""),
+        "internal-preproduction": (True, ""),
+        "strict-cc0": (False, "accepts only CC0-1.0"),
+    }),
+    ("nc-sa-3", [item("sample", "loop.wav", "CC-BY-NC-SA-3.0")], False, {
+        "broadcast-commercial": (False, "is CC-BY-NC-SA-3.0: non-commercial use only"),
+        "internal-preproduction": (True, ""),
+        "strict-cc0": (False, "accepts only CC0-1.0"),
+    }),
+    ("stability-base", [item("base-model", "stable-audio-open", "LicenseRef-Stability-AI-Community")], False, {
+        "broadcast-commercial": (False, "denied by policy 'broadcast-commercial'"),
+        "internal-preproduction": (True, ""),
+        "strict-cc0": (False, "accepts only CC0-1.0"),
     }),
     ("missing-license", [CC0, item("sample", "nolicense.wav", None)], False, {
         policy: (False, "sample 'nolicense.wav' has no license") for policy in POLICIES
@@ -137,7 +184,8 @@ TABLE = [
     ("model-from-scratch", [item("model", "ambient-v1", "LicenseRef-Studio-Owned"), CC0], False, {
         "broadcast-commercial": (True, ""),
         "internal-preproduction": (True, ""),
-        "strict-cc0": (False, "model 'ambient-v1' is LicenseRef-Studio-Owned: policy 'strict-cc0' accepts only"),
+        # The studio's own model owes the studio nothing, even under CC0-only.
+        "strict-cc0": (True, "model 'ambient-v1' is LicenseRef-Studio-Owned: the studio's own work, which owes the studio nothing"),
     }),
     ("unknown-lineage", [CC0], True, {
         policy: (False, "model lineage is unknown") for policy in POLICIES
@@ -165,11 +213,15 @@ def test_clearance_table(registry, workspace, lineage, items, lineage_unknown, p
     )
     assert isinstance(verdict, Verdict)
     assert verdict.policy == policy_name
-    assert verdict.cleared is cleared, verdict.reasons
-    # When cleared, the fragment may be a note or a credit line owed.
-    said = verdict.reasons + (verdict.obligations if cleared else ())
+    state = {True: CLEARED, False: NOT_CLEARED}.get(cleared, cleared)
+    assert verdict.state == state, (verdict.reasons, verdict.conditions)
+    assert verdict.exit_code == {CLEARED: 0, NOT_CLEARED: 4, NEEDS_REVIEW: 5}[state]
+    # When cleared, the fragment may be a note or a credit line owed; under review, a condition.
+    said = verdict.reasons + (verdict.obligations if cleared is True else ()) + verdict.conditions
     assert not fragment or any(fragment in line for line in said), said
-    if not cleared:
+    if state == NEEDS_REVIEW:
+        assert verdict.conditions and not verdict.cleared
+    if cleared is False:
         assert verdict.reasons
         # Every reason names an item and its role, or is the lineage rule.
         for reason in verdict.reasons:
@@ -216,6 +268,7 @@ def test_verdict_does_not_depend_on_item_order(registry):
         "status": "NOT CLEARED",
         "cleared": False,
         "reasons": list(first.reasons),
+        "conditions": [],
         "obligations": list(first.obligations),
     }
 
@@ -303,7 +356,7 @@ def test_a_new_workspace_policy_is_listed(tmp_path):
         (lambda t: t.replace("derivatives = true", ""), "missing 'derivatives'"),
         (lambda t: t.replace("commercial_use = true", 'commercial_use = "yes"'), "must be true or false"),
         (lambda t: t + '\n[deny]\n"GPL-2.0" = "no"\n', "not valid TOML"),  # [deny] twice
-        (lambda t: t.replace("[deny]", '[deny]\n"GPL-2.0" = "copyleft"'), "unknown license id 'GPL-2.0'"),
+        (lambda t: t.replace("[deny]", '[deny]\n"GPL-9.9" = "copyleft"'), "unknown license id 'GPL-9.9'"),
         (lambda t: t.replace("[deny]", '[deny]\n"CC0-1.0" = "no"'), "in both [allow] and [deny]"),
         (lambda t: "unknown_lineage = true\n" + t, "never cleared"),
         (lambda t: t.replace("[allow]\n\"CC0-1.0\"", "[allow]\n#"), "would clear nothing"),
@@ -327,3 +380,66 @@ def test_a_folder_named_like_a_policy_is_not_offered(tmp_path):
         load_policy("draft", workspace_home=tmp_path)
     offered = [n.strip() for n in str(info.value).split("choose one of")[1].split(",")]
     assert "draft" not in offered and "strict-cc0" in offered
+
+
+# --- the third state: conditions, and the policy facts that settle them -----------------------
+
+
+def _policy_text(accept: str = "", studio: str = "") -> str:
+    return ("description = \"t\"\n[require]\ncommercial_use = true\nderivatives = true\n"
+            f"[accept]\nattribution = true\nagreements = true\n{accept}\n"
+            + (f"[studio]\n{studio}\n" if studio else ""))
+
+
+def _read(tmp_path, registry, name: str, text: str):
+    from soundscape.rights.policy import read_policy_file
+
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    return read_policy_file(path, registry=registry)
+
+
+def test_an_or_takes_the_option_with_nothing_to_review(registry, tmp_path):
+    policy = _read(tmp_path, registry, "p", _policy_text())
+    verdict = evaluate(policy, [item("sample", "dual.wav", "GPL-3.0-only OR CC-BY-4.0", author="A")],
+                       registry=registry)
+    assert verdict.state == CLEARED and verdict.conditions == ()
+    assert "cleared under CC-BY-4.0" in verdict.reasons[0]
+
+
+def test_a_with_exception_is_a_condition_naming_it(registry, tmp_path):
+    policy = _read(tmp_path, registry, "p", _policy_text("share_alike = true\nsoftware_licenses = true"))
+    verdict = evaluate(policy, [item("sample", "x.wav", "GPL-2.0-or-later WITH Classpath-exception-2.0")],
+                       registry=registry)
+    assert verdict.state == NEEDS_REVIEW
+    assert any("the exception Classpath-exception-2.0" in c for c in verdict.conditions)
+
+
+def test_a_refused_item_wins_over_an_open_condition(registry, tmp_path):
+    policy = _read(tmp_path, registry, "p", _policy_text())
+    verdict = evaluate(policy, [item("sample", "sa.wav", "CC-BY-SA-4.0"),
+                                item("sample", "nc.wav", "CC-BY-NC-4.0")], registry=registry)
+    assert verdict.state == NOT_CLEARED and verdict.exit_code == 4
+    assert any("nc.wav" in r for r in verdict.reasons)
+    assert any("sa.wav" in c and "share-alike" in c for c in verdict.conditions)
+
+
+@pytest.mark.parametrize(("studio", "fragment"), [
+    ("annual_revenue_usd = -5", "annual_revenue_usd must be a whole number"),
+    ("annual_revenue_usd = \"1M\"", "annual_revenue_usd must be a whole number"),
+    ("revenue = 5", "unknown key(s) revenue in studio"),
+])
+def test_bad_studio_facts_are_refused_naming_the_file(registry, tmp_path, studio, fragment):
+    with pytest.raises(ParameterError, match=re.escape(fragment)):
+        _read(tmp_path, registry, "bad", _policy_text("share_alike = false", studio))
+
+
+def test_a_known_unassessed_id_can_be_allowed_or_denied_by_name(registry, tmp_path):
+    allowed = _read(tmp_path, registry, "a", _policy_text("share_alike = false")
+                    + '[allow]\n"MPL-2.0" = "reviewed by legal, RIGHTS-7"\n')
+    denied = _read(tmp_path, registry, "d", _policy_text("share_alike = false")
+                   + '[deny]\n"mpl-2.0" = "not for us"\n')
+    lineage = [item("sample", "pad.wav", "MPL-2.0")]
+    assert evaluate(allowed, lineage, registry=registry).state == CLEARED
+    refused = evaluate(denied, lineage, registry=registry)
+    assert refused.state == NOT_CLEARED and "not for us" in refused.reasons[0]

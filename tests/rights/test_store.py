@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from soundscape.canonical import canonical_json
@@ -13,8 +11,10 @@ from soundscape.rights.store import Store, lookup_columns
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(f"sqlite:///{tmp_path / 'ledger.sqlite'}", tmp_path / "keys")
+def store(tmp_path, ledger_backend):
+    """A store on each backend (SQLite, then the test run's PostgreSQL)."""
+    s = Store(ledger_backend.url(tmp_path), tmp_path / "keys")
+    s.backend = ledger_backend
     yield s
     s.close()
 
@@ -72,9 +72,8 @@ def test_reads_by_id_and_by_lookup_in_batches(store):
 
 def test_lookup_columns_are_hints_checked_against_the_body(store, tmp_path):
     add_assets(store, 2)
-    con = sqlite3.connect(tmp_path / "ledger.sqlite")
-    with con:
-        con.execute("UPDATE ledger_records SET lookup = ? WHERE id = 'asset-000002'", ("f" * 64,))
+    con = store.backend.connect(tmp_path)
+    con.execute("UPDATE ledger_records SET lookup = ? WHERE id = 'asset-000002'", ("f" * 64,))
     con.close()
     assert store.find("asset", lookup="f" * 64) == []
     assert store.find_many("asset", ["f" * 64]) == []
@@ -92,8 +91,8 @@ def test_a_proof_from_the_store_verifies_with_the_public_key_alone(store):
     assert step["old_checkpoint"]["root"] == step["old_root"]
 
 
-def test_a_store_writes_only_with_its_own_key(tmp_path):
-    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+def test_a_store_writes_only_with_its_own_key(tmp_path, ledger_backend):
+    url = ledger_backend.url(tmp_path)
     Store(url, tmp_path / "keys").close()
     other = Store(url, tmp_path / "other-keys")
     try:

@@ -82,6 +82,10 @@ _SIZES: dict[str, dict[str, Any]] = {
         "seanet": {"dimension": 32, "n_filters": 4, "ratios": [10, 8, 16], "lstm": 0},
         "rvq": {"bins": 256},
         "transformer_lm": {"dim": 64, "num_heads": 4, "num_layers": 2, "card": 256},
+        # The codec stage's discriminator (audiocraft's MS-STFT-D, 32 filters and five STFT
+        # scales in its recipe) cut down to the tiny codec: 4 filters, the three short scales.
+        "msstftd": {"filters": 4, "n_ffts": [512, 256, 128], "hop_lengths": [128, 64, 32],
+                    "win_lengths": [512, 256, 128]},
         "conditioners": {"description": {"lut": {"n_bins": 1024, "dim": 32}}},
         # audiocraft's MusicGen refuses windows up to its default 18 s extend stride, so the
         # smallest window get_pretrained accepts is a little over that.

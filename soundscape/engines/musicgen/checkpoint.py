@@ -394,4 +394,45 @@ def describe_checkpoint(model_dir: str | Path, *, require_offline: bool = False)
         "compression_has_config": "xp.cfg" in comp_package,
         "audiocraft_version": lm_package.get("version"),
         "training": dict((cfg.get("soundscape") or {}).get("training") or {}),
+        "codec": _codec_record(comp_package, folder / COMPRESSION_FILE),
     }
+
+
+# Where the codec stage writes what it did, in the compression file's config.
+CODEC_RECORD_KEY = "codec"
+
+
+def codec_record(model_dir: str | Path) -> dict:
+    """Whether a model folder's codec (EnCodec) was trained, and what its training recorded.
+
+    Read from the compression file's config (safely, without building the model):
+
+    - ``soundscape.codec`` written by the codec stage: ``{"trained": True, "steps", "heldout",
+      ...}``, returned as it is;
+    - a codec stage from before that record (``soundscape.training.stage == "codec"``):
+      trained, steps only;
+    - a codec built by soundscape's own builders (``soundscape.arch``, i.e. ``model new``) and
+      never trained: ``{"trained": False}``, random weights;
+    - anything else (weights trained elsewhere, such as Meta's EnCodec, or a reference to a
+      published codec): ``{"trained": True, "source": "outside soundscape"}``.
+    """
+    path = check_model_dir(model_dir) / COMPRESSION_FILE
+    return _codec_record(read_package(path), path)
+
+
+def _codec_record(package: dict, path: Path) -> dict:
+    from omegaconf import OmegaConf
+
+    if "xp.cfg" not in package:
+        return {"trained": True, "source": "outside soundscape"}
+    cfg = package_config(package, path)
+    ours = cfg.get("soundscape") or {}
+    record = ours.get(CODEC_RECORD_KEY)
+    if record is not None:
+        return OmegaConf.to_container(record, resolve=True)
+    training = ours.get("training") or {}
+    if training.get("stage") == "codec":
+        return {"trained": True, "steps": training.get("steps")}
+    if ours.get("arch") is not None:
+        return {"trained": False}
+    return {"trained": True, "source": "outside soundscape"}

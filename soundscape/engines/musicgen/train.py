@@ -7,10 +7,11 @@ the language model with cross-entropy over the codebooks through ``LMModel.compu
 conditioned on each asset's description (classifier-free-guidance dropout on, as MusicGen
 trains). ``lora_rank`` trains low-rank adapters only and merges them at export.
 
-``stage="codec"`` trains the compression model (EnCodec) itself on raw audio with audiocraft's
-reconstruction losses (waveform L1 and multi-scale mel) plus the quantizer's commitment penalty;
-the adversarial losses are left out to keep it a single-machine job. Train the codec first, then
-the LM: an LM trained on one codec's codes does not fit another's.
+``stage="codec"`` trains the compression model (EnCodec) itself, with audiocraft's adversarial
+set-up, on segments streamed from disk, and reports reconstruction on held-out clips: see
+:mod:`soundscape.engines.musicgen.codec_train`. Train the codec first, then the LM: an LM trained
+on one codec's codes does not fit another's, and the LM stage refuses a codec never trained
+(``allow_untrained_codec`` is for tests and experiments).
 
 The LM stage runs on one process or many (:mod:`.distributed`: DDP, each rank its own batches,
 rank 0 the only writer), with gradient accumulation, a warm-up and cosine LR schedule
@@ -29,7 +30,6 @@ import json
 import math
 import shutil
 import time
-import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,9 +39,10 @@ import torch
 import torch.nn.functional as F
 
 from soundscape.atomic import atomic_path
-from soundscape.engines.musicgen.checkpoint import (COMPRESSION_FILE, LM_FILE, check_model_dir,
+from soundscape.engines.musicgen import codec_train
+from soundscape.engines.musicgen.checkpoint import (COMPRESSION_FILE, check_model_dir,
                                                     checkpoint_hashes, export_model, file_sha256,
-                                                    load_modules, package_config, read_package)
+                                                    load_modules)
 from soundscape.engines.musicgen.distributed import DistContext
 from soundscape.engines.musicgen.lora import add_lora, lora_parameters, merge_lora
 from soundscape.engines.musicgen.schedule import make_schedule
@@ -52,9 +53,7 @@ STAGES = ("lm", "codec")
 # Defaults per stage: learning rates as audiocraft's recipes use them for full training
 # (MusicGen 1e-4, EnCodec 3e-4); adapters learn faster, at 1e-3.
 DEFAULT_LR = {"lm": 1e-4, "lora": 1e-3, "codec": 3e-4}
-DEFAULT_SEGMENT_SECONDS = {"lm": 10.0, "codec": 1.0}
-# EnCodec's loss weights for the terms we use (audiocraft's default compression config).
-CODEC_LOSS_WEIGHTS = {"l1": 0.1, "msspec": 2.0}
+DEFAULT_SEGMENT_SECONDS = {"lm": 10.0, "codec": codec_train.DEFAULT_SEGMENT_SECONDS}
 WORK_DIR = ".training"
 STATE_FILE = "last.pt"
 # Validation holds out this share of the clips (at least one), chosen by their audio hash so the
@@ -91,6 +90,9 @@ class TrainResult:
     # Per rank, in rank order: a hash of the batches it drew and of its final parameters.
     rank_batches_sha256: list[str] = field(default_factory=list)
     rank_params_sha256: list[str] = field(default_factory=list)
+    validation: list[dict] = field(default_factory=list)
+    """Codec stage: held-out reconstruction ``{"step", "mel_distance", "si_snr_db"}``, step 0
+    being the codec as it came in."""
 
 
 # --- the dataset ------------------------------------------------------------------------------
@@ -199,14 +201,6 @@ def _lm_batch(shards: CodeShards, items, rows, segment, device):
     return codes.to(device), valid.to(device), texts
 
 
-def _codec_batch(waves, rows, segment, device):
-    channels = waves[0].shape[0]
-    batch = torch.zeros((len(rows), channels, segment))
-    for r, (index, start, length) in enumerate(rows):
-        batch[r, :, :length] = waves[index][:, start:start + length]
-    return batch.to(device)
-
-
 # --- the run ----------------------------------------------------------------------------------
 
 def train(model_dir: str | Path, dataset_assets: Sequence, *, stage: str = "lm", steps: int = 100,
@@ -214,10 +208,11 @@ def train(model_dir: str | Path, dataset_assets: Sequence, *, stage: str = "lm",
           out_dir: str | Path, resume: bool = False, progress: ProgressFn | None = None,
           device: str | None = None, seed: int = 0, segment_seconds: float | None = None,
           checkpoint_every: int | None = None, cache_dir: str | Path | None = None,
-          extra_config: dict | None = None, accumulate: int = 1, warmup: int = 0,
-          validate_every: int | None = None, checkpoint_minutes: float | None = None,
-          encode_workers: int = 1, schedule: str | None = None,
-          dist: DistContext | None = None) -> TrainResult:
+          extra_config: dict | None = None, allow_untrained_codec: bool = False,
+          validate_every: int | None = None,
+          on_validation: Callable[[dict], None] | None = None, accumulate: int = 1,
+          warmup: int = 0, checkpoint_minutes: float | None = None, encode_workers: int = 1,
+          schedule: str | None = None, dist: DistContext | None = None) -> TrainResult:
     """Train ``model_dir`` on ``dataset_assets`` and export the result to ``out_dir``.
 
     Args:
@@ -240,20 +235,24 @@ def train(model_dir: str | Path, dataset_assets: Sequence, *, stage: str = "lm",
         checkpoint_every: steps between resumable checkpoints (default a quarter of the run).
         cache_dir: where the pre-encoded code shards live (default ``out_dir/../.codes-cache``).
         extra_config: recorded under ``soundscape.training`` in the exported config.
+        allow_untrained_codec: LM stage: train on a codec never trained (tests, experiments).
+        validate_every: codec stage: steps between held-out measurements; LM stage: every this
+            many steps, the loss on held-out clips.
+        on_validation: codec stage: called with each held-out measurement.
         accumulate: LM stage: micro-batches whose gradients add up to one optimiser step (the
             step sees ``accumulate * batch_size`` segments per process).
         warmup: LM stage: steps of linear LR warm-up.
         schedule: LM stage: "cosine" (decay to zero by the last step) or "constant"; default
             cosine with a warm-up, constant without.
-        validate_every: LM stage: every this many steps, the loss on held-out clips.
-        checkpoint_minutes: also checkpoint whenever this much wall time passed since the last.
+        checkpoint_minutes: LM stage: also checkpoint whenever this much wall time passed.
         encode_workers: processes that pre-encode the dataset's codes.
         dist: this process's place in a multi-process job (default: a lone process).
 
     Raises:
         ParameterError: a bad setting or an empty dataset.
         ModelError: an unloadable base model, a codec stage on a model without a compression
-            config, or a resume that does not match the checkpoint found.
+            config, an LM stage on a codec never trained, or a resume that does not match the
+            checkpoint found.
         TrainingStopped: a SIGTERM arrived; the step finished and the checkpoint was saved.
     """
     dist = dist or DistContext()
@@ -267,13 +266,14 @@ def train(model_dir: str | Path, dataset_assets: Sequence, *, stage: str = "lm",
                       cache_dir=cache_dir, extra_config=extra_config, accumulate=accumulate,
                       warmup=warmup, validate_every=validate_every,
                       checkpoint_minutes=checkpoint_minutes, encode_workers=encode_workers,
-                      schedule=schedule, dist=dist)
+                      schedule=schedule, dist=dist, allow_untrained_codec=allow_untrained_codec,
+                      on_validation=on_validation)
 
 
 def _train(model_dir, dataset_assets, *, stage, steps, batch_size, lr, lora_rank, out_dir, resume,
            progress, device, seed, segment_seconds, checkpoint_every, cache_dir, extra_config,
            accumulate, warmup, validate_every, checkpoint_minutes, encode_workers, schedule,
-           dist: DistContext) -> TrainResult:
+           dist: DistContext, allow_untrained_codec, on_validation) -> TrainResult:
     started = time.perf_counter()
     if stage not in STAGES:
         raise ParameterError(f"unknown training stage {stage!r}: choose lm or codec")
@@ -296,6 +296,20 @@ def _train(model_dir, dataset_assets, *, stage, steps, batch_size, lr, lora_rank
         raise ParameterError(f"learning rate {lr:g} must be positive")
     device = dist.device(device)
     items = _items(dataset_assets)
+    if stage == "lm" and not allow_untrained_codec:
+        codec_train.require_trained_codec(model_dir)
+    if stage == "codec":
+        # The codec stage has a loop of its own (discriminator, balancer, held-out figures).
+        done = codec_train.train_codec(
+            model_dir, items, steps=steps, batch_size=batch_size, lr=lr, out_dir=out_dir,
+            resume=resume, progress=progress, device=device, seed=seed,
+            segment_seconds=segment_seconds, checkpoint_every=checkpoint_every,
+            validate_every=validate_every, on_validation=on_validation,
+            extra_config=extra_config)
+        return TrainResult(out_dir=out_dir, stage=stage, steps=steps, start_step=done.start_step,
+                           losses=done.losses, hashes=done.hashes, settings=done.settings,
+                           assets=len(items), seconds=time.perf_counter() - started,
+                           notes=done.notes, validation=done.validation)
     holdout: list[_Item] = []
     if validate_every:
         items, holdout = _split_holdout(items)
@@ -317,18 +331,11 @@ def _train(model_dir, dataset_assets, *, stage, steps, batch_size, lr, lora_rank
     state = _load_state(work_dir, settings) if resume else None
     if resume and state is None:
         raise ModelError(f"nothing to resume: no training checkpoint in {work_dir}")
-    if stage == "codec":
-        _check_codec_config(model_dir)
     cache = Path(cache_dir) if cache_dir else out_dir.parent / ".codes-cache"
-    if stage == "lm":
-        run = _LMRun(model_dir, items, device=device, lr=lr, lora_rank=lora_rank, seed=seed,
-                     segment_seconds=segment_seconds, cache_dir=cache,
-                     compression_sha256=base_hashes["compression"], dist=dist,
-                     accumulate=accumulate, holdout=holdout, encode_workers=encode_workers)
-    else:
-        run = _CodecRun(model_dir, items, device=device, lr=lr, lora_rank=lora_rank, seed=seed,
-                        segment_seconds=segment_seconds, cache_dir=cache,
-                        compression_sha256=base_hashes["compression"])
+    run = _LMRun(model_dir, items, device=device, lr=lr, lora_rank=lora_rank, seed=seed,
+                 segment_seconds=segment_seconds, cache_dir=cache,
+                 compression_sha256=base_hashes["compression"], dist=dist,
+                 accumulate=accumulate, holdout=holdout, encode_workers=encode_workers)
     losses: list[float] = []
     val_losses: list[tuple[int, float]] = []
     start_step = 0
@@ -412,10 +419,11 @@ def check_scale_options(*, stage: str, steps: int, accumulate: int = 1, warmup: 
         raise ParameterError("--validate-every must be 1 or more")
     if checkpoint_minutes is not None and not checkpoint_minutes > 0:
         raise ParameterError("--checkpoint-minutes must be positive")
-    if stage == "codec" and (world_size > 1 or accumulate > 1 or warmup or validate_every
-                             or schedule):
-        raise ParameterError("--nproc, --accumulate, --warmup, --schedule and --validate-every "
-                             "apply to the LM stage; the codec stage runs in one process")
+    if stage == "codec" and (world_size > 1 or accumulate > 1 or warmup or schedule
+                             or checkpoint_minutes):
+        raise ParameterError("--nproc, --accumulate, --warmup, --schedule and "
+                             "--checkpoint-minutes apply to the LM stage; the codec stage runs in "
+                             "one process")
     return make_schedule(schedule if stage == "lm" else "constant", total=max(1, steps),
                          warmup=warmup)
 
@@ -428,17 +436,6 @@ def _split_holdout(items: list[_Item]) -> tuple[list[_Item], list[_Item]]:
                              "hold out")
     held = set(distinct[:max(1, round(len(distinct) * HOLDOUT_FRACTION))])
     return [i for i in items if i.sha256 not in held], [i for i in items if i.sha256 in held]
-
-
-def _check_codec_config(model_dir: Path) -> None:
-    package = read_package(model_dir / COMPRESSION_FILE)
-    cfg = None
-    if "xp.cfg" in package:
-        cfg = package_config(package, model_dir / COMPRESSION_FILE)
-    if cfg is None or cfg.get("compression_model") != "encodec" or cfg.get("seanet") is None:
-        raise ModelError(f"{model_dir.name}: its compression model carries no EnCodec config "
-                         f"(it is a reference or another kind of codec), so there is nothing to "
-                         f"train with --stage codec; train the LM instead")
 
 
 def _save_state(work_dir: Path, run_state: dict, *, step: int, losses: list[float],
@@ -639,80 +636,6 @@ class _LMRun:
         shutil.copyfile(self.model_dir / COMPRESSION_FILE, out_dir / COMPRESSION_FILE)
         return export_model(None, self.lm, cfg, out_dir,
                             compression_file=out_dir / COMPRESSION_FILE)
-
-
-class _CodecRun:
-    """One codec training run: EnCodec with reconstruction losses and its commitment penalty."""
-
-    def __init__(self, model_dir, items, *, device, lr, lora_rank, seed, segment_seconds,
-                 cache_dir, compression_sha256):
-        from audiocraft.losses import MultiScaleMelSpectrogramLoss
-        from audiocraft.models import builders as ac_builders
-
-        self.model_dir, self.items, self.device, self.seed = model_dir, items, device, seed
-        self.notes = ["the LM was trained on the old codec's codes: train the LM stage next"]
-        self.cache_hits = 0
-        package = read_package(model_dir / COMPRESSION_FILE)
-        self.cfg = package_config(package, model_dir / COMPRESSION_FILE)
-        self.cfg.device = str(device)
-        self.model = ac_builders.get_compression_model(self.cfg)
-        self.model.load_state_dict(package["best_state"])
-        sr, ch = self.model.sample_rate, self.model.channels
-        self.waves = [_read_audio(item.path, sr, ch) for item in items]
-        seconds = segment_seconds or DEFAULT_SEGMENT_SECONDS["codec"]
-        hop = int(round(sr / self.model.frame_rate))
-        longest = max(w.shape[-1] for w in self.waves)
-        # Whole frames only, so the decoder's output lines up with its input.
-        self.segment = max(hop, min(int(seconds * sr), longest) // hop * hop)
-        self.segment_seconds = float(self.segment / sr)
-        self.lengths = [w.shape[-1] for w in self.waves]
-        with warnings.catch_warnings():
-            # The smallest mel scales have empty filters at 32 kHz; torchaudio warns, harmlessly.
-            warnings.filterwarnings("ignore", message="At least one mel filterbank")
-            self.msspec = MultiScaleMelSpectrogramLoss(sample_rate=sr).to(device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr, betas=(0.5, 0.9))
-        self.model.train()
-
-    def step(self, step: int, batch_size: int) -> float:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
-        rows = _crop_batch(self.lengths, batch_size, self.segment, generator)
-        x = _codec_batch(self.waves, rows, self.segment, self.device)
-        # The quantizer replaces dead codes from the global RNG: seed it per step for resumes.
-        torch.manual_seed(self.seed * 1_000_003 + step)
-        result = self.model(x)
-        y = result.x[..., :x.shape[-1]]
-        loss = (CODEC_LOSS_WEIGHTS["l1"] * F.l1_loss(y, x)
-                + CODEC_LOSS_WEIGHTS["msspec"] * self.msspec(y, x))
-        if result.penalty is not None:
-            loss = loss + result.penalty
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        self.optimizer.step()
-        return float(loss.detach())
-
-    def state(self) -> dict:
-        return {"model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-                "optimizer": self.optimizer.state_dict()}
-
-    def restore(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-
-    def export(self, out_dir: Path, training: dict) -> dict[str, str]:
-        import audiocraft
-        from omegaconf import OmegaConf
-
-        self.model.eval()
-        cfg = _export_cfg(self.cfg, training)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        package = {"best_state": {k: v.detach().cpu().clone() for k, v in
-                                  self.model.state_dict().items()},
-                   "xp.cfg": OmegaConf.to_yaml(cfg), "version": audiocraft.__version__,
-                   "exported": True}
-        shutil.copyfile(self.model_dir / LM_FILE, out_dir / LM_FILE)
-        return export_model(None, None, cfg, out_dir, compression_package=package,
-                            lm_file=out_dir / LM_FILE)
 
 
 def _export_cfg(cfg, training: dict):

@@ -30,10 +30,12 @@ SOURCE_TYPES = {
 }
 LEDGER_LABEL = "org.soundscape.ledger"
 LINEAGE_LABEL = "org.soundscape.lineage"
-TRAINING_MINING_LABEL = "c2pa.training-mining"
-# The four uses C2PA's training-and-mining assertion names (C2PA 2.1 §18.14).
-TRAINING_MINING_ENTRIES = ("c2pa.ai_generative_training", "c2pa.ai_inference",
-                           "c2pa.ai_training", "c2pa.data_mining")
+# The CAWG training-and-data-mining assertion (CAWG Training and Data Mining Assertion 1.0,
+# decentralized-identity/cawg-training-and-data-mining-assertion), which replaced the C2PA 1.x
+# "c2pa.training-mining" labels; its four pre-defined entries.
+TRAINING_MINING_LABEL = "cawg.training-mining"
+TRAINING_MINING_ENTRIES = ("cawg.ai_generative_training", "cawg.ai_inference",
+                           "cawg.ai_training", "cawg.data_mining")
 MIME_TYPES = {".wav": "audio/wav", ".flac": "audio/flac"}
 
 
@@ -58,6 +60,8 @@ class Provenance:
     datasets: list[dict] = field(default_factory=list)
     samples: list[dict] = field(default_factory=list)
     presets: list[dict] = field(default_factory=list)
+    continuation_sources: list[dict] = field(default_factory=list)
+    """The registered audio a musicgen cue continues from, ``{"id", "sha256", "license"}``."""
     prompt: str | None = None
     ledger: dict | None = None
     metadata: dict = field(default_factory=dict)
@@ -106,6 +110,14 @@ def build_manifest(facts: Provenance, *, mime: str) -> dict:
             "relationship": "componentOf",
             "description": f"sha256 {sample.get('sha256')}; license {sample.get('license')}",
         })
+    for source in facts.continuation_sources:
+        ingredients.append({
+            # The render is new music only (the prompt audio is not repeated in it): an input.
+            "title": f"continuation source {source.get('id')}", "format": "audio/wav",
+            "relationship": "inputTo",
+            "description": (f"the audio this cue continues; sha256 {source.get('sha256')}; "
+                            f"license {source.get('license')}"),
+        })
     for preset in facts.presets:
         ingredients.append({
             "title": f"sound-bank preset {preset.get('preset')} ({preset.get('bank_title')})",
@@ -120,7 +132,9 @@ def build_manifest(facts: Provenance, *, mime: str) -> dict:
     lineage = {"engine": facts.engine, "engine_version": facts.engine_version,
                "model": facts.model, "model_sha256": facts.model_sha256,
                "base_model": facts.base_model, "datasets": facts.datasets,
-               "samples": facts.samples, "presets": facts.presets}
+               "samples": facts.samples, "presets": facts.presets,
+               **({"continuation_source": facts.continuation_sources[0]}
+                  if facts.continuation_sources else {})}
     ledger = {"audio_sha256": facts.audio_sha256, "prompt": facts.prompt,
               "metadata": facts.metadata, **(facts.ledger or {})}
     return {

@@ -73,6 +73,8 @@ def provenance_of(path: Path, sidecar: dict, record: OutputRecord, ledger: Ledge
         presets=[{k: p.get(k) for k in ("id", "sha256", "license", "bank", "bank_title", "preset",
                                         "credit", "sample_credit")}
                  for p in sidecar.get("presets") or []],
+        continuation_sources=[{"id": s.get("id"), "sha256": s.get("sha256"), "license": s.get("license")}
+                              for s in sidecar.get("ingredients") or []],
         prompt=sidecar.get("prompt"),
         ledger={"record_id": record.id, "checkpoint": proof["checkpoint"], "inclusion_proof": proof},
         metadata=written_metadata(path), training_mining=training_mining)

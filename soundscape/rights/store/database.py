@@ -9,7 +9,6 @@ or DELETE anywhere here: rows are only ever inserted.
 
 from __future__ import annotations
 
-import base64
 import os
 import sys
 import time
@@ -23,17 +22,25 @@ from sqlalchemy.exc import DBAPIError
 from soundscape.canonical import canonical_json
 from soundscape.errors import LedgerError, TamperError
 from soundscape.rights import merkle
+from soundscape.rights.store import migrate
 from soundscape.rights.store.connection import BUSY_TIMEOUT_S, PG_WRITE_LOCK, connect
 from soundscape.rights.store.keys import (PRIVATE_KEY_NAME, PUBLIC_KEY_NAME, load_or_create_key,
                                           public_pem)
-from soundscape.rights.store.schema import (ID_PREFIX, LEDGER_FORMAT, LEDGER_VERSION, Checkpoint,
-                                            StoredRecord, checkpoint_of, checkpoints_table,
-                                            lookup_columns, meta_table, metadata, records_table,
-                                            stored_of, utc_now)
-from soundscape.rights.store.verify import VerifyReport, scan
+from soundscape.rights.store.schema import (ID_PREFIX, LEDGER_FORMAT, LEDGER_VERSION,
+                                            READABLE_VERSIONS, Checkpoint, StoredRecord,
+                                            checkpoint_of, checkpoints_table, lookup_columns,
+                                            meta_table, records_table, stored_of,
+                                            tiles_table, utc_now)
+from soundscape.rights.store.verify import VerifyReport, check_rows, scan
+from soundscape.rights.store.witness import Witness
 
 # Ids per "IN (...)" clause: well under every database's limit on bound parameters.
 _IN_CHUNK = 500
+# A verify of at least this many rows spreads the per-row work over processes (SQLite only):
+# below it, starting them costs more than it saves.
+PARALLEL_MIN_ROWS = 200_000
+PARALLEL_MAX_WORKERS = 4
+PARALLEL_CHUNK_ROWS = 20_000
 
 
 class Store:
@@ -42,11 +49,14 @@ class Store:
     Args:
         url: SQLAlchemy URL (``sqlite:///path`` or ``postgresql://...``).
         keys_dir: folder of the ledger's key pair; the private key is made there on first use.
+        witness_dirs: further folders that keep the latest signed checkpoint (besides
+            ``keys_dir``), e.g. a team's second store (``witness_dir`` in soundscape.toml).
     """
 
-    def __init__(self, url: str, keys_dir: Path):
+    def __init__(self, url: str, keys_dir: Path, *, witness_dirs: Sequence[Path] = ()):
         self.url = url
         self.keys_dir = Path(keys_dir)
+        self.witness = Witness(self.keys_dir, tuple(witness_dirs))
         self.engine, self.dialect, self.label = connect(url)
         self._private_key = None
         self._public_key = None
@@ -56,41 +66,66 @@ class Store:
     # -- opening ----------------------------------------------------------------------------
 
     def _init_schema(self) -> None:
-        # Read first, so a ledger on read-only storage (an auditor's copy) opens for reading;
-        # the schema and the metadata are made together, in one write transaction, when absent.
+        # Read first, so a ledger on read-only storage (an auditor's copy) opens for reading
+        # when its schema is current. Otherwise the schema is migrated to the newest revision
+        # (migrate.py) and, for a new ledger, the metadata written, in one write transaction
+        # under the single-writer lock: two processes opening a new ledger at once make it once,
+        # and another process sees no tables or a complete ledger, never one without metadata.
         try:
-            rows = self._read_meta()
-            if rows is None:
-                with self._write() as conn:
-                    metadata.create_all(conn, checkfirst=True)
-                    rows = dict(conn.execute(select(meta_table.c.key, meta_table.c.value)).all())
+            rows, due = self._read_state()
+            if due:
+                try:
+                    rows = self._migrate()
+                except DBAPIError as exc:
                     if not rows:
-                        key = load_or_create_key(self.keys_dir)
-                        conn.execute(meta_table.insert(), [
-                            {"key": "format", "value": LEDGER_FORMAT},
-                            {"key": "version", "value": LEDGER_VERSION},
-                            {"key": "created", "value": utc_now()},
-                            {"key": "public_key", "value": public_pem(key.public_key())},
-                            {"key": "key_id", "value": merkle.key_id_of(key.public_key())},
-                        ])
-                        rows = dict(conn.execute(select(meta_table.c.key,
-                                                        meta_table.c.value)).all())
+                        raise
+                    # An existing ledger that cannot be written (read-only storage or role).
+                    raise LedgerError(f"the ledger {self.label} needs its schema brought to "
+                                      f"revision {migrate.head()} and that write failed "
+                                      f"({_first_line(exc.orig)}); open it once where it can "
+                                      "be written") from None
         except DBAPIError as exc:
-            raise LedgerError(f"cannot open the ledger {self.label}: {exc.orig}") from None
+            raise LedgerError(f"cannot open the ledger {self.label}: "
+                              f"{_first_line(exc.orig)}") from None
         if rows.get("format") != LEDGER_FORMAT:
             raise LedgerError(f"{self.label} is not a soundscape ledger")
-        if rows.get("version") != LEDGER_VERSION:
+        if rows.get("version") not in READABLE_VERSIONS:
             raise LedgerError(f"{self.label} is ledger format version {rows.get('version')}; "
-                              f"this soundscape reads version {LEDGER_VERSION}")
+                              f"this soundscape reads versions {', '.join(READABLE_VERSIONS)}")
         self.meta = rows
+        # Opened by a reader that may not migrate (a current ledger always has its tiles;
+        # migration 0002_tlog builds them for an older one): proofs then use the leaves.
+        self.has_tiles = rows.get("version") == LEDGER_VERSION
 
-    def _read_meta(self) -> dict | None:
-        """The metadata rows, or None when the ledger's tables do not exist yet."""
+    def _migrate(self) -> dict:
+        """Upgrade the schema and, for a new ledger, write its metadata; one transaction."""
+        with self._write() as conn:
+            migrate.upgrade(conn)
+            rows = dict(conn.execute(select(meta_table.c.key, meta_table.c.value)).all())
+            if not rows:
+                key = load_or_create_key(self.keys_dir)
+                conn.execute(meta_table.insert(), [
+                    {"key": "format", "value": LEDGER_FORMAT},
+                    {"key": "version", "value": LEDGER_VERSION},
+                    {"key": "created", "value": utc_now()},
+                    {"key": "public_key", "value": public_pem(key.public_key())},
+                    {"key": "key_id", "value": merkle.key_id_of(key.public_key())},
+                ])
+                rows = dict(conn.execute(select(meta_table.c.key, meta_table.c.value)).all())
+        return rows
+
+    def _read_state(self) -> tuple[dict | None, bool]:
+        """The metadata rows (None when there are none yet) and whether a migration is due."""
         with self.read() as conn:
             if not inspect(conn).has_table("ledger_meta"):
-                return None
+                return None, True
             rows = dict(conn.execute(select(meta_table.c.key, meta_table.c.value)).all())
-        return rows or None
+            return rows or None, not rows or migrate.needs_upgrade(conn)
+
+    def schema_revision(self) -> str | None:
+        """The schema revision (Alembic) the database stands at."""
+        with self.read() as conn:
+            return migrate.current(conn)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -227,12 +262,29 @@ class Store:
         with self.read() as c:
             return c.execute(select(func.count()).select_from(records_table)).scalar_one()
 
-    def leaf_hashes(self, size: int, conn) -> list[bytes]:
-        rows = conn.execute(select(records_table.c.leaf_hash).order_by(records_table.c.seq)
-                            .limit(size)).all()
+    def leaf_hashes(self, size: int | None, conn) -> list[bytes]:
+        q = select(records_table.c.leaf_hash).order_by(records_table.c.seq)
+        rows = conn.execute(q if size is None else q.limit(size)).all()
         return [bytes(r[0]) for r in rows]
 
-    # -- proofs -----------------------------------------------------------------------------
+    # -- proofs ---------------------------------------------------------------------------
+
+    def tile_tree(self, conn) -> merkle.TileTree:
+        """The tree's hashes as tiles read from the database in ``conn``'s transaction."""
+        if not self.has_tiles:
+            leaves = self.leaf_hashes(None, conn)
+            return merkle.TileTree(lambda level, lo, hi: _tiles_from_leaves(leaves, level, lo, hi))
+        r, t = records_table, tiles_table
+
+        def read(level: int, lo: int, hi: int) -> list[bytes]:
+            if level == 0:
+                rows = conn.execute(select(r.c.seq, r.c.leaf_hash).where(r.c.seq > lo)
+                                    .where(r.c.seq <= hi).order_by(r.c.seq)).all()
+                return _contiguous(rows, lo + 1)
+            rows = conn.execute(select(t.c.idx, t.c.hash).where(t.c.level == level)
+                                .where(t.c.idx >= lo).where(t.c.idx < hi).order_by(t.c.idx)).all()
+            return _contiguous(rows, lo)
+        return merkle.TileTree(read)
 
     def prove(self, record_id: str) -> dict:
         """An inclusion proof for ``record_id`` against the latest signed checkpoint."""
@@ -245,13 +297,20 @@ class Store:
             if cp is None or cp.size < row.seq:
                 raise TamperError(f"record {record_id} (#{row.seq}) is not covered by any "
                                   "signed checkpoint")
-            leaves = self.leaf_hashes(cp.size, c)
-        if merkle.root_of(leaves).hex() != cp.root:
-            raise TamperError(f"the stored leaf hashes do not match signed checkpoint "
+            index = row.seq - 1
+            tree = self.tile_tree(c)
+            try:
+                leaf = tree.node(0, index)
+                path = tree.inclusion_path(index, cp.size)
+            except merkle.ProofError:
+                path = None
+        # The path is checked before it leaves: stored tiles that were altered never yield a
+        # proof (the recipient would reject it anyway, against the signed root).
+        if path is None or merkle.root_from_inclusion(leaf, index, cp.size, path).hex() != cp.root:
+            raise TamperError(f"the stored tree hashes do not match signed checkpoint "
                               f"{cp.size}; run `soundscape ledger verify`")
-        index = row.seq - 1
         body = row.body
-        if merkle.leaf_hash(body.encode("utf-8")) != leaves[index]:
+        if merkle.leaf_hash(body.encode("utf-8")) != leaf:
             raise TamperError(f"record {record_id} (#{row.seq}) was edited: its body does not "
                               "match its leaf hash")
         return {
@@ -260,8 +319,8 @@ class Store:
             "leaf_index": index,
             "tree_size": cp.size,
             "body": body,
-            "leaf_hash": leaves[index].hex(),
-            "audit_path": [h.hex() for h in merkle.inclusion_path(leaves, index, cp.size)],
+            "leaf_hash": leaf.hex(),
+            "audit_path": [h.hex() for h in path],
             "checkpoint": {**cp.to_dict(), "public_key": self.meta["public_key"]},
         }
 
@@ -275,7 +334,13 @@ class Store:
             if not 0 < old_size <= new_size <= latest.size:
                 raise LedgerError(f"no consistency proof from size {old_size} to {new_size} "
                                   f"(the ledger has {latest.size} signed records)")
-            leaves = self.leaf_hashes(new_size, c)
+            tree = self.tile_tree(c)
+            try:
+                old_root, new_root = tree.root(old_size), tree.root(new_size)
+                path = tree.consistency_path(old_size, new_size)
+            except merkle.ProofError as exc:
+                raise TamperError(f"the stored tree hashes are incomplete ({exc}); run "
+                                  "`soundscape ledger verify`") from None
             cps = {r.size: checkpoint_of(r) for r in c.execute(
                 select(checkpoints_table).where(
                     checkpoints_table.c.size.in_([old_size, new_size]))).all()}
@@ -283,18 +348,18 @@ class Store:
             "format": merkle.CONSISTENCY_FORMAT,
             "old_size": old_size,
             "new_size": new_size,
-            "old_root": merkle.root_of(leaves[:old_size]).hex(),
-            "new_root": merkle.root_of(leaves).hex(),
-            "path": [h.hex() for h in merkle.consistency_path(leaves, old_size, new_size)],
+            "old_root": old_root.hex(),
+            "new_root": new_root.hex(),
+            "path": [h.hex() for h in path],
             "old_checkpoint": cps[old_size].to_dict() if old_size in cps else None,
             "new_checkpoint": cps[new_size].to_dict() if new_size in cps else None,
         }
 
     # -- verification -----------------------------------------------------------------------
 
-    def verify(self, *, all_signatures: bool = True,
-               against: Sequence[tuple[str, dict]] = ()) -> VerifyReport:
-        """Recompute every leaf and every checkpoint root; check signatures; name the first fault.
+    def verify(self, *, all_signatures: bool = True, against: Sequence[tuple[str, dict]] = (),
+               since_witness: bool = False) -> VerifyReport:
+        """Recompute every leaf, root, frontier and tile; check signatures and the witness.
 
         Args:
             all_signatures: check every checkpoint's signature (default). When false, only the
@@ -305,6 +370,9 @@ class Store:
                 ``ledger.checkpoint``, a proof's ``checkpoint``): each must be signed by the
                 ledger's key and match the tree at its size, which exposes a truncation or a
                 rewrite even when the checkpoints in the database were removed or re-signed.
+            since_witness: check only the records added since the latest witnessed checkpoint
+                (whose stored frontier must fold to the witnessed root); the whole ledger when
+                nothing is witnessed yet.
 
         Raises:
             TamperError: one line naming the first bad record or checkpoint.
@@ -324,23 +392,202 @@ class Store:
                 raise TamperError(f"the checkpoint held in {label} does not verify with this "
                                   f"ledger's key ({exc})") from None
             held.setdefault(int(cp["size"]), []).append((label, cp["root"]))
+        witnessed = self.witnessed(key, trusted_kid)
+        for w in witnessed:
+            held.setdefault(w.size, []).append((f"the witness {w.label}", w.root))
         with self.read() as conn:
-            cps = [checkpoint_of(r) for r in conn.execute(
-                select(checkpoints_table).order_by(checkpoints_table.c.size)).all()]
+            rows_cp = conn.execute(select(checkpoints_table)
+                                   .order_by(checkpoints_table.c.size)).all()
+            cps = [checkpoint_of(r) for r in rows_cp]
+            frontiers = {r.size: r.frontier for r in rows_cp}
+            tiles = ({(r.level, r.idx): bytes(r.hash) for r in conn.execute(
+                select(tiles_table.c.level, tiles_table.c.idx, tiles_table.c.hash)).all()}
+                if self.has_tiles else None)
+            start, frontier = 0, None
+            tree = self.tile_tree(conn)
+            verified = [w for w in witnessed if w.verified]
+            base = max(verified, key=lambda w: w.size) if since_witness and verified else None
+            if base is not None and cps and base.size <= cps[-1].size:
+                start, frontier = base.size, self._witnessed_frontier(base, cps, frontiers)
+                for size in sorted(k for k in held if k < start):
+                    _check_held_root(size, held.pop(size), tree)
+                held.pop(start, None)  # the frontier folds to it: checked
             query = select(records_table.c.seq, records_table.c.id, records_table.c.kind,
                            records_table.c.body, records_table.c.leaf_hash,
                            records_table.c.lookup, records_table.c.lookup2
-                           ).order_by(records_table.c.seq)
-            if self.dialect == "sqlite":
+                           ).where(records_table.c.seq > start).order_by(records_table.c.seq)
+            last_seq = conn.execute(select(func.max(records_table.c.seq))).scalar() or 0
+            result = None
+            if (self.dialect == "sqlite" and last_seq - start >= PARALLEL_MIN_ROWS
+                    and (os.cpu_count() or 1) > 1):
+                result = self._parallel_scan(start, last_seq, cps, key, trusted_kid,
+                                             all_signatures, held, frontier, frontiers, tiles)
+            if result is not None:
+                pass
+            elif self.dialect == "sqlite":
                 # The driver's cursor directly, in the same transaction: a plain tuple per row.
-                sql = str(query.compile(dialect=conn.dialect))
-                rows = conn.connection.driver_connection.execute(sql)
+                rows = conn.connection.driver_connection.execute(
+                    "SELECT seq, id, kind, body, leaf_hash, lookup, lookup2 FROM ledger_records "
+                    "WHERE seq > ? ORDER BY seq", (start,))
             else:
                 rows = conn.execute(query).yield_per(5000)
-            result = scan(rows, cps, key, trusted_kid, all_signatures, held)
+            if result is None:
+                result = scan(rows, [c for c in cps if c.size > start], key, trusted_kid,
+                              all_signatures, held, frontier=frontier, start=start,
+                              frontiers=frontiers, tiles=tiles)
+            latest = cps[-1] if cps else None
+            if latest is not None and self.has_tiles:
+                # RFC 9162 §2.1.4: the witnessed tree is a prefix of today's, by a consistency
+                # proof built from the tiles (what a second party holding the witness runs).
+                for w in witnessed:
+                    _check_consistency(w, latest, tree)
+        result.latest = latest
+        result.checked_from = start
+        result.witnessed = [w.label for w in witnessed]
+        if latest is not None and latest.note is not None:
+            self.witness.publish(latest.note, latest.size, trusted_kid, key, verified=True)
         result.seconds = time.perf_counter() - started
         result.key_source = key_source
         return result
+
+    def _parallel_scan(self, start: int, last_seq: int, cps, key, trusted_kid: str,
+                       all_signatures: bool, held, frontier, frontiers, tiles):
+        """The scan with the per-row work (hashing bodies, binding checks) spread over processes.
+
+        Returns None at any fault (or when processes cannot be started): the caller then runs
+        the sequential scan, which names the first fault exactly as it always has.
+        """
+        import multiprocessing
+
+        workers = min(os.cpu_count() or 1, PARALLEL_MAX_WORKERS)
+        step = max(PARALLEL_CHUNK_ROWS, (last_seq - start) // (workers * 8) + 1)
+        tasks = [(self.engine.url.database, lo, min(lo + step, last_seq))
+                 for lo in range(start, last_seq, step)]
+        kinds: dict[str, int] = {}
+
+        def rows():
+            # Chunks arrive in order while later ones are still being checked.
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                seq = start
+                for part in pool.imap(check_rows, tasks):
+                    if part is None:
+                        raise _RowFault
+                    leaves, counts = part
+                    for k, v in counts.items():
+                        kinds[k] = kinds.get(k, 0) + v
+                    for i in range(0, len(leaves), 32):
+                        seq += 1
+                        yield seq, "", "", None, leaves[i:i + 32], None, None
+
+        try:
+            result = scan(rows(), [c for c in cps if c.size > start], key, trusted_kid,
+                          all_signatures, held, frontier=_copy_frontier(frontier),
+                          start=start, frontiers=frontiers, tiles=tiles)
+        except (_RowFault, TamperError, OSError):
+            return None
+        result.kinds = kinds
+        return result
+
+    def witnessed(self, key, key_id: str):
+        """The witness copies, each checked to be signed by the ledger's key.
+
+        Raises:
+            TamperError: a copy signed by another key (the ledger was rebuilt with new keys)
+                or not signed at all.
+        """
+        found = []
+        for w in self.witness.read(key_id):
+            try:
+                merkle.verify_checkpoint(w.checkpoint(key_id), key)
+            except merkle.ProofError as exc:
+                raise TamperError(f"the witnessed checkpoint {w.label} (size {w.size}) does not "
+                                  f"verify with this ledger's key ({exc}): the ledger or its key "
+                                  "files were replaced") from None
+            found.append(w)
+        return found
+
+    def _witnessed_frontier(self, base, cps: list[Checkpoint], frontiers: dict):
+        """The stored frontier at the witnessed size, checked to fold to the witnessed root."""
+        cp = next((c for c in cps if c.size == base.size), None)
+        if cp is None or cp.root != base.root:
+            raise TamperError(f"signed checkpoint {base.size}, held by the witness {base.label}, "
+                              "is not in the ledger: its history was rewritten")
+        try:
+            frontier = merkle.Frontier.from_state(frontiers[base.size])
+        except (ValueError, KeyError):
+            frontier = None
+        if frontier is None or frontier.size != base.size or frontier.root().hex() != base.root:
+            raise TamperError(f"signed checkpoint {base.size}: the frontier stored with it does "
+                              "not match its root (an append would extend a wrong tree)")
+        return frontier
+
+
+class _RowFault(Exception):
+    """A worker of the parallel scan found a bad row (the sequential scan names it)."""
+
+
+def _copy_frontier(frontier):
+    return None if frontier is None else merkle.Frontier.from_state(frontier.state())
+
+
+def _check_held_root(size: int, labels: list[tuple[str, str]], tree: merkle.TileTree) -> None:
+    try:
+        root = tree.root(size).hex()
+    except merkle.ProofError:
+        root = None
+    for label, held_root in labels:
+        if held_root != root:
+            raise TamperError(f"the first {size} records do not match signed checkpoint {size} "
+                              f"held in {label}: the ledger's history was rewritten")
+
+
+def _check_consistency(w, latest: Checkpoint, tree: merkle.TileTree) -> None:
+    if w.size >= latest.size:
+        return
+    try:
+        merkle.verify_consistency(w.size, latest.size, bytes.fromhex(w.root),
+                                  bytes.fromhex(latest.root),
+                                  tree.consistency_path(w.size, latest.size))
+    except (merkle.ProofError, ValueError) as exc:
+        raise TamperError(f"signed checkpoint {latest.size} does not extend checkpoint {w.size} "
+                          f"held by the witness {w.label} ({exc})") from None
+
+
+def build_tiles(conn) -> int:
+    """Fill ``ledger_tiles`` from the leaf hashes (the upgrade from format version 1)."""
+    frontier = merkle.Frontier()
+    count = 0
+    rows = conn.execute(select(records_table.c.leaf_hash).order_by(records_table.c.seq))
+    for (leaf,) in rows:
+        frontier.append(bytes(leaf))
+    for start in range(0, len(frontier.tiles), 5000):
+        conn.execute(tiles_table.insert(), [{"level": level, "idx": idx, "hash": h}
+                                            for level, idx, h in
+                                            frontier.tiles[start:start + 5000]])
+        count += len(frontier.tiles[start:start + 5000])
+    return count
+
+
+def _contiguous(rows, first: int) -> list[bytes]:
+    """The hashes of ``(position, hash)`` rows up to the first gap (a gap ends a tile early)."""
+    out = []
+    for position, h in rows:
+        if position != first + len(out):
+            break
+        out.append(bytes(h))
+    return out
+
+
+def _tiles_from_leaves(leaves: list[bytes], level: int, lo: int, hi: int) -> list[bytes]:
+    """Tile entries computed from the leaves (a version-1 ledger that could not be upgraded)."""
+    width = merkle.TILE_WIDTH ** level
+    return [merkle.root_of(leaves[i * width:(i + 1) * width])
+            for i in range(lo, min(hi, len(leaves) // width))]
+
+
+def _first_line(exc) -> str:
+    # PostgreSQL's messages carry LINE/HINT lines after the first; an error is one line.
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _matches(columns: tuple, lookup, lookup2) -> bool:
@@ -366,6 +613,13 @@ class _Txn:
             conn = None
             try:
                 conn = self.store.engine.connect().execution_options(ledger_write=self.write)
+                if self.store.dialect == "postgresql":
+                    # A reader sees one snapshot for the whole transaction (verify reads the
+                    # checkpoints, then the records: a commit between them must not show). A
+                    # writer reads committed rows afresh after it gets the lock below: a
+                    # snapshot taken while it waited would miss the writer before it.
+                    conn = conn.execution_options(
+                        isolation_level="READ COMMITTED" if self.write else "REPEATABLE READ")
                 self.tx = conn.begin()
                 if self.write and self.store.dialect == "postgresql":
                     # The same serialisation BEGIN IMMEDIATE gives SQLite: one writer at a time
@@ -379,7 +633,8 @@ class _Txn:
                 if "locked" in str(exc.orig) and time.monotonic() < deadline:
                     time.sleep(0.05)
                     continue
-                raise LedgerError(f"cannot open the ledger {self.store.label}: {exc.orig}") from None
+                raise LedgerError(f"cannot open the ledger {self.store.label}: "
+                                  f"{_first_line(exc.orig)}") from None
 
     def __exit__(self, exc_type, exc, tb):
         try:
@@ -423,17 +678,46 @@ class Batch:
                 raise TamperError(f"the ledger has {last_seq} records but its last signed "
                                   f"checkpoint covers {cp.size if cp else 0}; run `soundscape "
                                   "ledger verify`")
-            self.frontier = (merkle.Frontier.from_state(self._frontier_text(cp))
-                             if cp else merkle.Frontier())
+            self.frontier = self._checked_frontier(cp)
             self.next_seq = last_seq + 1
         except BaseException:
             self._txn.__exit__(*sys.exc_info())
             raise
         return self
 
-    def _frontier_text(self, cp: Checkpoint) -> str:
-        return self.conn.execute(select(checkpoints_table.c.frontier)
+    def _checked_frontier(self, cp: Checkpoint | None) -> merkle.Frontier:
+        """The frontier to extend, once it folds to the latest checkpoint's root, that checkpoint
+        verifies with the workspace's key, and no witness holds a later or other checkpoint.
+
+        Raises:
+            TamperError: any of these fails; nothing is appended to a tree nobody signed.
+        """
+        size = cp.size if cp else 0
+        for w in self.store.witness.read(self.store.meta["key_id"]):
+            if w.size > size or (w.size == size and cp is not None and w.root != cp.root):
+                raise TamperError(f"the witness {w.label} holds signed checkpoint {w.size} but "
+                                  f"the ledger's latest is {size}: it was truncated or rolled "
+                                  "back; run `soundscape ledger verify`")
+        if cp is None:
+            return merkle.Frontier()
+        text = self.conn.execute(select(checkpoints_table.c.frontier)
                                  .where(checkpoints_table.c.size == cp.size)).scalar_one()
+        try:
+            frontier = merkle.Frontier.from_state(text)
+        except ValueError:
+            frontier = None
+        if frontier is None or frontier.size != cp.size or frontier.root().hex() != cp.root:
+            raise TamperError(f"the frontier stored with signed checkpoint {cp.size} does not "
+                              "match its root: refusing to extend an unverified tree; run "
+                              "`soundscape ledger verify`")
+        key, source = self.store.trusted_public_key()
+        try:
+            merkle.verify_checkpoint(cp.to_dict(), key)
+        except merkle.ProofError as exc:
+            raise TamperError(f"signed checkpoint {cp.size} does not verify with the ledger key "
+                              f"in {source} ({exc}): refusing to extend it; run `soundscape "
+                              "ledger verify`") from None
+        return frontier
 
     def _next_number(self, kind: str) -> int:
         if kind not in self._counters:
@@ -473,7 +757,13 @@ class Batch:
                 self._commit_rows()
             except BaseException:
                 return self._txn.__exit__(*sys.exc_info())
-        return self._txn.__exit__(exc_type, exc, tb)
+        result = self._txn.__exit__(exc_type, exc, tb)
+        if exc_type is None and self.checkpoint is not None:
+            # Committed: the witness copies move forward (after the commit, never ahead of it).
+            self.store.witness.publish(self.checkpoint.note, self.checkpoint.size,
+                                       self.checkpoint.key_id,
+                                       self.store.signing_key().public_key())
+        return result
 
     def _commit_rows(self) -> None:
         sha256 = merkle.hashlib.sha256
@@ -483,22 +773,30 @@ class Batch:
             leaf = sha256(b"\x00" + text.encode("utf-8")).digest()
             self.frontier.append(leaf)
             rows.append((p.seq, p.id, p.kind, p.lookup, p.lookup2, text, leaf))
+        tiles = self.frontier.tiles
         if self.store.dialect == "sqlite":
             # The driver's own executemany, inside the same transaction: SQLAlchemy's per-row
             # parameter processing would cost more than the insert itself.
-            self.conn.connection.driver_connection.executemany(
+            driver = self.conn.connection.driver_connection
+            driver.executemany(
                 "INSERT INTO ledger_records (seq, id, kind, lookup, lookup2, body, leaf_hash) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            if tiles:
+                driver.executemany("INSERT INTO ledger_tiles (level, idx, hash) VALUES (?, ?, ?)",
+                                   tiles)
         else:
             self.conn.execute(records_table.insert(), [
                 dict(zip(("seq", "id", "kind", "lookup", "lookup2", "body", "leaf_hash"), r))
                 for r in rows])
+            if tiles:
+                self.conn.execute(tiles_table.insert(), [
+                    {"level": level, "idx": idx, "hash": h} for level, idx, h in tiles])
         key = self.store.signing_key()
-        size, root = self.frontier.size, self.frontier.root().hex()
+        size, root = self.frontier.size, self.frontier.root()
         kid = self.store.meta["key_id"]
-        now = utc_now()
-        signature = base64.b64encode(key.sign(merkle.checkpoint_message(size, root, now, kid)))
-        self.checkpoint = Checkpoint(size=size, root=root, time=now, key_id=kid,
-                                     signature=signature.decode())
+        note = merkle.sign_checkpoint(key, kid, size, root)
+        self.checkpoint = Checkpoint(size=size, root=root.hex(), time=utc_now(), key_id=kid,
+                                     signature=merkle.note_signature(note), note=note)
         self.conn.execute(checkpoints_table.insert(), {
-            **self.checkpoint.to_dict(), "frontier": self.frontier.state()})
+            "size": size, "root": root.hex(), "time": self.checkpoint.time, "key_id": kid,
+            "signature": note, "frontier": self.frontier.state()})

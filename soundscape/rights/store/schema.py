@@ -2,7 +2,14 @@
 
 Tables: ``ledger_meta`` (format, version, public key), ``ledger_records`` (seq, id, kind, the
 canonical JSON body, its leaf hash, and two derived lookup columns), ``ledger_checkpoints``
-(one per batch; the writer's tree frontier is kept beside each so appends need no full scan).
+(one per batch; the writer's tree frontier is kept beside each so appends need no full scan;
+the signature column holds the C2SP signed note, or a first-format base64 signature), and
+``ledger_tiles`` (the tree's interior hashes in the C2SP tlog-tiles layout: one row per entry of
+level >= 1, so a proof reads O(log n) rows; level 0 is the records' own leaf hashes).
+
+Format version 2 added ``ledger_tiles`` and C2SP checkpoints; a version-1 ledger is upgraded
+when first opened (``database.Store``), and the same change is the Alembic revision
+``migrations/versions/0002_tlog.py``.
 """
 
 from __future__ import annotations
@@ -13,8 +20,12 @@ from datetime import datetime, timezone
 
 from sqlalchemy import Column, Index, Integer, LargeBinary, MetaData, String, Table, Text
 
+from soundscape.rights.merkle import note_signature
+
 LEDGER_FORMAT = "soundscape-ledger"
-LEDGER_VERSION = "1"
+LEDGER_VERSION = "2"
+# Versions this code opens; version 1 is upgraded to 2 in place (tiles built from the leaves).
+READABLE_VERSIONS = ("1", "2")
 ID_PREFIX = {"license": "lic", "asset": "asset", "dataset": "ds", "model": "model",
              "output": "out", "correction": "fix"}
 
@@ -46,6 +57,12 @@ checkpoints_table = Table(
     Column("signature", Text, nullable=False),
     Column("frontier", Text, nullable=False),
 )
+tiles_table = Table(
+    "ledger_tiles", metadata,
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("idx", Integer, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary(32), nullable=False),
+)
 
 
 # The derived lookup columns of each kind: which body fields the two indexed columns copy.
@@ -74,10 +91,20 @@ class Checkpoint:
     time: str
     key_id: str
     signature: str
+    note: str | None = None
 
     def to_dict(self) -> dict:
-        return {"size": self.size, "root": self.root, "time": self.time,
+        """JSON-ready: a C2SP checkpoint carries its signed ``note`` and the note's signature."""
+        data = {"size": self.size, "root": self.root, "time": self.time,
                 "key_id": self.key_id, "signature": self.signature}
+        if self.note is not None:
+            data["note"] = self.note
+        return data
+
+    @property
+    def stored_signature(self) -> str:
+        """What the signature column holds: the whole note, or a first-format signature."""
+        return self.note if self.note is not None else self.signature
 
 
 @dataclass(frozen=True)
@@ -93,6 +120,9 @@ class StoredRecord:
 
 def checkpoint_of(row) -> Checkpoint:
     """A checkpoint row as a :class:`Checkpoint`."""
+    if "\n" in row.signature:  # a C2SP signed note (a first-format signature is one line)
+        return Checkpoint(size=row.size, root=row.root, time=row.time, key_id=row.key_id,
+                          signature=note_signature(row.signature), note=row.signature)
     return Checkpoint(size=row.size, root=row.root, time=row.time, key_id=row.key_id,
                       signature=row.signature)
 

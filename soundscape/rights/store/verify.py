@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass, field
 
 from soundscape.errors import TamperError
@@ -23,33 +24,45 @@ class VerifyReport:
     seconds: float
     key_source: str
     kinds: dict = field(default_factory=dict)
+    # Records before this position were taken on trust of the witnessed checkpoint (0: none).
+    checked_from: int = 0
+    # Where the witnessed checkpoints this verify checked (and moved forward) are kept.
+    witnessed: list = field(default_factory=list)
 
 
 def scan(rows, cps: list[Checkpoint], key, trusted_kid: str, all_signatures: bool,
-         held: dict[int, list[tuple[str, str]]]) -> VerifyReport:
-    """Walk every row in order: recompute leaves and roots, check each checkpoint and each
-    held one, and raise on the first fault.
+         held: dict[int, list[tuple[str, str]]], *, frontier: merkle.Frontier | None = None,
+         start: int = 0, frontiers: dict[int, str] | None = None,
+         tiles: dict[tuple[int, int], bytes] | None = None) -> VerifyReport:
+    """Walk the rows in order: recompute leaves, roots, stored frontiers and tile entries,
+    check each checkpoint and each held one, and raise on the first fault.
 
     Args:
-        rows: ``(seq, id, kind, body, leaf_hash, lookup, lookup2)`` tuples, in seq order.
-        cps: the stored checkpoints, by size.
+        rows: ``(seq, id, kind, body, leaf_hash, lookup, lookup2)`` tuples, in seq order,
+            from position ``start + 1``.
+        cps: the stored checkpoints after ``start``, by size.
         key: the trusted public key; ``trusted_kid`` its id.
         all_signatures: check every signature, not only the latest.
         held: checkpoint roots kept elsewhere, per size, with where they were found.
+        frontier: the (checked) frontier of the first ``start`` records; empty when 0.
+        frontiers: the frontier stored with each checkpoint, by size: each must be the one
+            the records give, since the next append extends it.
+        tiles: the stored tile entries, by (level, index): each completed in the scanned range
+            must be the one the records give (None: a ledger without tiles).
 
     Raises:
         TamperError: one line naming the first bad record or checkpoint.
     """
-    frontier = merkle.Frontier()
+    frontier = frontier if frontier is not None else merkle.Frontier()
     sha256 = merkle.hashlib.sha256
     cp_index = 0
     next_cp = cps[0].size if cps else None
-    prev_cp_size = 0
+    prev_cp_size = start
     prev_id: str | None = None
     ids_since_cp: list[tuple[str, int]] = []
     kinds: dict[str, int] = {}
     signatures = 0
-    n = 0
+    n = start
     for seq, rid, kind, body, stored_leaf, lookup, lookup2 in rows:
         n += 1
         if seq != n:
@@ -58,13 +71,16 @@ def scan(rows, cps: list[Checkpoint], key, trusted_kid: str, all_signatures: boo
                 raise TamperError(f"record #{n} is missing{after}: the next row is {rid} "
                                   f"(#{seq}); a record was deleted")
             raise TamperError(f"record {rid} has position #{seq} twice")
-        leaf = sha256(b"\x00" + body.encode("utf-8")).digest()
-        if leaf != bytes(stored_leaf):
-            raise TamperError(f"record {rid} (#{seq}) was edited: its body does not match "
-                              "its leaf hash")
-        if not _binding_plain(body, rid, kind, seq, lookup, lookup2):
-            _binding_exact(body, rid, kind, seq, lookup, lookup2)
-        kinds[kind] = kinds.get(kind, 0) + 1
+        if body is None:  # checked by a worker (check_rows): only its leaf hash comes here
+            leaf = stored_leaf
+        else:
+            leaf = sha256(b"\x00" + body.encode("utf-8")).digest()
+            if leaf != bytes(stored_leaf):
+                raise TamperError(f"record {rid} (#{seq}) was edited: its body does not match "
+                                  "its leaf hash")
+            if not _binding_plain(body, rid, kind, seq, lookup, lookup2):
+                _binding_exact(body, rid, kind, seq, lookup, lookup2)
+            kinds[kind] = kinds.get(kind, 0) + 1
         frontier.append(leaf)
         ids_since_cp.append((rid, seq))
         prev_id = rid
@@ -82,6 +98,9 @@ def scan(rows, cps: list[Checkpoint], key, trusted_kid: str, all_signatures: boo
             if frontier.root().hex() != cp.root:
                 raise TamperError(_blame(ids_since_cp) + f" does not match signed checkpoint "
                                   f"{cp.size}")
+            if frontiers is not None and frontiers.get(cp.size) != frontier.state():
+                raise TamperError(f"signed checkpoint {cp.size}: the frontier stored with it does "
+                                  "not match the records (an append would extend a wrong tree)")
             if cp.key_id != trusted_kid:
                 raise TamperError(f"record {first_id} (#{first_seq}): signed checkpoint "
                                   f"{cp.size} names key {cp.key_id}, not the ledger's key "
@@ -99,6 +118,8 @@ def scan(rows, cps: list[Checkpoint], key, trusted_kid: str, all_signatures: boo
             ids_since_cp = []
             cp_index += 1
             next_cp = cps[cp_index].size if cp_index < len(cps) else None
+    if tiles is not None:
+        _check_tiles(frontier.tiles, tiles, start, n)
     if n > prev_cp_size:
         rid, seq = ids_since_cp[0]
         raise TamperError(f"record {rid} (#{seq}) is not covered by any signed checkpoint: "
@@ -119,8 +140,62 @@ def scan(rows, cps: list[Checkpoint], key, trusted_kid: str, all_signatures: boo
                         seconds=0.0, key_source="", kinds=kinds)
 
 
+def check_rows(task: tuple[str, int, int]) -> tuple[bytes, dict] | None:
+    """One worker's share of a parallel verify: rows ``lo+1 .. hi`` of the SQLite file ``path``.
+
+    Checks what needs only the row itself (position, leaf hash, binding) and returns the leaf
+    hashes joined, with the count of each kind; None at the first fault, so the caller re-runs
+    the sequential scan, which names it exactly.
+    """
+    path, lo, hi = task
+    sha256 = merkle.hashlib.sha256
+    leaves = bytearray()
+    kinds: dict[str, int] = {}
+    expect = lo + 1
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        for seq, rid, kind, body, stored, lookup, lookup2 in con.execute(
+                "SELECT seq, id, kind, body, leaf_hash, lookup, lookup2 FROM ledger_records "
+                "WHERE seq > ? AND seq <= ? ORDER BY seq", (lo, hi)):
+            if seq != expect:
+                return None
+            leaf = sha256(b"\x00" + body.encode("utf-8")).digest()
+            if leaf != stored:
+                return None
+            if not _binding_plain(body, rid, kind, seq, lookup, lookup2):
+                try:
+                    _binding_exact(body, rid, kind, seq, lookup, lookup2)
+                except TamperError:
+                    return None
+            kinds[kind] = kinds.get(kind, 0) + 1
+            leaves += leaf
+            expect += 1
+    finally:
+        con.close()
+    return (bytes(leaves), kinds) if expect == hi + 1 else None
+
+
+def _check_tiles(computed: list[tuple[int, int, bytes]], stored: dict, start: int, n: int) -> None:
+    """Every tile entry the scanned records complete is stored as computed; none lies beyond."""
+    for level, idx, h in computed:
+        if stored.get((level, idx)) != h:
+            width = merkle.TILE_WIDTH ** level
+            state = "is missing" if (level, idx) not in stored else "does not match the records"
+            raise TamperError(f"tile entry {level}/{idx} (the tree over records "
+                              f"#{idx * width + 1} to #{(idx + 1) * width}) {state}")
+    for level, idx in stored:
+        if (idx + 1) * merkle.TILE_WIDTH ** level > n:
+            raise TamperError(f"tile entry {level}/{idx} covers records beyond the last one "
+                              f"(#{n}): it was inserted")
+
+
 def _plain(value) -> bool:
     return isinstance(value, str) and '"' not in value and "\\" not in value and value.isprintable()
+
+
+# Per kind: the lookup columns' body keys as the canonical text spells them.
+_KEY_TEXT = {kind: tuple((f'"{k}":"', f'"{k}":null') if k else None for k in keys)
+             for kind, keys in LOOKUP_KEYS.items()}
 
 
 def _binding_plain(body: str, rid: str, kind: str, seq: int, lookup, lookup2) -> bool:
@@ -132,14 +207,17 @@ def _binding_plain(body: str, rid: str, kind: str, seq: int, lookup, lookup2) ->
     if (f'"id":"{rid}"' not in body or f'"kind":"{kind}"' not in body
             or (f'"seq":{seq},' not in body and f'"seq":{seq}}}' not in body)):
         return False
-    for key, value in zip(LOOKUP_KEYS.get(kind, (None, None)), (lookup, lookup2)):
+    keys = _KEY_TEXT.get(kind)
+    if keys is None:
+        return lookup is None and lookup2 is None
+    for key, value in zip(keys, (lookup, lookup2)):
         if key is None:
             if value is not None:
                 return False
         elif value is None:
-            if f'"{key}":null' not in body:
+            if key[1] not in body:
                 return False
-        elif not _plain(value) or f'"{key}":"{value}"' not in body:
+        elif not (value.isalnum() or _plain(value)) or key[0] + value + '"' not in body:
             return False
     return True
 

@@ -37,7 +37,8 @@ def test_two_ranks_train_in_step_on_their_own_batches_and_register_once(tmp_path
     run = subprocess.run(
         [sys.executable, "-m", "soundscape", "train", "--model", "studio-tiny", "--dataset",
          "soundscape-samples", "--out", "two-ranks", "--steps", "3", "--batch-size", "2",
-         "--segment-seconds", "1", "--lr", "3e-3", "--nproc", "2", "--device", "cpu"],
+         "--segment-seconds", "1", "--lr", "3e-3", "--nproc", "2", "--device", "cpu",
+         "--allow-untrained-codec"],  # the tiny model's codec: the loop is under test here
         env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.count("trained two-ranks") == 1 and "on 2 processes" in run.stdout
@@ -64,7 +65,8 @@ def test_sigterm_then_resume_gives_the_losses_of_a_straight_run(tiny_model_dir, 
     from soundscape.engines.musicgen.train import STATE_FILE, WORK_DIR, train
 
     common = dict(stage="lm", steps=6, batch_size=2, lr=3e-3, segment_seconds=1.0, seed=5,
-                  warmup=2, accumulate=2, cache_dir=tmp_path / "codes")
+                  warmup=2, accumulate=2, cache_dir=tmp_path / "codes",
+                  allow_untrained_codec=True)
     straight = train(tiny_model_dir, sample_assets, out_dir=tmp_path / "straight", **common)
 
     def preempt(step, total, loss):
@@ -145,7 +147,8 @@ def test_sigterm_to_the_launcher_stops_both_ranks_with_a_checkpoint(tmp_path, to
     job = subprocess.Popen(
         [sys.executable, "-m", "soundscape", "train", "--model", "studio-tiny", "--dataset",
          "soundscape-samples", "--out", "cut", "--steps", "100000", "--batch-size", "1",
-         "--segment-seconds", "0.5", "--checkpoint-every", "5", "--nproc", "2"],
+         "--segment-seconds", "0.5", "--checkpoint-every", "5", "--nproc", "2",
+         "--allow-untrained-codec"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     state = home / "models" / "cut" / ".training" / "last.pt"
     deadline = time.monotonic() + 400

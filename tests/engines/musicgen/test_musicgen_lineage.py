@@ -23,7 +23,8 @@ def studio(tmp_path_factory, torch_one_thread):
     base = create_model(ledger, ws, "studio-tiny", "tiny", seed=3)
     trained = train_model(ledger, ws, model="studio-tiny", dataset="soundscape-samples",
                           out="tiny-samples", steps=12, batch_size=4, lr=3e-3,
-                          segment_seconds=1.0, policy="broadcast-commercial")
+                          segment_seconds=1.0, policy="broadcast-commercial",
+                          allow_untrained_codec=True)
     yield ws, ledger, base, trained
     ledger.close()
 
@@ -86,7 +87,7 @@ def test_meta_weights_record_cc_by_nc_and_unknown_lineage_never_clears(studio, t
     # Fine-tuning it stays CC-BY-NC-4.0 and of unknown lineage.
     child = train_model(ledger, ws, model="meta-small", dataset="soundscape-samples",
                         out="meta-small-ft", steps=2, batch_size=2, lr=1e-3, segment_seconds=1.0,
-                        lora_rank=2).record
+                        lora_rank=2, allow_untrained_codec=True).record
     assert child.license == "CC-BY-NC-4.0" and child.lineage_unknown
     assert child.base_model == "meta-small" and child.training["lora_rank"] == 2
     assert not clear_model(ledger, "meta-small-ft", "internal-preproduction").cleared
@@ -105,7 +106,7 @@ def test_policy_refuses_rejected_training_assets_up_front(studio, tmp_path, rng)
     add_paths(ledger, [path], license="CC-BY-NC-4.0", author="Someone", dataset="nc-set")
     with pytest.raises(NotClearedError, match=r"rejects 1 of 1 training assets: nc-loop.wav"):
         train_model(ledger, ws, model="studio-tiny", dataset="nc-set", out="never", steps=2,
-                    policy="broadcast-commercial")
+                    policy="broadcast-commercial", allow_untrained_codec=True)
     assert ledger.get_model("never") is None
     assert not (ws.models_dir / "never").exists()
 

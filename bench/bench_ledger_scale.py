@@ -1,0 +1,126 @@
+"""Benchmark the rights ledger at scale: appends, proofs, full and incremental verify, size.
+
+Run: ``.venv/bin/python bench/bench_ledger_scale.py [--records 100000 1000000] [--batch 1000]``.
+Records are output records shaped like real ones (a sidecar's fields, about 1.4 kB of JSON).
+For each size: batched appends per second over the last tenth of the build (the rate *at*
+that size), the time of an inclusion proof (median and worst of 25, from the tiles), a full
+``verify`` (every leaf, root, frontier, tile and signature), an incremental
+``verify --since-witness`` after 1,000 new records, and the database's bytes per record.
+Targets (issue 12, on a quiet 2-core machine): appends >= 10,000/s at 1M; a proof <= 50 ms;
+full verify of 1M <= 10 s; incremental verify of 1,000 new on 1M <= 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from soundscape.canonical import jsonable  # noqa: E402
+from soundscape.facts import OutputFacts  # noqa: E402
+from soundscape.rights.ledger import Ledger  # noqa: E402
+from soundscape.rights.store import utc_now  # noqa: E402
+
+
+def entry(i: int) -> OutputFacts:
+    """An output entry with the fields a composer bed's sidecar carries."""
+    h = hashlib.sha256(str(i).encode()).hexdigest()
+    return OutputFacts(
+        audio_sha256=h, file_sha256=hashlib.sha256(h.encode()).hexdigest(),
+        path=f"/srv/out/deep-water/S01E03/cue-{i:06d}.wav", engine="composer",
+        engine_version="0.1.0", prompt="slow swelling strings, hopeful, D minor to F major",
+        cue_kind="bed", seed=i, created=utc_now(), duration=90.0, format="wav", sample_rate=48000,
+        bit_depth=24, channels=2,
+        parameters={"duration": 90.0, "seed": i, "loop": False, "variant": 0, "key": "D minor",
+                    "bpm": 72, "mood": "hopeful", "intensity": [[0, 0.2], [15, 0.9]]},
+        intent={"mood": "hopeful", "key": "D minor", "bpm": 72, "textures": ["strings", "pad"]},
+        mastering={"preset": "ebu-r128", "target_lufs": -23.0, "true_peak_limit_dbtp": -1.0,
+                   "loudness_lufs": -23.01, "true_peak_dbtp": -1.4, "loop": False,
+                   "seam_ratio": None},
+        samples=[{"id": "pad_d_minor", "sha256": "7" * 64, "license": "CC0-1.0",
+                  "path": "pad_d_minor.flac", "asset": "asset-000002"}],
+        production="Deep Water", episode="S01E03", cue_id=f"{i}M1", air_date="2027-03-14",
+        territories=["FR", "BE", "CH"], content_key=hashlib.sha256(f"k{i}".encode()).hexdigest())
+
+
+def body(e: OutputFacts) -> dict:
+    return jsonable(e.entry())
+
+
+def append_batched(ledger: Ledger, start: int, count: int, batch: int) -> float:
+    """Append ``count`` records ``batch`` per transaction; the seconds spent inside the ledger."""
+    spent = 0.0
+    for lo in range(start, start + count, batch):
+        bodies = [body(entry(i)) for i in range(lo, min(lo + batch, start + count))]
+        t0 = time.perf_counter()
+        with ledger.store.batch() as b:
+            for data in bodies:
+                b.add("output", data, lookup=data["audio_sha256"], lookup2=data["content_key"])
+        spent += time.perf_counter() - t0
+    return spent
+
+
+def db_bytes(path: Path) -> int:
+    """The database file's size once its write-ahead log is folded in."""
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    return os.path.getsize(path)
+
+
+def measure(records: int, batch: int) -> None:
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+        home = Path(tmp)
+        ledger = Ledger.open_url(f"sqlite:///{home / 'ledger.sqlite'}", home / "keys", home=home)
+        ledger.record_output(entry(-1))  # key and schema made outside the timing
+        n = records - 1
+        tail = max(batch, n // 10)
+        build = append_batched(ledger, 0, n - tail, batch)
+        at_size = append_batched(ledger, n - tail, tail, batch)
+        print(f"{records:>9,} records: batched appends ({batch} per transaction) "
+              f"{tail / at_size:,.0f} records/s over the last {tail:,} "
+              f"({n / (build + at_size):,.0f}/s over the whole build)   target >= 10,000/s")
+        per_record = db_bytes(home / "ledger.sqlite") / records
+        rng = random.Random(12)
+        times = []
+        for seq in rng.sample(range(1, records + 1), 25):
+            t0 = time.perf_counter()
+            proof = ledger.prove(f"out-{seq:06d}")  # every record here is an output
+            times.append((time.perf_counter() - t0) * 1000)
+        print(f"{records:>9,} records: inclusion proof {statistics.median(times):.1f} ms median, "
+              f"{max(times):.1f} ms worst of 25 ({len(proof.audit_path)} hashes)   target <= 50 ms")
+        report = ledger.verify()
+        print(f"{records:>9,} records: full verify {report.seconds:.2f} s ({report.records:,} "
+              f"records, {report.checkpoints:,} checkpoints, every signature)   "
+              "target <= 10 s at 1M")
+        append_batched(ledger, records, 1000, batch)
+        inc = ledger.verify(since_witness=True)
+        print(f"{records:>9,} records: verify --since-witness after 1,000 new: {inc.seconds:.3f} s "
+              f"(records #{inc.checked_from + 1:,} to #{inc.records:,})   target <= 1 s")
+        print(f"{records:>9,} records: {per_record:,.0f} bytes per record "
+              f"({per_record * records / 1e6:,.0f} MB)")
+        ledger.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--batch", type=int, default=1000)
+    args = parser.parse_args()
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    for records in args.records:
+        measure(records, args.batch)
+        print(f"load average now: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
