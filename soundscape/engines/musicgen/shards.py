@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from soundscape.atomic import atomic_path
-from soundscape.errors import ModelError
+from soundscape.errors import AudioError, ModelError
 
 INDEX_FILE = "index.json"
 SHARD_SUFFIX = ".i16"
@@ -111,7 +111,22 @@ def add_to_index(store: Path, entries: dict[str, ClipCodes], n_q: int) -> None:
     _write_index(store, index)
 
 
-# --- encoding ---------------------------------------------------------------------------------
+# --- encoding ---
+
+def read_audio(path: Path, sample_rate: int, channels: int) -> "torch.Tensor":
+    """A clip's audio ``[channels, samples]`` at the codec's rate and channel count."""
+    import soundfile as sf
+    import torch
+    from audiocraft.data.audio_utils import convert_audio
+
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, OSError, sf.LibsndfileError) as exc:
+        raise AudioError(f"cannot read training audio {path}: {exc}") from None
+    if data.shape[0] == 0:
+        raise AudioError(f"training audio {path} is empty")
+    return convert_audio(torch.from_numpy(data.T.copy()), rate, sample_rate, channels)
+
 
 _WORKER: dict = {}
 
@@ -119,14 +134,11 @@ _WORKER: dict = {}
 def _worker_init(model_dir: str, device: str, threads: int | None) -> None:
     import torch
 
-    from soundscape.engines.musicgen.checkpoint import (COMPRESSION_FILE, _load_compression,
-                                                        read_package)
+    from soundscape.engines.musicgen.checkpoint import load_compression_model
 
     if threads:  # a worker process: one thread each; in the caller's process, leave its own
         torch.set_num_threads(threads)
-    path = Path(model_dir) / COMPRESSION_FILE
-    # Only the codec: a worker never needs the LM, which can be many times its size.
-    model = _load_compression(read_package(path), path, torch.device(device))
+    model = load_compression_model(model_dir, device=device)
     model.eval()
     _WORKER.update(model=model, device=device)
 
@@ -134,10 +146,7 @@ def _worker_init(model_dir: str, device: str, threads: int | None) -> None:
 def _encode_clip(model, path: Path, device) -> np.ndarray:
     import torch
 
-    # Lazy: train.py imports this module, and reading audio lives beside the training loop.
-    from soundscape.engines.musicgen.train import _read_audio
-
-    wav = _read_audio(path, model.sample_rate, model.channels)
+    wav = read_audio(path, model.sample_rate, model.channels)
     step = int(ENCODE_CHUNK_SECONDS * model.sample_rate)
     pieces = []
     with torch.inference_mode():

@@ -46,7 +46,8 @@ from soundscape.engines.musicgen.checkpoint import (COMPRESSION_FILE, check_mode
 from soundscape.engines.musicgen.distributed import DistContext
 from soundscape.engines.musicgen.lora import add_lora, lora_parameters, merge_lora
 from soundscape.engines.musicgen.schedule import make_schedule
-from soundscape.engines.musicgen.shards import Clip, CodeShards, encode_to_shards, store_dir
+from soundscape.engines.musicgen.shards import (Clip, CodeShards, encode_to_shards, read_audio,
+                                                store_dir)
 from soundscape.errors import AudioError, ModelError, ParameterError, TrainingStopped
 
 STAGES = ("lm", "codec")
@@ -131,19 +132,6 @@ def _items(dataset_assets: Sequence) -> list[_Item]:
     if not items:
         raise ParameterError("the dataset has no audio to train on")
     return items
-
-
-def _read_audio(path: Path, sample_rate: int, channels: int) -> torch.Tensor:
-    import soundfile as sf
-    from audiocraft.data.audio_utils import convert_audio
-
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (RuntimeError, OSError, sf.LibsndfileError) as exc:
-        raise AudioError(f"cannot read training audio {path}: {exc}") from None
-    if data.shape[0] == 0:
-        raise AudioError(f"training audio {path} is empty")
-    return convert_audio(torch.from_numpy(data.T.copy()), rate, sample_rate, channels)
 
 
 def _atomic_torch_save(obj, path: Path) -> None:

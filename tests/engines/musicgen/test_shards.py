@@ -53,7 +53,7 @@ def test_parallel_encoding_matches_the_codec(tiny_model_dir, tmp_path):
     import torch
 
     from soundscape.engines.musicgen.checkpoint import load_modules
-    from soundscape.engines.musicgen.train import _read_audio
+    from soundscape.engines.musicgen.shards import read_audio
 
     files = sorted(SAMPLES_DIR.glob("*.flac"))[:3]
     clips = [Clip(f, f"clip{n}") for n, f in enumerate(files)]
@@ -66,7 +66,7 @@ def test_parallel_encoding_matches_the_codec(tiny_model_dir, tmp_path):
     codec, _, _ = load_modules(tiny_model_dir, device="cpu", dtype="float32")
     shards = CodeShards(store, [c.sha256 for c in clips])
     for i, f in enumerate(files):
-        wav = _read_audio(f, codec.sample_rate, codec.channels)
+        wav = read_audio(f, codec.sample_rate, codec.channels)
         with torch.no_grad():
             expected, _ = codec.encode(wav[None])
         assert np.array_equal(shards.codes(i), expected[0].numpy())
