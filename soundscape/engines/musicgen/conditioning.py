@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -43,11 +43,15 @@ _SAID = ("flag", "prompt")
 
 
 def tempo_band(bpm: float | None) -> str | None:
-    """The band a tempo falls in (None for None)."""
-    if bpm is None:
+    """The band a tempo falls in (None for None or anything that is not a positive number)."""
+    try:
+        bpm = float(bpm)
+    except (TypeError, ValueError):
+        return None
+    if not bpm > 0:
         return None
     for name, upper in TEMPO_BANDS:
-        if float(bpm) < upper:
+        if bpm < upper:
             return name
     return TEMPO_BANDS[-1][0]
 
@@ -144,9 +148,11 @@ class Condition:
     texture_2: str | None = None
     instrument: str | None = None
     instrument_2: str | None = None
+    # The description as written: what a description-only model was trained on, row for row.
+    text: str | None = field(default=None, compare=False)
 
     def describe(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "text"}
 
     @property
     def attributes_said(self) -> list[str]:
@@ -170,7 +176,8 @@ def condition_from_facts(*, description: str | None, mood: str | None = None,
         texture=textures[0] if textures else None,
         texture_2=textures[1] if len(textures) > 1 else None,
         instrument=instruments[0] if instruments else None,
-        instrument_2=instruments[1] if len(instruments) > 1 else None)
+        instrument_2=instruments[1] if len(instruments) > 1 else None,
+        text=description)
 
 
 def condition_from_text(text: str | None) -> Condition:
@@ -189,11 +196,20 @@ def condition_for_clip(sidecar: dict | None, description: str | None) -> Conditi
     sidecar = sidecar if isinstance(sidecar, dict) else {}
     facts = sidecar.get("intent") if isinstance(sidecar.get("intent"), dict) else sidecar
     text = description or sidecar.get("description") or sidecar.get("prompt")
-    if not any(facts.get(k) for k in ("mood", "key", "bpm", "textures", "instruments")):
+    # audiocraft-style manifests say "moods" (a list), "instrument" and "texture" (one each).
+    moods = facts.get("moods") if isinstance(facts.get("moods"), list) else []
+    mood = facts.get("mood") or (moods[0] if moods else None)
+    textures = facts.get("textures") or ([facts["texture"]] if facts.get("texture") else [])
+    instruments = (facts.get("instruments")
+                   or ([facts["instrument"]] if facts.get("instrument") else []))
+    if not any((mood, facts.get("key"), facts.get("bpm"), textures, instruments)):
         return condition_from_text(text)
-    return condition_from_facts(description=text, mood=facts.get("mood"), key=facts.get("key"),
-                                bpm=facts.get("bpm"), textures=facts.get("textures") or (),
-                                instruments=facts.get("instruments") or ())
+    heard = condition_from_text(text)
+    return condition_from_facts(
+        description=text, mood=mood or heard.mood, key=facts.get("key") or heard.key,
+        bpm=facts.get("bpm") or None, textures=textures or [t for t in (heard.texture,
+                                                                          heard.texture_2) if t],
+        instruments=instruments or [i for i in (heard.instrument, heard.instrument_2) if i])
 
 
 def read_sidecar(audio_path: str | Path) -> dict:
@@ -253,7 +269,7 @@ def received(lm, condition: "Condition | str | None") -> dict:
             return {DESCRIPTION: text}
         condition = condition_from_text(text)
     if model_kind(lm) == DESCRIPTION:
-        return {DESCRIPTION: condition.description}
+        return {DESCRIPTION: condition.text}
     tokens = _tokens(lm)
     out = {DESCRIPTION: condition.description}
     for name in ATTRIBUTES:
