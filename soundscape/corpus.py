@@ -144,12 +144,13 @@ def clip_license(ledger: Ledger, lineage) -> str:
 
 def make_corpus(ledger: Ledger, workspace: Workspace, *, hours: float, dataset: str,
                 seed: int = 0, progress: ProgressFn | None = None,
-                engine=None) -> CorpusReport:
+                engine=None, plans: list[ClipPlan] | None = None) -> CorpusReport:
     """``soundscape corpus``: render an ``hours``-long labelled corpus and register it as ``dataset``.
 
     Everything is rendered into a hidden staging folder first and moved into place whole; the
     dataset version is registered last, and a failure at any point leaves neither files nor
-    records behind.
+    records behind. ``plans`` replaces the seed's plan with clips of one's own choosing (a
+    corpus of chosen classes, as the conditioning test makes).
 
     Raises:
         ParameterError: bad hours, seed or name, or a corpus of that name and seed already made.
@@ -161,7 +162,7 @@ def make_corpus(ledger: Ledger, workspace: Workspace, *, hours: float, dataset: 
             or dataset.startswith("."):
         raise ParameterError(f"dataset name {dataset!r} must be a plain name (no slashes)")
     check_name(dataset, "dataset name")
-    plans = plan_corpus(hours, seed=seed)
+    plans = plans if plans is not None else plan_corpus(hours, seed=seed)
     folder = corpus_folder(workspace, dataset, seed)
     if folder.exists():
         raise ParameterError(f"{folder} already exists: a corpus {dataset} with seed {seed} was "
