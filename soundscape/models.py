@@ -262,6 +262,8 @@ def create_model(ledger: Ledger, workspace: Workspace, name: str, arch: str, *,
         ParameterError: an unknown architecture or conditioning, or a bad name.
     """
     # imports torch (see the module docstring)
+    from omegaconf import OmegaConf
+
     from soundscape.engines.musicgen.builders import build_model, count_parameters
     from soundscape.engines.musicgen.checkpoint import describe_checkpoint, export_model
 
@@ -272,6 +274,7 @@ def create_model(ledger: Ledger, workspace: Workspace, name: str, arch: str, *,
     if folder.exists() and any(folder.iterdir()):
         raise ParameterError(f"{folder} already exists; choose another name or remove it")
     compression_model, lm = build_model(arch, seed=seed, conditioning=conditioning)
+    encoder = lm.cfg.soundscape.conditioning.get("text_encoder")
     hashes = export_model(compression_model, lm, lm.cfg, folder)
     architecture = describe_checkpoint(folder)
     entry = ModelEntry(
@@ -279,7 +282,10 @@ def create_model(ledger: Ledger, workspace: Workspace, name: str, arch: str, *,
         path=str(folder.resolve()), architecture=architecture, license=license,
         details={"model_sha256": hashes["model"], "registered_by": "soundscape model new",
                  "initialisation": {"arch": arch, "seed": seed, "conditioning": conditioning},
-                 "parameters": count_parameters(lm) + count_parameters(compression_model)})
+                 "parameters": count_parameters(lm) + count_parameters(compression_model),
+                 # A supplied text encoder is an ingredient of the model: named, with its license.
+                 **({"text_encoder": OmegaConf.to_container(encoder)} if encoder is not None
+                    else {})})
     return ledger.register_model(entry)
 
 

@@ -86,7 +86,9 @@ def new(
     conditioning: Annotated[str, typer.Option(
         help="attributes: mood, key, tempo, textures and instruments as the composer reads "
              "prompts, plus the normalised description (so --key, --bpm and --mood steer it); "
-             "description: one look-up row per whole description.")] = "attributes",
+             "description: one look-up row per whole description; t5: attributes, with the "
+             "description read by t5-base (Apache-2.0) from the local Hugging Face cache, "
+             "never downloaded.")] = "attributes",
 ) -> None:
     """Create a randomly initialised MusicGen to train from scratch on the studio's licensed data."""
     from soundscape.models import create_model

@@ -148,6 +148,12 @@ def build_from_config(cfg: DictConfig, *, device: str | torch.device = "cpu"):
     cfg = copy.deepcopy(cfg)
     cfg.device = str(device)
     compression_model = ac_builders.get_compression_model(cfg)
+    if cfg.conditioners.description.get("model") == "t5":
+        # audiocraft's T5 conditioner loads by hub name: offline, it reads the cache only.
+        import os
+
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["TRANSFORMERS_OFFLINE"] = "1"
     lm = ac_builders.get_lm_model(cfg)
     lm.cfg = cfg  # audiocraft's loaders attach it too; MusicGen reads max_duration from it
     return compression_model.eval(), lm.eval()

@@ -30,7 +30,11 @@ from soundscape.spec import INSTRUMENTS, MODES, MOODS, TEXTURES, Key, parse_key,
 DESCRIPTION = "description"
 # The conditioners of an attribute model, in the order the fuser sees them.
 ATTRIBUTES = ("mood", "key", "tempo", "texture", "texture_2", "instrument", "instrument_2")
-KINDS = ("description", "attributes")
+KINDS = ("description", "attributes", "t5")
+# The one text encoder soundscape accepts, and only from the studio's own disk (never
+# downloaded): Google's t5-base, Apache-2.0 (its model card on the Hugging Face hub).
+T5_NAME = "t5-base"
+T5_LICENSE = "Apache-2.0"
 
 # Tempo bands: the composer's tempo words (spec.TEMPO_WORDS) grouped into five bands, upper
 # bounds exclusive. A band, not a bpm: a look-up table cannot interpolate between numbers.
@@ -108,11 +112,36 @@ def spell_tokens(values: Sequence[str], n_bins: int) -> dict[str, str]:
     return tokens
 
 
+def find_local_t5() -> Path | None:
+    """The t5-base snapshot in the Hugging Face cache, or None; never downloads."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(T5_NAME, local_files_only=True))
+    except Exception:  # not cached (LocalEntryNotFoundError), or no hub client at all
+        return None
+
+
+def require_local_t5() -> Path:
+    """The cached t5-base, else one line saying it is absent and what to do."""
+    from soundscape.errors import ModelError
+
+    found = find_local_t5()
+    if found is None:
+        raise ModelError(f"no local T5 text encoder: {T5_NAME} ({T5_LICENSE}) is not in the "
+                         f"Hugging Face cache and soundscape never downloads it; put it there "
+                         f"first, or use --conditioning attributes")
+    return found
+
+
 def conditioner_config(kind: str, *, description_bins: int, dim: int) -> dict[str, Any]:
     """The ``conditioners``, ``fuser`` and ``attribute_dropout`` config entries for ``kind``,
-    plus ``soundscape.conditioning`` (the kind and, for attributes, the spelling table)."""
+    plus ``soundscape.conditioning`` (the kind and, for attributes, the spelling table).
+
+    ``t5`` is the attributes with the description read by a local t5-base instead of a look-up
+    table (:func:`require_local_t5` must find it)."""
     if kind not in KINDS:
-        raise ParameterError(f"unknown conditioning {kind!r}: choose {' or '.join(KINDS)}")
+        raise ParameterError(f"unknown conditioning {kind!r}: choose {', '.join(KINDS)}")
     lut = {"n_bins": description_bins, "dim": dim, "tokenizer": "noop"}
     conditioners = {DESCRIPTION: {"model": "lut", "lut": lut}}
     if kind == DESCRIPTION:
@@ -130,10 +159,18 @@ def conditioner_config(kind: str, *, description_bins: int, dim: int) -> dict[st
     # more often so that the attributes, which generalise, carry the condition.
     dropout = {name: 0.1 for name in ATTRIBUTES}
     dropout[DESCRIPTION] = 0.5
+    conditioning: dict[str, Any] = {"kind": kind, "tokens": tokens}
+    if kind == "t5":
+        path = require_local_t5()
+        conditioners[DESCRIPTION] = {"model": "t5", "t5": {"name": T5_NAME, "finetune": False,
+                                                           "word_dropout": 0.0,
+                                                           "normalize_text": False}}
+        conditioning["text_encoder"] = {"name": T5_NAME, "license": T5_LICENSE,
+                                        "path": str(path)}
     return {"conditioners": conditioners,
             "fuser": {"cross": [DESCRIPTION, *ATTRIBUTES]},
             "attribute_dropout": {"text": dropout},
-            "soundscape": {"conditioning": {"kind": kind, "tokens": tokens}}}
+            "soundscape": {"conditioning": conditioning}}
 
 
 @dataclass(frozen=True)

@@ -71,3 +71,15 @@ def test_a_prompt_no_conditioner_knows_is_warned_about_in_one_line(tmp_path):
     proc = soundscape("jingle", "calm bells", "--engine", "musicgen", "--model", "attr-tiny",
                       "--duration", 2, "--seed", 1, "--out", tmp_path / "fine.wav")
     assert proc.returncode == 0 and "knows" not in proc.stderr, proc.stderr
+
+
+def test_t5_conditioning_without_a_local_t5_says_so_in_one_line(run, tmp_path, monkeypatch):
+    # An empty Hugging Face cache: t5-base is not there, and nothing may fetch it.
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = run("model", "new", "t5-tiny", "--arch", "tiny", "--conditioning", "t5")
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "t5-base" in lines[0] and "never downloads" in lines[0]
+    assert not (tmp_path / "home" / "models" / "t5-tiny").exists()
+    assert run("model", "list").output.count("t5-tiny") == 0
