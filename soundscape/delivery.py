@@ -132,6 +132,10 @@ def write_delivery(rendered: Render, job: Job) -> dict:
                         f"T=soundscape {__version__}; {engine_label}\r\n"),
     )
     parameters = spec.describe()
+    # An engine that does not read the composer's intent (musicgen) says what its model received;
+    # the sidecar records that, never a key or tempo the model was not given.
+    intent = rendered.details.get("intent") or spec.intent.describe()
+    parameters["intent"] = intent
     file_uid = uuid.uuid4().hex.upper()
     ixml = make_ixml({
         "project": spec.production or "soundscape",
@@ -167,7 +171,7 @@ def write_delivery(rendered: Render, job: Job) -> dict:
         path=str(path),
         engine=lineage.engine, engine_version=lineage.engine_version, model=lineage.model,
         model_sha256=lineage.model_sha256, prompt=spec.prompt, cue_kind=spec.kind,
-        parameters=parameters, intent=spec.intent.describe(), seed=spec.seed,
+        parameters=parameters, intent=intent, seed=spec.seed,
         samples=[s.__dict__ for s in lineage.samples],
         ingredients=[s.__dict__ for s in lineage.ingredients],
         presets=[p.__dict__ for p in lineage.presets],

@@ -31,6 +31,7 @@ ROOMS: dict[str, set[str]] = {
     "engines": {"atomic", "config", "errors", "render", "samples", "spec"},
     "rights": {"atomic", "audio", "canonical", "config", "errors", "facts"},
     "models": {"config", "engines", "errors", "rights"},
+    "corpus": {"atomic", "audio", "config", "engines", "errors", "rights", "spec"},
     "delivery": {"atomic", "audio", "errors", "facts", "production", "render", "rights", "spec"},
     "journal": {"atomic", "audio", "delivery", "errors", "facts", "rights"},
     "pipeline": {"audio", "config", "delivery", "engines", "errors", "journal", "models",
@@ -38,8 +39,8 @@ ROOMS: dict[str, set[str]] = {
     "batch": {"atomic", "audio", "canonical", "config", "delivery", "engines", "errors", "extras", "journal",
               "models", "pipeline", "production", "rights", "spec"},
     "reports": {"atomic", "audio", "config", "errors", "production", "rights"},
-    "cli": {"atomic", "audio", "batch", "config", "engines", "errors", "extras", "journal", "models", "pipeline",
-            "reports", "rights"},
+    "cli": {"atomic", "audio", "batch", "config", "corpus", "engines", "errors", "extras", "journal",
+            "models", "pipeline", "reports", "rights"},
     "demo": {"batch", "cli", "config", "pipeline", "spec"},
     "__main__": {"cli"},
 }

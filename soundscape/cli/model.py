@@ -86,13 +86,20 @@ def new(
     license: Annotated[Optional[str], typer.Option(
         help="Its own license (default LicenseRef-Studio-Owned).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the random weights.")] = 0,
+    conditioning: Annotated[str, typer.Option(
+        help="attributes: mood, key, tempo, textures and instruments as the composer reads "
+             "prompts, plus the normalised description (so --key, --bpm and --mood steer it); "
+             "description: one look-up row per whole description; t5: attributes, with the "
+             "description read by t5-base (Apache-2.0) from the local Hugging Face cache, "
+             "never downloaded.")] = "attributes",
 ) -> None:
     """Create a randomly initialised MusicGen to train from scratch on the studio's licensed data."""
     from soundscape.models import create_model
 
     ws = workspace()
     with open_ledger(reconcile=True) as ledger:
-        record = create_model(ledger, ws, name, arch, license=license, seed=seed)
+        record = create_model(ledger, ws, name, arch, license=license, seed=seed,
+                              conditioning=conditioning)
     say(f"model {record.name} ({record.id}): {_arch_line(record.architecture)}")
     say(f"  {record.path}; license {record.license}; lineage: none yet (train it with "
         f"`soundscape train --model {record.name} --dataset NAME --out NEW`)")
