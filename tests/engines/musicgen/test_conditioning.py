@@ -88,7 +88,8 @@ def train_two_classes(root, *, steps: int = 150, lr: float = 3e-3, batch_size: i
     compression_model.eval()
     export_model(compression_model, lm, lm.cfg, root / "base")
     result = train(root / "base", [{"path": str(p)} for p in paths], steps=steps,
-                   batch_size=batch_size, lr=lr, out_dir=root / "trained", segment_seconds=2.0, seed=1)
+                   batch_size=batch_size, lr=lr, out_dir=root / "trained", segment_seconds=2.0, seed=1,
+                   allow_untrained_codec=True)  # seeded by k-means above, not trained: see the docstring
     model = load_model(root / "trained", device="cpu")
     # Each first-codebook code, heard as the corpus frames it encodes (any of them, by chance).
     hop = int(round(32000 / model.frame_rate))
