@@ -1,0 +1,79 @@
+"""How loud the mark may be: a simultaneous-masking threshold per frame and critical band.
+
+Johnston's model (IEEE JSAC 6(2), 1988): band energies on the Bark scale, spread with
+Schroeder's spreading function, lowered by an offset that depends on how tonal the frame is
+(14.5 + z dB under a tone, 5.5 dB under noise), tonality from the spectral flatness measure.
+From it, the largest gain change in dB each marked bin may take so that the mark's energy
+stays ``MARGIN_DB`` under the threshold of its band.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from soundscape.watermark.layout import BIN_HIGH, BIN_LOW, N_FFT, SAMPLE_RATE
+
+MARGIN_DB = 3.0        # the mark aims this far under the threshold
+MAX_DELTA_DB = 1.0     # never more than this change, however loud the masker
+FRAME_SNR_DB = 26.0    # and never more mark than this under the whole frame (see docs: 35 dB was not reached)
+SFM_TONAL_DB = -60.0   # Johnston: a spectral flatness of -60 dB is a pure tone
+_EPS = 1e-12
+
+
+def bark(hz: np.ndarray) -> np.ndarray:
+    """Zwicker and Terhardt's Bark scale (JASA 68(5), 1980)."""
+    return 13.0 * np.arctan(0.00076 * hz) + 3.5 * np.arctan((hz / 7500.0) ** 2)
+
+
+def _bands():
+    hz = np.arange(N_FFT // 2 + 1) * SAMPLE_RATE / N_FFT
+    band = np.floor(bark(hz)).astype(int)
+    n = band.max() + 1
+    member = np.zeros((hz.size, n), dtype=np.float32)
+    member[np.arange(hz.size), band] = 1.0
+    dz = np.arange(n)[:, None] - np.arange(n)[None, :]   # maskee - masker, in Bark
+    sf_db = 15.81 + 7.5 * (dz + 0.474) - 17.5 * np.sqrt(1.0 + (dz + 0.474) ** 2)
+    return band, n, member, (10.0 ** (sf_db / 10.0)).astype(np.float32)
+
+
+_BAND, _N_BANDS, _MEMBER, _SPREAD = _bands()
+MARKED_BANDS = _BAND[BIN_LOW:BIN_HIGH]
+
+
+def threshold(power: np.ndarray) -> np.ndarray:
+    """The masking threshold (energy per Bark band) of each frame: ``(frames, bands)``.
+
+    Args:
+        power: ``(frames, N_FFT // 2 + 1)`` power spectra.
+    """
+    energy = power @ _MEMBER
+    spread = energy @ _SPREAD.T
+    marked = power[:, BIN_LOW:BIN_HIGH] + _EPS
+    sfm_db = 10.0 * np.log10(np.exp(np.log(marked).mean(axis=1)) / marked.mean(axis=1))
+    alpha = np.clip(sfm_db / SFM_TONAL_DB, 0.0, 1.0)[:, None]
+    z = np.arange(_N_BANDS)[None, :]
+    offset_db = alpha * (14.5 + z) + (1.0 - alpha) * 5.5
+    return spread * 10.0 ** (-offset_db / 10.0), energy
+
+
+def allowed_delta_db(power: np.ndarray) -> np.ndarray:
+    """The largest gain change (dB) each marked bin of each frame may take: ``(frames, bins)``.
+
+    A bin scaled by ``g`` adds ``(g - 1)^2`` of its energy as mark; over a band that is
+    ``(g - 1)^2`` of the band's energy, kept ``MARGIN_DB`` under the band's threshold. A frame's
+    allowance is also held to its neighbours' (50 % overlap spreads a frame's mark into them).
+    """
+    thr, energy = threshold(power)
+    ratio = thr / (energy + _EPS) * 10.0 ** (-MARGIN_DB / 10.0)
+    amp = np.sqrt(np.minimum(ratio, 1.0))
+    delta = 20.0 * np.log10(1.0 + amp)[:, MARKED_BANDS]
+    delta = np.minimum(delta, MAX_DELTA_DB)
+    # The frame's mark energy is about sum(P * (ln10/20 * delta)^2); scale it under FRAME_SNR_DB.
+    k = np.log(10.0) / 20.0
+    mark = (power[:, BIN_LOW:BIN_HIGH] * (k * delta) ** 2).sum(axis=1)
+    allowed = power.sum(axis=1) * 10.0 ** (-FRAME_SNR_DB / 10.0)
+    delta = delta * np.sqrt(np.minimum(1.0, allowed / np.maximum(mark, 1e-30)))[:, None]
+    held = delta.copy()
+    held[1:] = np.minimum(held[1:], delta[:-1])
+    held[:-1] = np.minimum(held[:-1], delta[1:])
+    return held.astype(np.float32)
