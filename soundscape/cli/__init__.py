@@ -15,7 +15,8 @@ import typer
 from typer.core import TyperGroup
 
 from soundscape import __version__
-from soundscape.cli import batch, dataset, generate, keys, ledger, model, report, train, verify
+from soundscape.cli import (batch, dataset, detect, generate, keys, ledger, model, report, train,
+                            verify)
 from soundscape.cli.common import STATE, error_line
 from soundscape.errors import SoundscapeError
 
@@ -73,7 +74,7 @@ def _main(
     STATE.verbose = verbose
 
 
-for module in (generate, batch, dataset, ledger, model, train, report, verify, keys):
+for module in (generate, batch, dataset, ledger, model, train, report, verify, keys, detect):
     module.register(app)
 
 

@@ -17,8 +17,9 @@ import numpy as np
 from scipy import fft as sfft
 
 from soundscape.watermark import ecc
-from soundscape.watermark.layout import (BIN_HIGH, BIN_LOW, BLOCK_FRAMES, CHIP_FRAMES, HOP,
-                                         N_BINS, N_CODE, SAMPLE_RATE, frames, pattern, window)
+from soundscape.watermark.layout import (BIN_HIGH, BIN_LOW, BLOCK_FRAMES, CHIP_BINS, CHIP_FRAMES,
+                                         HOP, N_BINS, N_CODE, N_COLS, SAMPLE_RATE, frames,
+                                         pattern, window)
 from soundscape.watermark.payload import PAYLOAD_BITS, Payload
 
 SUB_OFFSETS = (0, HOP // 4, HOP // 2, 3 * HOP // 4)   # a frame grid is at most 64 samples off
@@ -26,8 +27,10 @@ N_TESTS = BLOCK_FRAMES * len(SUB_OFFSETS)              # phases searched: the un
 FALSE_POSITIVE = 1e-6
 # Hoeffding: P(z >= t) <= exp(-t^2 / 2) per test, so N_TESTS * exp(-t^2/2) = 1e-6 gives t.
 THRESHOLD = math.sqrt(2.0 * math.log(N_TESTS / FALSE_POSITIVE))   # 6.44
-SMOOTH_FRAMES = 9       # the moving average taken out of each bin: 96 ms either side
-CLIP_DB = 6.0           # features clipped, so one loud onset cannot outvote a block
+SMOOTH_FRAMES = 17      # the moving average taken out of each bin: 96 ms either side
+CLIP_DB = 12.0          # features clipped, so one loud onset cannot outvote a block
+WEIGHT_FRAMES = 17
+WEIGHT_FLOOR = 0.25
 CHUNK_FRAMES = 8192
 MIN_SECONDS = 1.0
 
@@ -65,6 +68,12 @@ def features(mono: np.ndarray, offset: int) -> np.ndarray:
     out -= ((c[SMOOTH_FRAMES:] - c[:-SMOOTH_FRAMES]) / SMOOTH_FRAMES).astype(np.float32)
     out -= out.mean(axis=1, keepdims=True)
     np.clip(out, -CLIP_DB, CLIP_DB, out=out)
+    if WEIGHT_FRAMES:
+        # Each feature weighted by the inverse of its neighbourhood's power (same bin, +-WEIGHT
+        # frames): a bin between a chord's partials is noisy, one on a held partial is not.
+        p = np.cumsum(np.pad(out.astype(np.float64) ** 2, ((WEIGHT_FRAMES // 2 + 1, WEIGHT_FRAMES // 2), (0, 0)), mode="edge"), axis=0)
+        local = (p[WEIGHT_FRAMES:] - p[:-WEIGHT_FRAMES]) / WEIGHT_FRAMES
+        out /= np.sqrt(local + WEIGHT_FLOOR).astype(np.float32)
     return out
 
 
@@ -79,12 +88,14 @@ def fold(z: np.ndarray) -> np.ndarray:
 def _cells(folded: np.ndarray) -> np.ndarray:
     """Each possible cell's feature: frames j .. j + CHIP_FRAMES - 1 of the fold summed
     (circularly)."""
-    return sum(np.roll(folded, -k, axis=0) for k in range(CHIP_FRAMES))
+    rows = sum(np.roll(folded, -k, axis=0) for k in range(CHIP_FRAMES))
+    cols = rows[:, :N_COLS * CHIP_BINS].reshape(BLOCK_FRAMES, N_COLS, CHIP_BINS)
+    return cols.sum(axis=2)
 
 
 def _sync_frames() -> np.ndarray:
     p = pattern()
-    s = np.zeros((BLOCK_FRAMES, N_BINS))
+    s = np.zeros((BLOCK_FRAMES, N_COLS))
     s[::CHIP_FRAMES] = np.where(p.role < 0, p.sign, 0)
     return s
 

@@ -17,7 +17,8 @@ from scipy import fft as sfft
 
 from soundscape.audio import loudness as meter
 from soundscape.watermark import ecc
-from soundscape.watermark.layout import (BIN_HIGH, BIN_LOW, BLOCK_FRAMES, CHIP_FRAMES, HOP, N_FFT,
+from soundscape.watermark.layout import (BIN_HIGH, BIN_LOW, BLOCK_FRAMES, CHIP_BINS, CHIP_FRAMES,
+                                         HOP, N_BINS, N_FFT,
                                          SAMPLE_RATE, frames, pattern, window)
 from soundscape.watermark.mask import allowed_delta_db
 from soundscape.watermark.payload import Payload
@@ -45,7 +46,8 @@ class Embedded:
 def cell_gains(n_frames: int, first_frame: int, values: np.ndarray) -> np.ndarray:
     """The +-1 value of each frame's marked bins, frames ``first_frame ..`` (block-periodic)."""
     rows = ((np.arange(first_frame, first_frame + n_frames) % BLOCK_FRAMES) // CHIP_FRAMES)
-    return values[rows]
+    per_bin = np.repeat(values[rows], CHIP_BINS, axis=1)
+    return np.pad(per_bin, ((0, 0), (0, N_BINS - per_bin.shape[1])))
 
 
 def mark_signal(audio: np.ndarray, first_frame: int, values: np.ndarray) -> np.ndarray:

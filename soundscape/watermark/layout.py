@@ -21,13 +21,16 @@ N_FFT = 1024                      # 21.3 ms frames: short enough for the mask to
 HOP = N_FFT // 2                  # sqrt-Hann analysis and synthesis at 50 % overlap add to one
 BIN_LOW, BIN_HIGH = 11, 86        # 515.6 Hz to 3984 Hz (bin width 46.875 Hz)
 N_BINS = BIN_HIGH - BIN_LOW
-CHIP_FRAMES = 4
+CHIP_FRAMES = 2
+CHIP_BINS = 3
 BLOCK_FRAMES = 256
 BLOCK_ROWS = BLOCK_FRAMES // CHIP_FRAMES
+N_COLS = N_BINS // CHIP_BINS
 N_CODE = ecc.coded_length(payload.PAYLOAD_BITS)  # 124
-CELLS_PER_BIT = 29
-N_CELLS = BLOCK_ROWS * N_BINS     # 9600
-N_SYNC = N_CELLS - N_CODE * CELLS_PER_BIT  # 2408
+N_CELLS = BLOCK_ROWS * N_COLS
+SYNC_SHARE = 0.3
+CELLS_PER_BIT = int(N_CELLS * (1 - SYNC_SHARE)) // N_CODE
+N_SYNC = N_CELLS - N_CODE * CELLS_PER_BIT
 # The pattern's seed: fixed, so every soundscape install marks and detects alike. It is not a
 # secret (docs/watermark.md: the mark proves origin to whoever reads it, it is no DRM).
 PATTERN_SEED = 0x5EED_2026
@@ -37,11 +40,12 @@ PATTERN_SEED = 0x5EED_2026
 class Pattern:
     """The fixed block layout: per cell (row, bin), its sign and role (-1 sync, else code bit)."""
 
-    sign: np.ndarray   # (BLOCK_ROWS, N_BINS) of +-1
-    role: np.ndarray   # (BLOCK_ROWS, N_BINS): -1 for sync, 0..123 for a code bit
+    sign: np.ndarray   # (BLOCK_ROWS, N_COLS) of +-1
+    role: np.ndarray   # (BLOCK_ROWS, N_COLS): -1 for sync, 0..123 for a code bit
 
     def cell_values(self, code_bits: np.ndarray) -> np.ndarray:
-        """Each cell's +-1 value for one codeword: the sign, times the bit's +-1 for code cells."""
+        """Each cell's +-1 value for one codeword: the sign, times the bit's +-1 for code cells
+        (``(BLOCK_ROWS, N_COLS)``)."""
         value = self.sign.astype(np.float32).copy()
         code = self.role >= 0
         value[code] *= (1.0 - 2.0 * code_bits[self.role[code]]).astype(np.float32)
@@ -51,10 +55,10 @@ class Pattern:
 @lru_cache(maxsize=1)
 def pattern() -> Pattern:
     rng = np.random.default_rng(PATTERN_SEED)
-    sign = rng.choice(np.array([-1, 1], dtype=np.int8), size=(BLOCK_ROWS, N_BINS))
+    sign = rng.choice(np.array([-1, 1], dtype=np.int8), size=(BLOCK_ROWS, N_COLS))
     roles = np.full(N_CELLS, -1, dtype=np.int64)
     roles[:N_CODE * CELLS_PER_BIT] = np.repeat(np.arange(N_CODE), CELLS_PER_BIT)
-    roles = rng.permutation(roles).reshape(BLOCK_ROWS, N_BINS)
+    roles = rng.permutation(roles).reshape(BLOCK_ROWS, N_COLS)
     return Pattern(sign=sign, role=roles)
 
 
