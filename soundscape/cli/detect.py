@@ -57,6 +57,26 @@ def find_marked(file: Path, ledger, *, policy: str) -> tuple[int, dict]:
     return EXIT_MATCHED, report
 
 
+def mark_check(file: Path, workspace):
+    """``verify``'s watermark check: the mark is found and names this file's own record."""
+    from soundscape.rights.credentials.verify import Check
+    from soundscape.rights.ledger import Ledger
+
+    with Ledger.open(workspace) as ledger:
+        code, report = find_marked(file, ledger, policy="broadcast-commercial")
+    mark = report["mark"]
+    if code == EXIT_NO_MARK:
+        return Check("watermark", False, f"no mark found (sync z {mark['z']} < {mark['threshold']})")
+    if code == EXIT_FOREIGN:
+        return Check("watermark", False, f"mark {mark['payload'] or '(unreadable)'}: {report['problem']}")
+    from soundscape.audio.io import audio_sha256
+
+    record = report["record"]
+    ok = record["audio_sha256"] == audio_sha256(file)
+    return Check("watermark", ok, f"mark {mark['payload']} (sync z {mark['z']}) names record "
+                 f"{record['id']}" + ("" if ok else ", not this file's record: the audio changed"))
+
+
 def detect(
     file: Annotated[Path, typer.Argument(help="Any audio file ffmpeg or soundfile decodes.")],
     policy: Annotated[str, typer.Option(help="Clearance policy the record is judged under.")]
