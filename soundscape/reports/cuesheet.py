@@ -179,6 +179,7 @@ class Cue:
     seed: int | None
     created: str
     loudness_lufs: float | None = None
+    watermark: str | None = None   # the mark's payload (docs/watermark.md), None when unmarked
 
 
 @dataclass
@@ -523,7 +524,8 @@ def _cue(sequence: int, record: OutputRecord, facts: dict, frames: tuple[int, in
         record_id=record.id, file=record.path, prompt=record.prompt,
         kind=record.cue_kind or str((record.parameters or {}).get("kind") or ""),
         seed=record.seed, created=record.created,
-        loudness_lufs=(record.mastering or {}).get("loudness_lufs"))
+        loudness_lufs=(record.mastering or {}).get("loudness_lufs"),
+        watermark=(record.watermark or {}).get("payload"))
 
 
 def _production(first: dict, first_record: OutputRecord, cues: list[Cue], *, episode: str,

@@ -62,7 +62,8 @@ def features(mono: np.ndarray, offset: int) -> np.ndarray:
     out = np.empty((fr.shape[0], N_BINS), dtype=np.float32)
     for k in range(0, fr.shape[0], CHUNK_FRAMES):
         spec = sfft.rfft(fr[k:k + CHUNK_FRAMES] * win, axis=1)[:, BIN_LOW:BIN_HIGH]
-        out[k:k + CHUNK_FRAMES] = 10.0 * np.log10(spec.real ** 2 + spec.imag ** 2 + 1e-12)
+        out[k:k + CHUNK_FRAMES] = spec.real ** 2 + spec.imag ** 2
+    out = 10.0 * np.log10(out + 1e-12)
     c = np.cumsum(np.pad(out, ((SMOOTH_FRAMES // 2 + 1, SMOOTH_FRAMES // 2), (0, 0)),
                          mode="edge"), axis=0, dtype=np.float64)
     out -= ((c[SMOOTH_FRAMES:] - c[:-SMOOTH_FRAMES]) / SMOOTH_FRAMES).astype(np.float32)
