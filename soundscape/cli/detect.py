@@ -14,6 +14,8 @@ from soundscape.cli.common import console, workspace
 EXIT_MATCHED = 0       # a mark, and this workspace's ledger holds its record
 EXIT_FOREIGN = 5       # a mark, but not one of this ledger's records (or its payload unreadable)
 EXIT_NO_MARK = 6       # no soundscape mark
+# Shorter files than this may carry a mark too weak to be found (measured: docs/watermark.md).
+MIN_DETECTABLE_SECONDS = 5.0
 
 
 def register(app: typer.Typer) -> None:
@@ -30,7 +32,8 @@ def find_marked(file: Path, ledger, *, policy: str) -> tuple[int, dict]:
 
     audio, sr = read_any(file)
     found = find_mark(audio, sr)
-    report: dict = {"file": str(file), "mark": found.describe(), "record": None}
+    report: dict = {"file": str(file), "seconds": round(audio.shape[-1] / sr, 3),
+                    "mark": found.describe(), "record": None}
     if not found.present:
         return EXIT_NO_MARK, report
     if found.payload is None:
@@ -66,6 +69,10 @@ def mark_check(file: Path, workspace):
         code, report = find_marked(file, ledger, policy="broadcast-commercial")
     mark = report["mark"]
     if code == EXIT_NO_MARK:
+        seconds = report["seconds"]
+        if seconds < MIN_DETECTABLE_SECONDS:
+            return Check("watermark", True, f"not checked: {seconds:.1f} s is too short for the "
+                         f"mark to be found (it needs {MIN_DETECTABLE_SECONDS:g} s; docs/watermark.md)")
         return Check("watermark", False, f"no mark found (sync z {mark['z']} < {mark['threshold']})")
     if code == EXIT_FOREIGN:
         return Check("watermark", False, f"mark {mark['payload'] or '(unreadable)'}: {report['problem']}")
@@ -97,8 +104,12 @@ def detect(
         raise typer.Exit(code=code)
     mark = report["mark"]
     if not mark["present"]:
+        short = report.get("seconds", 0) < MIN_DETECTABLE_SECONDS
         console.print(f"NO MARK: {file} (sync z {mark['z']} < {mark['threshold']}, "
-                      f"{mark['blocks']} blocks searched)", soft_wrap=True, markup=False)
+                      f"{mark['blocks']} blocks searched)"
+                      + (f"; {report['seconds']:.1f} s is too short to be sure: a mark needs "
+                         f"{MIN_DETECTABLE_SECONDS:g} s" if short else ""),
+                      soft_wrap=True, markup=False)
     else:
         console.print(f"MARKED: {file} (sync z {mark['z']}, false-positive bound "
                       f"{mark['p_value']:.2g}; payload {mark['payload'] or 'unreadable'})",

@@ -84,7 +84,7 @@ def embed(audio, payload: Payload, *, ceiling: float | None = None) -> Embedded:
     channels, n = audio.shape
     values = pattern().cell_values(ecc.encode(payload.bits()))
     if ceiling is None:
-        ceiling = meter.true_peak(np.asarray(audio[:, :]))
+        ceiling = meter.true_peak(audio)
     host_energy = mark_energy = 0.0
     cleared = 0
     carry = np.zeros((channels, HOP), dtype=np.float32)
