@@ -60,11 +60,15 @@ def allowed_delta_db(power: np.ndarray) -> np.ndarray:
     """The largest gain change (dB) each marked bin of each frame may take: ``(frames, bins)``.
 
     A bin scaled by ``g`` adds ``(g - 1)^2`` of its energy as mark; over a band that is
-    ``(g - 1)^2`` of the band's energy, kept ``MARGIN_DB`` under the band's threshold. A frame's
-    allowance is also held to its neighbours' (50 % overlap spreads a frame's mark into them).
+    ``(g - 1)^2`` of the band's energy, kept ``MARGIN_DB`` under the band's threshold, and
+    under the neighbouring frames' thresholds too: 50 % overlap spreads a frame's mark into them,
+    and before an onset the frame ahead is far quieter than the frame that leaks into it.
     """
     thr, energy = threshold(power)
-    ratio = thr / (energy + _EPS) * 10.0 ** (-MARGIN_DB / 10.0)
+    held_thr = thr.copy()
+    held_thr[1:] = np.minimum(held_thr[1:], thr[:-1])
+    held_thr[:-1] = np.minimum(held_thr[:-1], thr[1:])
+    ratio = held_thr / (energy + _EPS) * 10.0 ** (-MARGIN_DB / 10.0)
     amp = np.sqrt(np.minimum(ratio, 1.0))
     delta = 20.0 * np.log10(1.0 + amp)[:, MARKED_BANDS]
     delta = np.minimum(delta, MAX_DELTA_DB)
@@ -73,7 +77,4 @@ def allowed_delta_db(power: np.ndarray) -> np.ndarray:
     mark = (power[:, BIN_LOW:BIN_HIGH] * (k * delta) ** 2).sum(axis=1)
     allowed = power.sum(axis=1) * 10.0 ** (-FRAME_SNR_DB / 10.0)
     delta = delta * np.sqrt(np.minimum(1.0, allowed / np.maximum(mark, 1e-30)))[:, None]
-    held = delta.copy()
-    held[1:] = np.minimum(held[1:], delta[:-1])
-    held[:-1] = np.minimum(held[:-1], delta[1:])
-    return held.astype(np.float32)
+    return delta.astype(np.float32)
