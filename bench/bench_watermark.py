@@ -113,7 +113,7 @@ def mask_margin(original: np.ndarray, marked: np.ndarray) -> tuple[float, float]
     po = np.abs(sfft.rfft(layout.frames(mono_o) * win, axis=1)) ** 2
     pw = np.abs(sfft.rfft(layout.frames(mono_w) * win, axis=1)) ** 2
     thr, energy = mask.threshold(po)
-    mark_energy = pw @ mask._MEMBER
+    mark_energy = mask.band_energy(pw)
     bands = np.unique(mask.MARKED_BANDS)
     audible = energy[:, bands] > 1e-10 * energy.max()
     ratio = 10 * np.log10((mark_energy[:, bands] + 1e-30) / (thr[:, bands] + 1e-30))[audible]

@@ -18,8 +18,7 @@ from scipy import fft as sfft
 from soundscape.audio import loudness as meter
 from soundscape.watermark import ecc
 from soundscape.watermark.layout import (BIN_HIGH, BIN_LOW, BLOCK_FRAMES, CHIP_BINS, CHIP_FRAMES,
-                                         HOP, N_BINS, N_FFT,
-                                         SAMPLE_RATE, frames, pattern, window)
+                                         HOP, N_BINS, N_FFT, frames, pattern, window)
 from soundscape.watermark.mask import allowed_delta_db
 from soundscape.watermark.payload import Payload
 
@@ -138,5 +137,3 @@ def _over_ceiling(audio: np.ndarray, ceiling: float) -> list[int]:
         hits.add(int(i // 4) // 512 * 512 + 256)
     return sorted(hits)
 
-
-__all__ = ["Embedded", "embed", "SAMPLE_RATE", "SCHEME"]

@@ -40,13 +40,18 @@ _BAND, _N_BANDS, _MEMBER, _SPREAD = _bands()
 MARKED_BANDS = _BAND[BIN_LOW:BIN_HIGH]
 
 
+def band_energy(power: np.ndarray) -> np.ndarray:
+    """Each frame's energy per Bark band: ``(frames, bands)``."""
+    return power @ _MEMBER
+
+
 def threshold(power: np.ndarray) -> np.ndarray:
     """The masking threshold (energy per Bark band) of each frame: ``(frames, bands)``.
 
     Args:
         power: ``(frames, N_FFT // 2 + 1)`` power spectra.
     """
-    energy = power @ _MEMBER
+    energy = band_energy(power)
     spread = energy @ _SPREAD.T
     marked = power[:, BIN_LOW:BIN_HIGH] + _EPS
     sfm_db = 10.0 * np.log10(np.exp(np.log(marked).mean(axis=1)) / marked.mean(axis=1))
