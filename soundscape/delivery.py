@@ -179,11 +179,9 @@ def mark_master(mastered, *, key_id: int) -> dict:
         ceiling = 10.0 ** (mastered.true_peak_dbtp / 20.0)
     done = embed(mastered.audio, Payload(key_id, new_mark_id()), ceiling=ceiling)
     stats = meter.loudness_stats(meter.subblock_energies(mastered.audio, mastered.sample_rate))
-    peaks, bound = meter.chunk_peaks(mastered.audio)
     mastered.loudness_lufs = stats.integrated
-    mastered.true_peak_dbtp = 20.0 * math.log10(max(meter.true_peak(mastered.audio, peaks=peaks,
-                                                                   bound=bound), 1e-12))
-    mastered.sample_peak_dbfs = 20.0 * math.log10(max(float(peaks.max()), 1e-12))
+    mastered.true_peak_dbtp = 20.0 * math.log10(max(done.true_peak, 1e-12))
+    mastered.sample_peak_dbfs = 20.0 * math.log10(max(done.sample_peak, 1e-12))
     mastered.loudness_range_lu = stats.loudness_range
     mastered.max_momentary_lufs = stats.max_momentary
     mastered.max_short_term_lufs = stats.max_short_term

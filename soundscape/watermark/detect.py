@@ -15,18 +15,24 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import fft as sfft
+from scipy.ndimage import uniform_filter1d
 
 from soundscape.watermark import ecc
 from soundscape.watermark.layout import (BIN_HIGH, BIN_LOW, BLOCK_FRAMES, CHIP_BINS, CHIP_FRAMES,
-                                         HOP, N_BINS, N_CODE, N_COLS, SAMPLE_RATE, frames,
+                                         HOP, N_BINS, N_CODE, N_COLS, N_FFT, SAMPLE_RATE, frames,
                                          pattern, window)
 from soundscape.watermark.payload import PAYLOAD_BITS, Payload
 
-SUB_OFFSETS = (0, HOP // 4, HOP // 2, 3 * HOP // 4)   # a frame grid is at most 64 samples off
+# The detector listens at 12 kHz: the marked band ends at 3.98 kHz, and a quarter of the rate
+# is a quarter of the transform (a 256-point frame on the same 46.875 Hz bins).
+DECIMATION = 4
+DETECT_RATE = SAMPLE_RATE // DECIMATION
+D_FFT, D_HOP = N_FFT // DECIMATION, HOP // DECIMATION
+SUB_OFFSETS = (0, D_HOP // 2)   # the grid is then at most 128 samples (at 48 kHz) off
 N_TESTS = BLOCK_FRAMES * len(SUB_OFFSETS)              # phases searched: the union bound's count
 FALSE_POSITIVE = 1e-6
 # Hoeffding: P(z >= t) <= exp(-t^2 / 2) per test, so N_TESTS * exp(-t^2/2) = 1e-6 gives t.
-THRESHOLD = math.sqrt(2.0 * math.log(N_TESTS / FALSE_POSITIVE))   # 6.44
+THRESHOLD = math.sqrt(2.0 * math.log(N_TESTS / FALSE_POSITIVE))   # 6.33
 SMOOTH_FRAMES = 17      # the moving average taken out of each bin: 96 ms either side
 CLIP_DB = 12.0          # features clipped, so one loud onset cannot outvote a block
 WEIGHT_FRAMES = 17
@@ -57,24 +63,24 @@ class Detection:
 
 def features(mono: np.ndarray, offset: int) -> np.ndarray:
     """High-passed, clipped log-magnitudes of the marked bins: ``(frames, N_BINS)``."""
-    win = window()
-    fr = frames(mono, offset)
+    win = window(D_FFT)
+    fr = frames(mono, offset, size=D_FFT, hop=D_HOP)
     out = np.empty((fr.shape[0], N_BINS), dtype=np.float32)
     for k in range(0, fr.shape[0], CHUNK_FRAMES):
         spec = sfft.rfft(fr[k:k + CHUNK_FRAMES] * win, axis=1)[:, BIN_LOW:BIN_HIGH]
         out[k:k + CHUNK_FRAMES] = spec.real ** 2 + spec.imag ** 2
-    out = 10.0 * np.log10(out + 1e-12)
-    c = np.cumsum(np.pad(out, ((SMOOTH_FRAMES // 2 + 1, SMOOTH_FRAMES // 2), (0, 0)),
-                         mode="edge"), axis=0, dtype=np.float64)
-    out -= ((c[SMOOTH_FRAMES:] - c[:-SMOOTH_FRAMES]) / SMOOTH_FRAMES).astype(np.float32)
+    out += np.float32(1e-12)
+    np.log10(out, out=out)
+    out *= np.float32(10.0)
+    out -= uniform_filter1d(out, SMOOTH_FRAMES, axis=0, mode="nearest")
     out -= out.mean(axis=1, keepdims=True)
     np.clip(out, -CLIP_DB, CLIP_DB, out=out)
     if WEIGHT_FRAMES:
         # Each feature weighted by the inverse of its neighbourhood's power (same bin, +-WEIGHT
         # frames): a bin between a chord's partials is noisy, one on a held partial is not.
-        p = np.cumsum(np.pad(out.astype(np.float64) ** 2, ((WEIGHT_FRAMES // 2 + 1, WEIGHT_FRAMES // 2), (0, 0)), mode="edge"), axis=0)
-        local = (p[WEIGHT_FRAMES:] - p[:-WEIGHT_FRAMES]) / WEIGHT_FRAMES
-        out /= np.sqrt(local + WEIGHT_FLOOR).astype(np.float32)
+        local = uniform_filter1d(out * out, WEIGHT_FRAMES, axis=0, mode="nearest")
+        local += np.float32(WEIGHT_FLOOR)
+        out /= np.sqrt(local, out=local)
     return out
 
 
@@ -122,14 +128,14 @@ def soft_bits(cells: np.ndarray, phase: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def to_mono(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The mid of ``audio`` at :data:`DETECT_RATE` (12 kHz)."""
+    from scipy.signal import resample_poly
+
     audio = np.asarray(audio, dtype=np.float32)
     mono = audio.mean(axis=0) if audio.ndim == 2 else audio
-    if sample_rate != SAMPLE_RATE:
-        from scipy.signal import resample_poly
-
-        g = math.gcd(int(sample_rate), SAMPLE_RATE)
-        mono = resample_poly(mono, SAMPLE_RATE // g, int(sample_rate) // g).astype(np.float32)
-    return np.ascontiguousarray(mono)
+    g = math.gcd(int(sample_rate), DETECT_RATE)
+    mono = resample_poly(mono, DETECT_RATE // g, int(sample_rate) // g)
+    return np.ascontiguousarray(mono, dtype=np.float32)
 
 
 def detect(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Detection:
@@ -159,5 +165,5 @@ def detect(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Detection:
         code = pattern().role >= 0
         values = pattern().cell_values(ecc.encode(bits))
         data_z = float((values * at)[code].sum() / math.sqrt(max((at[code] ** 2).sum(), 1e-12)))
-    grid = (offset + phase * HOP) % (BLOCK_FRAMES * HOP)
+    grid = (offset * DECIMATION + phase * HOP) % (BLOCK_FRAMES * HOP)
     return Detection(present, score, p_value, payload, data_z, blocks, grid)

@@ -34,6 +34,8 @@ class Embedded:
     payload: Payload
     snr_db: float
     peaks_cleared: int
+    true_peak: float = 0.0     # of the marked audio, linear (4x oversampled, per chunk)
+    sample_peak: float = 0.0
 
     def describe(self) -> dict:
         return {"scheme": SCHEME, "payload": self.payload.hex, "key_id": f"{self.payload.key_id:04x}",
@@ -51,24 +53,29 @@ def cell_gains(n_frames: int, first_frame: int, values: np.ndarray) -> np.ndarra
 
 def mark_signal(audio: np.ndarray, first_frame: int, values: np.ndarray) -> np.ndarray:
     """The mark for ``audio`` (channels, samples), whose frame 0 is the block grid's
-    ``first_frame``: same length as the span its frames cover."""
+    ``first_frame``: ``(1, span)``, to be added to every channel.
+
+    The mark is made from the channels' mid (their mean) and added to each channel alike: the
+    detector listens to the mid, a mono fold-down keeps the mark whole, and one transform
+    each way serves any number of channels (half the cost of marking each channel).
+    """
     win = window()
-    chans = [np.ascontiguousarray(c, dtype=np.float32) for c in audio]
-    specs = [sfft.rfft(frames(c) * win, axis=1) for c in chans]
-    n = specs[0].shape[0]
-    power = sum((s.real ** 2 + s.imag ** 2) for s in specs) / len(specs)
-    delta = allowed_delta_db(power)
-    gain = (10.0 ** (delta * cell_gains(n, first_frame, values) / 20.0) - 1.0).astype(np.float32)
-    out = np.zeros((len(chans), (n - 1) * HOP + N_FFT), dtype=np.float32)
-    for c, spec in enumerate(specs):
-        change = np.zeros_like(spec)
-        change[:, BIN_LOW:BIN_HIGH] = spec[:, BIN_LOW:BIN_HIGH] * gain
-        pieces = sfft.irfft(change, n=N_FFT, axis=1).astype(np.float32) * win
-        # overlap-add: frames alternate between two interleaved, non-overlapping sequences
-        for parity in (0, 1):
-            sel = pieces[parity::2]
-            span = out[c, parity * HOP: parity * HOP + sel.shape[0] * N_FFT]
-            span += sel.reshape(-1)[:span.size]
+    mid = np.ascontiguousarray(audio.mean(axis=0, dtype=np.float32))
+    spec = sfft.rfft(frames(mid) * win, axis=1)
+    n = spec.shape[0]
+    delta = allowed_delta_db(spec.real ** 2 + spec.imag ** 2)
+    gain = np.power(np.float32(10.0), delta * cell_gains(n, first_frame, values) / np.float32(20.0))
+    gain -= np.float32(1.0)
+    change = np.zeros_like(spec)
+    change[:, BIN_LOW:BIN_HIGH] = spec[:, BIN_LOW:BIN_HIGH] * gain
+    pieces = sfft.irfft(change, n=N_FFT, axis=1)
+    pieces *= win
+    out = np.zeros((1, (n - 1) * HOP + N_FFT), dtype=np.float32)
+    # overlap-add: frames alternate between two interleaved, non-overlapping sequences
+    for parity in (0, 1):
+        sel = pieces[parity::2]
+        span = out[0, parity * HOP: parity * HOP + sel.shape[0] * N_FFT]
+        span += sel.reshape(-1)[:span.size]
     return out
 
 
@@ -86,7 +93,8 @@ def embed(audio, payload: Payload, *, ceiling: float | None = None) -> Embedded:
         ceiling = meter.true_peak(audio)
     host_energy = mark_energy = 0.0
     cleared = 0
-    carry = np.zeros((channels, HOP), dtype=np.float32)
+    carry = np.zeros((1, HOP), dtype=np.float32)
+    true_peak = sample_peak = 0.0
     n_frames = 0 if n < N_FFT else 1 + (n - N_FFT) // HOP
     for k0 in range(0, n_frames, CHUNK_FRAMES):
         k1 = min(k0 + CHUNK_FRAMES, n_frames)
@@ -97,23 +105,29 @@ def embed(audio, payload: Payload, *, ceiling: float | None = None) -> Embedded:
         last = k1 == n_frames
         keep = b - a if last else (k1 - k0) * HOP   # the tail overlaps the next chunk's first frame
         carry = mark[:, keep:keep + HOP].copy() if not last else carry
-        cleared += _clear_peaks(host[:, :keep], mark[:, :keep], ceiling)
+        places, peak = _clear_peaks(host[:, :keep], mark[:, :keep], ceiling)
+        cleared += places
         host_energy += float(np.square(host[:, :keep], dtype=np.float64).sum())
-        mark_energy += float(np.square(mark[:, :keep], dtype=np.float64).sum())
-        audio[:, a:a + keep] = host[:, :keep] + mark[:, :keep]
+        mark_energy += channels * float(np.square(mark[:, :keep], dtype=np.float64).sum())
+        marked = host[:, :keep] + mark[:, :keep]
+        true_peak = max(true_peak, peak)
+        sample_peak = max(sample_peak, float(np.abs(marked).max()) if marked.size else 0.0)
+        audio[:, a:a + keep] = marked
     snr = 10 * math.log10(host_energy / mark_energy) if mark_energy > 0 else float("inf")
-    return Embedded(payload=payload, snr_db=snr, peaks_cleared=cleared)
+    return Embedded(payload=payload, snr_db=snr, peaks_cleared=cleared, true_peak=true_peak,
+                    sample_peak=sample_peak)
 
 
-def _clear_peaks(host: np.ndarray, mark: np.ndarray, ceiling: float) -> int:
+def _clear_peaks(host: np.ndarray, mark: np.ndarray, ceiling: float) -> tuple[int, float]:
     """Take the mark out (with a short fade) around every place it lifts a true peak over
-    ``ceiling``; how many places."""
+    ``ceiling``; how many places, and the marked audio's true peak."""
     cleared = 0
     for _ in range(4):
         marked = host + mark
         peaks, bound = meter.chunk_peaks(marked)
-        if meter.true_peak(marked, peaks=peaks, bound=bound) <= ceiling:
-            return cleared
+        peak = meter.true_peak(marked, peaks=peaks, bound=bound)
+        if peak <= ceiling:
+            return cleared, peak
         over = _over_ceiling(marked, ceiling)
         ramp = np.ones(marked.shape[1])
         for i in over:
@@ -124,7 +138,7 @@ def _clear_peaks(host: np.ndarray, mark: np.ndarray, ceiling: float) -> int:
         mark *= ramp.astype(np.float32)
         cleared += len(over)
     mark[:] = 0.0  # it would not come under: leave this stretch unmarked
-    return cleared
+    return cleared, meter.true_peak(host)
 
 
 def _over_ceiling(audio: np.ndarray, ceiling: float) -> list[int]:

@@ -62,16 +62,16 @@ def pattern() -> Pattern:
     return Pattern(sign=sign, role=roles)
 
 
-def window() -> np.ndarray:
+def window(size: int = N_FFT) -> np.ndarray:
     """The periodic sqrt-Hann window: analysis and synthesis with it reconstruct exactly."""
-    return np.sqrt(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)
+    return np.sqrt(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(size) / size)).astype(np.float32)
 
 
-def frames(x: np.ndarray, offset: int = 0) -> np.ndarray:
-    """Frames of a mono signal, frame k starting at sample ``offset + k * HOP`` (a view)."""
+def frames(x: np.ndarray, offset: int = 0, *, size: int = N_FFT, hop: int = HOP) -> np.ndarray:
+    """Frames of a mono signal, frame k starting at sample ``offset + k * hop`` (a view)."""
     x = x[offset:]
-    n = 0 if x.size < N_FFT else 1 + (x.size - N_FFT) // HOP
+    n = 0 if x.size < size else 1 + (x.size - size) // hop
     if n == 0:
-        return np.zeros((0, N_FFT), dtype=x.dtype)
-    return np.lib.stride_tricks.as_strided(x, shape=(n, N_FFT),
-                                           strides=(x.strides[0] * HOP, x.strides[0]))
+        return np.zeros((0, size), dtype=x.dtype)
+    return np.lib.stride_tricks.as_strided(x, shape=(n, size),
+                                           strides=(x.strides[0] * hop, x.strides[0]))
