@@ -3,7 +3,7 @@
 The detector never needs the original. It takes the log-magnitude of the marked bins, removes
 what is slow in time (the music's own spectrum, gain, codecs' band levels) and what is common
 to all bins in a frame (a limiter's gain), folds every block onto one (soft-combining them),
-and correlates the fold with the sync pattern at each of the 256 frame phases and four sub-frame
+and correlates the fold with the sync pattern at each of the 256 frame phases and two sub-frame
 offsets. The decision is on that correlation alone, normalised so that under no mark it is a
 Rademacher sum bounded by Hoeffding's inequality (docs/watermark.md derives the threshold).
 """
