@@ -66,16 +66,18 @@ def mark_signal(audio: np.ndarray, first_frame: int, values: np.ndarray) -> np.n
     delta = allowed_delta_db(spec.real ** 2 + spec.imag ** 2)
     gain = np.power(np.float32(10.0), delta * cell_gains(n, first_frame, values) / np.float32(20.0))
     gain -= np.float32(1.0)
-    change = np.zeros_like(spec)
-    change[:, BIN_LOW:BIN_HIGH] = spec[:, BIN_LOW:BIN_HIGH] * gain
-    pieces = sfft.irfft(change, n=N_FFT, axis=1)
+    spec[:, :BIN_LOW] = 0       # the spectrum becomes the change: only marked bins move
+    spec[:, BIN_HIGH:] = 0
+    spec[:, BIN_LOW:BIN_HIGH] *= gain
+    pieces = sfft.irfft(spec, n=N_FFT, axis=1)
     pieces *= win
     out = np.zeros((1, (n - 1) * HOP + N_FFT), dtype=np.float32)
-    # overlap-add: frames alternate between two interleaved, non-overlapping sequences
+    # overlap-add: frames alternate between two interleaved sequences that do not overlap, so
+    # each is one reshaped view of the output (both always fit: (n - 1) * HOP + N_FFT samples)
     for parity in (0, 1):
         sel = pieces[parity::2]
-        span = out[0, parity * HOP: parity * HOP + sel.shape[0] * N_FFT]
-        span += sel.reshape(-1)[:span.size]
+        start = parity * HOP
+        out[0, start:start + sel.shape[0] * N_FFT].reshape(sel.shape[0], N_FFT)[:] += sel
     return out
 
 
@@ -105,29 +107,28 @@ def embed(audio, payload: Payload, *, ceiling: float | None = None) -> Embedded:
         last = k1 == n_frames
         keep = b - a if last else (k1 - k0) * HOP   # the tail overlaps the next chunk's first frame
         carry = mark[:, keep:keep + HOP].copy() if not last else carry
-        places, peak = _clear_peaks(host[:, :keep], mark[:, :keep], ceiling)
+        places, peak, peaks, marked = _clear_peaks(host[:, :keep], mark[:, :keep], ceiling)
         cleared += places
-        host_energy += float(np.square(host[:, :keep], dtype=np.float64).sum())
-        mark_energy += channels * float(np.square(mark[:, :keep], dtype=np.float64).sum())
-        marked = host[:, :keep] + mark[:, :keep]
+        host_energy += sum(float(np.dot(c, c)) for c in host[:, :keep])
+        mark_energy += channels * float(np.dot(mark[0, :keep], mark[0, :keep]))
         true_peak = max(true_peak, peak)
-        sample_peak = max(sample_peak, float(np.abs(marked).max()) if marked.size else 0.0)
+        sample_peak = max(sample_peak, peaks)
         audio[:, a:a + keep] = marked
     snr = 10 * math.log10(host_energy / mark_energy) if mark_energy > 0 else float("inf")
     return Embedded(payload=payload, snr_db=snr, peaks_cleared=cleared, true_peak=true_peak,
                     sample_peak=sample_peak)
 
 
-def _clear_peaks(host: np.ndarray, mark: np.ndarray, ceiling: float) -> tuple[int, float]:
+def _clear_peaks(host: np.ndarray, mark: np.ndarray, ceiling: float):
     """Take the mark out (with a short fade) around every place it lifts a true peak over
-    ``ceiling``; how many places, and the marked audio's true peak."""
+    ``ceiling``: how many places, the marked audio's true and sample peaks, the marked audio."""
     cleared = 0
     for _ in range(4):
         marked = host + mark
         peaks, bound = meter.chunk_peaks(marked)
         peak = meter.true_peak(marked, peaks=peaks, bound=bound)
         if peak <= ceiling:
-            return cleared, peak
+            return cleared, peak, float(peaks.max()) if peaks.size else 0.0, marked
         over = _over_ceiling(marked, ceiling)
         ramp = np.ones(marked.shape[1])
         for i in over:
@@ -138,7 +139,7 @@ def _clear_peaks(host: np.ndarray, mark: np.ndarray, ceiling: float) -> tuple[in
         mark *= ramp.astype(np.float32)
         cleared += len(over)
     mark[:] = 0.0  # it would not come under: leave this stretch unmarked
-    return cleared, meter.true_peak(host)
+    return cleared, meter.true_peak(host), float(np.abs(host).max()), host.copy()
 
 
 def _over_ceiling(audio: np.ndarray, ceiling: float) -> list[int]:

@@ -40,9 +40,12 @@ _BAND, _N_BANDS, _MEMBER, _SPREAD = _bands()
 MARKED_BANDS = _BAND[BIN_LOW:BIN_HIGH]
 
 
+_STARTS = np.flatnonzero(np.diff(np.concatenate([[-1], _BAND])))  # bands are runs of bins
+
+
 def band_energy(power: np.ndarray) -> np.ndarray:
     """Each frame's energy per Bark band: ``(frames, bands)``."""
-    return power @ _MEMBER
+    return np.add.reduceat(power, _STARTS, axis=1)
 
 
 def threshold(power: np.ndarray) -> np.ndarray:
