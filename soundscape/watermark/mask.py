@@ -14,7 +14,7 @@ import numpy as np
 from soundscape.watermark.layout import BIN_HIGH, BIN_LOW, N_FFT, SAMPLE_RATE
 
 MARGIN_DB = 3.0        # the mark aims this far under the threshold
-MAX_DELTA_DB = 1.0     # never more than this change, however loud the masker
+MAX_DELTA_DB = 1.5     # never more than this change, however loud the masker
 FRAME_SNR_DB = 26.0    # and never more mark than this under the whole frame (see docs: 35 dB was not reached)
 SFM_TONAL_DB = -60.0   # Johnston: a spectral flatness of -60 dB is a pure tone
 _EPS = 1e-12
