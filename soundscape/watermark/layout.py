@@ -1,8 +1,9 @@
 """Where the mark lives: the STFT grid, the marked bins, and each cell's role in a block.
 
 A block is 256 STFT frames (2.73 s at 48 kHz) by 75 bins (516 Hz - 3.98 kHz, where music has
-energy and codecs keep it). Its cells are two frames by one bin; a quarter of them carry a
-known sync pattern, the rest the 124 code bits, 58 cells each, scattered by a fixed
+energy and codecs keep it). Its 3,200 cells are two frames by three bins (single-bin cells
+lost most of the mark to window leakage between neighbours of opposite sign); 968 carry a
+known sync pattern, the rest the 124 code bits, 18 cells each, scattered by a fixed
 permutation so that no code bit lives in one band or one moment. Every block is the same, so
 any stretch of blocks can be soft-combined by folding them onto one.
 """
