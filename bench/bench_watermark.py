@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy import fft as sfft
 from scipy.signal import resample_poly
 
 from soundscape import delivery, pipeline
@@ -35,7 +34,7 @@ from soundscape.audio.master import master
 from soundscape.config import open_workspace
 from soundscape.engines import get_engine
 from soundscape.spec import make_spec
-from soundscape.watermark import layout, mask
+from soundscape.watermark import mask
 from soundscape.watermark.detect import THRESHOLD, detect
 from soundscape.watermark.read import read_any
 
@@ -104,22 +103,6 @@ def mastered(prompt, kind, duration, seed):
     return master(get_engine("composer").render([spec])[0], "ebu-r128")
 
 
-def mask_margin(original: np.ndarray, marked: np.ndarray) -> tuple[float, float]:
-    """The mark's largest (and 99.9th-percentile) energy over the masking threshold, in dB,
-    over every frame and marked critical band where the music is not silent."""
-    win = layout.window()
-    mono_o = np.ascontiguousarray(original.mean(axis=0))
-    mono_w = np.ascontiguousarray((marked - original).mean(axis=0))
-    po = np.abs(sfft.rfft(layout.frames(mono_o) * win, axis=1)) ** 2
-    pw = np.abs(sfft.rfft(layout.frames(mono_w) * win, axis=1)) ** 2
-    thr, energy = mask.threshold(po)
-    mark_energy = mask.band_energy(pw)
-    bands = np.unique(mask.MARKED_BANDS)
-    audible = energy[:, bands] > 1e-10 * energy.max()
-    ratio = 10 * np.log10((mark_energy[:, bands] + 1e-30) / (thr[:, bands] + 1e-30))[audible]
-    return float(ratio.max()), float(np.percentile(ratio, 99.9))
-
-
 def robustness(rng) -> None:
     print("1. Robustness (payload bit-exact after error correction; z = sync correlation, "
           f"threshold {THRESHOLD:.2f})")
@@ -130,7 +113,7 @@ def robustness(rng) -> None:
             m = mastered(prompt, kind, duration, seed)
             original = m.audio.copy()
             mark = delivery.mark_master(m, key_id=0x5A17)
-            margin, p999 = mask_margin(original, m.audio)
+            margin, p999 = mask.margin_db(original, m.audio)
             print(f"\n   {label} ({prompt!r}): SNR {mark['snr_db']:.1f} dB, largest mask margin "
                   f"{margin:+.1f} dB (99.9th percentile {p999:+.1f} dB), "
                   f"{m.loudness_lufs:.2f} LUFS, {m.true_peak_dbtp:.2f} dBTP after marking")

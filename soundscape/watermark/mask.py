@@ -86,3 +86,24 @@ def allowed_delta_db(power: np.ndarray) -> np.ndarray:
     allowed = power.sum(axis=1) * 10.0 ** (-FRAME_SNR_DB / 10.0)
     delta = delta * np.sqrt(np.minimum(1.0, allowed / np.maximum(mark, 1e-30)))[:, None]
     return delta.astype(np.float32)
+
+
+def margin_db(original: np.ndarray, marked: np.ndarray) -> tuple[float, float]:
+    """How far the mark (``marked - original``, both ``(channels, samples)`` at 48 kHz) rises
+    over the original's masking threshold: the largest and the 99.9th-percentile margin in dB,
+    over every frame and marked band where the music is not silent (negative: under the mask)."""
+    from scipy import fft as sfft
+
+    from soundscape.watermark.layout import frames, window
+
+    win = window()
+    mono_o = np.ascontiguousarray(np.asarray(original, dtype=np.float32).mean(axis=0))
+    mono_w = np.ascontiguousarray((np.asarray(marked, dtype=np.float32)
+                                   - np.asarray(original, dtype=np.float32)).mean(axis=0))
+    po = np.abs(sfft.rfft(frames(mono_o) * win, axis=1)) ** 2
+    pw = np.abs(sfft.rfft(frames(mono_w) * win, axis=1)) ** 2
+    thr, energy = threshold(po)
+    bands = np.unique(MARKED_BANDS)
+    audible = energy[:, bands] > 1e-10 * energy.max()
+    ratio = 10 * np.log10((band_energy(pw)[:, bands] + 1e-30) / (thr[:, bands] + 1e-30))[audible]
+    return float(ratio.max()), float(np.percentile(ratio, 99.9))
