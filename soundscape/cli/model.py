@@ -128,6 +128,7 @@ def show(
     name: Annotated[str, typer.Argument(help="A registered model's name.")],
     policy: Annotated[Optional[list[str]], typer.Option(
         help="Clear under these policies only (default: every policy).")] = None,
+    as_json: Json = False,
 ) -> None:
     """Architecture, size, hashes, base model, datasets per license and clearance per policy."""
     from soundscape.models import model_report
@@ -135,6 +136,17 @@ def show(
     with open_ledger() as ledger:
         report = model_report(ledger, name, policies=policy)
     m = report["record"]
+    if as_json:
+        print_json({"name": m.name, "id": m.id, "engine": m.engine, "recorded": m.recorded,
+                    "architecture": m.architecture, "path": m.path, "files": report["files"],
+                    "lm_sha256": m.lm_sha256, "compression_sha256": m.compression_sha256,
+                    "license": m.license, "base_model": m.base_model,
+                    "base_model_license": m.base_model_license, "lineage_unknown": m.lineage_unknown,
+                    "datasets": report["datasets"], "training": m.training,
+                    "verdicts": {name: {"state": v.state, "reasons": list(v.reasons),
+                                        "conditions": list(v.conditions)}
+                                 for name, v in report["verdicts"].items()}})
+        return
     say(f"model {m.name} ({m.id}), engine {m.engine}, recorded {m.recorded}")
     say(f"  architecture: {_arch_line(m.architecture)}")
     say(f"  folder: {m.path} (files {report['files']})")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from soundscape.cli.common import console, workspace
+from soundscape.cli.common import Json, console, print_json, workspace
 # Library services are imported inside each command: `soundscape --help` loads none of them.
 
 
@@ -18,6 +18,7 @@ def register(app: typer.Typer) -> None:
 
 def verify(
     file: Annotated[Path, typer.Argument(help="A delivered WAV or FLAC file.")],
+    as_json: Json = False,
 ) -> None:
     """Check where a file came from: its C2PA manifest, bext/iXML, audio hash, ledger proof and mark.
 
@@ -32,6 +33,13 @@ def verify(
     checks = verify_file(file, workspace())
     if not any(c.name == "audio" and not c.ok for c in checks):
         checks.append(mark_check(file, workspace()))
+    failed = [c.name for c in checks if not c.ok]
+    if as_json:
+        print_json({"file": str(file), "verified": not failed,
+                    "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks]})
+        if failed:
+            raise typer.Exit(code=1)
+        return
     width = max(len(c.name) for c in checks)
     for check in checks:
         mark = "[green]PASS[/]" if check.ok else "[bold red]FAIL[/]"
