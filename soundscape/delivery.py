@@ -9,6 +9,7 @@ The order of the two halves, and the journal around them, is :mod:`soundscape.pi
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -40,6 +41,8 @@ class Job:
     air_date: str | None = None
     territories: tuple[str, ...] = ()
     content_key: str | None = None
+    # Every output is marked (issue 13); tests switch it off to make unmarked renders.
+    watermark: bool = True
 
 
 @dataclass
@@ -96,11 +99,15 @@ def sidecar_path_for(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def write_delivery(rendered: Render, job: Job) -> dict:
-    """Master ``rendered``, write the file and its sidecar as ``job`` asks; return the sidecar.
+def write_delivery(rendered: Render, job: Job, *, key_id: int = 0) -> dict:
+    """Master ``rendered``, mark it, write the file and its sidecar as ``job`` asks; return the
+    sidecar.
 
     The audio is renamed into place complete, then the sidecar: a file never appears without
     being whole, and a sidecar never without its file.
+
+    Args:
+        key_id: the ledger's key id the mark carries (:func:`soundscape.watermark.payload.key_id_of`).
     """
     # Mastering and file writing pull in numpy and scipy; recording and signing (what the
     # driver and `ledger reconcile` do) never need them.
@@ -111,6 +118,7 @@ def write_delivery(rendered: Render, job: Job) -> dict:
     # The render is not needed after mastering: master in its own array (a copy the size of
     # the bed saved, for a 10-minute bed 0.6 s of CPU).
     mastered = master(rendered, job.preset, in_place=True)
+    mark = mark_master(mastered, key_id=key_id) if job.watermark else None
     now = datetime.now(timezone.utc)
     lineage = rendered.lineage
     engine_label = f"{lineage.engine} {lineage.engine_version}" + (f" model {lineage.model}" if lineage.model else "")
@@ -132,6 +140,10 @@ def write_delivery(rendered: Render, job: Job) -> dict:
                         f"T=soundscape {__version__}; {engine_label}\r\n"),
     )
     parameters = spec.describe()
+    # An engine that does not read the composer's intent (musicgen) says what its model received;
+    # the sidecar records that, never a key or tempo the model was not given.
+    intent = rendered.details.get("intent") or spec.intent.describe()
+    parameters["intent"] = intent
     file_uid = uuid.uuid4().hex.upper()
     ixml = make_ixml({
         "project": spec.production or "soundscape",
@@ -167,7 +179,7 @@ def write_delivery(rendered: Render, job: Job) -> dict:
         path=str(path),
         engine=lineage.engine, engine_version=lineage.engine_version, model=lineage.model,
         model_sha256=lineage.model_sha256, prompt=spec.prompt, cue_kind=spec.kind,
-        parameters=parameters, intent=spec.intent.describe(), seed=spec.seed,
+        parameters=parameters, intent=intent, seed=spec.seed,
         samples=[s.__dict__ for s in lineage.samples],
         ingredients=[s.__dict__ for s in lineage.ingredients],
         presets=[p.__dict__ for p in lineage.presets],
@@ -177,10 +189,39 @@ def write_delivery(rendered: Render, job: Job) -> dict:
         channels=int(mastered.audio.shape[0]), mastering=mastered.describe(),
         production=spec.production, episode=spec.episode, cue_id=spec.cue_id,
         air_date=job.air_date, territories=list(job.territories), content_key=job.content_key,
-        soundscape_version=__version__)
+        soundscape_version=__version__, watermark=mark)
     sidecar = facts.sidecar(details=rendered.details)
     write_json_atomic(sidecar_path_for(path), sidecar)
     return sidecar
+
+
+def mark_master(mastered, *, key_id: int) -> dict:
+    """Mark a master in place with a fresh mark id (after mastering, before the file is
+    written), re-measure its loudness and true peak, and return the mark's facts.
+
+    The mark stays under the preset's true-peak ceiling less the limiter's margin; the loudness
+    it adds is measured, not assumed (docs/watermark.md).
+    """
+    # numpy and scipy, as mastering: the driver's record and sign steps never pay for them.
+    from soundscape.audio import loudness as meter
+    from soundscape.audio.master import LIMITER_MARGIN_DB, get_preset
+    from soundscape.watermark.embed import embed
+    from soundscape.watermark.payload import Payload, new_mark_id
+
+    preset = get_preset(mastered.preset)
+    ceiling = (10.0 ** ((preset.true_peak_dbtp - LIMITER_MARGIN_DB) / 20.0)
+               if preset.true_peak_dbtp is not None else None)
+    if ceiling is not None and mastered.true_peak_dbtp > preset.true_peak_dbtp - LIMITER_MARGIN_DB:
+        ceiling = 10.0 ** (mastered.true_peak_dbtp / 20.0)
+    done = embed(mastered.audio, Payload(key_id, new_mark_id()), ceiling=ceiling)
+    stats = meter.loudness_stats(meter.subblock_energies(mastered.audio, mastered.sample_rate))
+    mastered.loudness_lufs = stats.integrated
+    mastered.true_peak_dbtp = 20.0 * math.log10(max(done.true_peak, 1e-12))
+    mastered.sample_peak_dbfs = 20.0 * math.log10(max(done.sample_peak, 1e-12))
+    mastered.loudness_range_lu = stats.loudness_range
+    mastered.max_momentary_lufs = stats.max_momentary
+    mastered.max_short_term_lufs = stats.max_short_term
+    return done.describe()
 
 
 def record(ledger: Ledger, facts: OutputFacts) -> OutputRecord:

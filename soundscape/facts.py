@@ -62,6 +62,9 @@ class OutputFacts:
     territories: list = field(default_factory=list)
     content_key: str | None = None
     soundscape_version: str | None = None
+    # The inaudible mark this output carries (soundscape.watermark.embed.Embedded.describe):
+    # its payload names this ledger's key id and this output's mark id (docs/watermark.md).
+    watermark: dict | None = None
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

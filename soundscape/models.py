@@ -273,17 +273,21 @@ def _model_folder(workspace: Workspace, name: str) -> Path:
 
 
 def create_model(ledger: Ledger, workspace: Workspace, name: str, arch: str, *,
-                 license: str | None = None, seed: int = 0) -> ModelRecord:
+                 license: str | None = None, seed: int = 0,
+                 conditioning: str = "description") -> ModelRecord:
     """``model new``: a randomly initialised MusicGen of ``arch`` saved in the workspace, registered.
 
     Its lineage is empty (no base model, no training data) and its own license is the studio's
-    unless ``license`` says otherwise.
+    unless ``license`` says otherwise. ``conditioning`` is "description" or "attributes" (see
+    :mod:`soundscape.engines.musicgen.conditioning`).
 
     Raises:
         LedgerError: the name is taken.
-        ParameterError: an unknown architecture or a bad name.
+        ParameterError: an unknown architecture or conditioning, or a bad name.
     """
     # imports torch (see the module docstring)
+    from omegaconf import OmegaConf
+
     from soundscape.engines.musicgen.builders import build_model, count_parameters
     from soundscape.engines.musicgen.checkpoint import describe_checkpoint, export_model
 
@@ -293,15 +297,19 @@ def create_model(ledger: Ledger, workspace: Workspace, name: str, arch: str, *,
     folder = _model_folder(workspace, name)
     if folder.exists() and any(folder.iterdir()):
         raise ParameterError(f"{folder} already exists; choose another name or remove it")
-    compression_model, lm = build_model(arch, seed=seed)
+    compression_model, lm = build_model(arch, seed=seed, conditioning=conditioning)
+    encoder = lm.cfg.soundscape.conditioning.get("text_encoder")
     hashes = export_model(compression_model, lm, lm.cfg, folder)
     architecture = describe_checkpoint(folder)
     entry = ModelEntry(
         name=name, engine=MUSICGEN, lm_sha256=hashes["lm"], compression_sha256=hashes["compression"],
         path=str(folder.resolve()), architecture=architecture, license=license,
         details={"model_sha256": hashes["model"], "registered_by": "soundscape model new",
-                 "initialisation": {"arch": arch, "seed": seed},
-                 "parameters": count_parameters(lm) + count_parameters(compression_model)})
+                 "initialisation": {"arch": arch, "seed": seed, "conditioning": conditioning},
+                 "parameters": count_parameters(lm) + count_parameters(compression_model),
+                 # A supplied text encoder is an ingredient of the model: named, with its license.
+                 **({"text_encoder": OmegaConf.to_container(encoder)} if encoder is not None
+                    else {})})
     return ledger.register_model(entry)
 
 

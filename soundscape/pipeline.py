@@ -204,6 +204,7 @@ def produce(jobs: Sequence[Job], *, workspace: Workspace | None = None,
     batch workers run; it touches files only.
     """
     results: dict[int, dict] = {}
+    key_id = mark_key_id(workspace or open_workspace())
     groups: dict[tuple, list[int]] = {}
     for index, job in enumerate(jobs):
         groups.setdefault((job.spec.engine, job.spec.model, job.spec.allow_unknown_lineage),
@@ -220,11 +221,20 @@ def produce(jobs: Sequence[Job], *, workspace: Workspace | None = None,
 
         renders = engine.render([j.spec for j in group_jobs], progress=engine_progress)
         for index, job, rendered in zip(indexes, group_jobs, renders):
-            results[index] = write_delivery(rendered, job)
+            results[index] = write_delivery(rendered, job, key_id=key_id)
             done += 1
             if progress:
                 progress("deliver", done / len(jobs))
     return [results[i] for i in range(len(jobs))]
+
+
+def mark_key_id(workspace: Workspace) -> int:
+    """The key id every mark made in ``workspace`` carries: from its ledger's public key
+    (made here on first use, as the ledger would), so a detector can tell its ledger's marks."""
+    from soundscape.rights.store.keys import load_or_create_key, public_pem
+    from soundscape.watermark.payload import key_id_of
+
+    return key_id_of(public_pem(load_or_create_key(workspace.keys_dir).public_key()))
 
 
 def make_tasks(jobs: Sequence[Job], *, split: bool = True) -> list[Task]:

@@ -28,7 +28,7 @@ BY_KIND = {"audio_sha256", "file_sha256", "created", "recorded", "content_key", 
 BY_KEYS = {"intent"}
 # What the format gained since 0.1.0 (composer 2.0): the sound-bank presets an output played,
 # and the intent's colour and the prompt words it did not understand.
-ADDED_SINCE_V1 = {"presets": "list"}
+ADDED_SINCE_V1 = {"presets": "list", "watermark": "dict"}
 INTENT_ADDED_SINCE_V1 = {"colour", "unknown_words"}
 # Ledger format 2: the signed checkpoint a sidecar carries is a C2SP signed note as well.
 CHECKPOINT_ADDED_SINCE_V1 = {"note"}
@@ -104,7 +104,8 @@ def test_a_generated_flac_jingle_has_the_v1_sidecar_and_record(tmp_path):
                                             preset="netflix")], workspace=workspace)
     new = json.loads(delivery.sidecar_path.read_text())
     assert shape(new) == shape(old)
-    assert added(new) == {"presets": "list", "intent": sorted(INTENT_ADDED_SINCE_V1)}
+    assert added(new) == {"presets": "list", "watermark": "dict",
+                          "intent": sorted(INTENT_ADDED_SINCE_V1)}
     with Ledger.open(workspace) as ledger:
         body = ledger.raw(delivery.record_id).body
     assert shape(body) == shape(BY_AUDIO[old["audio_sha256"]])
@@ -121,7 +122,8 @@ def test_a_batch_cue_has_the_v1_sidecar_record_and_content_key(tmp_path):
     [result] = report.results
     new = json.loads(result.delivery.sidecar_path.read_text())
     assert shape(new) == shape(old)
-    assert added(new) == {"presets": "list", "intent": sorted(INTENT_ADDED_SINCE_V1)}
+    assert added(new) == {"presets": "list", "watermark": "dict",
+                          "intent": sorted(INTENT_ADDED_SINCE_V1)}
     assert new["parameters"]["params"]["cue"] == {
         "title": "Main Title", "usage": "MT", "timecode_in": "00:00:00:00",
         "episode_title": "Test Dive", "company": "Abyssal Films",

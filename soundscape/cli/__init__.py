@@ -15,7 +15,8 @@ import typer
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from soundscape import __version__
-from soundscape.cli import batch, dataset, docs, generate, keys, ledger, model, report, train, verify
+from soundscape.cli import (batch, corpus, dataset, detect, docs, generate, keys, ledger, model,
+                            report, train, verify)
 from soundscape.cli.common import STATE, error_line
 from soundscape.errors import SoundscapeError
 
@@ -106,7 +107,7 @@ _TYPER_DISPLAY_TYPE = TyperOption.display_type_rich
 TyperOption.display_type_rich = _plain_metavar
 TyperArgument.display_type_rich = _plain_metavar
 
-for module in (generate, batch, dataset, ledger, model, train, report, verify, keys, docs):
+for module in (generate, batch, dataset, corpus, ledger, model, train, report, verify, keys, docs, detect):
     module.register(app)
 
 

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from soundscape.cli.choices import EngineChoice, PresetChoice
 
-from soundscape.cli.common import console, error_line, workspace
+from soundscape.cli.common import console, err_console, error_line, workspace
 # Library services are imported inside each command: `soundscape --help` loads none of them.
 
 # Production fields on the command line win over the cue list's (and fill a CSV's gaps).
@@ -42,6 +42,7 @@ def batch(
     frame_rate: Annotated[Optional[float], typer.Option("--frame-rate", help="Frame rate of the timecodes (25, 29.97 ...).")] = None,
     engine: Annotated[Optional[EngineChoice], typer.Option(case_sensitive=False, help="Default engine.")] = None,
     model: Annotated[Optional[str], typer.Option(help="Default model for musicgen cues.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per output on its own line (JSON Lines), progress on stderr (fields: soundscape docs cli).")] = False,
 ) -> None:
     """Render an episode's cue list: every cue mastered, delivered, ledgered and cleared; resumable."""
     from soundscape.batch import cuelist as cuelist_mod
@@ -73,8 +74,12 @@ def batch(
             print_plan(runner.plan(episode_cues, out, ledger=ledger), episode_cues)
             return
     report = run_with_progress(episode_cues, out, workspace=ws, executor=executor,
-                                workers=workers, ray_address=ray_address)
-    print_report(report)
+                                workers=workers, ray_address=ray_address,
+                                progress_console=err_console if as_json else console)
+    if as_json:
+        print_report_json(report)
+    else:
+        print_report(report)
     if report.failed:
         raise typer.Exit(code=1)
 
@@ -101,7 +106,7 @@ def print_plan(outputs, episode_cues) -> None:
     console.print(table)
 
 
-def run_with_progress(episode_cues, out, **options):
+def run_with_progress(episode_cues, out, *, progress_console=None, **options):
     """:func:`soundscape.batch.runner.run_batch` with an overall bar and a bar per cue rendering."""
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
@@ -140,8 +145,29 @@ def run_with_progress(episode_cues, out, **options):
                                    + (f" ({escape(result.error)})" if result.error else ""))
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                  TimeElapsedColumn(), console=console, transient=True) as bar:
+                  TimeElapsedColumn(), console=progress_console or console, transient=True) as bar:
         return runner.run_batch(episode_cues, out, reporter=Bars(bar), **options)
+
+
+def print_report_json(report) -> None:
+    """One JSON object per output (JSON Lines): what the summary table shows, whole."""
+    import json
+
+    for r in report.results:
+        d, verdict = r.delivery, r.verdict
+        judged = verdict is not None and not isinstance(verdict, str)
+        typer.echo(json.dumps({
+            "cue": r.output.cue.id, "output": r.output.label,
+            "status": r.status, "error": r.error, "file": str(r.output.job.path),
+            "duration": d.duration if d else None,
+            "loudness_lufs": d.loudness_lufs if d else None,
+            "true_peak_dbtp": d.true_peak_dbtp if d else None,
+            "record": d.record_id if d else None,
+            "clearance": verdict.status if judged else verdict,
+            "reasons": list(verdict.reasons) if judged else [],
+            "conditions": list(verdict.conditions) if judged else [],
+            "obligations": list(verdict.obligations) if judged else [],
+        }, sort_keys=True, ensure_ascii=False))
 
 
 def print_report(report) -> None:

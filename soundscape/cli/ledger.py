@@ -360,6 +360,7 @@ def clear(
     territory: Annotated[Optional[list[str]], typer.Option(
         "--territory", help="Where it airs (ISO country code or WORLD); repeat for several.")] = None,
     media: Annotated[Optional[str], typer.Option(help="Medium it airs on: tv, radio, streaming, online, cinema, podcast or advertising, or broadcast (tv and radio); without it, agreements' media are not checked.")] = None,
+    as_json: Json = False,
 ) -> None:
     """Clear an output under a policy: CLEARED, NEEDS REVIEW or NOT CLEARED, every reason,
     every condition, every credit.
@@ -389,6 +390,20 @@ def clear(
         else:
             own, others, how = ledger.get_output(target), [], ""
         judged = [(r, _clear_one(ledger, r, policy, **options)) for r in ([own] if own else []) + others]
+    if own is not None:
+        state = judged[0][1].state
+    else:  # nothing says which is this file's: the worst of them stands
+        state = max((v.state for _, v in judged), key=STATES.index) if judged else NOT_CLEARED
+    if as_json:
+        print_json({"target": target, "policy": policy, "state": state,
+                    "own_record": own.id if own is not None else None, "found_by": how or None,
+                    "verdicts": [{"record": r.id, "own": r is own, "state": v.state,
+                                  "cleared": v.cleared, "reasons": list(v.reasons),
+                                  "conditions": list(v.conditions),
+                                  "obligations": list(v.obligations)} for r, v in judged]})
+        if EXIT_CODES[state]:
+            raise typer.Exit(code=EXIT_CODES[state])
+        return
     if own is None:
         say(f"{target}: its audio matches {len(judged)} records of different lineages, and "
             "neither a sidecar, a C2PA manifest nor a recorded path says which is this file's; "
@@ -401,10 +416,6 @@ def clear(
         # How the file's record was found matters where it could have been another's.
         shown = how if record is own and (several or how != "recorded for this path") else ""
         _print_verdict(record, verdict, how=shown, lineage=several)
-    if own is not None:
-        state = judged[0][1].state
-    else:  # nothing says which is this file's: the worst of them stands
-        state = max((v.state for _, v in judged), key=STATES.index) if judged else NOT_CLEARED
     if EXIT_CODES[state]:
         raise typer.Exit(code=EXIT_CODES[state])
 

@@ -86,13 +86,20 @@ def new(
     license: Annotated[Optional[str], typer.Option(
         help="Its own license (default LicenseRef-Studio-Owned).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the random weights.")] = 0,
+    conditioning: Annotated[str, typer.Option(
+        help="attributes: mood, key, tempo, textures and instruments as the composer reads "
+             "prompts, plus the normalised description (so --key, --bpm and --mood steer it); "
+             "description: one look-up row per whole description; t5: attributes, with the "
+             "description read by t5-base (Apache-2.0) from the local Hugging Face cache, "
+             "never downloaded.")] = "attributes",
 ) -> None:
     """Create a randomly initialised MusicGen to train from scratch on the studio's licensed data."""
     from soundscape.models import create_model
 
     ws = workspace()
     with open_ledger(reconcile=True) as ledger:
-        record = create_model(ledger, ws, name, arch, license=license, seed=seed)
+        record = create_model(ledger, ws, name, arch, license=license, seed=seed,
+                              conditioning=conditioning)
     say(f"model {record.name} ({record.id}): {_arch_line(record.architecture)}")
     say(f"  {record.path}; license {record.license}; lineage: none yet (train it with "
         f"`soundscape train --model {record.name} --dataset NAME --out NEW`)")
@@ -121,6 +128,7 @@ def show(
     name: Annotated[str, typer.Argument(help="A registered model's name.")],
     policy: Annotated[Optional[list[str]], typer.Option(
         help="Clear under these policies only (default: every policy).")] = None,
+    as_json: Json = False,
 ) -> None:
     """Architecture, size, hashes, base model, datasets per license and clearance per policy."""
     from soundscape.models import model_report
@@ -128,6 +136,17 @@ def show(
     with open_ledger() as ledger:
         report = model_report(ledger, name, policies=policy)
     m = report["record"]
+    if as_json:
+        print_json({"name": m.name, "id": m.id, "engine": m.engine, "recorded": m.recorded,
+                    "architecture": m.architecture, "path": m.path, "files": report["files"],
+                    "lm_sha256": m.lm_sha256, "compression_sha256": m.compression_sha256,
+                    "license": m.license, "base_model": m.base_model,
+                    "base_model_license": m.base_model_license, "lineage_unknown": m.lineage_unknown,
+                    "datasets": report["datasets"], "training": m.training,
+                    "verdicts": {name: {"state": v.state, "reasons": list(v.reasons),
+                                        "conditions": list(v.conditions)}
+                                 for name, v in report["verdicts"].items()}})
+        return
     say(f"model {m.name} ({m.id}), engine {m.engine}, recorded {m.recorded}")
     say(f"  architecture: {_arch_line(m.architecture)}")
     say(f"  folder: {m.path} (files {report['files']})")

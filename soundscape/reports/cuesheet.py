@@ -191,6 +191,7 @@ class Cue:
     """What must be settled before a NEEDS REVIEW cue clears."""
     contributors: list[dict] = field(default_factory=list)  # human contributors from the cue list
     filing: dict = field(default_factory=dict)              # the production's filing facts
+    watermark: str | None = None   # the mark's payload (docs/watermark.md), None when unmarked
 
 
 @dataclass
@@ -547,7 +548,8 @@ def _cue(sequence: int, record: OutputRecord, facts: dict, frames: tuple[int, in
         record_id=record.id, file=record.path, prompt=record.prompt,
         kind=record.cue_kind or str((record.parameters or {}).get("kind") or ""),
         seed=record.seed, created=record.created,
-        loudness_lufs=(record.mastering or {}).get("loudness_lufs"))
+        loudness_lufs=(record.mastering or {}).get("loudness_lufs"),
+        watermark=(record.watermark or {}).get("payload"))
 
 
 def _production(first: dict, first_record: OutputRecord, cues: list[Cue], *, episode: str,

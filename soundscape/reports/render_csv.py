@@ -12,7 +12,7 @@ COLUMNS: tuple[str, ...] = (
     "sequence", "cue_id", "cue_title", "usage", "timecode_in", "timecode_out", "duration",
     "duration_seconds", "composer", "publisher", "ai_generated", "ai_disclosure", "engine",
     "model", "lineage", "licenses", "clearance", "policy", "reasons", "obligations",
-    "audio_sha256", "ledger_record", "file", "conditions",
+    "audio_sha256", "ledger_record", "file", "conditions", "watermark",
 )
 # Characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection").
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -49,7 +49,7 @@ def rows(sheet) -> list[dict]:
             "clearance": cue.status, "policy": p.policy, "reasons": " | ".join(cue.reasons),
             "obligations": " | ".join(cue.obligations), "audio_sha256": cue.audio_sha256,
             "ledger_record": cue.record_id, "file": cue.file,
-            "conditions": " | ".join(cue.conditions),
+            "conditions": " | ".join(cue.conditions), "watermark": cue.watermark or "",
         })
     return out
 

@@ -189,7 +189,8 @@ def _cue_section(c, policy: str, png: bytes | None, base_dir: Path | None) -> li
             ("Lineage", c.lineage.text, False),
             ("Licenses", ", ".join(f"{lic} ×{n}" for lic, n in c.lineage.licenses.items()) or "none", False),
             ("Prompt", c.prompt, False), ("Audio sha256", c.audio_sha256, True),
-            ("Ledger record", c.record_id, True), ("File", c.file, True)):
+            ("Ledger record", c.record_id, True), ("File", c.file, True),
+            ("Watermark", c.watermark or "none", True)):
         out.append(_row(label, value, mono=mono))
     out.append("</table>")
     out.append(f"<p><b>Clearance ({escape(policy)}):</b> {_status(c.status)}</p>")

@@ -58,3 +58,28 @@ def test_output_to_a_pipe_is_never_cut(tmp_path):
     assert made.returncode == 0, made.stderr
     line = next(line for line in made.stdout.splitlines() if "LUFS" in line)
     assert name in line and "…" not in line and len(line) > 80
+
+
+def test_verify_clear_model_show_and_batch_json(tmp_path):
+    run = _runner(tmp_path / "home")
+    assert run("keys", "init").returncode == 0
+    made = run("generate", "calm pad", "--duration", "10", "--seed", "3", "--out", tmp_path / "bed.wav")
+    assert made.returncode == 0, made.stderr
+    verified = run("verify", tmp_path / "bed.wav", "--json")
+    doc = json.loads(verified.stdout)
+    assert verified.returncode == 0 and doc["verified"] is True
+    assert {c["name"] for c in doc["checks"]} >= {"audio hash", "ledger record"} and all(c["ok"] for c in doc["checks"])
+    cleared = run("clear", tmp_path / "bed.wav", "--policy", "broadcast-commercial", "--json")
+    doc = json.loads(cleared.stdout)
+    assert cleared.returncode == 0 and doc["state"] == "CLEARED"
+    assert [v["own"] for v in doc["verdicts"]] == [True] and doc["own_record"] == doc["verdicts"][0]["record"]
+    (tmp_path / "cues.yaml").write_text(
+        'production: {title: "Deep Water", episode: "S01E07", policy: broadcast-commercial}\n'
+        'cues:\n  - {id: "1M1", kind: sting, usage: BI, duration: 3, mood: tense}\n'
+        '  - {id: "1M2", kind: sting, usage: BI, duration: 3, mood: calm}\n', encoding="utf-8")
+    batch = run("batch", tmp_path / "cues.yaml", "--out", tmp_path / "ep", "--workers", "1", "--json")
+    assert batch.returncode == 0, batch.stderr
+    rows = [json.loads(line) for line in batch.stdout.splitlines()]
+    assert [(r["cue"], r["status"], r["clearance"]) for r in rows] == [
+        ("1M1", "rendered", "CLEARED"), ("1M2", "rendered", "CLEARED")]
+    assert all(abs(r["loudness_lufs"] - (-23.0)) < 0.5 and r["record"] for r in rows)

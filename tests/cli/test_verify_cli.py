@@ -57,7 +57,8 @@ def test_a_signed_output_verifies(signed):
     assert sidecar["audio_sha256"] == audio_sha256(signed["file"])  # signing left the audio alone
     result, lines = _verify(signed["home"], signed["file"])
     assert result.exit_code == 0, result.output
-    assert set(lines) == {"manifest", "signer", "bext", "iXML", "audio", "ledger", "inclusion"}
+    assert set(lines) == {"manifest", "signer", "bext", "iXML", "audio", "ledger", "inclusion",
+                          "watermark"}
     assert all(line.startswith("PASS") for line in lines.values())
     assert signed["record"] in lines["ledger"]
     assert "VERIFIED" in result.output.splitlines()[-1]

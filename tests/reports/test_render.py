@@ -67,6 +67,8 @@ def test_csv_has_documented_columns_and_one_row_per_cue(sheets, rendered_episode
     presets = sheets["rendered"].cues[1].lineage.presets
     assert presets and bed["licenses"] == f"CC0-1.0 x2; MIT x{len(presets)}"
     assert re.fullmatch(r"[0-9a-f]{64}", bed["audio_sha256"])
+    # Every rendered cue carries its mark's payload (ledger key id - mark id).
+    assert all(re.fullmatch(r"[0-9a-f]{4}-[0-9a-f]{8}", r["watermark"]) for r in rows)
 
 
 def test_csv_column_order_is_the_documented_one():

@@ -6,7 +6,7 @@ second on a CPU), and the ``small`` and ``medium`` architectures of the released
 keeps in a checkpoint's ``xp.cfg``, so an exported model rebuilds itself with
 ``MusicGen.get_pretrained(DIR)``.
 
-The text conditioner is audiocraft's look-up-table conditioner with the ``noop`` tokenizer: the
+The text conditioner (with ``conditioning="description"``) is audiocraft's look-up-table conditioner with the ``noop`` tokenizer: the
 T5 conditioner of the released models needs downloaded weights and the ``whitespace`` tokenizer a
 downloaded spaCy model, and soundscape never downloads at run time.
 """
@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from soundscape.engines.musicgen.conditioning import conditioner_config
 from soundscape.errors import ParameterError
 
 ARCHS = ("tiny", "small", "medium")
@@ -103,13 +104,18 @@ _SIZES: dict[str, dict[str, Any]] = {
 }
 
 
-def model_config(arch: str, *, seed: int = 0, overrides: dict | None = None) -> DictConfig:
+def model_config(arch: str, *, seed: int = 0, overrides: dict | None = None,
+                 conditioning: str = "description") -> DictConfig:
     """The full config (compression model and LM) of a model of size ``arch``.
 
     Args:
         arch: "tiny", "small" or "medium".
         seed: recorded in the config; :func:`build_model` initialises the weights from it.
         overrides: dotted keys to set afterwards, e.g. ``{"dataset.segment_duration": 2.0}``.
+        conditioning: "description" (one look-up row per whole description) or "attributes"
+            (mood, key, tempo band, textures and instruments as the composer's prompt parser
+            reads them, plus the normalised description: see
+            :mod:`soundscape.engines.musicgen.conditioning`).
 
     Returns:
         An OmegaConf config in the form audiocraft stores as a checkpoint's ``xp.cfg``.
@@ -123,6 +129,12 @@ def model_config(arch: str, *, seed: int = 0, overrides: dict | None = None) -> 
     cfg.transformer_lm.card = cfg.rvq.bins
     cfg.transformer_lm.n_q = cfg.rvq.n_q
     cfg.codebooks_pattern.delay.delays = list(range(cfg.rvq.n_q))
+    lut = cfg.conditioners.description.lut
+    chosen = conditioner_config(conditioning, description_bins=int(lut.n_bins), dim=int(lut.dim))
+    cfg.conditioners = chosen["conditioners"]
+    cfg.fuser.cross = chosen["fuser"]["cross"]
+    cfg.attribute_dropout = chosen["attribute_dropout"]
+    cfg.soundscape.conditioning = chosen["soundscape"]["conditioning"]
     cfg.soundscape.arch = arch
     cfg.soundscape.seed = seed
     for key, value in (overrides or {}).items():
@@ -140,13 +152,19 @@ def build_from_config(cfg: DictConfig, *, device: str | torch.device = "cpu"):
     cfg = copy.deepcopy(cfg)
     cfg.device = str(device)
     compression_model = ac_builders.get_compression_model(cfg)
+    if cfg.conditioners.description.get("model") == "t5":
+        # audiocraft's T5 conditioner loads by hub name: offline, it reads the cache only.
+        import os
+
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["TRANSFORMERS_OFFLINE"] = "1"
     lm = ac_builders.get_lm_model(cfg)
     lm.cfg = cfg  # audiocraft's loaders attach it too; MusicGen reads max_duration from it
     return compression_model.eval(), lm.eval()
 
 
 def build_model(arch: str, *, seed: int = 0, device: str | torch.device = "cpu",
-                overrides: dict | None = None):
+                overrides: dict | None = None, conditioning: str = "description"):
     """A randomly initialised MusicGen of size ``arch``: ``(compression_model, lm)``.
 
     The same ``arch``, ``seed`` and ``overrides`` give the same weights on any machine (the
@@ -157,11 +175,12 @@ def build_model(arch: str, *, seed: int = 0, device: str | torch.device = "cpu",
         seed: seed for the weights.
         device: where the returned modules live.
         overrides: dotted config keys to change (see :func:`model_config`).
+        conditioning: "description" or "attributes" (see :func:`model_config`).
 
     Returns:
         ``(compression_model, lm)``; ``lm.cfg`` is the config, ready for :func:`export_model`.
     """
-    cfg = model_config(arch, seed=seed, overrides=overrides)
+    cfg = model_config(arch, seed=seed, overrides=overrides, conditioning=conditioning)
     devices = [torch.device(device)] if torch.device(device).type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from soundscape.engines.base import EngineIdentity, ModelFiles, ProgressFn
+from soundscape.engines.musicgen import conditioning
 from soundscape.errors import AudioError, ModelError, ParameterError
 from soundscape.render import LOOP_OVERLAP_SECONDS, Lineage, Render, SampleUse
 from soundscape.spec import CueSpec
@@ -91,6 +92,7 @@ class MusicGenEngine:
         self.model = load_model(self.model_dir, device=self.device, name=model_name)
         self.extend_stride = extend_stride
         self.notes: list[str] = []
+        self._warned: set[str] = set()
 
     @classmethod
     def from_modules(cls, compression_model, lm, *, model_name: str = "in-memory",
@@ -116,6 +118,7 @@ class MusicGenEngine:
         engine.compression_sha256 = state_sha256(compression_model)
         engine.extend_stride = extend_stride
         engine.notes = []
+        engine._warned = set()
         return engine
 
     @classmethod
@@ -250,14 +253,15 @@ class MusicGenEngine:
         specs = [job[1] for job in chunk]
         frames = frames_for(seconds, self.model.frame_rate)
         prompt_rows = None if prompt is None else prompt.expand(batch, -1, -1).contiguous()
-        codes = generate_codes(self.model, [s.prompt for s in specs], [s.seed for s in specs],
+        conditions = [self._condition(s) for s in specs]
+        codes = generate_codes(self.model, conditions, [s.seed for s in specs],
                                frames=frames, params=params, prompt=prompt_rows,
                                extend_stride=self.extend_stride,
                                on_step=lambda n: on_rows(n * batch))
         audio_rows = decode_rows(self.model, codes)
         n_samples = int(round(seconds * self.sample_rate))
         renders = []
-        for job, audio in zip(chunk, audio_rows):
+        for job, audio, condition in zip(chunk, audio_rows, conditions):
             spec, source = job[1], job[4]
             audio = audio.numpy().astype(np.float32, copy=False)
             if audio.shape[-1] < n_samples:
@@ -277,12 +281,29 @@ class MusicGenEngine:
                 "device": str(self.device),
                 "compression_sha256": self.compression_sha256,
             }
+            details["conditioning"] = conditioning.received(self.model.lm, condition)
+            details["intent"] = conditioning.received_intent(self.model.lm, condition, spec)
             if source is not None:
                 details["continued_from"] = {"id": source.id, "prompt_seconds":
                                              prompt.shape[-1] / self.model.frame_rate}
             renders.append(Render(spec=spec, audio=audio, sample_rate=self.sample_rate,
                                   lineage=lineage, details=details))
         return renders
+
+    def _condition(self, spec: CueSpec):
+        """The condition the model gets for ``spec``, warning once per prompt it cannot hear."""
+        lm = self.model.lm
+        if conditioning.model_kind(lm) == conditioning.DESCRIPTION:
+            return spec.prompt
+        condition = conditioning.condition_for_spec(spec)
+        if not conditioning.known_to_model(lm, condition) and spec.prompt not in self._warned:
+            self._warned.add(spec.prompt)
+            note = (f"musicgen: no word of the prompt {spec.prompt[:60]!r} names a mood, key, "
+                    f"tempo, texture or instrument model {self.model_name} knows; it hears only "
+                    f"the description (try words such as calm, rain, bells, or --key/--bpm/--mood)")
+            self.notes.append(note)
+            logger.warning(note)
+        return condition
 
     # --- continuation -------------------------------------------------------------------------
 
@@ -303,7 +324,7 @@ class MusicGenEngine:
         wav = convert_audio(wav, rate, self.sample_rate, self.model.audio_channels)
         keep = int(min(MAX_PROMPT_SECONDS, 0.5 * self.window_seconds) * self.sample_rate)
         wav = wav[..., -keep:]
-        with torch.no_grad():
+        with torch.inference_mode():
             codes, scale = self.model.compression_model.encode(wav[None].to(self.device))
         if codes.shape[-1] == 0:
             raise AudioError(f"continuation asset {source.id} is too short to continue from")

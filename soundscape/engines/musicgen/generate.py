@@ -112,18 +112,26 @@ def sample_tokens(logits: torch.Tensor, uniforms: torch.Tensor, params: Sampling
     return tokens
 
 
-def condition_tensors(lm, descriptions: Sequence[str | None], *, guided: bool):
-    """Tokenize and encode the text conditions; with ``guided``, the null conditions follow."""
-    from audiocraft.modules.conditioners import ClassifierFreeGuidanceDropout, ConditioningAttributes
+def condition_tensors(lm, conditions: Sequence, *, guided: bool):
+    """Tokenize and encode the conditions; with ``guided``, the null conditions follow.
 
-    attributes = [ConditioningAttributes(text={"description": d}) for d in descriptions]
+    Each row is a description (str or None) or a
+    :class:`~soundscape.engines.musicgen.conditioning.Condition`; see
+    :func:`~soundscape.engines.musicgen.conditioning.to_attributes` for what each kind of model
+    receives.
+    """
+    from audiocraft.modules.conditioners import ClassifierFreeGuidanceDropout
+
+    from soundscape.engines.musicgen.conditioning import to_attributes
+
+    attributes = to_attributes(lm, conditions)
     if guided:
         attributes = attributes + ClassifierFreeGuidanceDropout(p=1.0)(attributes)
     tokenized = lm.condition_provider.tokenize(attributes)
     return lm.condition_provider(tokenized)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def sample_window(lm, cond, prompt: torch.Tensor | None, gen_len: int, noise: RowNoise,
                   params: SamplingParams, *, batch_size: int, on_step: StepFn | None = None,
                   autocast=None) -> torch.Tensor:
@@ -302,15 +310,21 @@ def plan_windows(total: int, prompt_len: int, window: int, stride: int) -> list[
     return plan
 
 
-@torch.no_grad()
-def generate_codes(model, descriptions: Sequence[str | None], seeds: Sequence[int], *,
+@torch.inference_mode()
+def generate_codes(model, descriptions: Sequence, seeds: Sequence[int], *,
                    frames: int, params: SamplingParams, prompt: torch.Tensor | None = None,
                    extend_stride: float | None = None, on_step: StepFn | None = None) -> torch.Tensor:
     """Codes [B, K, frames] for a batch of descriptions, continuing ``prompt`` codes when given.
 
+    Runs under ``torch.inference_mode()`` (no autograd graph, no version counters): the caller
+    need not wrap it in ``torch.no_grad``, and the codes it returns are inference tensors (clone
+    them before using them in training). bench/inference_mode.py measures the difference.
+
     Args:
         model: audiocraft ``MusicGen`` (its LM, frame rate and window are used).
-        descriptions: one text per row (None for unconditional).
+        descriptions: one condition per row: a text (None for unconditional), or a
+            :class:`~soundscape.engines.musicgen.conditioning.Condition` for models with
+            attribute conditioners.
         seeds: one seed per row; a row's codes depend only on its seed, text and params.
         frames: codes to generate after the prompt.
         params: sampling parameters shared by the batch.
@@ -365,9 +379,11 @@ def total_steps(model, frames: int, prompt_len: int, extend_stride: float | None
     return steps
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def decode_rows(model, codes: torch.Tensor) -> list[torch.Tensor]:
     """Decode each row on its own, so a row's audio never depends on its batch (float32, CPU).
+
+    Runs under ``torch.inference_mode()``, as :func:`generate_codes` does.
 
     Decoding is a small share of the work next to the LM, and per-row decoding keeps the samples
     bit-identical whether a cue was generated alone or inside a batch.

@@ -42,7 +42,9 @@ from soundscape.atomic import atomic_path
 from soundscape.engines.musicgen import codec_train
 from soundscape.engines.musicgen.checkpoint import (COMPRESSION_FILE, check_model_dir,
                                                     checkpoint_hashes, export_model, file_sha256,
-                                                    load_modules)
+                                                    load_modules, package_config, read_package)
+from soundscape.engines.musicgen.conditioning import (Condition, condition_for_clip,
+                                                       read_sidecar, to_attributes)
 from soundscape.engines.musicgen.distributed import DistContext
 from soundscape.engines.musicgen.lora import add_lora, lora_parameters, merge_lora
 from soundscape.engines.musicgen.schedule import make_schedule
@@ -102,7 +104,7 @@ class TrainResult:
 class _Item:
     path: Path
     sha256: str
-    description: str | None
+    description: Condition
 
 
 def _field(asset, name: str, default=None):
@@ -119,16 +121,13 @@ def _items(dataset_assets: Sequence) -> list[_Item]:
         if not path.is_file():
             raise AudioError(f"training audio {path} is missing")
         sha = _field(asset, "audio_sha256") or _field(asset, "sha256") or file_sha256(path)
-        text = _field(asset, "description")
-        if not text:
-            sidecar = path.with_suffix(".json")
-            if sidecar.is_file():
-                try:
-                    text = json.loads(sidecar.read_text()).get("description")
-                except (ValueError, OSError):
-                    text = None
-        text = text or _field(asset, "title")
-        items.append(_Item(path, str(sha), str(text).strip() if text else None))
+        # The clip's condition: its description (else its sidecar's, else its title) and, for
+        # models with attribute conditioners, the mood, key, tempo, textures and instruments its
+        # sidecar records (a corpus clip's) or the prompt parser reads in its text.
+        sidecar = read_sidecar(path)
+        text = _field(asset, "description") or sidecar.get("description") or _field(asset, "title")
+        items.append(_Item(path, str(sha), condition_for_clip(sidecar, str(text).strip() if text
+                                                              else None)))
     if not items:
         raise ParameterError("the dataset has no audio to train on")
     return items
@@ -162,11 +161,9 @@ def _crop_batch(lengths: list[int], batch_size: int, segment: int, generator: to
 
 # --- the steps --------------------------------------------------------------------------------
 
-def lm_loss(lm, codes: torch.Tensor, valid: torch.Tensor, descriptions: list[str | None]):
+def lm_loss(lm, codes: torch.Tensor, valid: torch.Tensor, descriptions: list):
     """MusicGen's training loss: cross-entropy per codebook over valid steps, averaged over K."""
-    from audiocraft.modules.conditioners import ConditioningAttributes
-
-    conditions = [ConditioningAttributes(text={"description": d}) for d in descriptions]
+    conditions = to_attributes(lm, descriptions)
     output = lm.compute_predictions(codes, conditions)
     mask = output.mask & valid
     total = codes.new_zeros((), dtype=torch.float32)

@@ -66,6 +66,13 @@ class Provenance:
     ledger: dict | None = None
     metadata: dict = field(default_factory=dict)
     training_mining: str = "notAllowed"
+    watermark: dict | None = None
+
+
+# C2PA 2.1 §18.8 (soft binding): the assertion that names a watermark carried in the content,
+# and the action (§18.15, "c2pa.watermarked") that says it was embedded.
+SOFT_BINDING_LABEL = "c2pa.soft-binding"
+SOFT_BINDING_ALG = "org.soundscape.ss1"
 
 
 def source_type(engine: str) -> str:
@@ -137,15 +144,26 @@ def build_manifest(facts: Provenance, *, mime: str) -> dict:
                   if facts.continuation_sources else {})}
     ledger = {"audio_sha256": facts.audio_sha256, "prompt": facts.prompt,
               "metadata": facts.metadata, **(facts.ledger or {})}
+    actions = [created]
+    soft_binding = []
+    if facts.watermark:
+        ledger["watermark"] = facts.watermark
+        actions.append({"action": "c2pa.watermarked", "softwareAgent": agent,
+                        "parameters": {"scheme": facts.watermark.get("scheme"),
+                                       "payload": facts.watermark.get("payload")}})
+        soft_binding = [{"label": SOFT_BINDING_LABEL, "data": {
+            "alg": SOFT_BINDING_ALG,
+            "blocks": [{"scope": {}, "value": facts.watermark.get("payload")}]}}]
     return {
         "claim_generator_info": [{"name": "soundscape", "version": __version__}],
         "title": facts.title,
         "format": mime,
         "assertions": [
-            {"label": "c2pa.actions.v2", "data": {"actions": [created]}},
+            {"label": "c2pa.actions.v2", "data": {"actions": actions}},
             {"label": TRAINING_MINING_LABEL, "data": {"entries": entries}},
             {"label": LINEAGE_LABEL, "data": lineage},
             {"label": LEDGER_LABEL, "data": ledger},
+            *soft_binding,
         ],
         "ingredients": ingredients,
     }

@@ -77,7 +77,8 @@ def provenance_of(path: Path, sidecar: dict, record: OutputRecord, ledger: Ledge
                               for s in sidecar.get("ingredients") or []],
         prompt=sidecar.get("prompt"),
         ledger={"record_id": record.id, "checkpoint": proof["checkpoint"], "inclusion_proof": proof},
-        metadata=written_metadata(path), training_mining=training_mining)
+        metadata=written_metadata(path), training_mining=training_mining,
+        watermark=sidecar.get("watermark"))
 
 
 def sign_recorded_output(path: str | Path, sidecar: dict, record: OutputRecord,

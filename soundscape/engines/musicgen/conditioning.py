@@ -1,0 +1,366 @@
+"""What a MusicGen model is conditioned on: musical attributes read by the composer's prompt parser.
+
+A description hashed whole to one embedding row does not generalise: "Rain." and "rain" land on
+different rows, and an unseen phrasing on an untrained one. So a model built with
+``conditioning="attributes"`` has one audiocraft look-up-table conditioner per attribute the
+composer already understands (mood, key, tempo band, two texture slots, two instrument slots),
+each filled by :func:`soundscape.spec.read_prompt` (or a corpus clip's sidecar), plus the
+description normalised (lower case, punctuation stripped).
+
+The conditioners are stock ``LUTConditioner``s with the ``noop`` tokenizer, so audiocraft's own
+``MusicGen.get_pretrained`` still loads the folder. ``noop`` hashes a string to a row (sha256 mod
+the table size), and the hash collides: each vocabulary value is therefore *spelt* as a token
+that lands on a row of its own (the value, else the value with a ``~N`` suffix), and the
+spelling table is stored in the model's config (``soundscape.conditioning.tokens``), so a model
+keeps its rows even if the vocabulary grows later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from soundscape.errors import ParameterError
+from soundscape.spec import INSTRUMENTS, MODES, MOODS, TEXTURES, Key, parse_key, read_prompt
+
+DESCRIPTION = "description"
+# The conditioners of an attribute model, in the order the fuser sees them.
+ATTRIBUTES = ("mood", "key", "tempo", "texture", "texture_2", "instrument", "instrument_2")
+KINDS = ("description", "attributes", "t5")
+# The one text encoder soundscape accepts, and only from the studio's own disk (never
+# downloaded): Google's t5-base, Apache-2.0 (its model card on the Hugging Face hub).
+T5_NAME = "t5-base"
+T5_LICENSE = "Apache-2.0"
+
+# Tempo bands: the composer's tempo words (spec.TEMPO_WORDS) grouped into five bands, upper
+# bounds exclusive. A band, not a bpm: a look-up table cannot interpolate between numbers.
+TEMPO_BANDS: tuple[tuple[str, float], ...] = (
+    ("very slow", 56.0), ("slow", 72.0), ("moderate", 96.0), ("lively", 120.0),
+    ("fast", float("inf")))
+
+# Where an attribute's value came from counts as "said" when the user said it.
+_SAID = ("flag", "prompt")
+
+
+def tempo_band(bpm: float | None) -> str | None:
+    """The band a tempo falls in (None for None or anything that is not a positive number)."""
+    try:
+        bpm = float(bpm)
+    except (TypeError, ValueError):
+        return None
+    if not bpm > 0:
+        return None
+    for name, upper in TEMPO_BANDS:
+        if bpm < upper:
+            return name
+    return TEMPO_BANDS[-1][0]
+
+
+def normalise_description(text: str | None) -> str | None:
+    """Lower case, punctuation stripped, spaces collapsed: "Rain." and " rain " are one row.
+
+    ``#`` stays (it spells F# major); a text with no words left is None (unconditional).
+    """
+    if text is None:
+        return None
+    words = re.sub(r"[^\w#]+", " ", str(text).lower()).split()
+    return " ".join(words) or None
+
+
+def vocabulary() -> dict[str, tuple[str, ...]]:
+    """Every value each attribute conditioner knows (lower case, as the prompt parser names them)."""
+    keys = tuple(Key(tonic, mode).name.lower() for tonic in range(12) for mode in MODES)
+    return {
+        "mood": tuple(MOODS),
+        "key": keys,
+        "tempo": tuple(name for name, _ in TEMPO_BANDS),
+        "texture": TEXTURES, "texture_2": TEXTURES,
+        "instrument": INSTRUMENTS, "instrument_2": INSTRUMENTS,
+    }
+
+
+def _row(token: str, n_bins: int) -> int:
+    # audiocraft's NoopTokenizer (utils.hash_trick): sha256 of the UTF-8 text, modulo the table.
+    return int(hashlib.sha256(token.encode("utf-8")).hexdigest(), 16) % n_bins
+
+
+def table_size(values: Sequence[str]) -> int:
+    """A power of two at least four times the vocabulary, so spelling finds free rows quickly."""
+    size = 16
+    while size < 4 * len(values):
+        size *= 2
+    return size
+
+
+def spell_tokens(values: Sequence[str], n_bins: int) -> dict[str, str]:
+    """Each value's token: the value itself, else ``value~N`` for the first N whose row is free.
+
+    Row 0 is audiocraft's padding row (an absent attribute) and is never given to a value.
+    """
+    taken, tokens = {0}, {}
+    for value in values:
+        token, n = value, 0
+        while _row(token, n_bins) in taken:
+            n += 1
+            token = f"{value}~{n}"
+        taken.add(_row(token, n_bins))
+        tokens[value] = token
+    return tokens
+
+
+def find_local_t5() -> Path | None:
+    """The t5-base snapshot in the Hugging Face cache, or None; never downloads."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(T5_NAME, local_files_only=True))
+    except Exception:  # not cached (LocalEntryNotFoundError), or no hub client at all
+        return None
+
+
+def require_local_t5() -> Path:
+    """The cached t5-base, else one line saying it is absent and what to do."""
+    from soundscape.errors import ModelError
+
+    found = find_local_t5()
+    if found is None:
+        raise ModelError(f"no local T5 text encoder: {T5_NAME} ({T5_LICENSE}) is not in the "
+                         f"Hugging Face cache and soundscape never downloads it; put it there "
+                         f"first, or use --conditioning attributes")
+    return found
+
+
+def conditioner_config(kind: str, *, description_bins: int, dim: int) -> dict[str, Any]:
+    """The ``conditioners``, ``fuser`` and ``attribute_dropout`` config entries for ``kind``,
+    plus ``soundscape.conditioning`` (the kind and, for attributes, the spelling table).
+
+    ``t5`` is the attributes with the description read by a local t5-base instead of a look-up
+    table (:func:`require_local_t5` must find it)."""
+    if kind not in KINDS:
+        raise ParameterError(f"unknown conditioning {kind!r}: choose {', '.join(KINDS)}")
+    lut = {"n_bins": description_bins, "dim": dim, "tokenizer": "noop"}
+    conditioners = {DESCRIPTION: {"model": "lut", "lut": lut}}
+    if kind == DESCRIPTION:
+        return {"conditioners": conditioners,
+                "fuser": {"cross": [DESCRIPTION]}, "attribute_dropout": {},
+                "soundscape": {"conditioning": {"kind": kind}}}
+    tokens = {}
+    for name, values in vocabulary().items():
+        size = table_size(values)
+        conditioners[name] = {"model": "lut", "lut": {"n_bins": size, "dim": dim,
+                                                      "tokenizer": "noop"}}
+        tokens[name] = spell_tokens(values, size)
+    # Dropping each attribute now and then (as audiocraft's attribute dropout does for genre or
+    # artist) teaches the model to answer to any subset of them; the description is dropped
+    # more often so that the attributes, which generalise, carry the condition.
+    dropout = {name: 0.1 for name in ATTRIBUTES}
+    dropout[DESCRIPTION] = 0.5
+    conditioning: dict[str, Any] = {"kind": kind, "tokens": tokens}
+    if kind == "t5":
+        path = require_local_t5()
+        conditioners[DESCRIPTION] = {"model": "t5", "t5": {"name": T5_NAME, "finetune": False,
+                                                           "word_dropout": 0.0,
+                                                           "normalize_text": False}}
+        conditioning["text_encoder"] = {"name": T5_NAME, "license": T5_LICENSE,
+                                        "path": str(path)}
+    return {"conditioners": conditioners,
+            "fuser": {"cross": [DESCRIPTION, *ATTRIBUTES]},
+            "attribute_dropout": {"text": dropout},
+            "soundscape": {"conditioning": conditioning}}
+
+
+@dataclass(frozen=True)
+class Condition:
+    """What one clip or cue tells the model; None means "not said" (audiocraft's null row)."""
+
+    description: str | None = None
+    mood: str | None = None
+    key: str | None = None
+    tempo: str | None = None
+    texture: str | None = None
+    texture_2: str | None = None
+    instrument: str | None = None
+    instrument_2: str | None = None
+    # The description as written: what a description-only model was trained on, row for row.
+    text: str | None = field(default=None, compare=False)
+
+    def describe(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "text"}
+
+    @property
+    def attributes_said(self) -> list[str]:
+        return [name for name in ATTRIBUTES if getattr(self, name) is not None]
+
+
+def condition_from_facts(*, description: str | None, mood: str | None = None,
+                         key: str | None = None, bpm: float | None = None,
+                         textures: Sequence[str] = (), instruments: Sequence[str] = ()) -> Condition:
+    """A condition from plain facts (a corpus sidecar's fields, or an intent's)."""
+    key_name = None
+    if key:
+        try:
+            key_name = parse_key(str(key)).name.lower()
+        except ParameterError:
+            key_name = None
+    textures, instruments = list(textures or ()), list(instruments or ())
+    return Condition(
+        description=normalise_description(description), mood=(mood or None) and str(mood).lower(),
+        key=key_name, tempo=tempo_band(bpm),
+        texture=textures[0] if textures else None,
+        texture_2=textures[1] if len(textures) > 1 else None,
+        instrument=instruments[0] if instruments else None,
+        instrument_2=instruments[1] if len(instruments) > 1 else None,
+        text=description)
+
+
+def condition_from_text(text: str | None) -> Condition:
+    """What the prompt parser hears in ``text`` (nothing a mood would default)."""
+    if not text:
+        return Condition()
+    heard = read_prompt(text)
+    key = heard["key"].name if heard["key"] is not None else None
+    return condition_from_facts(description=text, mood=heard["mood"], key=key, bpm=heard["bpm"],
+                                textures=heard["textures"], instruments=heard["instruments"])
+
+
+def condition_for_clip(sidecar: dict | None, description: str | None) -> Condition:
+    """A training clip's condition: its sidecar's mood, key, bpm, textures and instruments where
+    it records them (a ``soundscape corpus`` clip does), else what the parser reads in its text."""
+    sidecar = sidecar if isinstance(sidecar, dict) else {}
+    facts = sidecar.get("intent") if isinstance(sidecar.get("intent"), dict) else sidecar
+    text = description or sidecar.get("description") or sidecar.get("prompt")
+    # audiocraft-style manifests say "moods" (a list), "instrument" and "texture" (one each).
+    moods = facts.get("moods") if isinstance(facts.get("moods"), list) else []
+    mood = facts.get("mood") or (moods[0] if moods else None)
+    textures = facts.get("textures") or ([facts["texture"]] if facts.get("texture") else [])
+    instruments = (facts.get("instruments")
+                   or ([facts["instrument"]] if facts.get("instrument") else []))
+    if not any((mood, facts.get("key"), facts.get("bpm"), textures, instruments)):
+        return condition_from_text(text)
+    heard = condition_from_text(text)
+    return condition_from_facts(
+        description=text, mood=mood or heard.mood, key=facts.get("key") or heard.key,
+        bpm=facts.get("bpm") or None, textures=textures or [t for t in (heard.texture,
+                                                                          heard.texture_2) if t],
+        instruments=instruments or [i for i in (heard.instrument, heard.instrument_2) if i])
+
+
+def read_sidecar(audio_path: str | Path) -> dict:
+    """The JSON sidecar next to an audio file (``x.json`` or ``x.flac.json``), or {}."""
+    path = Path(audio_path)
+    for candidate in (path.with_suffix(".json"), path.with_name(path.name + ".json")):
+        if candidate.is_file():
+            try:
+                data = json.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return {}
+            return data if isinstance(data, dict) else {}
+    return {}
+
+
+def condition_for_spec(spec) -> Condition:
+    """What a cue tells the model: the mood, key and tempo the user said (flag or prompt; never
+    the ones the composer would pick from the mood or the seed), the prompt's textures and
+    instruments, and its description."""
+    intent = spec.intent
+    sources = intent.sources or {}
+    return condition_from_facts(
+        description=spec.prompt,
+        mood=intent.mood if sources.get("mood") in _SAID else None,
+        key=intent.key.name if sources.get("key") in _SAID else None,
+        bpm=intent.bpm if sources.get("bpm") in _SAID else None,
+        textures=intent.textures, instruments=intent.instruments)
+
+
+# --- onto a model ------------------------------------------------------------------------------
+
+def model_kind(lm) -> str:
+    """"attributes" when the LM has attribute conditioners, else "description"."""
+    names = set(getattr(lm.condition_provider, "conditioners", {}))
+    return "attributes" if set(ATTRIBUTES) <= names else DESCRIPTION
+
+
+def _tokens(lm) -> dict:
+    cfg = getattr(lm, "cfg", None)
+    sc = cfg.get("soundscape") if cfg is not None else None
+    cond = sc.get("conditioning") if sc is not None else None
+    tokens = cond.get("tokens") if cond is not None else None
+    if tokens is None:
+        return {}
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(tokens) if not isinstance(tokens, dict) else tokens
+
+
+def received(lm, condition: "Condition | str | None") -> dict:
+    """What ``lm`` actually gets for ``condition``: per conditioner, the value it hears (None for
+    its null row). A description-only model hears the raw text (as it was trained), a value an
+    attribute table does not list is heard as None."""
+    if not isinstance(condition, Condition):
+        text = condition
+        if model_kind(lm) == DESCRIPTION:
+            return {DESCRIPTION: text}
+        condition = condition_from_text(text)
+    if model_kind(lm) == DESCRIPTION:
+        return {DESCRIPTION: condition.text}
+    tokens = _tokens(lm)
+    out = {DESCRIPTION: condition.description}
+    for name in ATTRIBUTES:
+        value = getattr(condition, name)
+        out[name] = value if value is not None and value in tokens.get(name, {}) else None
+    return out
+
+
+def to_attributes(lm, conditions: Sequence["Condition | str | None"]):
+    """audiocraft ``ConditioningAttributes``, one per row, for every text conditioner ``lm`` has."""
+    from audiocraft.modules.conditioners import ConditioningAttributes
+
+    tokens = _tokens(lm)
+    names = list(getattr(lm.condition_provider, "text_conditions", [DESCRIPTION]))
+    rows = []
+    for condition in conditions:
+        heard = received(lm, condition)
+        text = {}
+        for name in names:
+            value = heard.get(name)
+            text[name] = tokens.get(name, {}).get(value) if name != DESCRIPTION and value else value
+        rows.append(ConditioningAttributes(text=text))
+    return rows
+
+
+def known_to_model(lm, condition: "Condition | str | None") -> bool:
+    """True when some conditioner of an attribute model knows a value ``condition`` carries
+    (description-only models: always True, they have no vocabulary to check)."""
+    if model_kind(lm) == DESCRIPTION:
+        return True
+    heard = received(lm, condition)
+    return any(heard.get(name) is not None for name in ATTRIBUTES)
+
+
+def received_intent(lm, condition: "Condition | str | None", spec) -> dict:
+    """The sidecar's ``intent`` for a MusicGen render: what the model received, not what the
+    composer would have chosen (a description-only model receives no mood, key or tempo)."""
+    heard = received(lm, condition)
+    sources = spec.intent.sources or {}
+    said = {}
+    for name, source_key in (("mood", "mood"), ("key", "key"), ("tempo", "bpm")):
+        if heard.get(name) is not None:
+            said[name] = sources.get(source_key, "prompt")
+    textures = [heard[n] for n in ("texture", "texture_2") if heard.get(n)]
+    instruments = [heard[n] for n in ("instrument", "instrument_2") if heard.get(n)]
+    return {
+        "conditioning": model_kind(lm),
+        "description": heard.get(DESCRIPTION),
+        "mood": heard.get("mood"),
+        "key": parse_key(heard["key"]).name if heard.get("key") else None,
+        "bpm": spec.intent.bpm if heard.get("tempo") is not None else None,
+        "tempo": heard.get("tempo"),
+        "textures": textures,
+        "instruments": instruments,
+        "sources": said,
+        "unknown_words": list(spec.intent.unknown),
+    }

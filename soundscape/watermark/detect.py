@@ -1,0 +1,169 @@
+"""Find the mark in any audio: search the block grid, decide on the sync, decode the payload.
+
+The detector never needs the original. It takes the log-magnitude of the marked bins, removes
+what is slow in time (the music's own spectrum, gain, codecs' band levels) and what is common
+to all bins in a frame (a limiter's gain), folds every block onto one (soft-combining them),
+and correlates the fold with the sync pattern at each of the 256 frame phases and two sub-frame
+offsets. The decision is on that correlation alone, normalised so that under no mark it is a
+Rademacher sum bounded by Hoeffding's inequality (docs/watermark.md derives the threshold).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import fft as sfft
+from scipy.ndimage import uniform_filter1d
+
+from soundscape.watermark import ecc
+from soundscape.watermark.layout import (BIN_HIGH, BIN_LOW, BLOCK_FRAMES, CHIP_BINS, CHIP_FRAMES,
+                                         HOP, N_BINS, N_CODE, N_COLS, N_FFT, SAMPLE_RATE, frames,
+                                         pattern, window)
+from soundscape.watermark.payload import PAYLOAD_BITS, Payload
+
+# The detector listens at 12 kHz: the marked band ends at 3.98 kHz, and a quarter of the rate
+# is a quarter of the transform (a 256-point frame on the same 46.875 Hz bins).
+DECIMATION = 4
+DETECT_RATE = SAMPLE_RATE // DECIMATION
+D_FFT, D_HOP = N_FFT // DECIMATION, HOP // DECIMATION
+SUB_OFFSETS = (0, D_HOP // 2)   # the grid is then at most 128 samples (at 48 kHz) off
+N_TESTS = BLOCK_FRAMES * len(SUB_OFFSETS)              # phases searched: the union bound's count
+FALSE_POSITIVE = 1e-6
+# Hoeffding: P(z >= t) <= exp(-t^2 / 2) per test, so N_TESTS * exp(-t^2/2) = 1e-6 gives t.
+THRESHOLD = math.sqrt(2.0 * math.log(N_TESTS / FALSE_POSITIVE))   # 6.33
+SMOOTH_FRAMES = 17      # the moving average taken out of each bin: 96 ms either side
+CLIP_DB = 12.0          # features clipped, so one loud onset cannot outvote a block
+WEIGHT_FRAMES = 17
+WEIGHT_FLOOR = 0.25
+CHUNK_FRAMES = 8192
+MIN_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What the detector found. ``payload`` is None when no mark is present or it did not decode."""
+
+    present: bool
+    z: float                 # the sync correlation, in standard deviations of a no-mark sum
+    p_value: float           # bound on the chance that unmarked audio scores this high
+    payload: Payload | None
+    data_z: float | None     # agreement of the data cells with the decoded codeword
+    blocks: float            # how many blocks' worth of audio were combined
+    offset: int              # sample offset of the block grid found
+
+    def describe(self) -> dict:
+        return {"present": self.present, "z": round(self.z, 2), "threshold": round(THRESHOLD, 2),
+                "p_value": float(f"{self.p_value:.3g}"),
+                "payload": self.payload.hex if self.payload else None,
+                "data_z": None if self.data_z is None else round(self.data_z, 2),
+                "blocks": round(self.blocks, 2), "offset": self.offset}
+
+
+def features(mono: np.ndarray, offset: int) -> np.ndarray:
+    """High-passed, clipped log-magnitudes of the marked bins: ``(frames, N_BINS)``."""
+    win = window(D_FFT)
+    fr = frames(mono, offset, size=D_FFT, hop=D_HOP)
+    out = np.empty((fr.shape[0], N_BINS), dtype=np.float32)
+    for k in range(0, fr.shape[0], CHUNK_FRAMES):
+        spec = sfft.rfft(fr[k:k + CHUNK_FRAMES] * win, axis=1)[:, BIN_LOW:BIN_HIGH]
+        out[k:k + CHUNK_FRAMES] = spec.real ** 2 + spec.imag ** 2
+    out += np.float32(1e-12)
+    np.log10(out, out=out)
+    out *= np.float32(10.0)
+    out -= uniform_filter1d(out, SMOOTH_FRAMES, axis=0, mode="nearest")
+    out -= out.mean(axis=1, keepdims=True)
+    np.clip(out, -CLIP_DB, CLIP_DB, out=out)
+    if WEIGHT_FRAMES:
+        # Each feature weighted by the inverse of its neighbourhood's power (same bin, +-WEIGHT
+        # frames): a bin between a chord's partials is noisy, one on a held partial is not.
+        local = uniform_filter1d(out * out, WEIGHT_FRAMES, axis=0, mode="nearest")
+        local += np.float32(WEIGHT_FLOOR)
+        out /= np.sqrt(local, out=local)
+    return out
+
+
+def fold(z: np.ndarray) -> np.ndarray:
+    """Every block of frames summed onto one: ``(BLOCK_FRAMES, N_BINS)``."""
+    n = z.shape[0]
+    padded = np.zeros((-(-n // BLOCK_FRAMES) * BLOCK_FRAMES, N_BINS), dtype=np.float64)
+    padded[:n] = z
+    return padded.reshape(-1, BLOCK_FRAMES, N_BINS).sum(axis=0)
+
+
+def _cells(folded: np.ndarray) -> np.ndarray:
+    """Each possible cell's feature: frames j .. j + CHIP_FRAMES - 1 of the fold summed
+    (circularly)."""
+    rows = sum(np.roll(folded, -k, axis=0) for k in range(CHIP_FRAMES))
+    cols = rows[:, :N_COLS * CHIP_BINS].reshape(BLOCK_FRAMES, N_COLS, CHIP_BINS)
+    return cols.sum(axis=2)
+
+
+def _sync_frames() -> np.ndarray:
+    p = pattern()
+    s = np.zeros((BLOCK_FRAMES, N_COLS))
+    s[::CHIP_FRAMES] = np.where(p.role < 0, p.sign, 0)
+    return s
+
+
+def sync_scores(cells: np.ndarray) -> np.ndarray:
+    """The normalised sync correlation at every frame phase: ``(BLOCK_FRAMES,)``."""
+    s = _sync_frames()
+    fs, fc, fc2 = np.fft.rfft(s, axis=0), np.fft.rfft(cells, axis=0), np.fft.rfft(cells ** 2, axis=0)
+    num = np.fft.irfft(np.conj(fs) * fc, n=BLOCK_FRAMES, axis=0).sum(axis=1)
+    den = np.fft.irfft(np.conj(np.fft.rfft(np.abs(s), axis=0)) * fc2, n=BLOCK_FRAMES, axis=0).sum(axis=1)
+    return num / np.sqrt(np.maximum(den, 1e-12))
+
+
+def soft_bits(cells: np.ndarray, phase: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per code bit, the sum of its cells times their signs (positive: bit 0); and the cells."""
+    p = pattern()
+    rows = (np.arange(p.role.shape[0]) * CHIP_FRAMES + phase) % BLOCK_FRAMES
+    at = cells[rows]                     # (BLOCK_ROWS, N_BINS): the cells at this phase
+    code = p.role >= 0
+    soft = np.zeros(N_CODE)
+    np.add.at(soft, p.role[code], (p.sign * at)[code])
+    return soft, at
+
+
+def to_mono(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The mid of ``audio`` at :data:`DETECT_RATE` (12 kHz)."""
+    from scipy.signal import resample_poly
+
+    audio = np.asarray(audio, dtype=np.float32)
+    mono = audio.mean(axis=0) if audio.ndim == 2 else audio
+    g = math.gcd(int(sample_rate), DETECT_RATE)
+    mono = resample_poly(mono, DETECT_RATE // g, int(sample_rate) // g)
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def detect(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Detection:
+    """Look for a soundscape mark in ``audio`` ((channels, samples) or (samples,))."""
+    mono = to_mono(audio, sample_rate)
+    best = (-np.inf, 0, 0, None, 0)
+    for offset in SUB_OFFSETS:
+        z = features(mono, offset)
+        if z.shape[0] < 2:
+            continue
+        cells = _cells(fold(z))
+        scores = sync_scores(cells)
+        phase = int(np.argmax(scores))
+        if scores[phase] > best[0]:
+            best = (float(scores[phase]), offset, phase, cells, z.shape[0])
+    score, offset, phase, cells, n_frames = best
+    blocks = n_frames / BLOCK_FRAMES
+    if cells is None:
+        return Detection(False, 0.0, 1.0, None, None, 0.0, 0)
+    p_value = min(1.0, N_TESTS * math.exp(-score * score / 2.0)) if score > 0 else 1.0
+    present = score >= THRESHOLD
+    payload, data_z = None, None
+    if present:
+        soft, at = soft_bits(cells, phase)
+        bits = ecc.decode(soft, PAYLOAD_BITS)
+        payload = Payload.from_bits(bits)
+        code = pattern().role >= 0
+        values = pattern().cell_values(ecc.encode(bits))
+        data_z = float((values * at)[code].sum() / math.sqrt(max((at[code] ** 2).sum(), 1e-12)))
+    grid = (offset * DECIMATION + phase * HOP) % (BLOCK_FRAMES * HOP)
+    return Detection(present, score, p_value, payload, data_z, blocks, grid)
