@@ -48,6 +48,13 @@ class ModelError(SoundscapeError):
     """A model that is unknown, unsafe to load, or not an audiocraft checkpoint."""
 
 
+class TrainingStopped(SoundscapeError):
+    """A training run stopped early on request (SIGTERM), its checkpoint saved: ``--resume``."""
+
+    # EX_TEMPFAIL from BSD sysexits.h: a temporary failure, the user is invited to retry.
+    exit_code = 75
+
+
 class NotClearedError(SoundscapeError):
     """An output or model does not clear under the requested policy."""
 

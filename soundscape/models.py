@@ -320,7 +320,7 @@ class TrainOutcome:
     """A finished ``soundscape train``: the training result and the new model's record."""
 
     result: object  # soundscape.engines.musicgen.train.TrainResult
-    record: ModelRecord
+    record: ModelRecord | None  # None on the ranks other than 0 of a multi-process job
     base: ModelRecord
     dataset: DatasetRecord
 
@@ -378,7 +378,7 @@ def train_model(ledger: Ledger, workspace: Workspace, *, model: str, dataset: st
                 device: str | None = None, segment_seconds: float | None = None,
                 seed: int = 0, allow_untrained_codec: bool = False,
                 validate_every: int | None = None,
-                on_validation: Callable[[dict], None] | None = None) -> TrainOutcome:
+                on_validation: Callable[[dict], None] | None = None, **scale) -> TrainOutcome:
     """``soundscape train``: train a registered model on a dataset and register the result.
 
     The new model's lineage: its base model (with the base's own license), the base's datasets
@@ -387,6 +387,10 @@ def train_model(ledger: Ledger, workspace: Workspace, *, model: str, dataset: st
 
     The LM stage refuses a base whose codec was never trained (a ``model new`` model), saying
     which command trains it; ``allow_untrained_codec`` is for tests and experiments.
+
+    ``scale`` passes the multi-process and schedule options on to the trainer (``dist``,
+    ``accumulate``, ``warmup``, ``validate_every``, ...). In a multi-process job every rank
+    trains and rank 0 alone registers; the others return with ``record`` None.
 
     Raises:
         ModelError, LedgerError, ParameterError, NotClearedError: see the messages.
@@ -422,7 +426,9 @@ def train_model(ledger: Ledger, workspace: Workspace, *, model: str, dataset: st
                    allow_untrained_codec=allow_untrained_codec, validate_every=validate_every,
                    on_validation=on_validation,
                    extra_config={"base_model": base.name, "dataset": f"{ds.name}@{ds.version}",
-                                 "policy": policy})
+                                 "policy": policy}, **scale)
+    if not result.is_main:  # one writer of rights facts: rank 0
+        return TrainOutcome(result=result, record=None, base=base, dataset=ds)
     # imports torch (see the module docstring)
     from soundscape.engines.musicgen.checkpoint import describe_checkpoint
 

@@ -293,6 +293,14 @@ def load_modules(model_dir: str | Path, *, device: str | torch.device = "cpu",
     return compression_model, lm, cfg
 
 
+def load_compression_model(model_dir: str | Path, *, device: str | torch.device = "cpu"):
+    """Only the compression model of a checkpoint folder: what an encoding worker needs (the
+    LM can be many times its size)."""
+    folder = check_model_dir(model_dir)
+    path = folder / COMPRESSION_FILE
+    return _load_compression(read_package(path), path, torch.device(device))
+
+
 def _load_compression(package: dict, path: Path, device: torch.device):
     from audiocraft.models import builders as ac_builders
 
