@@ -118,7 +118,14 @@ def write_delivery(rendered: Render, job: Job, *, key_id: int = 0) -> dict:
     # The render is not needed after mastering: master in its own array (a copy the size of
     # the bed saved, for a 10-minute bed 0.6 s of CPU).
     mastered = master(rendered, job.preset, in_place=True)
-    mark = mark_master(mastered, key_id=key_id) if job.watermark else None
+    mark = None
+    if job.watermark:
+        from soundscape.watermark.payload import mark_id_for
+
+        made_from = {"parameters": spec.describe(), "preset": job.preset,
+                     "engine": rendered.lineage.engine, "engine_version": rendered.lineage.engine_version,
+                     "model": rendered.lineage.model, "model_sha256": rendered.lineage.model_sha256}
+        mark = mark_master(mastered, key_id=key_id, mark_id=mark_id_for(key_id, made_from))
     now = datetime.now(timezone.utc)
     lineage = rendered.lineage
     engine_label = f"{lineage.engine} {lineage.engine_version}" + (f" model {lineage.model}" if lineage.model else "")
@@ -195,9 +202,9 @@ def write_delivery(rendered: Render, job: Job, *, key_id: int = 0) -> dict:
     return sidecar
 
 
-def mark_master(mastered, *, key_id: int) -> dict:
-    """Mark a master in place with a fresh mark id (after mastering, before the file is
-    written), re-measure its loudness and true peak, and return the mark's facts.
+def mark_master(mastered, *, key_id: int, mark_id: int | None = None) -> dict:
+    """Mark a master in place (after mastering, before the file is written), re-measure its
+    loudness and true peak, and return the mark's facts. ``mark_id`` defaults to a random one.
 
     The mark stays under the preset's true-peak ceiling less the limiter's margin; the loudness
     it adds is measured, not assumed (docs/watermark.md).
@@ -213,7 +220,8 @@ def mark_master(mastered, *, key_id: int) -> dict:
                if preset.true_peak_dbtp is not None else None)
     if ceiling is not None and mastered.true_peak_dbtp > preset.true_peak_dbtp - LIMITER_MARGIN_DB:
         ceiling = 10.0 ** (mastered.true_peak_dbtp / 20.0)
-    done = embed(mastered.audio, Payload(key_id, new_mark_id()), ceiling=ceiling)
+    done = embed(mastered.audio, Payload(key_id, new_mark_id() if mark_id is None else mark_id),
+                 ceiling=ceiling)
     stats = meter.loudness_stats(meter.subblock_energies(mastered.audio, mastered.sample_rate))
     mastered.loudness_lufs = stats.integrated
     mastered.true_peak_dbtp = 20.0 * math.log10(max(done.true_peak, 1e-12))

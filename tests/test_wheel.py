@@ -83,9 +83,10 @@ def test_a_light_wheel_install_generates_the_same_audio_and_clears_batches_and_r
     args = ("generate", "calm pad with rain and soft bells", "--duration", "10", "--seed", "7")
     from_wheel = _run(program, tmp_path / "h1", *args, "--out", tmp_path / "wheel.wav", cwd=tmp_path)
     assert from_wheel.returncode == 0, from_wheel.stderr
+    # The same workspace (so the same ledger key, which the watermark carries) for both.
     from_repo = subprocess.run([sys.executable, "-m", "soundscape", *args, "--out", str(tmp_path / "repo.wav")],
                                capture_output=True, text=True, timeout=600,
-                               env=dict(os.environ, SOUNDSCAPE_HOME=str(tmp_path / "h2")))
+                               env=dict(os.environ, SOUNDSCAPE_HOME=str(tmp_path / "h1")))
     assert from_repo.returncode == 0, from_repo.stderr
     assert audio_sha256(tmp_path / "wheel.wav") == audio_sha256(tmp_path / "repo.wav")
     sidecar = json.loads((tmp_path / "wheel.wav.json").read_text())

@@ -1,8 +1,11 @@
 """What the mark carries: the ledger's key id (16 bits) and the output's mark id (32 bits).
 
-The mark id is drawn at random for each output where its file is written (a batch worker has no
-ledger, and the ledger gives a record its sequence number only after the file exists); it is
-kept in the output's facts, so the ledger finds the record by it (docs/watermark.md).
+The mark id is made where the file is written (a batch worker has no ledger, and the ledger
+gives a record its sequence number only after the file exists) and kept in the output's facts,
+so the ledger finds the record by it (docs/watermark.md). It is derived from everything that
+made the output (:func:`mark_id_for`), never drawn at random: the same inputs and seed must
+still give bit-identical audio, marked the same way, while a different model (even one with the
+same weights under another license), prompt, seed or ledger gives another mark.
 """
 
 from __future__ import annotations
@@ -76,6 +79,16 @@ def key_id_of(public_key_pem: str | bytes) -> int:
     """The ledger's key id: the first 16 bits of the SHA-256 of its public key (PEM text)."""
     data = public_key_pem.encode() if isinstance(public_key_pem, str) else public_key_pem
     return int.from_bytes(hashlib.sha256(data.strip()).digest()[:2], "big")
+
+
+def mark_id_for(key_id: int, made_from: dict) -> int:
+    """The mark id of an output: 32 bits of SHA-256 over the ledger's key id and the canonical
+    JSON of what made it (its parameters, engine, model and preset)."""
+    import json
+
+    text = json.dumps({"key_id": key_id, **made_from}, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False, default=str)
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:4], "big")
 
 
 def new_mark_id() -> int:

@@ -50,6 +50,15 @@ def test_ray_gives_the_local_pool_s_outputs_and_records(tmp_path, ray_session, e
     episode = load_cuelist(episode_file)
     local_ws, ray_ws = open_workspace(tmp_path / "home-local"), open_workspace(tmp_path / "home-ray")
     local = runner.run_batch(episode, tmp_path / "local", workspace=local_ws, executor="local", workers=2)
+    # One signing key for both ledgers, so both carry the same watermark (its payload names
+    # the ledger's key); only the key pair, not the local ledger's witness files.
+    import shutil
+
+    from soundscape.rights.store.keys import PRIVATE_KEY_NAME, PUBLIC_KEY_NAME
+
+    (tmp_path / "home-ray" / "keys").mkdir(parents=True)
+    for name in (PRIVATE_KEY_NAME, PUBLIC_KEY_NAME):
+        shutil.copy2(tmp_path / "home-local" / "keys" / name, tmp_path / "home-ray" / "keys" / name)
     remote = runner.run_batch(episode, tmp_path / "ray", workspace=ray_ws, executor="ray")
     assert ray_session.is_initialized()  # the executor joined the session and left it running
 
