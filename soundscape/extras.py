@@ -11,6 +11,9 @@ from soundscape.errors import MissingExtraError
 
 # Top-level module -> the extra that provides it (pyproject.toml, [project.optional-dependencies]).
 EXTRA_OF_MODULE = {"torch": "musicgen", "torchaudio": "musicgen", "audiocraft": "musicgen",
+                   # audiocraft's own dependencies, which soundscape's MusicGen code imports too
+                   "omegaconf": "musicgen", "transformers": "musicgen", "flashy": "musicgen",
+                   "einops": "musicgen", "xformers": "musicgen",
                    "ray": "ray", "psycopg": "postgresql"}
 WHAT_NEEDS = {"musicgen": "the MusicGen engine, training and model commands",
               "ray": "Ray batches (--executor ray)",

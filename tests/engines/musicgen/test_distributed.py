@@ -68,6 +68,8 @@ def test_sigterm_then_resume_gives_the_losses_of_a_straight_run(tiny_model_dir, 
                   warmup=2, accumulate=2, cache_dir=tmp_path / "codes",
                   allow_untrained_codec=True)
     straight = train(tiny_model_dir, sample_assets, out_dir=tmp_path / "straight", **common)
+    # Whatever handler the process had (Ray, run earlier in the same session, installs one).
+    before = signal.getsignal(signal.SIGTERM)
 
     def preempt(step, total, loss):
         if step == 3:  # a real signal, as a scheduler sends it, mid-run
@@ -79,7 +81,7 @@ def test_sigterm_then_resume_gives_the_losses_of_a_straight_run(tiny_model_dir, 
         train(tiny_model_dir, sample_assets, out_dir=tmp_path / "cut", progress=preempt, **common)
     assert (tmp_path / "cut" / WORK_DIR / STATE_FILE).is_file()
     assert not (tmp_path / "cut" / "state_dict.bin").exists()      # nothing exported
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL       # the handler is gone
+    assert signal.getsignal(signal.SIGTERM) is before               # ours is gone, theirs back
     resumed = train(tiny_model_dir, sample_assets, out_dir=tmp_path / "cut", resume=True, **common)
     assert resumed.start_step == 4 and len(resumed.losses) == 6
     assert resumed.losses[:4] == straight.losses[:4]
