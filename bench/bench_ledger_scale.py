@@ -13,7 +13,6 @@ full verify of 1M <= 10 s; incremental verify of 1,000 new on 1M <= 1 s.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import random
 import sqlite3
@@ -25,35 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from soundscape.canonical import jsonable  # noqa: E402
-from soundscape.facts import OutputFacts  # noqa: E402
+from bench_ledger import body, entry  # noqa: E402  (the same record shape as bench_ledger)
 from soundscape.rights.ledger import Ledger  # noqa: E402
-from soundscape.rights.store import utc_now  # noqa: E402
-
-
-def entry(i: int) -> OutputFacts:
-    """An output entry with the fields a composer bed's sidecar carries."""
-    h = hashlib.sha256(str(i).encode()).hexdigest()
-    return OutputFacts(
-        audio_sha256=h, file_sha256=hashlib.sha256(h.encode()).hexdigest(),
-        path=f"/srv/out/deep-water/S01E03/cue-{i:06d}.wav", engine="composer",
-        engine_version="0.1.0", prompt="slow swelling strings, hopeful, D minor to F major",
-        cue_kind="bed", seed=i, created=utc_now(), duration=90.0, format="wav", sample_rate=48000,
-        bit_depth=24, channels=2,
-        parameters={"duration": 90.0, "seed": i, "loop": False, "variant": 0, "key": "D minor",
-                    "bpm": 72, "mood": "hopeful", "intensity": [[0, 0.2], [15, 0.9]]},
-        intent={"mood": "hopeful", "key": "D minor", "bpm": 72, "textures": ["strings", "pad"]},
-        mastering={"preset": "ebu-r128", "target_lufs": -23.0, "true_peak_limit_dbtp": -1.0,
-                   "loudness_lufs": -23.01, "true_peak_dbtp": -1.4, "loop": False,
-                   "seam_ratio": None},
-        samples=[{"id": "pad_d_minor", "sha256": "7" * 64, "license": "CC0-1.0",
-                  "path": "pad_d_minor.flac", "asset": "asset-000002"}],
-        production="Deep Water", episode="S01E03", cue_id=f"{i}M1", air_date="2027-03-14",
-        territories=["FR", "BE", "CH"], content_key=hashlib.sha256(f"k{i}".encode()).hexdigest())
-
-
-def body(e: OutputFacts) -> dict:
-    return jsonable(e.entry())
 
 
 def append_batched(ledger: Ledger, start: int, count: int, batch: int) -> float:

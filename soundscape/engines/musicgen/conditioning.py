@@ -113,13 +113,22 @@ def spell_tokens(values: Sequence[str], n_bins: int) -> dict[str, str]:
 
 
 def find_local_t5() -> Path | None:
-    """The t5-base snapshot in the Hugging Face cache, or None; never downloads."""
-    try:
-        from huggingface_hub import snapshot_download
+    """The t5-base snapshot in the Hugging Face cache, or None.
 
-        return Path(snapshot_download(T5_NAME, local_files_only=True))
-    except Exception:  # not cached (LocalEntryNotFoundError), or no hub client at all
+    Read straight from the cache's folder layout (``models--t5-base/refs/main`` names the
+    snapshot under ``snapshots/``), so no hub client is called and nothing can be fetched.
+    """
+    import os
+
+    hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME") or os.path.join(Path.home(), ".cache", "huggingface"), "hub")
+    repo = Path(hub) / f"models--{T5_NAME.replace('/', '--')}"
+    try:
+        revision = (repo / "refs" / "main").read_text(encoding="utf-8").strip()
+    except OSError:
         return None
+    snapshot = repo / "snapshots" / revision
+    return snapshot if (snapshot / "config.json").is_file() else None
 
 
 def require_local_t5() -> Path:

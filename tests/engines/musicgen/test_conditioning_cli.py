@@ -83,3 +83,17 @@ def test_t5_conditioning_without_a_local_t5_says_so_in_one_line(run, tmp_path, m
     assert len(lines) == 1 and "t5-base" in lines[0] and "never downloads" in lines[0]
     assert not (tmp_path / "home" / "models" / "t5-tiny").exists()
     assert run("model", "list").output.count("t5-tiny") == 0
+
+
+def test_a_cached_t5_is_found_by_the_cache_layout_alone(tmp_path, monkeypatch):
+    from soundscape.engines.musicgen.conditioning import find_local_t5
+
+    repo = tmp_path / "hub" / "models--t5-base"
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert find_local_t5() is None  # nothing cached
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("a1b2c3\n")
+    assert find_local_t5() is None  # a ref without its snapshot
+    (repo / "snapshots" / "a1b2c3").mkdir(parents=True)
+    (repo / "snapshots" / "a1b2c3" / "config.json").write_text("{}")
+    assert find_local_t5() == repo / "snapshots" / "a1b2c3"
