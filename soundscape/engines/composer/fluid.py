@@ -14,7 +14,9 @@ calls pyfluidsynth does not wrap are bound here with its ``cfunc`` helper.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import io
 import json
 import logging
 import os
@@ -57,7 +59,10 @@ class FluidUnavailable(RuntimeError):
 def binding():
     """pyfluidsynth, with the few extra C functions this module needs bound once."""
     try:
-        import fluidsynth
+        # pyfluidsynth prints where it found the library to stdout when CI is set in the
+        # environment; stdout carries our JSON and audio pipes, so that line is swallowed.
+        with contextlib.redirect_stdout(io.StringIO()):
+            import fluidsynth
     except (ImportError, OSError) as exc:  # OSError: the shared library is missing or broken
         raise FluidUnavailable(str(exc)) from None
     if not hasattr(fluidsynth, "_soundscape_bound"):

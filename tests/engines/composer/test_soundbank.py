@@ -213,3 +213,19 @@ def test_soundbanks_none_turns_sampled_instruments_off(monkeypatch, tmp_path):
     monkeypatch.setenv(soundbank.BANKS_ENV, "none")
     r = ComposerEngine(samples_dir=tmp_path).render([cue("calm pad", duration=10.0)])[0]
     assert r.details["voices"] == "synth" and r.lineage.presets == ()
+
+
+def test_loading_fluidsynth_writes_nothing_to_stdout_even_under_ci():
+    """pyfluidsynth prints where it found its library when CI is set; our stdout is JSON or audio."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from soundscape.engines.composer import fluid\n"
+            "try:\n    fluid.binding()\nexcept fluid.FluidUnavailable:\n    raise SystemExit(3)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "CI": "1"}, timeout=120)
+    if done.returncode == 3:
+        pytest.skip("FluidSynth is not installed")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
