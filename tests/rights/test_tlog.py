@@ -327,3 +327,32 @@ def test_a_parallel_verify_agrees_with_the_sequential_one_and_names_the_same_fau
         ledger.verify()
     assert str(info.value) == ("record out-000601 (#601) was edited: its body does not match its "
                                "leaf hash")
+
+
+def test_a_parallel_verify_ends_when_the_process_has_its_own_sigterm_handler(tmp_path):
+    """Forked verify workers inherit the parent's signal handlers; with one that does not exit
+    (as a training run's or Ray's), Pool.terminate used to wait on them forever."""
+    import subprocess
+    import sys
+
+    with open_ledger(tmp_path) as ledger:
+        append(ledger, 0, 400, batch=100)
+    code = (
+        "import signal, sys\n"
+        "from pathlib import Path\n"
+        "from soundscape.rights.ledger import Ledger\n"
+        "from soundscape.rights.store import database\n"
+        "signal.signal(signal.SIGTERM, lambda *a: None)  # a handler that only notes it\n"
+        "database.PARALLEL_MIN_ROWS, database.PARALLEL_CHUNK_ROWS = 100, 64\n"
+        "home = Path(sys.argv[1])\n"
+        "with Ledger.open_url(f'sqlite:///{home / \"ledger.sqlite\"}', home / 'keys', home=home) as l:\n"
+        "    called = []\n"
+        "    real = database.Store._parallel_scan\n"
+        "    database.Store._parallel_scan = lambda self, *a: called.append(1) or real(self, *a)\n"
+        "    for _ in range(20):\n"
+        "        records = l.verify().records\n"
+        "    print(records, len(called))\n")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["400", "20"]  # twenty parallel verifies, each of them ended

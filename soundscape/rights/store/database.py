@@ -43,6 +43,18 @@ PARALLEL_MAX_WORKERS = 4
 PARALLEL_CHUNK_ROWS = 20_000
 
 
+
+def _plain_signals() -> None:
+    """A verify worker dies on SIGTERM, whatever handler the parent had.
+
+    Forked workers inherit the parent's Python signal handlers; one that only sets a flag (a
+    training run's checkpoint-on-SIGTERM, Ray's) would let ``Pool.terminate`` wait forever on a
+    worker that never exits.
+    """
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
 class Store:
     """Append-only records and signed checkpoints in one database.
 
@@ -467,7 +479,7 @@ class Store:
 
         def rows():
             # Chunks arrive in order while later ones are still being checked.
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
+            with multiprocessing.get_context("fork").Pool(workers, initializer=_plain_signals) as pool:
                 seq = start
                 for part in pool.imap(check_rows, tasks):
                     if part is None:
