@@ -274,12 +274,13 @@ def _model_folder(workspace: Workspace, name: str) -> Path:
 
 def create_model(ledger: Ledger, workspace: Workspace, name: str, arch: str, *,
                  license: str | None = None, seed: int = 0,
-                 conditioning: str = "description") -> ModelRecord:
+                 conditioning: str = "description", t5_dir: str | Path | None = None) -> ModelRecord:
     """``model new``: a randomly initialised MusicGen of ``arch`` saved in the workspace, registered.
 
     Its lineage is empty (no base model, no training data) and its own license is the studio's
-    unless ``license`` says otherwise. ``conditioning`` is "description" or "attributes" (see
-    :mod:`soundscape.engines.musicgen.conditioning`).
+    unless ``license`` says otherwise. ``conditioning`` is "description", "attributes" or "t5"
+    (see :mod:`soundscape.engines.musicgen.conditioning`); ``t5_dir`` is the studio's t5-base
+    folder for "t5" (default: the Hugging Face cache), recorded with its license and weights hash.
 
     Raises:
         LedgerError: the name is taken.
@@ -297,7 +298,7 @@ def create_model(ledger: Ledger, workspace: Workspace, name: str, arch: str, *,
     folder = _model_folder(workspace, name)
     if folder.exists() and any(folder.iterdir()):
         raise ParameterError(f"{folder} already exists; choose another name or remove it")
-    compression_model, lm = build_model(arch, seed=seed, conditioning=conditioning)
+    compression_model, lm = build_model(arch, seed=seed, conditioning=conditioning, t5_dir=t5_dir)
     encoder = lm.cfg.soundscape.conditioning.get("text_encoder")
     hashes = export_model(compression_model, lm, lm.cfg, folder)
     architecture = describe_checkpoint(folder)
@@ -445,7 +446,10 @@ def train_model(ledger: Ledger, workspace: Workspace, *, model: str, dataset: st
         lineage_unknown=bool(base.lineage_unknown), training=training,
         details={"model_sha256": result.hashes["model"], "registered_by": "soundscape train",
                  "base_model_sha256": base.lm_sha256,
-                 "base_model_base": base.base_model, "notes": list(result.notes)})
+                 "base_model_base": base.base_model, "notes": list(result.notes),
+                 # The text encoder is not in the weights: it comes with the base model.
+                 **({"text_encoder": base.details["text_encoder"]}
+                    if (base.details or {}).get("text_encoder") else {})})
     record = ledger.register_model(entry)
     return TrainOutcome(result=result, record=record, base=base, dataset=ds)
 

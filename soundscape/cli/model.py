@@ -90,8 +90,11 @@ def new(
         help="attributes: mood, key, tempo, textures and instruments as the composer reads "
              "prompts, plus the normalised description (so --key, --bpm and --mood steer it); "
              "description: one look-up row per whole description; t5: attributes, with the "
-             "description read by t5-base (Apache-2.0) from the local Hugging Face cache, "
-             "never downloaded.")] = "attributes",
+             "description read by the studio's t5-base (Apache-2.0) from --t5-dir or the "
+             "local Hugging Face cache, never downloaded.")] = "attributes",
+    t5_dir: Annotated[Optional[Path], typer.Option(
+        "--t5-dir", help="With --conditioning t5: a t5-base folder (as transformers' "
+                         "save_pretrained writes it); default the Hugging Face cache.")] = None,
 ) -> None:
     """Create a randomly initialised MusicGen to train from scratch on the studio's licensed data."""
     from soundscape.models import create_model
@@ -99,7 +102,7 @@ def new(
     ws = workspace()
     with open_ledger(reconcile=True) as ledger:
         record = create_model(ledger, ws, name, arch, license=license, seed=seed,
-                              conditioning=conditioning)
+                              conditioning=conditioning, t5_dir=t5_dir)
     say(f"model {record.name} ({record.id}): {_arch_line(record.architecture)}")
     say(f"  {record.path}; license {record.license}; lineage: none yet (train it with "
         f"`soundscape train --model {record.name} --dataset NAME --out NEW`)")
@@ -143,6 +146,7 @@ def show(
                     "license": m.license, "base_model": m.base_model,
                     "base_model_license": m.base_model_license, "lineage_unknown": m.lineage_unknown,
                     "datasets": report["datasets"], "training": m.training,
+                    "text_encoder": (m.details or {}).get("text_encoder"),
                     "verdicts": {name: {"state": v.state, "reasons": list(v.reasons),
                                         "conditions": list(v.conditions)}
                                  for name, v in report["verdicts"].items()}})
@@ -158,6 +162,10 @@ def show(
             + (f", source {m.base_model_source}" if m.base_model_source else ""))
     else:
         say("  base model: none (trained from scratch or initialised here)")
+    encoder = (m.details or {}).get("text_encoder")
+    if encoder:
+        say(f"  text encoder: {encoder['name']} ({encoder['license']}) from {encoder['path']}, "
+            f"weights sha256 {encoder.get('weights_sha256', '?')}")
     if m.lineage_unknown:
         say("  training data: UNKNOWN (outputs never clear)")
     elif not report["datasets"]:

@@ -83,8 +83,9 @@ class LineageReader:
         return self._models[key]
 
     def model_items(self, model: ModelRecord) -> tuple[list, bool]:
-        """A model's own license, its base model and every asset of every dataset it was
-        trained on (role ``training-data``); and whether its lineage is unknown."""
+        """A model's own license, its base model, its text encoder (a T5 the studio supplied)
+        and every asset of every dataset it was trained on (role ``training-data``); and
+        whether its lineage is unknown."""
         # A model under its base model's own licence is those weights (or made from them): the
         # licensor is credited once, on the base model, not again under the model's name.
         same = bool(model.base_model and model.license and model.base_model_license
@@ -95,6 +96,10 @@ class LineageReader:
             items.append(LicensedItem(role="base-model", name=model.base_model,
                                       license=model.base_model_license,
                                       source=model.base_model_source))
+        encoder = (model.details or {}).get("text_encoder")
+        if encoder:  # the studio's T5, which reads every description the model is given
+            items.append(LicensedItem(role="text-encoder", name=encoder.get("name", "T5"),
+                                      license=encoder.get("license"), path=encoder.get("path")))
         for ds in model.datasets:
             for asset in self.ledger.assets(self.ledger.dataset_asset_ids(ds)):
                 items.append(asset_item("training-data", asset))

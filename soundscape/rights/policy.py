@@ -42,12 +42,12 @@ from soundscape.rights.licenses import (
 
 POLICIES_DIR = "policies"
 ROLES = ("sample", "continuation-source", "ingredient", "sound-bank", "training-data",
-         "base-model", "model")
+         "base-model", "text-encoder", "model")
 """What an item is to the thing being cleared. ``continuation-source`` is the registered audio a
 cue continues from (the ledger keeps it in an output's ``ingredients``); ``ingredient`` remains
 for any other registered audio an engine names."""
 
-_ROLE_WORDS = {"continuation-source": "continuation source"}
+_ROLE_WORDS = {"continuation-source": "continuation source", "text-encoder": "text encoder"}
 """How a role is printed in a reason, where its key is not already plain words."""
 
 CLEARED = "CLEARED"

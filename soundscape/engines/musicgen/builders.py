@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from soundscape.engines.musicgen.conditioning import conditioner_config
+from soundscape.engines.musicgen.conditioning import conditioner_config, text_encoder_for
 from soundscape.errors import ParameterError
 
 ARCHS = ("tiny", "small", "medium")
@@ -105,7 +105,7 @@ _SIZES: dict[str, dict[str, Any]] = {
 
 
 def model_config(arch: str, *, seed: int = 0, overrides: dict | None = None,
-                 conditioning: str = "description") -> DictConfig:
+                 conditioning: str = "description", t5_dir=None) -> DictConfig:
     """The full config (compression model and LM) of a model of size ``arch``.
 
     Args:
@@ -115,7 +115,9 @@ def model_config(arch: str, *, seed: int = 0, overrides: dict | None = None,
         conditioning: "description" (one look-up row per whole description) or "attributes"
             (mood, key, tempo band, textures and instruments as the composer's prompt parser
             reads them, plus the normalised description: see
-            :mod:`soundscape.engines.musicgen.conditioning`).
+            :mod:`soundscape.engines.musicgen.conditioning`); "t5": the attributes, with the
+            description read by the studio's t5-base.
+        t5_dir: the t5-base folder for "t5" (default: the Hugging Face cache).
 
     Returns:
         An OmegaConf config in the form audiocraft stores as a checkpoint's ``xp.cfg``.
@@ -130,7 +132,8 @@ def model_config(arch: str, *, seed: int = 0, overrides: dict | None = None,
     cfg.transformer_lm.n_q = cfg.rvq.n_q
     cfg.codebooks_pattern.delay.delays = list(range(cfg.rvq.n_q))
     lut = cfg.conditioners.description.lut
-    chosen = conditioner_config(conditioning, description_bins=int(lut.n_bins), dim=int(lut.dim))
+    chosen = conditioner_config(conditioning, description_bins=int(lut.n_bins), dim=int(lut.dim),
+                                t5_dir=t5_dir)
     cfg.conditioners = chosen["conditioners"]
     cfg.fuser.cross = chosen["fuser"]["cross"]
     cfg.attribute_dropout = chosen["attribute_dropout"]
@@ -152,19 +155,14 @@ def build_from_config(cfg: DictConfig, *, device: str | torch.device = "cpu"):
     cfg = copy.deepcopy(cfg)
     cfg.device = str(device)
     compression_model = ac_builders.get_compression_model(cfg)
-    if cfg.conditioners.description.get("model") == "t5":
-        # audiocraft's T5 conditioner loads by hub name: offline, it reads the cache only.
-        import os
-
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    lm = ac_builders.get_lm_model(cfg)
+    with text_encoder_for(cfg):
+        lm = ac_builders.get_lm_model(cfg)
     lm.cfg = cfg  # audiocraft's loaders attach it too; MusicGen reads max_duration from it
     return compression_model.eval(), lm.eval()
 
 
 def build_model(arch: str, *, seed: int = 0, device: str | torch.device = "cpu",
-                overrides: dict | None = None, conditioning: str = "description"):
+                overrides: dict | None = None, conditioning: str = "description", t5_dir=None):
     """A randomly initialised MusicGen of size ``arch``: ``(compression_model, lm)``.
 
     The same ``arch``, ``seed`` and ``overrides`` give the same weights on any machine (the
@@ -175,12 +173,14 @@ def build_model(arch: str, *, seed: int = 0, device: str | torch.device = "cpu",
         seed: seed for the weights.
         device: where the returned modules live.
         overrides: dotted config keys to change (see :func:`model_config`).
-        conditioning: "description" or "attributes" (see :func:`model_config`).
+        conditioning: "description", "attributes" or "t5" (see :func:`model_config`).
+        t5_dir: the t5-base folder for "t5" (default: the Hugging Face cache).
 
     Returns:
         ``(compression_model, lm)``; ``lm.cfg`` is the config, ready for :func:`export_model`.
     """
-    cfg = model_config(arch, seed=seed, overrides=overrides, conditioning=conditioning)
+    cfg = model_config(arch, seed=seed, overrides=overrides, conditioning=conditioning,
+                       t5_dir=t5_dir)
     devices = [torch.device(device)] if torch.device(device).type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)

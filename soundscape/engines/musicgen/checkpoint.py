@@ -265,6 +265,8 @@ def load_modules(model_dir: str | Path, *, device: str | torch.device = "cpu",
     from audiocraft.models import builders as ac_builders
     from omegaconf import OmegaConf
 
+    from soundscape.engines.musicgen.conditioning import text_encoder_for
+
     folder = check_model_dir(model_dir)
     device = torch.device(device)
     lm_path, comp_path = folder / LM_FILE, folder / COMPRESSION_FILE
@@ -283,8 +285,11 @@ def load_modules(model_dir: str | Path, *, device: str | torch.device = "cpu",
         _drop_key(cfg, dotted)
     _refuse_downloading_conditioners(cfg, lm_path)
     try:
-        lm = ac_builders.get_lm_model(cfg)
+        with text_encoder_for(cfg):
+            lm = ac_builders.get_lm_model(cfg)
         lm.load_state_dict(lm_package["best_state"])
+    except ModelError as exc:
+        raise ModelError(f"{lm_path}: {exc}") from None
     except (KeyError, AttributeError, ValueError, RuntimeError, TypeError, AssertionError) as exc:
         raise ModelError(f"{lm_path}: the LM cannot be rebuilt from its config "
                          f"({_first_line(str(exc))})") from None
@@ -334,6 +339,10 @@ def _drop_key(cfg, dotted: str) -> None:
         del node[parts[-1]]
 
 
+def _text_encoder(cfg):
+    return ((cfg.get("soundscape") or {}).get("conditioning") or {}).get("text_encoder")
+
+
 def _refuse_downloading_conditioners(cfg, path: Path) -> None:
     """T5 and CLAP conditioners, and the whitespace tokenizer, fetch weights from the network."""
     conditioners = cfg.get("conditioners") or {}
@@ -341,6 +350,8 @@ def _refuse_downloading_conditioners(cfg, path: Path) -> None:
         if name == "args" or spec is None:
             continue
         kind = spec.get("model")
+        if kind == "t5" and name == "description" and _text_encoder(cfg) is not None:
+            continue  # the studio's own t5-base, from the folder the model records
         if kind in ("t5", "clap"):
             raise ModelError(
                 f"{path}: its {name!r} conditioner is {kind.upper()}, whose text-encoder weights "

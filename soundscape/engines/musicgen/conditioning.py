@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -118,11 +119,7 @@ def find_local_t5() -> Path | None:
     Read straight from the cache's folder layout (``models--t5-base/refs/main`` names the
     snapshot under ``snapshots/``), so no hub client is called and nothing can be fetched.
     """
-    import os
-
-    hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
-        os.environ.get("HF_HOME") or os.path.join(Path.home(), ".cache", "huggingface"), "hub")
-    repo = Path(hub) / f"models--{T5_NAME.replace('/', '--')}"
+    repo = _hub_cache() / f"models--{T5_NAME.replace('/', '--')}"
     try:
         revision = (repo / "refs" / "main").read_text(encoding="utf-8").strip()
     except OSError:
@@ -131,26 +128,131 @@ def find_local_t5() -> Path | None:
     return snapshot if (snapshot / "config.json").is_file() else None
 
 
-def require_local_t5() -> Path:
-    """The cached t5-base, else one line saying it is absent and what to do."""
+def _hub_cache() -> Path:
+    import os
+
+    return Path(os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME") or os.path.join(Path.home(), ".cache", "huggingface"), "hub"))
+
+
+# t5-base's width: audiocraft's T5Conditioner assumes it for the name "t5-base".
+T5_WIDTH = 768
+T5_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+T5_TOKENIZERS = ("spiece.model", "tokenizer.json")
+
+
+def check_t5_folder(folder: str | Path) -> dict[str, Any]:
+    """What a T5 text-encoder folder holds, or one line saying why it cannot stand for t5-base.
+
+    The folder is what transformers' ``save_pretrained`` writes (or a cache snapshot): a
+    ``config.json`` of a T5 of t5-base's width, its weights and its SentencePiece tokenizer.
+    Returns the ``text_encoder`` record a model keeps: name, license, path, where it came from
+    and the sha256 of its weights file, so the lineage names the very weights.
+    """
     from soundscape.errors import ModelError
 
+    folder = Path(folder).expanduser()
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{folder}: no config.json, so it is not a transformers T5 folder "
+                         f"(save one with save_pretrained, or point at a cache snapshot)") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{folder}/config.json cannot be read ({exc})") from None
+    if not isinstance(config, dict) or config.get("model_type") != "t5":
+        kind = config.get("model_type") if isinstance(config, dict) else None
+        raise ModelError(f"{folder}: its config.json describes a {kind or 'non-T5'} model, not T5")
+    if config.get("d_model") != T5_WIDTH:
+        raise ModelError(f"{folder}: a T5 of width {config.get('d_model')}; soundscape's text "
+                         f"conditioner reads {T5_NAME} (width {T5_WIDTH})")
+    weights = next((folder / w for w in T5_WEIGHTS if (folder / w).is_file()), None)
+    if weights is None:
+        raise ModelError(f"{folder}: no T5 weights ({' or '.join(T5_WEIGHTS)})")
+    if not any((folder / t).is_file() for t in T5_TOKENIZERS):
+        raise ModelError(f"{folder}: no T5 tokenizer ({' or '.join(T5_TOKENIZERS)})")
+    digest = hashlib.sha256()
+    with open(weights, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    in_cache = folder.resolve().is_relative_to(_hub_cache().resolve())
+    return {"name": T5_NAME, "license": T5_LICENSE, "path": str(folder.resolve()),
+            "source": "hf-cache" if in_cache else "folder",
+            "weights": weights.name, "weights_sha256": digest.hexdigest()}
+
+
+def require_local_t5(folder: str | Path | None = None) -> dict[str, Any]:
+    """The studio's t5-base, from ``folder`` or else the Hugging Face cache, as a ``text_encoder``
+    record (see :func:`check_t5_folder`); one line saying what is missing otherwise."""
+    from soundscape.errors import ModelError
+
+    if folder is not None:
+        return check_t5_folder(folder)
     found = find_local_t5()
     if found is None:
         raise ModelError(f"no local T5 text encoder: {T5_NAME} ({T5_LICENSE}) is not in the "
-                         f"Hugging Face cache and soundscape never downloads it; put it there "
-                         f"first, or use --conditioning attributes")
-    return found
+                         f"Hugging Face cache and soundscape never downloads it; give its "
+                         f"folder with --t5-dir, or use --conditioning attributes")
+    return check_t5_folder(found)
 
 
-def conditioner_config(kind: str, *, description_bins: int, dim: int) -> dict[str, Any]:
+@contextmanager
+def offline_t5(text_encoder: dict | None):
+    """audiocraft's T5 conditioner loads ``t5-base`` by name; within this block that name is the
+    model's recorded folder and nothing else, so nothing is looked up on the hub.
+
+    transformers' ``from_pretrained(name)`` takes ``name`` as a local folder when one of that
+    name exists, so the block works from a temporary folder holding a ``t5-base`` link to the
+    recorded one (a plain ``save_pretrained`` folder or a cache snapshot alike). The weights
+    must still be the ones the model recorded (by sha256).
+    """
+    import os
+    import tempfile
+
+    from soundscape.errors import ModelError
+
+    if text_encoder is None:
+        raise ModelError(f"its description conditioner is T5 but the model does not record which "
+                         f"T5 folder it reads; soundscape cannot load an unnamed {T5_NAME}")
+    folder = Path(text_encoder["path"])
+    found = check_t5_folder(folder)
+    if text_encoder.get("weights_sha256") not in (None, found["weights_sha256"]):
+        raise ModelError(f"{folder}: these T5 weights are not the ones the model was built with "
+                         f"(sha256 {found['weights_sha256'][:12]}…, recorded "
+                         f"{text_encoder['weights_sha256'][:12]}…)")
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="soundscape-t5-") as stage:
+        (Path(stage) / T5_NAME).symlink_to(folder.resolve(), target_is_directory=True)
+        os.chdir(stage)
+        try:
+            yield found
+        finally:
+            os.chdir(here)
+
+
+def text_encoder_for(cfg):
+    """The block within which audiocraft may build a model config's conditioners: for a T5
+    description conditioner, offline and shown only the model's recorded T5 folder."""
+    import contextlib
+
+    from omegaconf import OmegaConf
+
+    if ((cfg.get("conditioners") or {}).get("description") or {}).get("model") != "t5":
+        return contextlib.nullcontext()
+    encoder = ((cfg.get("soundscape") or {}).get("conditioning") or {}).get("text_encoder")
+    return offline_t5(OmegaConf.to_container(encoder) if encoder is not None else None)
+
+
+def conditioner_config(kind: str, *, description_bins: int, dim: int,
+                       t5_dir: str | Path | None = None) -> dict[str, Any]:
     """The ``conditioners``, ``fuser`` and ``attribute_dropout`` config entries for ``kind``,
     plus ``soundscape.conditioning`` (the kind and, for attributes, the spelling table).
 
     ``t5`` is the attributes with the description read by a local t5-base instead of a look-up
-    table (:func:`require_local_t5` must find it)."""
+    table, from ``t5_dir`` or the Hugging Face cache (:func:`require_local_t5` must find it)."""
     if kind not in KINDS:
         raise ParameterError(f"unknown conditioning {kind!r}: choose {', '.join(KINDS)}")
+    if t5_dir is not None and kind != "t5":
+        raise ParameterError(f"a T5 folder goes with --conditioning t5, not {kind}")
     lut = {"n_bins": description_bins, "dim": dim, "tokenizer": "noop"}
     conditioners = {DESCRIPTION: {"model": "lut", "lut": lut}}
     if kind == DESCRIPTION:
@@ -170,12 +272,10 @@ def conditioner_config(kind: str, *, description_bins: int, dim: int) -> dict[st
     dropout[DESCRIPTION] = 0.5
     conditioning: dict[str, Any] = {"kind": kind, "tokens": tokens}
     if kind == "t5":
-        path = require_local_t5()
         conditioners[DESCRIPTION] = {"model": "t5", "t5": {"name": T5_NAME, "finetune": False,
                                                            "word_dropout": 0.0,
                                                            "normalize_text": False}}
-        conditioning["text_encoder"] = {"name": T5_NAME, "license": T5_LICENSE,
-                                        "path": str(path)}
+        conditioning["text_encoder"] = require_local_t5(t5_dir)
     return {"conditioners": conditioners,
             "fuser": {"cross": [DESCRIPTION, *ATTRIBUTES]},
             "attribute_dropout": {"text": dropout},

@@ -97,3 +97,93 @@ def test_a_cached_t5_is_found_by_the_cache_layout_alone(tmp_path, monkeypatch):
     (repo / "snapshots" / "a1b2c3").mkdir(parents=True)
     (repo / "snapshots" / "a1b2c3" / "config.json").write_text("{}")
     assert find_local_t5() == repo / "snapshots" / "a1b2c3"
+
+
+def save_tiny_t5(folder, *, seed: int = 0):
+    """A T5 encoder as transformers' save_pretrained writes one: t5-base's width (768, which
+    audiocraft's conditioner assumes), one layer, and a SentencePiece tokenizer trained here on
+    a few prompts; a stand-in for a studio's t5-base folder, built without any download."""
+    import io
+
+    sentencepiece = pytest.importorskip("sentencepiece")
+    import torch
+    import transformers
+
+    folder.mkdir(parents=True, exist_ok=True)
+    prompts = ["calm rain over a quiet lake", "bright bells in the morning",
+               "dark drone with soft strings", "warm piano at night"] * 20
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(prompts), model_writer=model, vocab_size=32, model_type="unigram",
+        pad_id=0, eos_id=1, unk_id=2, bos_id=-1, minloglevel=2)
+    (folder / "spiece.model").write_bytes(model.getvalue())
+    transformers.T5Tokenizer(vocab_file=str(folder / "spiece.model"), extra_ids=0).save_pretrained(folder)
+    config = transformers.T5Config(vocab_size=32, d_model=768, d_kv=8, num_heads=2, num_layers=1,
+                                   d_ff=32, decoder_start_token_id=0)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        transformers.T5EncoderModel(config).save_pretrained(folder)
+    return folder
+
+
+def test_a_t5_from_a_plain_folder_is_recorded_by_its_weights_and_reads_the_description(
+        run, tmp_path, monkeypatch):
+    import hashlib
+
+    import torch
+
+    from soundscape.engines.musicgen.checkpoint import load_model
+    from soundscape.engines.musicgen.generate import SamplingParams, generate_codes
+    from soundscape.errors import ModelError
+    from soundscape.engines.musicgen.conditioning import condition_from_facts
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf"))  # not from the cache: the folder
+    t5 = save_tiny_t5(tmp_path / "studio-t5")
+    result = run("model", "new", "t5-tiny", "--arch", "tiny", "--conditioning", "t5", "--t5-dir", t5)
+    assert result.exit_code == 0, result.output
+    shown = json.loads(run("model", "show", "t5-tiny", "--json").output)
+    encoder = shown["text_encoder"]
+    weights = hashlib.sha256((t5 / "model.safetensors").read_bytes()).hexdigest()
+    assert encoder["weights_sha256"] == weights and encoder["license"] == "Apache-2.0"
+    assert encoder["source"] == "folder" and encoder["path"] == str(t5.resolve())
+    # It is in the model's lineage, with its license, like the model itself.
+    from soundscape.config import open_workspace
+    from soundscape.rights.clearance import model_lineage
+    from soundscape.rights.ledger import Ledger
+
+    with Ledger.open(open_workspace(tmp_path / "home")) as ledger:
+        items = {item.role: item for item in model_lineage(ledger, "t5-tiny")}
+    assert items["text-encoder"].license == "Apache-2.0"
+    assert items["text-encoder"].path == str(t5.resolve())
+
+    # Loaded back, the description goes through the folder's T5: two prompts, two embeddings.
+    model = load_model(tmp_path / "home" / "models" / "t5-tiny", device="cpu")
+    t5_conditioner = model.lm.condition_provider.conditioners["description"]
+    with torch.inference_mode():
+        embedded = [t5_conditioner(t5_conditioner.tokenize([text]))[0].mean(dim=1)
+                    for text in ("calm rain over a quiet lake", "bright bells in the morning")]
+        assert float((embedded[0] - embedded[1]).abs().max()) > 1e-3
+        codes = generate_codes(model, [condition_from_facts(description="calm rain")], [1],
+                               frames=4, params=SamplingParams())
+    assert codes.shape[0] == 1 and codes.shape[-1] == 4
+
+    # Other weights in that folder are not the model's text encoder: refused in one line.
+    save_tiny_t5(t5, seed=1)
+    with pytest.raises(ModelError, match="not the ones the model was built with"):
+        load_model(tmp_path / "home" / "models" / "t5-tiny", device="cpu")
+
+
+@pytest.mark.parametrize("what", ["missing", "not-t5", "narrow"])
+def test_a_folder_that_is_not_t5_base_is_refused_in_one_line(run, tmp_path, what):
+    folder = tmp_path / "enc"
+    if what != "missing":
+        folder.mkdir()
+        config = {"model_type": "bert", "d_model": 768} if what == "not-t5" else \
+            {"model_type": "t5", "d_model": 512}
+        (folder / "config.json").write_text(json.dumps(config))
+    result = run("model", "new", "t5-bad", "--arch", "tiny", "--conditioning", "t5", "--t5-dir", folder)
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and str(folder) in lines[0], result.output
+    assert not (tmp_path / "home" / "models" / "t5-bad").exists()
+    assert run("model", "list").output.count("t5-bad") == 0
