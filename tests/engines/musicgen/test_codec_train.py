@@ -160,3 +160,26 @@ def test_cli_lm_refusal_is_one_line_and_writes_nothing(tmp_path, monkeypatch, to
     assert not (home / "cache" / "codes").exists()
     listed = runner.invoke(app, ["model", "list"])
     assert "tiny-lm" not in listed.output
+
+
+def test_dead_codes_are_revived_near_the_data_and_stay_there():
+    """audiocraft's own replacement of dead codes is undone by the EMA update right after it;
+    with soundscape's, a codebook far from the data moves onto it in one training step."""
+    import torch
+    from audiocraft.quantization.core_vq import EuclideanCodebook
+
+    from soundscape.engines.musicgen.codec_train import revive_dead_codes_properly
+
+    def after_one_step(fixed: bool) -> float:
+        torch.manual_seed(0)
+        codebook = EuclideanCodebook(dim=4, codebook_size=16, decay=0.99,
+                                     threshold_ema_dead_code=2).train()
+        if fixed:
+            assert revive_dead_codes_properly(codebook) == 1
+        data = 10.0 + torch.randn(256, 4)  # far from the codebook's uniform start in [-0.1, 0.1]
+        codebook(data)
+        # How far each code's row is from the nearest data vector, on average.
+        return float(torch.cdist(codebook.embed, data).min(dim=1).values.mean())
+
+    stock, revived = after_one_step(False), after_one_step(True)
+    assert revived < 1.0 < stock, (stock, revived)
