@@ -127,6 +127,16 @@ def _run_with_progress(jobs):
         return pipeline.run(jobs, workspace=workspace(), progress=progress)
 
 
+def _key_and_bpm(delivery) -> tuple[str, str]:
+    """The key and tempo the engine actually played to: the composer's own, or for a MusicGen
+    render what the model received ("-" where it received none: a description-only model)."""
+    intent = delivery.facts.intent or {}
+    if "conditioning" not in intent:  # the composer: its intent is what it played
+        return delivery.spec.intent.key.name, f"{delivery.spec.intent.bpm:g}"
+    tempo = intent.get("tempo")
+    return intent.get("key") or "-", f"{intent['bpm']:g} ({tempo})" if tempo else "-"
+
+
 def print_summary(deliveries) -> None:
     """A short table: file, duration, loudness, true peak, key, bpm, ledger record."""
     from rich.table import Table
@@ -135,7 +145,7 @@ def print_summary(deliveries) -> None:
     for column in ("file", "duration", "loudness", "true peak", "key", "bpm", "record"):
         table.add_column(column, overflow="fold")
     for d in deliveries:
+        key, bpm = _key_and_bpm(d)
         table.add_row(str(d.path), f"{d.duration:.2f} s", f"{d.loudness_lufs:.1f} LUFS",
-                      f"{d.true_peak_dbtp:.1f} dBTP", d.spec.intent.key.name,
-                      f"{d.spec.intent.bpm:g}", d.record_id or "-")
+                      f"{d.true_peak_dbtp:.1f} dBTP", key, bpm, d.record_id or "-")
     console.print(table)

@@ -38,6 +38,9 @@ def test_controls_reach_the_model_and_the_sidecar_says_what_it_received(run, tmp
     assert received["key"] == "d minor" and received["tempo"] == "lively"
     assert received["instrument"] == "bells" and received["mood"] == "calm"  # "soft" is calm
     assert received["description"] == "soft bells"
+    # The summary shows the key and tempo the model received.
+    row = next(line for line in result.output.splitlines() if "cue.wav" in line and "LUFS" in line)
+    assert "D minor" in row and "110 (lively)" in row, row
     intent = sidecar["intent"]
     assert intent["key"] == "D minor" and intent["bpm"] == 110.0 and intent["tempo"] == "lively"
     assert intent["sources"] == {"mood": "prompt", "key": "flag", "tempo": "flag"}
@@ -187,3 +190,16 @@ def test_a_folder_that_is_not_t5_base_is_refused_in_one_line(run, tmp_path, what
     assert len(lines) == 1 and str(folder) in lines[0], result.output
     assert not (tmp_path / "home" / "models" / "t5-bad").exists()
     assert run("model", "list").output.count("t5-bad") == 0
+
+
+def test_a_description_only_model_is_not_said_to_play_a_key_or_tempo(run, tmp_path):
+    assert run("model", "new", "desc-tiny", "--arch", "tiny", "--conditioning", "description").exit_code == 0
+    out = tmp_path / "cue.wav"
+    result = run("jingle", "Soft bells in D minor.", "--engine", "musicgen", "--model", "desc-tiny",
+                 "--duration", 2, "--seed", 4, "--bpm", 110, "--out", out)
+    assert result.exit_code == 0, result.output
+    intent = json.loads((tmp_path / "cue.wav.json").read_text())["intent"]
+    assert intent["key"] is None and intent["bpm"] is None
+    row = next(line for line in result.output.splitlines() if "cue.wav" in line and "LUFS" in line)
+    cells = row.split()
+    assert "110" not in cells and "minor" not in cells and cells.count("-") >= 2, row
