@@ -9,7 +9,7 @@ measure the result. Measurements stream in chunks, so three-hour beds fit in mem
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -93,6 +93,9 @@ class Mastered:
     loudness_range_lu: float | None = None
     max_momentary_lufs: float | None = None
     max_short_term_lufs: float | None = None
+    # K-weighted mean square per channel per 100 ms sub-block (loudness.subblock_energies) of
+    # ``audio``: marking updates the loudness figures from it instead of measuring again.
+    energies: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def duration(self) -> float:
@@ -173,7 +176,7 @@ def master(render: Render, preset: str = "ebu-r128", *, loop: bool | None = None
         true_peak_dbtp=_db(result.true_peak), sample_peak_dbfs=_db(result.sample_peak),
         loop=loop, seam_ratio=seam_ratio, gain_db=result.gain_db, limiter_reduction_db=result.reduction_db,
         loudness_range_lu=stats.loudness_range, max_momentary_lufs=stats.max_momentary,
-        max_short_term_lufs=stats.max_short_term,
+        max_short_term_lufs=stats.max_short_term, energies=result.energies,
     )
 
 
