@@ -222,7 +222,9 @@ def mark_master(mastered, *, key_id: int, mark_id: int | None = None) -> dict:
     if ceiling is not None and mastered.true_peak_dbtp > preset.true_peak_dbtp - LIMITER_MARGIN_DB:
         ceiling = 10.0 ** (mastered.true_peak_dbtp / 20.0)
     done = embed(mastered.audio, Payload(key_id, new_mark_id() if mark_id is None else mark_id),
-                 ceiling=ceiling, host_true_peak=10.0 ** (mastered.true_peak_dbtp / 20.0))
+                 ceiling=ceiling, host_true_peak=10.0 ** (mastered.true_peak_dbtp / 20.0),
+                 host_chunk_peaks=mastered.chunk_true_peaks)
+    mastered.chunk_true_peaks = None  # of the audio before marking
     energies = mastered.energies
     if energies is None or done.peaks_cleared or energies.shape[1] != done.energy_change.size:
         energies = meter.subblock_energies(mastered.audio, mastered.sample_rate)

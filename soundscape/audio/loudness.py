@@ -348,12 +348,24 @@ def true_peak(audio: np.ndarray, *, peaks: np.ndarray | None = None, bound: np.n
             unmarked audio's, less the most the mark can take off); chunks whose bound is under
             it are skipped at once. The result is the same, only sooner.
     """
+    return chunk_true_peak_bounds(audio, peaks=peaks, bound=bound, at_least=at_least)[0]
+
+
+def chunk_true_peak_bounds(audio: np.ndarray, *, peaks: np.ndarray | None = None,
+                           bound: np.ndarray | None = None, at_least: float = 0.0):
+    """:func:`true_peak`, and per 128-sample chunk an upper bound on its true peak: the chunk's
+    true peak where it was measured, its bound where it was skipped.
+
+    Returns:
+        (true peak, (n_chunks,) float64).
+    """
     audio = _as_2d(audio)
     channels, n = audio.shape
     if n == 0:
-        return 0.0
+        return 0.0, np.zeros(0)
     if peaks is None or bound is None:
         peaks, bound = chunk_peaks(audio)
+    upper = np.array(bound, dtype=np.float64)
     n_chunks = peaks.size
     best = float(peaks.max())  # phase 0 is the samples themselves
     floor = max(best, at_least)
@@ -362,7 +374,8 @@ def true_peak(audio: np.ndarray, *, peaks: np.ndarray | None = None, bound: np.n
     first = np.argpartition(-bound, min(_TP_BATCH, n_chunks) - 1)[:_TP_BATCH]
     first = first[bound[first] > floor]
     if first.size:
-        best = max(best, float(_chunk_true_peaks(audio, first).max()))
+        upper[first] = _chunk_true_peaks(audio, first)
+        best = max(best, float(upper[first].max()))
     floor = max(best, at_least)
     rest = np.flatnonzero(bound > floor)
     rest = rest[~np.isin(rest, first)]
@@ -370,8 +383,9 @@ def true_peak(audio: np.ndarray, *, peaks: np.ndarray | None = None, bound: np.n
         batch = rest[i:i + _TP_BATCH]
         batch = batch[bound[batch] > max(best, at_least)]
         if batch.size:
-            best = max(best, float(_chunk_true_peaks(audio, batch).max()))
-    return best
+            upper[batch] = _chunk_true_peaks(audio, batch)
+            best = max(best, float(upper[batch].max()))
+    return best, upper
 
 
 def _chunk_true_peaks(audio: np.ndarray, chunks: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ BIN_HZ = SAMPLE_RATE / N_FFT   # 46.875 Hz
 
 MARGIN_DB = 3.0        # the mark aims this far under the threshold
 MAX_DELTA_DB = 1.5     # never more than this change, however loud the masker
-FRAME_SNR_DB = 26.0    # and never more mark than this under the whole frame (see docs: 35 dB was not reached)
+FRAME_SNR_DB = 26.0    # and never more mark than this under the whole frame (see docs: at 35 dB short clips lose the mark)
 SFM_TONAL_DB = -60.0   # Johnston: a spectral flatness of -60 dB is a pure tone
 _EPS = 1e-12
 
