@@ -104,3 +104,16 @@ def test_two_in_a_chain_mp3_then_resample_and_gain(clips, name, tmp_path):
     _, marked, payload, _ = clips[name]
     audio, sr = _codec(_limited(marked, 6.0), tmp_path, ["-b:a", "128k"], ".mp3")
     _assert_decodes(detect(_resampled(audio), sr), payload)
+
+
+def test_bed_10_db_under_a_speech_like_voice_decodes(clips, rng):
+    # a synthetic voice (glottal pulses through formants, syllable-rate envelope with pauses):
+    # no speech recording is in the repository
+    from soundscape.watermark.signals import speech_like
+
+    _, marked, payload, _ = clips["bed"]
+    rms = np.sqrt(np.mean(marked.astype(np.float64) ** 2))
+    voice = speech_like(marked.shape[1], rng, sample_rate=SR)
+    assert abs(np.sqrt(np.mean(voice.astype(np.float64) ** 2)) - 1.0) < 1e-3
+    mixed = marked + voice * rms * 10 ** (10 / 20)
+    _assert_decodes(detect(mixed.astype(np.float32), SR), payload)
