@@ -196,6 +196,9 @@ def embed(audio, payload: Payload, *, ceiling: float | None = None,
         host += change
         sample_peak = max(sample_peak, float(np.abs(host).max(initial=0.0)))
         audio[:, start:stop] = host
+    tail = 0 if n_frames == 0 else (n_frames - 1) * HOP + N_FFT   # past the last frame: unmarked
+    if tail < n:
+        sample_peak = max(sample_peak, float(np.abs(np.asarray(audio[:, tail:n])).max()))
     if host_chunk_peaks is not None and host_chunk_peaks.size == n_chunks:
         # Each chunk's interpolated values are at most the host's bound plus the filter's gain
         # bound times the mark's peak within reach (its own and its neighbours' samples); and
