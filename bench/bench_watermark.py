@@ -37,6 +37,7 @@ from soundscape.spec import make_spec
 from soundscape.watermark import mask
 from soundscape.watermark.detect import THRESHOLD, detect
 from soundscape.watermark.read import read_any
+from soundscape.watermark.signals import speech_like
 
 SR = 48000
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,6 +73,12 @@ def noisy(audio, snr_db, rng):
     return (audio + pink(audio.shape[1], rng) * rms * 10 ** (-snr_db / 20)).astype(np.float32)
 
 
+def with_voice(audio, snr_db, rng):
+    """The music mixed with the speech-like voice, the voice ``-snr_db`` dB from the music."""
+    rms = np.sqrt(np.mean(audio.astype(np.float64) ** 2))
+    return (audio + speech_like(audio.shape[1], rng, sample_rate=SR) * rms * 10 ** (-snr_db / 20)).astype(np.float32)
+
+
 def attacks(audio, tmp: Path, rng, *, bed: bool):
     mp3 = lambda a: codec(a, ["-b:a", "128k"], ".mp3", tmp)  # noqa: E731
     aac = lambda a: codec(a, ["-c:a", "aac", "-b:a", "128k"], ".m4a", tmp)  # noqa: E731
@@ -88,6 +95,8 @@ def attacks(audio, tmp: Path, rng, *, bed: bool):
     yield "pink noise 10 dB under music", (noisy(audio, 10.0, rng), SR)
     yield "pink noise 20 dB under music", (noisy(audio, 20.0, rng), SR)
     yield "music 10 dB under pink noise", (noisy(audio, -10.0, rng), SR)
+    yield "speech-like voice at the music's level", (with_voice(audio, 0.0, rng), SR)
+    yield "music 10 dB under speech-like voice", (with_voice(audio, -10.0, rng), SR)
     y, sr = mp3(limited(audio, 6.0))
     yield "chain: +6 dB limited -> MP3", (y, sr)
     y, sr = aac(audio)
@@ -188,10 +197,10 @@ def long_bed(seconds: float) -> None:
     spent = {"mark": 0.0, "mark_cpu": 0.0}
     original = delivery.mark_master
 
-    def timed(m, *, key_id):
+    def timed(m, **options):
         t, c = time.perf_counter(), time.process_time()
         try:
-            return original(m, key_id=key_id)
+            return original(m, **options)
         finally:
             spent["mark"] += time.perf_counter() - t
             spent["mark_cpu"] += time.process_time() - c

@@ -206,8 +206,9 @@ def mark_master(mastered, *, key_id: int, mark_id: int | None = None) -> dict:
     """Mark a master in place (after mastering, before the file is written), re-measure its
     loudness and true peak, and return the mark's facts. ``mark_id`` defaults to a random one.
 
-    The mark stays under the preset's true-peak ceiling less the limiter's margin; the loudness
-    it adds is measured, not assumed (docs/watermark.md).
+    The mark stays under the preset's true-peak ceiling less the limiter's margin; the true
+    peak is measured on the marked audio, the loudness from mastering's sub-block energies plus
+    what the mark adds to each (docs/watermark.md).
     """
     # numpy and scipy, as mastering: the driver's record and sign steps never pay for them.
     from soundscape.audio import loudness as meter
@@ -221,8 +222,19 @@ def mark_master(mastered, *, key_id: int, mark_id: int | None = None) -> dict:
     if ceiling is not None and mastered.true_peak_dbtp > preset.true_peak_dbtp - LIMITER_MARGIN_DB:
         ceiling = 10.0 ** (mastered.true_peak_dbtp / 20.0)
     done = embed(mastered.audio, Payload(key_id, new_mark_id() if mark_id is None else mark_id),
-                 ceiling=ceiling)
-    stats = meter.loudness_stats(meter.subblock_energies(mastered.audio, mastered.sample_rate))
+                 ceiling=ceiling, host_true_peak=10.0 ** (mastered.true_peak_dbtp / 20.0),
+                 host_chunk_peaks=mastered.chunk_true_peaks)
+    mastered.chunk_true_peaks = None  # of the audio before marking
+    energies = mastered.energies
+    if energies is None or done.peaks_cleared or energies.shape[1] != done.energy_change.size:
+        energies = meter.subblock_energies(mastered.audio, mastered.sample_rate)
+    else:
+        # The mark's added energy, from the spectra it was made from (each channel alike), in
+        # place of a second K-weighted pass over the whole file; tests/watermark compare the
+        # two. Where peaks were cleared, the mark is not what the spectra say: measure.
+        energies = energies + done.energy_change[None, :] / energies.shape[0]
+    mastered.energies = energies
+    stats = meter.loudness_stats(energies)
     mastered.loudness_lufs = stats.integrated
     mastered.true_peak_dbtp = 20.0 * math.log10(max(done.true_peak, 1e-12))
     mastered.sample_peak_dbfs = 20.0 * math.log10(max(done.sample_peak, 1e-12))

@@ -338,34 +338,54 @@ def chunk_peaks(audio: np.ndarray, *, circular: bool = False) -> tuple[np.ndarra
     return peaks, interpolation_bound(peaks, steps, circular=circular)
 
 
-def true_peak(audio: np.ndarray, *, peaks: np.ndarray | None = None, bound: np.ndarray | None = None) -> float:
+def true_peak(audio: np.ndarray, *, peaks: np.ndarray | None = None, bound: np.ndarray | None = None,
+              at_least: float = 0.0) -> float:
     """True peak as a linear amplitude (max over channels), 4x oversampled; see true_peak_dbtp.
 
     Args:
         peaks, bound: :func:`chunk_peaks` of ``audio`` (non-circular) when already known.
+        at_least: a value the true peak is known to reach (the watermark knows one: the
+            unmarked audio's, less the most the mark can take off); chunks whose bound is under
+            it are skipped at once. The result is the same, only sooner.
+    """
+    return chunk_true_peak_bounds(audio, peaks=peaks, bound=bound, at_least=at_least)[0]
+
+
+def chunk_true_peak_bounds(audio: np.ndarray, *, peaks: np.ndarray | None = None,
+                           bound: np.ndarray | None = None, at_least: float = 0.0):
+    """:func:`true_peak`, and per 128-sample chunk an upper bound on its true peak: the chunk's
+    true peak where it was measured, its bound where it was skipped.
+
+    Returns:
+        (true peak, (n_chunks,) float64).
     """
     audio = _as_2d(audio)
     channels, n = audio.shape
     if n == 0:
-        return 0.0
+        return 0.0, np.zeros(0)
     if peaks is None or bound is None:
         peaks, bound = chunk_peaks(audio)
+    upper = np.array(bound, dtype=np.float64)
     n_chunks = peaks.size
     best = float(peaks.max())  # phase 0 is the samples themselves
+    floor = max(best, at_least)
     # Rigorous skip: no interpolated value in a chunk can exceed its bound. The chunks with the
     # highest bounds go first, so that `best` rises at once to near its final value.
     first = np.argpartition(-bound, min(_TP_BATCH, n_chunks) - 1)[:_TP_BATCH]
-    first = first[bound[first] > best]
+    first = first[bound[first] > floor]
     if first.size:
-        best = max(best, float(_chunk_true_peaks(audio, first).max()))
-    rest = np.flatnonzero(bound > best)
+        upper[first] = _chunk_true_peaks(audio, first)
+        best = max(best, float(upper[first].max()))
+    floor = max(best, at_least)
+    rest = np.flatnonzero(bound > floor)
     rest = rest[~np.isin(rest, first)]
     for i in range(0, rest.size, _TP_BATCH):
         batch = rest[i:i + _TP_BATCH]
-        batch = batch[bound[batch] > best]
+        batch = batch[bound[batch] > max(best, at_least)]
         if batch.size:
-            best = max(best, float(_chunk_true_peaks(audio, batch).max()))
-    return best
+            upper[batch] = _chunk_true_peaks(audio, batch)
+            best = max(best, float(upper[batch].max()))
+    return best, upper
 
 
 def _chunk_true_peaks(audio: np.ndarray, chunks: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ measure the result. Measurements stream in chunks, so three-hour beds fit in mem
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -93,6 +93,12 @@ class Mastered:
     loudness_range_lu: float | None = None
     max_momentary_lufs: float | None = None
     max_short_term_lufs: float | None = None
+    # K-weighted mean square per channel per 100 ms sub-block (loudness.subblock_energies) of
+    # ``audio``: marking updates the loudness figures from it instead of measuring again.
+    energies: np.ndarray | None = field(default=None, repr=False)
+    # Per 128-sample chunk, an upper bound on its true peak (measured where it could hold the
+    # maximum): marking checks only the chunks near the top again.
+    chunk_true_peaks: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def duration(self) -> float:
@@ -162,8 +168,9 @@ def master(render: Render, preset: str = "ebu-r128", *, loop: bool | None = None
                            circular=loop)
     else:
         peaks, bound = meter.chunk_peaks(audio)
-        result = Normalised(audio, 0.0, 0.0, meter.subblock_energies(audio, sr),
-                            meter.true_peak(audio, peaks=peaks, bound=bound), float(peaks.max()))
+        tp, chunk_tp = meter.chunk_true_peak_bounds(audio, peaks=peaks, bound=bound)
+        result = Normalised(audio, 0.0, 0.0, meter.subblock_energies(audio, sr), tp,
+                            float(peaks.max()), chunk_tp)
     audio = result.audio
     stats = meter.loudness_stats(result.energies)
     if loop:
@@ -173,7 +180,8 @@ def master(render: Render, preset: str = "ebu-r128", *, loop: bool | None = None
         true_peak_dbtp=_db(result.true_peak), sample_peak_dbfs=_db(result.sample_peak),
         loop=loop, seam_ratio=seam_ratio, gain_db=result.gain_db, limiter_reduction_db=result.reduction_db,
         loudness_range_lu=stats.loudness_range, max_momentary_lufs=stats.max_momentary,
-        max_short_term_lufs=stats.max_short_term,
+        max_short_term_lufs=stats.max_short_term, energies=result.energies,
+        chunk_true_peaks=result.chunk_true_peaks,
     )
 
 
@@ -353,6 +361,7 @@ class Normalised(NamedTuple):
     energies: np.ndarray
     true_peak: float
     sample_peak: float
+    chunk_true_peaks: np.ndarray | None = None   # per 128-sample chunk, an upper bound
 
 
 def normalise(audio: np.ndarray, *, target_lufs: float, ceiling_dbtp: float | None,
@@ -411,7 +420,7 @@ def normalise(audio: np.ndarray, *, target_lufs: float, ceiling_dbtp: float | No
     for start, g in regions:
         sample_peak = max(sample_peak, float(np.abs(audio[:, start:start + g.size]).max()))
     peaks = np.where(gain_max >= 1.0, float(gain) * peaks, 0.0)  # a lower bound, as true_peak needs
-    true_peak = meter.true_peak(audio, peaks=peaks, bound=bound)
+    true_peak, chunk_tp = meter.chunk_true_peak_bounds(audio, peaks=peaks, bound=bound)
     # The measurement decides: a slowly moving gain still shifts inter-sample peaks a little.
     if ceiling_dbtp is not None:
         ceiling = 10.0 ** (ceiling_dbtp / 20.0)
@@ -424,10 +433,10 @@ def normalise(audio: np.ndarray, *, target_lufs: float, ceiling_dbtp: float | No
             energies = None
             peaks, bound = meter.chunk_peaks(audio)
             sample_peak = float(peaks.max())
-            true_peak = meter.true_peak(audio, peaks=peaks, bound=bound)
+            true_peak, chunk_tp = meter.chunk_true_peak_bounds(audio, peaks=peaks, bound=bound)
     if energies is None:
         energies = meter.subblock_energies(audio, sr)
-    return Normalised(audio, float(gain_db), reduction, energies, true_peak, sample_peak)
+    return Normalised(audio, float(gain_db), reduction, energies, true_peak, sample_peak, chunk_tp)
 
 
 def _gain_curve_levels(regions: list[tuple[int, np.ndarray]], n_chunks: int) -> tuple[np.ndarray, np.ndarray]:

@@ -4,8 +4,9 @@ The detector never needs the original. It takes the log-magnitude of the marked 
 what is slow in time (the music's own spectrum, gain, codecs' band levels) and what is common
 to all bins in a frame (a limiter's gain), folds every block onto one (soft-combining them),
 and correlates the fold with the sync pattern at each of the 256 frame phases and two sub-frame
-offsets. The decision is on that correlation alone, normalised so that under no mark it is a
-Rademacher sum bounded by Hoeffding's inequality (docs/watermark.md derives the threshold).
+offsets. The decision is on that correlation, normalised so that under no mark it is a
+Rademacher sum bounded by Hoeffding's inequality: above one threshold alone, or above a lower
+one with a payload that passes its CRC (docs/watermark.md derives both).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from scipy import fft as sfft
 from scipy.ndimage import uniform_filter1d
 
 from soundscape.watermark import ecc
+from soundscape.watermark import payload as payload_module
 from soundscape.watermark.layout import (BIN_HIGH, BIN_LOW, BLOCK_FRAMES, CHIP_BINS, CHIP_FRAMES,
                                          HOP, N_BINS, N_CODE, N_COLS, N_FFT, SAMPLE_RATE, frames,
                                          pattern, window)
@@ -31,8 +33,16 @@ D_FFT, D_HOP = N_FFT // DECIMATION, HOP // DECIMATION
 SUB_OFFSETS = (0, D_HOP // 2)   # the grid is then at most 128 samples (at 48 kHz) off
 N_TESTS = BLOCK_FRAMES * len(SUB_OFFSETS)              # phases searched: the union bound's count
 FALSE_POSITIVE = 1e-6
-# Hoeffding: P(z >= t) <= exp(-t^2 / 2) per test, so N_TESTS * exp(-t^2/2) = 1e-6 gives t.
-THRESHOLD = math.sqrt(2.0 * math.log(N_TESTS / FALSE_POSITIVE))   # 6.33
+# Two ways to be called marked, their false-positive chances adding to FALSE_POSITIVE
+# (docs/watermark.md derives both): the sync alone, or a lower sync score whose decoded payload
+# passes its CRC (in unmarked audio the decoded payload is uniformly distributed and
+# independent of the sync score, so its CRC passes with probability 2^-8).
+SYNC_SHARE = 0.9
+# Hoeffding: P(z >= t) <= exp(-t^2 / 2) per test, so N_TESTS * exp(-t^2/2) = 0.9e-6 gives t.
+THRESHOLD = math.sqrt(2.0 * math.log(N_TESTS / (SYNC_SHARE * FALSE_POSITIVE)))     # 6.35
+CRC_PASS = 2.0 ** -payload_module.CRC_BITS
+CRC_THRESHOLD = math.sqrt(2.0 * math.log(N_TESTS * CRC_PASS
+                                         / ((1.0 - SYNC_SHARE) * FALSE_POSITIVE)))  # 5.80
 SMOOTH_FRAMES = 17      # the moving average taken out of each bin: 96 ms either side
 CLIP_DB = 12.0          # features clipped, so one loud onset cannot outvote a block
 WEIGHT_FRAMES = 17
@@ -155,15 +165,22 @@ def detect(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Detection:
     blocks = n_frames / BLOCK_FRAMES
     if cells is None:
         return Detection(False, 0.0, 1.0, None, None, 0.0, 0)
-    p_value = min(1.0, N_TESTS * math.exp(-score * score / 2.0)) if score > 0 else 1.0
+    tail = math.exp(-score * score / 2.0) if score > 0 else 1.0
+    p_value = min(1.0, N_TESTS * tail)
     present = score >= THRESHOLD
     payload, data_z = None, None
-    if present:
+    if score >= CRC_THRESHOLD:
         soft, at = soft_bits(cells, phase)
         bits = ecc.decode(soft, PAYLOAD_BITS)
         payload = Payload.from_bits(bits)
-        code = pattern().role >= 0
-        values = pattern().cell_values(ecc.encode(bits))
-        data_z = float((values * at)[code].sum() / math.sqrt(max((at[code] ** 2).sum(), 1e-12)))
+        if payload is not None:
+            # a payload that passes its CRC is evidence too: the chance of that and this
+            # score in unmarked audio
+            present = True
+            p_value = min(p_value, N_TESTS * CRC_PASS * tail)
+        if present:
+            code = pattern().role >= 0
+            values = pattern().cell_values(ecc.encode(bits))
+            data_z = float((values * at)[code].sum() / math.sqrt(max((at[code] ** 2).sum(), 1e-12)))
     grid = (offset * DECIMATION + phase * HOP) % (BLOCK_FRAMES * HOP)
     return Detection(present, score, p_value, payload, data_z, blocks, grid)

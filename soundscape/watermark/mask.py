@@ -9,13 +9,17 @@ stays ``MARGIN_DB`` under the threshold of its band.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from soundscape.watermark.layout import BIN_HIGH, BIN_LOW, N_FFT, SAMPLE_RATE
 
+BIN_HZ = SAMPLE_RATE / N_FFT   # 46.875 Hz
+
 MARGIN_DB = 3.0        # the mark aims this far under the threshold
 MAX_DELTA_DB = 1.5     # never more than this change, however loud the masker
-FRAME_SNR_DB = 26.0    # and never more mark than this under the whole frame (see docs: 35 dB was not reached)
+FRAME_SNR_DB = 26.0    # and never more mark than this under the whole frame (see docs: at 35 dB short clips lose the mark)
 SFM_TONAL_DB = -60.0   # Johnston: a spectral flatness of -60 dB is a pure tone
 _EPS = 1e-12
 
@@ -25,41 +29,43 @@ def bark(hz: np.ndarray) -> np.ndarray:
     return 13.0 * np.arctan(0.00076 * hz) + 3.5 * np.arctan((hz / 7500.0) ** 2)
 
 
-def _bands():
-    hz = np.arange(N_FFT // 2 + 1) * SAMPLE_RATE / N_FFT
+@lru_cache(maxsize=4)
+def _bands(n_bins: int):
+    """Bark band tables for ``n_bins`` spectrum bins of BIN_HZ each: the 48 kHz 1024-point
+    spectrum (513 bins) or the embedder's 12 kHz 256-point one (129 bins, the same bins up to
+    6 kHz). The bands missing at 12 kHz (Bark 20 and up) lie 3 or more bands above the
+    marked band's top one (Bark 17, to 3.98 kHz), where Schroeder's function is under -50 dB:
+    leaving them out only lowers the threshold, and by a negligible amount)."""
+    hz = np.arange(n_bins) * BIN_HZ
     band = np.floor(bark(hz)).astype(int)
     n = band.max() + 1
-    member = np.zeros((hz.size, n), dtype=np.float32)
-    member[np.arange(hz.size), band] = 1.0
     dz = np.arange(n)[:, None] - np.arange(n)[None, :]   # maskee - masker, in Bark
     sf_db = 15.81 + 7.5 * (dz + 0.474) - 17.5 * np.sqrt(1.0 + (dz + 0.474) ** 2)
-    return band, n, member, (10.0 ** (sf_db / 10.0)).astype(np.float32)
+    starts = np.flatnonzero(np.diff(np.concatenate([[-1], band])))  # bands are runs of bins
+    return n, starts, (10.0 ** (sf_db / 10.0)).astype(np.float32)
 
 
-_BAND, _N_BANDS, _MEMBER, _SPREAD = _bands()
-MARKED_BANDS = _BAND[BIN_LOW:BIN_HIGH]
-
-
-_STARTS = np.flatnonzero(np.diff(np.concatenate([[-1], _BAND])))  # bands are runs of bins
+MARKED_BANDS = np.floor(bark(np.arange(BIN_LOW, BIN_HIGH) * BIN_HZ)).astype(int)
 
 
 def band_energy(power: np.ndarray) -> np.ndarray:
     """Each frame's energy per Bark band: ``(frames, bands)``."""
-    return np.add.reduceat(power, _STARTS, axis=1)
+    return np.add.reduceat(power, _bands(power.shape[1])[1], axis=1)
 
 
 def threshold(power: np.ndarray) -> np.ndarray:
     """The masking threshold (energy per Bark band) of each frame: ``(frames, bands)``.
 
     Args:
-        power: ``(frames, N_FFT // 2 + 1)`` power spectra.
+        power: ``(frames, bins)`` power spectra on bins of BIN_HZ from 0 Hz.
     """
+    n_bands, _, spread_fn = _bands(power.shape[1])
     energy = band_energy(power)
-    spread = energy @ _SPREAD.T
+    spread = energy @ spread_fn.T
     marked = power[:, BIN_LOW:BIN_HIGH] + _EPS
     sfm_db = 10.0 * np.log10(np.exp(np.log(marked).mean(axis=1)) / marked.mean(axis=1))
     alpha = np.clip(sfm_db / SFM_TONAL_DB, 0.0, 1.0)[:, None]
-    z = np.arange(_N_BANDS)[None, :]
+    z = np.arange(n_bands)[None, :]
     offset_db = alpha * (14.5 + z) + (1.0 - alpha) * 5.5
     return spread * 10.0 ** (-offset_db / 10.0), energy
 

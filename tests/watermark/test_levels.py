@@ -26,5 +26,33 @@ def test_a_bed_in_an_audio_store_is_marked_as_an_array_is(clips):
     b = embed(store, payload, ceiling=0.9)
     assert np.array_equal(store[:, :], array) and not np.array_equal(array, unmarked)
     assert a.snr_db == b.snr_db and a.true_peak == b.true_peak
+    # with the unmarked audio's per-chunk true-peak bounds (as mastering hands them over) the
+    # marked file's true peak is re-measured only near the top, and comes out the same
+    from soundscape.audio import loudness as meter
+
+    host_peak, chunk_bounds = meter.chunk_true_peak_bounds(unmarked)
+    again = unmarked.copy()
+    c = embed(again, payload, ceiling=0.9, host_true_peak=host_peak, host_chunk_peaks=chunk_bounds)
+    assert np.array_equal(again, array) and c.true_peak == a.true_peak == meter.true_peak(array)
     assert detect(store[:, :]).payload == payload
     store.close()
+
+
+def test_the_loudness_marking_reports_is_what_a_second_pass_measures(clips):
+    # mark_master adds the mark's energy, worked out from its spectra, to mastering's sub-block
+    # energies instead of measuring the whole file again: it must agree with measuring.
+    from soundscape.audio import loudness as meter
+
+    for name in ("jingle", "bed"):
+        unmarked, marked, _, mastered = clips[name]
+        measured = meter.subblock_energies(marked, 48000)
+        before = meter.subblock_energies(unmarked, 48000)
+        added, estimated = measured - before, mastered.energies - before
+        # per 100 ms sub-block, within 1 % of the music's energy there (0.04 dB)
+        loud = before.sum(0) > 1e-6 * before.sum(0).max()
+        error = np.abs(estimated.sum(0) - added.sum(0))[loud] / before.sum(0)[loud]
+        assert error.max() < 0.01, (name, error.max())
+        stats = meter.loudness_stats(measured)
+        assert abs(mastered.loudness_lufs - stats.integrated) < 0.005, name
+        assert abs(mastered.max_momentary_lufs - stats.max_momentary) < 0.01, name
+        assert abs(mastered.true_peak_dbtp - meter.true_peak_dbtp(marked, 48000)) < 1e-6, name
