@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 banks:
 	@bash scripts/ensure-banks.sh
 
-# Programs some tests measure with (ffmpeg's ebur128, headless Chromium, poppler):
+# Programs some tests measure with (ffmpeg's ebur128, headless Chromium, poppler, flac):
 # installed here when missing and when we may; tests that need one skip with the reason otherwise.
 tools:
 	@bash scripts/ensure-tools.sh

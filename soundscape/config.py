@@ -88,6 +88,18 @@ class Workspace:
         return (self.home / Path(value).expanduser(),)
 
     @property
+    def report_templates(self) -> Path | None:
+        """A studio's folder of HTML cue-sheet templates (``report_templates`` setting, env
+        ``SOUNDSCAPE_REPORT_TEMPLATES``), relative to the workspace; None for the packaged ones."""
+        value = self.setting("report_templates")
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise SoundscapeError(f"{self.home / SETTINGS_FILE}: report_templates must be a quoted "
+                                  "folder path such as \"/srv/studio/cuesheet-templates\"")
+        return self.home / Path(value).expanduser()
+
+    @property
     def models_dir(self) -> Path:
         return self.home / "models"
 

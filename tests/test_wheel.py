@@ -64,7 +64,9 @@ def test_the_wheel_carries_the_data_the_package_reads(wheel_install):
                      "soundscape/data/licenses/base-models.toml",
                      "soundscape/data/samples/manifest.jsonl",
                      "soundscape/data/examples/deep-water-s01e03.yaml",
-                     "soundscape/data/docs/cli.md"):
+                     "soundscape/data/docs/cli.md",
+                     "soundscape/reports/templates/cuesheet.html.j2",
+                     "soundscape/reports/templates/style.css.j2"):
         assert required in names, required
     flacs = [n for n in names if n.startswith("soundscape/data/samples/") and n.endswith(".flac")]
     assert len(flacs) == len(list((REPO / "samples").glob("*.flac")))
@@ -105,6 +107,9 @@ def test_a_light_wheel_install_generates_the_same_audio_and_clears_batches_and_r
     assert report.returncode == 0, report.stderr
     sheet = json.loads((tmp_path / "sheet.json").read_text())
     assert [c["cue_id"] for c in sheet["cues"]] == ["1M1"]
+    html = _run(program, tmp_path / "h1", "report", "S01E09", "--out", tmp_path / "sheet.html", cwd=tmp_path)
+    assert html.returncode == 0, html.stderr  # the HTML templates came with the wheel
+    assert 'data-cue-id="1M1"' in (tmp_path / "sheet.html").read_text("utf-8")
     shown = _run(program, tmp_path / "h1", "docs", "cli", cwd=tmp_path)
     assert shown.returncode == 0 and shown.stdout.startswith("# The command line for scripts")
 

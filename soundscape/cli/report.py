@@ -27,6 +27,9 @@ def report(
         help="Clearance policy. Default: the cue list's policy, else broadcast-commercial.")] = None,
     production: Annotated[Optional[str], typer.Option(
         help="Programme title, where episodes of several productions share a ledger.")] = None,
+    templates: Annotated[Optional[Path], typer.Option(
+        "--templates", metavar="DIR",
+        help="A folder of HTML templates that replace the packaged ones by name (restyles --format html; soundscape docs reports). Default: the report_templates setting.")] = None,
 ) -> None:
     """Write the music cue sheet of an episode: every cue, its lineage, clearance and credits.
 
@@ -34,15 +37,22 @@ def report(
     CLEARED) is printed; the exit code is 0 whenever the report was written.
     """
     from soundscape import reports
+    from soundscape.errors import ParameterError
+    from soundscape.reports import render_html
     from soundscape.reports.cuesheet import build_cuesheet
     from soundscape.rights.ledger import Ledger
 
     kind = reports.report_format(fmt, out)
+    if templates is not None and kind != "html":
+        raise ParameterError(f"--templates restyles the HTML cue sheet only; this report is {kind}")
     path = reports.output_path(out, episode=episode, fmt=kind)  # fail before any work
     ws = workspace()
+    template_dir = (templates or ws.report_templates) if kind == "html" else None
+    if kind == "html":
+        render_html.load_page(template_dir)  # a broken studio template fails before any work
     with Ledger.open(ws) as ledger:
         sheet = build_cuesheet(ledger, episode, policy=policy, production=production, workspace=ws)
-        reports.write_report(sheet, kind, path)
+        reports.write_report(sheet, kind, path, template_dir=template_dir)
     p = sheet.production
     colour = {"CLEARED": "green", "NEEDS REVIEW": "yellow"}.get(p.status, "red")
     console.print(f"{p.title} {p.episode}: [bold {colour}]{p.status}[/] · {p.cleared_count} of "

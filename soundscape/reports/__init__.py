@@ -70,8 +70,12 @@ def output_path(out: str | Path | None, *, episode: str, fmt: str) -> Path:
     return path
 
 
-def render(sheet, fmt: str, *, out: Path | None = None) -> bytes:
-    """The report bytes in ``fmt`` (waveforms drawn for html and pdf)."""
+def render(sheet, fmt: str, *, out: Path | None = None, template_dir: Path | None = None) -> bytes:
+    """The report bytes in ``fmt`` (waveforms drawn for html and pdf).
+
+    ``template_dir`` is a studio's folder of HTML templates (render_html.py); the other formats
+    have no templates and ignore it.
+    """
     if fmt == "csv":
         return render_csv.render(sheet)
     if fmt == "json":
@@ -80,7 +84,8 @@ def render(sheet, fmt: str, *, out: Path | None = None) -> bytes:
         return render_society.render(sheet)
     images = waveforms(sheet.cues)
     if fmt == "html":
-        return render_html.render(sheet, base_dir=out.parent if out else None, images=images)
+        return render_html.render(sheet, base_dir=out.parent if out else None, images=images,
+                                  template_dir=template_dir)
     if fmt == "pdf":
         # reportlab loads only when a PDF is asked for (render_pdf imports it at its top).
         from soundscape.reports import render_pdf
@@ -89,13 +94,14 @@ def render(sheet, fmt: str, *, out: Path | None = None) -> bytes:
     raise ParameterError(f"unknown report format {fmt!r}: choose one of {', '.join(FORMATS)}")
 
 
-def write_report(sheet, fmt: str, out: Path) -> Path:
+def write_report(sheet, fmt: str, out: Path, *, template_dir: Path | None = None) -> Path:
     """Render ``sheet`` and write it to ``out`` atomically; returns the path written.
 
     Raises:
         OutputError: the file cannot be written (nothing is left behind).
+        render_html.TemplateError: a studio's HTML template is broken (nothing is written).
     """
-    data = render(sheet, fmt, out=out)
+    data = render(sheet, fmt, out=out, template_dir=template_dir)
     try:
         write_bytes_atomic(out, data)
     except OSError as exc:

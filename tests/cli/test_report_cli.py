@@ -132,3 +132,51 @@ def test_an_out_that_names_another_kind_of_file_is_refused(episode, args, says):
     assert says in _one_error_line(_report(episode, "S01E01", *args))
     assert wav.read_bytes() == before
     assert not (episode["root"] / "cues.csv").exists()
+
+
+def test_a_studio_template_folder_restyles_the_html(episode, tmp_path):
+    studio = tmp_path / "studio-templates"
+    studio.mkdir()
+    (studio / "style.css.j2").write_text("h1 { color: #c0ffee; }", encoding="utf-8")
+    plain, styled = episode["root"] / "plain.html", episode["root"] / "styled.html"
+    assert _report(episode, "S01E01", "--out", plain).returncode == 0
+    proc = _report(episode, "S01E01", "--out", styled, "--templates", studio)
+    assert proc.returncode == 0, proc.stderr
+    assert b"h1 { color: #c0ffee; }" not in plain.read_bytes()
+    html = styled.read_bytes()
+    assert b"<style>h1 { color: #c0ffee; }</style>" in html and b'data-cue-id="1M2"' in html
+
+    # The same folder named once for the workspace, in soundscape.toml (relative to it).
+    settings = episode["home"] / "soundscape.toml"
+    settings.write_text(f'report_templates = "{studio}"\n', encoding="utf-8")
+    try:
+        by_setting = episode["root"] / "by-setting.html"
+        assert _report(episode, "S01E01", "--out", by_setting).returncode == 0
+        assert by_setting.read_bytes().count(b"#c0ffee") == 1
+        # The setting restyles HTML alone: a CSV is written as before.
+        assert _report(episode, "S01E01", "--out", episode["root"] / "set.csv").returncode == 0
+    finally:
+        settings.unlink()
+
+
+@pytest.mark.parametrize("template, says", [
+    (None, "does not exist"),
+    ("{% for cue in sheet.cues %}<p>{{ cue.title }}</p>", "cue_table.html.j2, line 1: Unexpected end of template"),
+    ("<p>{{ sheet.production.budget }}</p>", "has no attribute 'budget'"),
+], ids=["missing-folder", "syntax-error", "unknown-variable"])
+def test_a_broken_studio_template_is_one_line_and_nothing_written(episode, tmp_path, template, says):
+    studio = tmp_path / "studio"
+    if template is not None:
+        studio.mkdir()
+        (studio / "cue_table.html.j2").write_text(template, encoding="utf-8")
+    out = tmp_path / "sheet.html"
+    proc = _report(episode, "S01E01", "--out", out, "--templates", studio)
+    line = _one_error_line(proc)
+    assert proc.returncode == 2 and says in line
+    assert list(tmp_path.iterdir()) == ([studio] if template is not None else [])
+
+
+def test_templates_with_another_format_is_refused(episode, tmp_path):
+    line = _one_error_line(_report(episode, "S01E01", "--format", "pdf", "--out", tmp_path / "r.pdf",
+                                   "--templates", tmp_path))
+    assert "--templates restyles the HTML cue sheet only" in line and not (tmp_path / "r.pdf").exists()

@@ -1,7 +1,9 @@
 """C2PA content credentials: the development CA, signing in place, reading back, tampering."""
 
 import os
+import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +129,31 @@ def test_flac_is_signed_too(tmp_path, rng, dev_keys):
     after, _ = sf.read(path, dtype="int32")
     assert np.array_equal(before, after)
     assert cr.read_credentials(path, anchors_pem=dev_keys.ca_cert.read_text()).trusted
+
+
+@pytest.mark.needs_tool
+@pytest.mark.skipif(not (shutil.which("flac") and shutil.which("metaflac")),
+                    reason="flac/metaflac are not installed (scripts/ensure-tools.sh installs them)")
+def test_the_reference_flac_tools_read_a_signed_flac(tmp_path, rng, dev_keys):
+    # The manifest rides in an ID3v2 tag ahead of "fLaC": the reference decoder must skip it and
+    # give the very samples libsndfile reads, and metaflac must still find the metadata blocks.
+    path = _audio_file(tmp_path / "cue.flac", rng, fmt="FLAC")
+    cr.sign_file(path, _facts(title="cue.flac"), _config(dev_keys))
+    assert path.read_bytes()[:3] == b"ID3"
+    tested = subprocess.run(["flac", "--test", "--silent", str(path)], capture_output=True, text=True,
+                            timeout=120)
+    assert tested.returncode == 0, tested.stderr
+    raw = subprocess.run(["flac", "--decode", "--silent", "--stdout", "--force-raw-format",
+                          "--endian=little", "--sign=signed", str(path)], capture_output=True,
+                         check=True, timeout=120).stdout
+    triples = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int32)
+    decoded = triples[:, 0] | (triples[:, 1] << 8) | (triples[:, 2] << 16)
+    decoded = np.where(decoded >= 1 << 23, decoded - (1 << 24), decoded).reshape(-1, 2)
+    expected, _ = sf.read(path, dtype="int32")   # 24-bit samples, left-aligned in int32
+    assert np.array_equal(decoded << 8, expected)
+    listed = subprocess.run(["metaflac", "--list", str(path)], capture_output=True, text=True,
+                            check=True, timeout=120).stdout
+    assert "type: 0 (STREAMINFO)" in listed
 
 
 def test_one_changed_sample_breaks_the_data_hash(tmp_path, rng, dev_keys):
