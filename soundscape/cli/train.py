@@ -61,6 +61,9 @@ def train(
         help="Also checkpoint whenever this many minutes passed since the last.")] = None,
     encode_workers: Annotated[int, typer.Option(
         help="Processes that pre-encode the dataset's codes into shards.")] = 1,
+    reconstruction_steps: Annotated[int, typer.Option(
+        help="Codec stage: the first N steps train on reconstruction alone (waveform L1 and "
+             "multi-scale mel); the adversary joins after them.")] = 0,
 ) -> None:
     """Train a model on a dataset and register the result with its lineage and licenses."""
     from soundscape.engines.musicgen.distributed import env_world
@@ -94,7 +97,8 @@ def train(
                    accumulate=accumulate, warmup=warmup, schedule=schedule,
                    validate_every=validate_every, checkpoint_every=checkpoint_every,
                    checkpoint_minutes=checkpoint_minutes, encode_workers=encode_workers,
-                   allow_untrained_codec=allow_untrained_codec)
+                   allow_untrained_codec=allow_untrained_codec,
+                   **({"reconstruction_steps": reconstruction_steps} if reconstruction_steps else {}))
     try:
         if not dist.is_main:
             _quiet_rank(dist, options)

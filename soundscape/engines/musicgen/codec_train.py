@@ -67,6 +67,15 @@ HELDOUT_MAX_CLIPS = 32
 HELDOUT_WINDOWS = 2
 HELDOUT_WINDOW_SECONDS = 1.0
 
+# A never-trained codec starts from a data-dependent initialisation (see initialise_codec):
+# biases zeroed and the encoder's output layer scaled so that its latents have this RMS on the
+# first batch. At PyTorch's default initialisation the biases set the latents (over time they
+# vary by about 0.04 against 0.82 between channels), and a decoder fed near-constant latents
+# learns one output for every input; 0.25 is the scale measured to train (docs/musicgen.md).
+INITIAL_LATENT_RMS = 0.25
+# After the reconstruction steps, the codebooks are seeded by k-means on this many batches.
+SEED_BATCHES = 4
+
 # The same place the LM stage keeps its resumable checkpoint.
 WORK_DIR = ".training"
 STATE_FILE = "last.pt"
@@ -147,7 +156,8 @@ def train_codec(model_dir: Path, items: Sequence, *, steps: int, batch_size: int
                 device: torch.device, seed: int = 0, segment_seconds: float | None = None,
                 checkpoint_every: int | None = None, validate_every: int | None = None,
                 on_validation: ValidationFn | None = None, extra_config: dict | None = None,
-                holdout_fraction: float = HOLDOUT_FRACTION) -> CodecResult:
+                holdout_fraction: float = HOLDOUT_FRACTION,
+                reconstruction_steps: int = 0) -> CodecResult:
     """Train ``model_dir``'s EnCodec on ``items`` and export the result to ``out_dir``.
 
     Args:
@@ -167,6 +177,11 @@ def train_codec(model_dir: Path, items: Sequence, *, steps: int, batch_size: int
         on_validation: called with each held-out measurement.
         extra_config: recorded under ``soundscape.training`` in the exported config.
         holdout_fraction: the share of clips held out (at least one).
+        reconstruction_steps: the first this many steps train the encoder and decoder as a
+            plain autoencoder (no quantizer) on the reconstruction losses alone (waveform L1
+            and multi-scale mel at their recipe weights, no balancer), with the discriminator
+            idle; then the codebooks are seeded by k-means on the trained encoder's latents and
+            the quantizer and the adversary join (VQGAN's ``disc_start``).
 
     Raises:
         ModelError: a compression model without an EnCodec config, a resume that does not
@@ -175,13 +190,17 @@ def train_codec(model_dir: Path, items: Sequence, *, steps: int, batch_size: int
     check_codec_config(model_dir)
     if validate_every is not None and validate_every < 1:
         raise ParameterError("validate_every must be 1 or more")
+    if reconstruction_steps < 0:
+        raise ParameterError("reconstruction_steps must be 0 or more")
     if not 0 < holdout_fraction < 1:
         raise ParameterError(f"the held-out share {holdout_fraction:g} must lie between 0 and 1")
     train_items, heldout = heldout_split(items, holdout_fraction)
     base_hashes = checkpoint_hashes(model_dir)
     work_dir = out_dir / WORK_DIR
     run = _CodecRun(model_dir, train_items, heldout, device=device, lr=lr, seed=seed,
-                    segment_seconds=segment_seconds or DEFAULT_SEGMENT_SECONDS)
+                    segment_seconds=segment_seconds or DEFAULT_SEGMENT_SECONDS,
+                    reconstruction_steps=reconstruction_steps)
+    fresh = not codec_record(model_dir)["trained"]
     settings = {"stage": "codec", "batch_size": batch_size, "lr": lr, "lora_rank": None,
                 "seed": seed, "base_model_sha256": base_hashes["model"],
                 "base_lm_sha256": base_hashes["lm"],
@@ -189,7 +208,9 @@ def train_codec(model_dir: Path, items: Sequence, *, steps: int, batch_size: int
                 "assets": sorted(i.sha256 for i in items),
                 "heldout": sorted(i.sha256 for i in heldout),
                 "segment_seconds": run.segment_seconds, "discriminator": run.disc_config,
-                "loss_weights": LOSS_WEIGHTS}
+                "loss_weights": LOSS_WEIGHTS, "reconstruction_steps": reconstruction_steps,
+                "initialisation": ({"kind": "data-dependent", "latent_rms": INITIAL_LATENT_RMS}
+                                   if fresh else None)}
     losses: list[float] = []
     metrics: list[dict] = []
     validation: list[dict] = []
@@ -203,6 +224,8 @@ def train_codec(model_dir: Path, items: Sequence, *, steps: int, batch_size: int
         metrics = json.loads(state["metrics"])
         validation = json.loads(state["validation"])
         start_step = int(state["step"])
+    elif fresh:
+        settings["initialised_from_latent_rms"] = run.initialise(batch_size)
 
     def measure(step: int) -> None:
         figures = {"step": step, **run.heldout_figures()}
@@ -278,12 +301,13 @@ class _CodecRun:
     """One codec run: EnCodec, its discriminator, both optimisers, the balancer, the sampler."""
 
     def __init__(self, model_dir: Path, train_items, heldout, *, device, lr, seed,
-                 segment_seconds):
+                 segment_seconds, reconstruction_steps: int = 0):
         from audiocraft import adversarial
         from audiocraft.losses import Balancer, MelSpectrogramL1Loss, MultiScaleMelSpectrogramLoss
         from audiocraft.models import builders as ac_builders
 
         self.model_dir, self.device, self.seed = model_dir, device, seed
+        self.reconstruction_steps = reconstruction_steps
         package = read_package(model_dir / COMPRESSION_FILE)
         self.cfg = package_config(package, model_dir / COMPRESSION_FILE)
         self.cfg.device = str(device)
@@ -327,10 +351,20 @@ class _CodecRun:
             self.mel = MelSpectrogramL1Loss(sample_rate=sr, **MEL).to(device)
         self.model.train()
 
+    @torch.no_grad()
+    def initialise(self, batch_size: int) -> float:
+        """The data-dependent start of a never-trained codec; returns the latents' RMS before."""
+        return initialise_codec(self.model, self.sampler.batch(0, batch_size).to(self.device))
+
     def step(self, step: int, batch_size: int) -> dict[str, float]:
         x = self.sampler.batch(step, batch_size).to(self.device)
         # The quantizer replaces dead codes from the global RNG: seed it per step for resumes.
         torch.manual_seed(self.seed * 1_000_003 + step)
+        if step <= self.reconstruction_steps:
+            figures = self._reconstruction_step(x)
+            if step == self.reconstruction_steps:
+                self.seed_codebooks(batch_size)
+            return figures
         result = self.model(x)
         y = result.x[..., :x.shape[-1]]
         d_loss = self.adversary.train_adv(y, x)
@@ -352,6 +386,33 @@ class _CodecRun:
         figures["reconstruction"] = (LOSS_WEIGHTS["l1"] * figures["l1"]
                                      + LOSS_WEIGHTS["msspec"] * figures["msspec"])
         return figures
+
+    def _reconstruction_step(self, x) -> dict[str, float]:
+        """A step of the encoder and decoder as a plain autoencoder (no quantizer) on the
+        reconstruction losses alone; the discriminator does not move."""
+        y = self.model.decoder(self.model.encoder(x))[..., :x.shape[-1]]
+        l1 = F.l1_loss(y, x)
+        msspec = self.msspec(y, x)
+        loss = LOSS_WEIGHTS["l1"] * l1 + LOSS_WEIGHTS["msspec"] * msspec
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        figures = {"l1": float(l1.detach()), "msspec": float(msspec.detach()), "adv": 0.0,
+                   "feat": 0.0, "d_loss": 0.0, "penalty": 0.0}
+        figures["reconstruction"] = (LOSS_WEIGHTS["l1"] * figures["l1"]
+                                     + LOSS_WEIGHTS["msspec"] * figures["msspec"])
+        return figures
+
+    @torch.no_grad()
+    def seed_codebooks(self, batch_size: int, batches: int = SEED_BATCHES) -> None:
+        """k-means codebooks from the trained encoder's latents (audiocraft's own k-means
+        initialisation, run now on ``batches`` fresh batches): the quantizer joins the codec
+        with codes that tell its latents apart."""
+        latents = torch.cat([self.model.encoder(self.sampler.batch(-1 - k, batch_size)
+                                                .to(self.device)) for k in range(batches)])
+        for layer in self.model.quantizer.vq.layers:
+            layer._codebook.inited.fill_(0)
+        self.model.quantizer(latents, self.model.frame_rate)  # in training mode: seeds each layer
 
     @torch.no_grad()
     def heldout_figures(self) -> dict[str, float]:
@@ -407,6 +468,30 @@ class _CodecRun:
         shutil.copyfile(self.model_dir / LM_FILE, out_dir / LM_FILE)
         return export_model(None, None, cfg, out_dir, compression_package=package,
                             lm_file=out_dir / LM_FILE)
+
+
+@torch.no_grad()
+def initialise_codec(model, batch: torch.Tensor, *, latent_rms: float = INITIAL_LATENT_RMS) -> float:
+    """Data-dependent initialisation of a never-trained EnCodec (after Salimans and Kingma's for
+    weight-normalised layers); returns the latents' RMS before it.
+
+    Every convolution's bias in the encoder and decoder is zeroed, so a latent is made by the
+    audio alone, then the encoder's last (weight-normalised) layer is scaled so that the
+    latents of ``batch`` have RMS ``latent_rms``. The quantizer's codebooks follow on the first
+    training step: their counts start at zero, so every code is dead and is re-seeded from that
+    step's latents (see :func:`revive_dead_codes_properly`).
+    """
+    for part in (model.encoder, model.decoder):
+        for name, parameter in part.named_parameters():
+            if name.endswith("bias"):
+                parameter.zero_()
+    scaled = [m for m in model.encoder.modules() if hasattr(m, "weight_g")]
+    if not scaled:
+        raise ModelError("the codec's encoder has no weight-normalised layer to initialise")
+    before = float(model.encoder(batch).pow(2).mean().sqrt())
+    if before > 0:
+        scaled[-1].weight_g.mul_(latent_rms / before)
+    return before
 
 
 def revive_dead_codes_properly(model) -> int:

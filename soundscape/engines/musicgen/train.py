@@ -197,7 +197,8 @@ def train(model_dir: str | Path, dataset_assets: Sequence, *, stage: str = "lm",
           validate_every: int | None = None,
           on_validation: Callable[[dict], None] | None = None, accumulate: int = 1,
           warmup: int = 0, checkpoint_minutes: float | None = None, encode_workers: int = 1,
-          schedule: str | None = None, dist: DistContext | None = None) -> TrainResult:
+          schedule: str | None = None, dist: DistContext | None = None,
+          reconstruction_steps: int = 0) -> TrainResult:
     """Train ``model_dir`` on ``dataset_assets`` and export the result to ``out_dir``.
 
     Args:
@@ -230,6 +231,8 @@ def train(model_dir: str | Path, dataset_assets: Sequence, *, stage: str = "lm",
         schedule: LM stage: "cosine" (decay to zero by the last step) or "constant"; default
             cosine with a warm-up, constant without.
         checkpoint_minutes: LM stage: also checkpoint whenever this much wall time passed.
+        reconstruction_steps: codec stage: the first this many steps train on reconstruction
+            alone; the adversary joins after them.
         encode_workers: processes that pre-encode the dataset's codes.
         dist: this process's place in a multi-process job (default: a lone process).
 
@@ -252,13 +255,14 @@ def train(model_dir: str | Path, dataset_assets: Sequence, *, stage: str = "lm",
                       warmup=warmup, validate_every=validate_every,
                       checkpoint_minutes=checkpoint_minutes, encode_workers=encode_workers,
                       schedule=schedule, dist=dist, allow_untrained_codec=allow_untrained_codec,
-                      on_validation=on_validation)
+                      on_validation=on_validation, reconstruction_steps=reconstruction_steps)
 
 
 def _train(model_dir, dataset_assets, *, stage, steps, batch_size, lr, lora_rank, out_dir, resume,
            progress, device, seed, segment_seconds, checkpoint_every, cache_dir, extra_config,
            accumulate, warmup, validate_every, checkpoint_minutes, encode_workers, schedule,
-           dist: DistContext, allow_untrained_codec, on_validation) -> TrainResult:
+           dist: DistContext, allow_untrained_codec, on_validation,
+           reconstruction_steps) -> TrainResult:
     started = time.perf_counter()
     if stage not in STAGES:
         raise ParameterError(f"unknown training stage {stage!r}: choose lm or codec")
@@ -283,6 +287,8 @@ def _train(model_dir, dataset_assets, *, stage, steps, batch_size, lr, lora_rank
     items = _items(dataset_assets)
     if stage == "lm" and not allow_untrained_codec:
         codec_train.require_trained_codec(model_dir)
+    if reconstruction_steps and stage != "codec":
+        raise ParameterError("--reconstruction-steps applies to the codec stage")
     if stage == "codec":
         # The codec stage has a loop of its own (discriminator, balancer, held-out figures).
         done = codec_train.train_codec(
@@ -290,7 +296,7 @@ def _train(model_dir, dataset_assets, *, stage, steps, batch_size, lr, lora_rank
             resume=resume, progress=progress, device=device, seed=seed,
             segment_seconds=segment_seconds, checkpoint_every=checkpoint_every,
             validate_every=validate_every, on_validation=on_validation,
-            extra_config=extra_config)
+            extra_config=extra_config, reconstruction_steps=reconstruction_steps)
         return TrainResult(out_dir=out_dir, stage=stage, steps=steps, start_step=done.start_step,
                            losses=done.losses, hashes=done.hashes, settings=done.settings,
                            assets=len(items), seconds=time.perf_counter() - started,

@@ -183,3 +183,45 @@ def test_dead_codes_are_revived_near_the_data_and_stay_there():
 
     stock, revived = after_one_step(False), after_one_step(True)
     assert revived < 1.0 < stock, (stock, revived)
+
+
+def test_a_fresh_codec_starts_from_its_data_and_reconstruction_steps_seed_its_codebooks(
+        tiny_model_dir, clips, tmp_path):
+    """A never-trained codec: latents scaled to the set RMS on the first batch, biases zeroed;
+    after the reconstruction-only steps the codebooks are k-means of the trained latents, so
+    the held-out clip's frames use many codes, and the held-out mel distance falls."""
+    import torch
+
+    from soundscape.engines.musicgen.builders import build_model
+    from soundscape.engines.musicgen.checkpoint import load_model
+    from soundscape.engines.musicgen.codec_train import INITIAL_LATENT_RMS, initialise_codec
+    from soundscape.engines.musicgen.segments import read_window
+    from soundscape.engines.musicgen.train import train
+
+    codec, _ = build_model("tiny", seed=3)
+    batch = torch.stack([read_window(c, 0, 12_800, sample_rate=32000, channels=1)
+                         for c in _clip_infos(clips)])
+    before = initialise_codec(codec, batch)
+    with torch.no_grad():
+        after = float(codec.encoder(batch).pow(2).mean().sqrt())
+    assert after == pytest.approx(INITIAL_LATENT_RMS, rel=1e-3) and abs(before - after) > 0.05
+    assert all(float(p.abs().max()) == 0 for n, p in codec.named_parameters() if n.endswith("bias")
+               and (n.startswith("encoder") or n.startswith("decoder")))
+
+    result = train(tiny_model_dir, clips, stage="codec", steps=12, reconstruction_steps=12,
+                   batch_size=2, lr=1e-3, out_dir=tmp_path / "codec", segment_seconds=0.4, seed=1)
+    assert result.settings["initialisation"]["kind"] == "data-dependent"
+    assert result.validation[-1]["mel_distance"] < result.validation[0]["mel_distance"]
+    model = load_model(tmp_path / "codec", device="cpu")
+    wave = torch.stack([read_window(c, 0, 32000, sample_rate=32000, channels=1)
+                        for c in _clip_infos(clips)])
+    with torch.inference_mode():
+        codes, _ = model.compression_model.encode(wave)
+    # (A random tiny codec puts any audio on 4-5 of its 256 first-codebook codes.)
+    assert len(set(codes[:, 0].reshape(-1).tolist())) >= 8, codes[:, 0]
+
+
+def _clip_infos(clips):
+    from soundscape.engines.musicgen.segments import clip_info
+
+    return [clip_info(c["path"]) for c in clips]
