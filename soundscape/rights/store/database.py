@@ -793,6 +793,18 @@ class Batch:
             if tiles:
                 driver.executemany("INSERT INTO ledger_tiles (level, idx, hash) VALUES (?, ?, ?)",
                                    tiles)
+        elif self.store.dialect == "postgresql":
+            # COPY through psycopg's cursor, in the same transaction: one stream for the batch
+            # instead of a statement per row. All or nothing with the rest of the batch.
+            cursor = self.conn.connection.driver_connection.cursor()
+            with cursor.copy("COPY ledger_records (seq, id, kind, lookup, lookup2, body, "
+                             "leaf_hash) FROM STDIN") as copy:
+                for r in rows:
+                    copy.write_row(r)
+            if tiles:
+                with cursor.copy("COPY ledger_tiles (level, idx, hash) FROM STDIN") as copy:
+                    for t in tiles:
+                        copy.write_row(t)
         else:
             self.conn.execute(records_table.insert(), [
                 dict(zip(("seq", "id", "kind", "lookup", "lookup2", "body", "leaf_hash"), r))
