@@ -342,3 +342,37 @@ def test_a_parallel_verify_agrees_with_the_sequential_one_and_names_the_same_fau
         ledger.verify()
     assert str(info.value) == ("record out-000601 (#601) was edited: its body does not match its "
                                "leaf hash")
+
+
+@pytest.mark.parametrize("tamper, message", [
+    ("UPDATE ledger_tiles SET hash = zeroblob(32) WHERE level = 1 AND idx = 1",
+     "tile entry 1/1 (the tree over records #257 to #512) does not match the records"),
+    ("INSERT INTO ledger_tiles (level, idx, hash) VALUES (1, 9, zeroblob(32))",
+     "tile entry 1/9 covers records beyond the last one (#600): it was inserted"),
+    ("UPDATE ledger_checkpoints SET frontier = '300:' || (CASE substr(frontier, 5, 1) WHEN '0' "
+     "THEN '1' ELSE '0' END) || substr(frontier, 6) WHERE size = 300",
+     "signed checkpoint 300: the frontier stored with it does not match the records (an append "
+     "would extend a wrong tree)"),
+    ("DELETE FROM ledger_checkpoints WHERE size = 600",
+     "record out-000301 (#301) is not covered by any signed checkpoint: it was inserted after "
+     "the last one"),
+])
+def test_the_level_by_level_tree_declines_every_fault_and_the_scan_names_it(
+        tmp_path, monkeypatch, tamper, message):
+    # The full verify's fast path never passes a tampered ledger: it hands over to the
+    # sequential scan, which names the fault; on an intact ledger the scan is not needed.
+    from soundscape.rights.store import database
+
+    with open_ledger(tmp_path) as ledger:
+        append(ledger, 0, 600, batch=300)
+    scans = []
+    real_scan = database.scan
+    monkeypatch.setattr(database, "scan", lambda *a, **kw: scans.append(1) or real_scan(*a, **kw))
+    with open_ledger(tmp_path) as ledger:
+        assert ledger.verify().records == 600
+    assert scans == []
+    db(tmp_path).execute(tamper)
+    with open_ledger(tmp_path) as ledger, pytest.raises(TamperError) as info:
+        ledger.verify()
+    assert scans == [1]
+    assert str(info.value) == message
