@@ -15,16 +15,9 @@ def canonical_json(data) -> str:
     The same data always gives the same text, so its hash can name it.
     """
     try:
-        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=False, default=_default)
+        return _ENCODER.encode(data)
     except ValueError:
-        return json.dumps(_finite(data), sort_keys=True, separators=(",", ":"),
-                          ensure_ascii=False, allow_nan=False, default=_default)
-
-
-def jsonable(data):
-    """``data`` as plain JSON types only (dates as ISO text), through its canonical text."""
-    return json.loads(canonical_json(data))
+        return _ENCODER.encode(_finite(data))
 
 
 def _default(value):
@@ -41,6 +34,17 @@ def _default(value):
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
     raise TypeError(f"{type(value).__name__} is not JSON-ready")
+
+
+# One encoder for every call (json.dumps with options builds a new one each time; the ledger
+# encodes a record per append). Stateless, so sharing it is safe.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                            allow_nan=False, default=_default)
+
+
+def jsonable(data):
+    """``data`` as plain JSON types only (dates as ISO text), through its canonical text."""
+    return json.loads(canonical_json(data))
 
 
 def _finite(data):

@@ -153,3 +153,22 @@ def test_verify_inclusion_rejects_another_key():
     _, other = _signed_proof()
     with pytest.raises(ProofError, match="key"):
         merkle.verify_inclusion(proof, other)
+
+
+def test_levels_agree_with_the_definition_and_the_frontier():
+    # The level-by-level tree a full verify builds: at every size up to 600 (over two
+    # 256-leaf tiles), its root is RFC 6962's, its frontier state is the incremental one, and
+    # its tile entries are those the appends completed.
+    data = [f"record {i}".encode() for i in range(600)]
+    leaves = [merkle.leaf_hash(d) for d in data]
+    levels = merkle.Levels(leaves)
+    f = merkle.Frontier()
+    for size in range(1, len(leaves) + 1):
+        f.append(leaves[size - 1])
+        assert levels.root(size) == f.root()
+        assert levels.state(size) == f.state()
+    for size in (1, 2, 3, 255, 256, 257, 511, 512, 600):
+        assert levels.root(size) == reference_mth(data[:size])
+    assert levels.root(0) == hashlib.sha256(b"").digest()
+    assert sorted(levels.tile_entries()) == sorted(((lv, i), h) for lv, i, h in f.tiles)
+    assert [entry for entry, _ in levels.tile_entries()] == [(1, 0), (1, 1)]

@@ -87,8 +87,12 @@ def test_an_edited_frontier_fails_verify_and_the_next_append_refuses(small):
 
 def test_an_append_refuses_a_latest_checkpoint_that_does_not_verify(small):
     con = db(small)
-    con.execute("UPDATE ledger_checkpoints SET signature = replace(signature, 'A', 'B') "
-                "WHERE size = 12")
+    # One base64 character of the signature changed (a fixed letter might not occur in it).
+    note = con.execute("SELECT signature FROM ledger_checkpoints WHERE size = 12").fetchone()[0]
+    head, _, line = note.rstrip("\n").rpartition("\n")
+    forged = line[:-5] + ("B" if line[-5] != "B" else "C") + line[-4:]
+    con.execute("UPDATE ledger_checkpoints SET signature = ? WHERE size = 12",
+                (f"{head}\n{forged}\n",))
     with open_ledger(small) as ledger, pytest.raises(TamperError, match="signed checkpoint 12 does "
                                                                          "not verify"):
         ledger.record_output(output(99))
@@ -306,21 +310,32 @@ def test_verify_since_witness_checks_only_what_was_added(tmp_path):
 
 def test_a_parallel_verify_agrees_with_the_sequential_one_and_names_the_same_fault(
         tmp_path, monkeypatch):
+    # A full verify checks the rows (in processes, for a large file), then builds the tree level
+    # by level; at any fault the sequential scan runs and names it. Both must see the same.
     from soundscape.rights.store import database
 
     with open_ledger(tmp_path) as ledger:
         append(ledger, 0, 900, batch=100)
-        sequential = ledger.verify()
+        real_full = database.Store._full_scan
+        with monkeypatch.context() as m:
+            m.setattr(database.Store, "_full_scan", lambda self, *a: None)
+            sequential = ledger.verify()  # the sequential scan alone
         monkeypatch.setattr(database, "PARALLEL_MIN_ROWS", 100)
         monkeypatch.setattr(database, "PARALLEL_CHUNK_ROWS", 128)
-        calls = []
-        real = database.Store._parallel_scan
-        monkeypatch.setattr(database.Store, "_parallel_scan",
-                            lambda self, *a: calls.append(real(self, *a)) or calls[-1])
+        calls, rows = [], []
+        real_rows = database.Store._parallel_rows
+        monkeypatch.setattr(database.Store, "_parallel_rows",
+                            lambda self, *a: rows.append(real_rows(self, *a)) or rows[-1])
+        monkeypatch.setattr(database.Store, "_full_scan",
+                            lambda self, *a: calls.append(real_full(self, *a)) or calls[-1])
         parallel = ledger.verify()
-    assert calls and calls[0] is not None  # the parallel scan itself passed the ledger
-    assert (parallel.records, parallel.root, parallel.kinds, parallel.checkpoints) == (
-        sequential.records, sequential.root, sequential.kinds, sequential.checkpoints)
+    assert rows and rows[0] is not None and rows[0][2] == 900  # the workers passed every row
+    assert calls and calls[0] is not None  # and the level-by-level tree passed the ledger
+    assert (parallel.records, parallel.root, parallel.kinds, parallel.checkpoints,
+            parallel.signatures_checked) == (
+        sequential.records, sequential.root, sequential.kinds, sequential.checkpoints,
+        sequential.signatures_checked)
+    assert parallel.root == ledger.latest_checkpoint().root
     db(tmp_path).execute("UPDATE ledger_records SET body = replace(body, 'number 600', "
                          "'number 6000') WHERE seq = 601")
     with open_ledger(tmp_path) as ledger, pytest.raises(TamperError) as info:
@@ -347,8 +362,8 @@ def test_a_parallel_verify_ends_when_the_process_has_its_own_sigterm_handler(tmp
         "home = Path(sys.argv[1])\n"
         "with Ledger.open_url(f'sqlite:///{home / \"ledger.sqlite\"}', home / 'keys', home=home) as l:\n"
         "    called = []\n"
-        "    real = database.Store._parallel_scan\n"
-        "    database.Store._parallel_scan = lambda self, *a: called.append(1) or real(self, *a)\n"
+        "    real = database.Store._parallel_rows\n"
+        "    database.Store._parallel_rows = lambda self, *a: called.append(1) or real(self, *a)\n"
         "    for _ in range(20):\n"
         "        records = l.verify().records\n"
         "    print(records, len(called))\n")
@@ -356,3 +371,37 @@ def test_a_parallel_verify_ends_when_the_process_has_its_own_sigterm_handler(tmp
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["400", "20"]  # twenty parallel verifies, each of them ended
+
+
+@pytest.mark.parametrize("tamper, message", [
+    ("UPDATE ledger_tiles SET hash = zeroblob(32) WHERE level = 1 AND idx = 1",
+     "tile entry 1/1 (the tree over records #257 to #512) does not match the records"),
+    ("INSERT INTO ledger_tiles (level, idx, hash) VALUES (1, 9, zeroblob(32))",
+     "tile entry 1/9 covers records beyond the last one (#600): it was inserted"),
+    ("UPDATE ledger_checkpoints SET frontier = '300:' || (CASE substr(frontier, 5, 1) WHEN '0' "
+     "THEN '1' ELSE '0' END) || substr(frontier, 6) WHERE size = 300",
+     "signed checkpoint 300: the frontier stored with it does not match the records (an append "
+     "would extend a wrong tree)"),
+    ("DELETE FROM ledger_checkpoints WHERE size = 600",
+     "record out-000301 (#301) is not covered by any signed checkpoint: it was inserted after "
+     "the last one"),
+])
+def test_the_level_by_level_tree_declines_every_fault_and_the_scan_names_it(
+        tmp_path, monkeypatch, tamper, message):
+    # The full verify's fast path never passes a tampered ledger: it hands over to the
+    # sequential scan, which names the fault; on an intact ledger the scan is not needed.
+    from soundscape.rights.store import database
+
+    with open_ledger(tmp_path) as ledger:
+        append(ledger, 0, 600, batch=300)
+    scans = []
+    real_scan = database.scan
+    monkeypatch.setattr(database, "scan", lambda *a, **kw: scans.append(1) or real_scan(*a, **kw))
+    with open_ledger(tmp_path) as ledger:
+        assert ledger.verify().records == 600
+    assert scans == []
+    db(tmp_path).execute(tamper)
+    with open_ledger(tmp_path) as ledger, pytest.raises(TamperError) as info:
+        ledger.verify()
+    assert scans == [1]
+    assert str(info.value) == message

@@ -31,7 +31,8 @@ from soundscape.rights.store.schema import (ID_PREFIX, LEDGER_FORMAT, LEDGER_VER
                                             checkpoint_of, checkpoints_table, lookup_columns,
                                             meta_table, records_table, stored_of,
                                             tiles_table, utc_now)
-from soundscape.rights.store.verify import VerifyReport, check_rows, scan
+from soundscape.rights.store.verify import (VerifyReport, check_rows, check_stream, scan,
+                                            tree_scan)
 from soundscape.rights.store.witness import Witness
 
 # Ids per "IN (...)" clause: well under every database's limit on bound parameters.
@@ -430,20 +431,20 @@ class Store:
                            ).where(records_table.c.seq > start).order_by(records_table.c.seq)
             last_seq = conn.execute(select(func.max(records_table.c.seq))).scalar() or 0
             result = None
-            if (self.dialect == "sqlite" and last_seq - start >= PARALLEL_MIN_ROWS
-                    and (os.cpu_count() or 1) > 1):
-                result = self._parallel_scan(start, last_seq, cps, key, trusted_kid,
-                                             all_signatures, held, frontier, frontiers, tiles)
-            if result is not None:
-                pass
-            elif self.dialect == "sqlite":
-                # The driver's cursor directly, in the same transaction: a plain tuple per row.
-                rows = conn.connection.driver_connection.execute(
-                    "SELECT seq, id, kind, body, leaf_hash, lookup, lookup2 FROM ledger_records "
-                    "WHERE seq > ? ORDER BY seq", (start,))
-            else:
-                rows = conn.execute(query).yield_per(5000)
+            if start == 0:
+                # A full verify: the per-row checks first (spread over processes for a large
+                # SQLite file), then the whole tree level by level. Any fault there falls
+                # through to the sequential scan below, which names the first one.
+                result = self._full_scan(conn, last_seq, cps, key, trusted_kid,
+                                         all_signatures, held, frontiers, tiles)
             if result is None:
+                if self.dialect == "sqlite":
+                    # The driver's cursor directly, in the same transaction: a plain tuple per row.
+                    rows = conn.connection.driver_connection.execute(
+                        "SELECT seq, id, kind, body, leaf_hash, lookup, lookup2 FROM "
+                        "ledger_records WHERE seq > ? ORDER BY seq", (start,))
+                else:
+                    rows = conn.execute(query).yield_per(5000)
                 result = scan(rows, [c for c in cps if c.size > start], key, trusted_kid,
                               all_signatures, held, frontier=frontier, start=start,
                               frontiers=frontiers, tiles=tiles)
@@ -462,43 +463,59 @@ class Store:
         result.key_source = key_source
         return result
 
-    def _parallel_scan(self, start: int, last_seq: int, cps, key, trusted_kid: str,
-                       all_signatures: bool, held, frontier, frontiers, tiles):
-        """The scan with the per-row work (hashing bodies, binding checks) spread over processes.
+    def _full_scan(self, conn, last_seq: int, cps, key, trusted_kid: str, all_signatures: bool,
+                   held, frontiers, tiles) -> VerifyReport | None:
+        """A full verify's fast path: :func:`check_stream` over every row, then
+        :func:`tree_scan`. None at any fault (the caller's sequential scan names it)."""
+        if (self.dialect == "sqlite" and last_seq >= PARALLEL_MIN_ROWS
+                and (os.cpu_count() or 1) > 1):
+            checked = self._parallel_rows(last_seq)
+        elif self.dialect == "sqlite":
+            checked = check_stream(conn.connection.driver_connection.execute(
+                "SELECT seq, id, kind, body, leaf_hash, lookup, lookup2 FROM ledger_records "
+                "ORDER BY seq"), 0)
+        else:
+            # A server-side cursor in this transaction's snapshot: rows arrive as plain tuples
+            # in batches, with none of SQLAlchemy's per-row processing.
+            cursor = conn.connection.driver_connection.cursor(name="ledger_verify")
+            cursor.itersize = 5000
+            try:
+                cursor.execute("SELECT seq, id, kind, body, leaf_hash, lookup, lookup2 FROM "
+                               "ledger_records ORDER BY seq")
+                checked = check_stream(cursor, 0)
+            finally:
+                cursor.close()
+        if checked is None or checked[2] != last_seq:
+            return None
+        leaves, kinds, _ = checked
+        return tree_scan(leaves, kinds, cps, key, trusted_kid, all_signatures, held,
+                         frontiers, tiles)
 
-        Returns None at any fault (or when processes cannot be started): the caller then runs
-        the sequential scan, which names the first fault exactly as it always has.
+    def _parallel_rows(self, last_seq: int) -> tuple[bytes, dict, int] | None:
+        """:func:`check_stream` over all rows of the SQLite file, in chunks over processes.
+
+        The workers read the committed file, so the caller's snapshot must match: it checks
+        that the rows end where its own transaction saw them end. None at any fault (or when
+        processes cannot be started).
         """
         import multiprocessing
 
         workers = min(os.cpu_count() or 1, PARALLEL_MAX_WORKERS)
-        step = max(PARALLEL_CHUNK_ROWS, (last_seq - start) // (workers * 8) + 1)
+        step = max(PARALLEL_CHUNK_ROWS, last_seq // (workers * 8) + 1)
         tasks = [(self.engine.url.database, lo, min(lo + step, last_seq))
-                 for lo in range(start, last_seq, step)]
-        kinds: dict[str, int] = {}
-
-        def rows():
-            # Chunks arrive in order while later ones are still being checked.
+                 for lo in range(0, last_seq, step)]
+        leaves, kinds = [], {}
+        try:
             with multiprocessing.get_context("fork").Pool(workers, initializer=_plain_signals) as pool:
-                seq = start
                 for part in pool.imap(check_rows, tasks):
                     if part is None:
-                        raise _RowFault
-                    leaves, counts = part
-                    for k, v in counts.items():
+                        return None
+                    leaves.append(part[0])
+                    for k, v in part[1].items():
                         kinds[k] = kinds.get(k, 0) + v
-                    for i in range(0, len(leaves), 32):
-                        seq += 1
-                        yield seq, "", "", None, leaves[i:i + 32], None, None
-
-        try:
-            result = scan(rows(), [c for c in cps if c.size > start], key, trusted_kid,
-                          all_signatures, held, frontier=_copy_frontier(frontier),
-                          start=start, frontiers=frontiers, tiles=tiles)
-        except (_RowFault, TamperError, OSError):
+        except OSError:
             return None
-        result.kinds = kinds
-        return result
+        return b"".join(leaves), kinds, last_seq
 
     def witnessed(self, key, key_id: str):
         """The witness copies, each checked to be signed by the ledger's key.
@@ -532,14 +549,6 @@ class Store:
             raise TamperError(f"signed checkpoint {base.size}: the frontier stored with it does "
                               "not match its root (an append would extend a wrong tree)")
         return frontier
-
-
-class _RowFault(Exception):
-    """A worker of the parallel scan found a bad row (the sequential scan names it)."""
-
-
-def _copy_frontier(frontier):
-    return None if frontier is None else merkle.Frontier.from_state(frontier.state())
 
 
 def _check_held_root(size: int, labels: list[tuple[str, str]], tree: merkle.TileTree) -> None:
@@ -796,6 +805,18 @@ class Batch:
             if tiles:
                 driver.executemany("INSERT INTO ledger_tiles (level, idx, hash) VALUES (?, ?, ?)",
                                    tiles)
+        elif self.store.dialect == "postgresql":
+            # COPY through psycopg's cursor, in the same transaction: one stream for the batch
+            # instead of a statement per row. All or nothing with the rest of the batch.
+            cursor = self.conn.connection.driver_connection.cursor()
+            with cursor.copy("COPY ledger_records (seq, id, kind, lookup, lookup2, body, "
+                             "leaf_hash) FROM STDIN") as copy:
+                for r in rows:
+                    copy.write_row(r)
+            if tiles:
+                with cursor.copy("COPY ledger_tiles (level, idx, hash) FROM STDIN") as copy:
+                    for t in tiles:
+                        copy.write_row(t)
         else:
             self.conn.execute(records_table.insert(), [
                 dict(zip(("seq", "id", "kind", "lookup", "lookup2", "body", "leaf_hash"), r))

@@ -143,36 +143,93 @@ def scan(rows, cps: list[Checkpoint], key, trusted_kid: str, all_signatures: boo
 def check_rows(task: tuple[str, int, int]) -> tuple[bytes, dict] | None:
     """One worker's share of a parallel verify: rows ``lo+1 .. hi`` of the SQLite file ``path``.
 
-    Checks what needs only the row itself (position, leaf hash, binding) and returns the leaf
+    Checks what needs only the row itself (see :func:`check_stream`) and returns the leaf
     hashes joined, with the count of each kind; None at the first fault, so the caller re-runs
     the sequential scan, which names it exactly.
     """
     path, lo, hi = task
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        checked = check_stream(con.execute(
+            "SELECT seq, id, kind, body, leaf_hash, lookup, lookup2 FROM ledger_records "
+            "WHERE seq > ? AND seq <= ? ORDER BY seq", (lo, hi)), lo)
+    finally:
+        con.close()
+    if checked is None or checked[2] != hi:
+        return None
+    return checked[0], checked[1]
+
+
+def check_stream(rows, start: int) -> tuple[bytes, dict, int] | None:
+    """The per-row checks of a verify, over rows in seq order from position ``start + 1``.
+
+    Each row must hold the next position, a body whose leaf hash is the stored one, and a body
+    that names its own id, kind, position and lookup columns. Returns the leaf hashes joined
+    (32 bytes each), the count of each kind and the last position; None at the first fault
+    (the sequential :func:`scan` then names it).
+    """
     sha256 = merkle.hashlib.sha256
     leaves = bytearray()
     kinds: dict[str, int] = {}
-    expect = lo + 1
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        for seq, rid, kind, body, stored, lookup, lookup2 in con.execute(
-                "SELECT seq, id, kind, body, leaf_hash, lookup, lookup2 FROM ledger_records "
-                "WHERE seq > ? AND seq <= ? ORDER BY seq", (lo, hi)):
-            if seq != expect:
+    expect = start + 1
+    for seq, rid, kind, body, stored, lookup, lookup2 in rows:
+        if seq != expect:
+            return None
+        leaf = sha256(b"\x00" + body.encode("utf-8")).digest()
+        if leaf != stored:
+            return None
+        if not _binding_plain(body, rid, kind, seq, lookup, lookup2):
+            try:
+                _binding_exact(body, rid, kind, seq, lookup, lookup2)
+            except TamperError:
                 return None
-            leaf = sha256(b"\x00" + body.encode("utf-8")).digest()
-            if leaf != stored:
+        kinds[kind] = kinds.get(kind, 0) + 1
+        leaves += leaf
+        expect += 1
+    return bytes(leaves), kinds, expect - 1
+
+
+def tree_scan(leaves: bytes, kinds: dict, cps: list[Checkpoint], key, trusted_kid: str,
+              all_signatures: bool, held: dict[int, list[tuple[str, str]]],
+              frontiers: dict[int, str], tiles: dict[tuple[int, int], bytes] | None
+              ) -> VerifyReport | None:
+    """The rest of a full verify once every row passed :func:`check_stream`.
+
+    Builds the whole tree level by level (:class:`merkle.Levels`), then checks each
+    checkpoint (root, stored frontier, key id, signature), each held root, and every tile
+    entry, exactly what :func:`scan` checks. Returns None at any fault, so the caller runs
+    :func:`scan`, which names the first one in the order it always has.
+    """
+    n = len(leaves) // 32
+    levels = merkle.Levels([leaves[i:i + 32] for i in range(0, len(leaves), 32)])
+    if cps and cps[-1].size != n or not cps and n:
+        return None  # records beyond the last checkpoint, or a checkpoint beyond the records
+    signatures = 0
+    for i, cp in enumerate(cps):
+        if (cp.size < 1 or levels.root(cp.size).hex() != cp.root
+                or frontiers.get(cp.size) != levels.state(cp.size) or cp.key_id != trusted_kid):
+            return None
+        if all_signatures or i == len(cps) - 1:
+            signatures += 1
+            if not _signature_ok(cp, key):
                 return None
-            if not _binding_plain(body, rid, kind, seq, lookup, lookup2):
-                try:
-                    _binding_exact(body, rid, kind, seq, lookup, lookup2)
-                except TamperError:
-                    return None
-            kinds[kind] = kinds.get(kind, 0) + 1
-            leaves += leaf
-            expect += 1
-    finally:
-        con.close()
-    return (bytes(leaves), kinds) if expect == hi + 1 else None
+    for size, labels in held.items():
+        if size > n:
+            return None
+        if size >= 1 and any(root != levels.root(size).hex() for _, root in labels):
+            return None
+    if tiles is not None:
+        expected = 0
+        for entry, h in levels.tile_entries():
+            if tiles.get(entry) != h:
+                return None
+            expected += 1
+        if len(tiles) != expected:
+            return None  # an entry beyond the records was inserted
+    return VerifyReport(records=n, checkpoints=len(cps), signatures_checked=signatures,
+                        root=levels.root(n).hex(), key_id=trusted_kid,
+                        latest=cps[-1] if cps else None, seconds=0.0, key_source="",
+                        kinds=kinds)
 
 
 def _check_tiles(computed: list[tuple[int, int, bytes]], stored: dict, start: int, n: int) -> None:
