@@ -13,6 +13,7 @@ seen per second.
 
 Like the other benchmarks it measures one core unless told otherwise (``--threads N``).
 Run: .venv/bin/python bench/bench_codec.py [--steps 60] [--batch-size 4] [--segment 0.5]
+     [--reconstruction-steps N]
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def main() -> None:
     parser.add_argument("--segment", type=float, default=0.5, help="segment seconds")
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--validate-every", type=int, default=20)
+    parser.add_argument("--reconstruction-steps", type=int, default=0,
+                        help="first N steps as a plain autoencoder, then k-means codebooks")
     parser.add_argument("--device", default=None)
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
     args = parser.parse_args()
@@ -56,13 +59,15 @@ def main() -> None:
                        batch_size=args.batch_size, lr=args.lr, out_dir=Path(tmp) / "out",
                        segment_seconds=args.segment, seed=0, device=device,
                        validate_every=args.validate_every, checkpoint_every=args.steps,
+                       reconstruction_steps=args.reconstruction_steps,
                        progress=lambda step, total, loss: (marks.append(time.perf_counter()),
                                                            cpu.append(time.process_time())))
     record = result.settings["codec"]
     held = record["heldout"]
     print(f"codec stage, arch {args.arch}, {device}, {args.threads} thread(s): {len(files)} clips, "
           f"{held['clips']} held out ({held['windows']} windows of {held['window_seconds']:g} s), "
-          f"batch {args.batch_size} x {result.settings['segment_seconds']:g} s, lr {args.lr:g}")
+          f"batch {args.batch_size} x {result.settings['segment_seconds']:g} s, lr {args.lr:g}, "
+          f"{args.reconstruction_steps} reconstruction steps first")
     print(f"{'step':>6} {'mel distance':>13} {'SI-SNR dB':>10}")
     for entry in result.validation:
         print(f"{entry['step']:>6} {entry['mel_distance']:>13.4f} {entry['si_snr_db']:>10.2f}")
