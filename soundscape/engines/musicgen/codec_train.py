@@ -68,9 +68,8 @@ HELDOUT_WINDOWS = 2
 HELDOUT_WINDOW_SECONDS = 1.0
 
 # A never-trained codec trained with reconstruction steps starts from a data-dependent
-# initialisation (see initialise_codec):
-# biases zeroed and the encoder's output layer scaled so that its latents have this RMS on the
-# first batch. At PyTorch's default initialisation the biases set the latents (over time they
+# initialisation (see initialise_codec): biases zeroed and the encoder's output layer scaled so
+# that its latents have this RMS on the first batch. At PyTorch's default initialisation the biases set the latents (over time they
 # vary by about 0.04 against 0.82 between channels), and a decoder fed near-constant latents
 # learns one output for every input; 0.25 is the scale measured to train (docs/musicgen.md).
 INITIAL_LATENT_RMS = 0.25
@@ -317,7 +316,7 @@ class _CodecRun:
         self.cfg.device = str(device)
         self.model = ac_builders.get_compression_model(self.cfg)
         self.model.load_state_dict(package["best_state"])
-        self.revived = revive_dead_codes_properly(self.model)
+        revive_dead_codes_properly(self.model)
         sr, ch = self.model.sample_rate, self.model.channels
         hop = int(round(sr / self.model.frame_rate))
         # Whole frames only, so the decoder's output lines up with its input.
@@ -382,14 +381,8 @@ class _CodecRun:
         self.balancer.backward({"adv_msstftd": adv, "feat_msstftd": feat, "l1": l1,
                                 "msspec": msspec}, y)
         self.optimizer.step()
-        figures = {"l1": float(l1.detach()), "msspec": float(msspec.detach()),
-                   "adv": float(adv.detach()), "feat": float(feat.detach()),
-                   "d_loss": float(d_loss.detach()),
-                   "penalty": float(penalty.detach()) if penalty is not None else 0.0}
-        # What progress shows: the reconstruction terms at audiocraft's weights.
-        figures["reconstruction"] = (LOSS_WEIGHTS["l1"] * figures["l1"]
-                                     + LOSS_WEIGHTS["msspec"] * figures["msspec"])
-        return figures
+        return _step_figures(l1=l1, msspec=msspec, adv=adv, feat=feat, d_loss=d_loss,
+                             penalty=penalty)
 
     def _reconstruction_step(self, x) -> dict[str, float]:
         """A step of the encoder and decoder as a plain autoencoder (no quantizer) on the
@@ -401,11 +394,7 @@ class _CodecRun:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        figures = {"l1": float(l1.detach()), "msspec": float(msspec.detach()), "adv": 0.0,
-                   "feat": 0.0, "d_loss": 0.0, "penalty": 0.0}
-        figures["reconstruction"] = (LOSS_WEIGHTS["l1"] * figures["l1"]
-                                     + LOSS_WEIGHTS["msspec"] * figures["msspec"])
-        return figures
+        return _step_figures(l1=l1, msspec=msspec)
 
     @torch.no_grad()
     def seed_codebooks(self, batch_size: int, batches: int = SEED_BATCHES) -> None:
@@ -474,6 +463,16 @@ class _CodecRun:
                             lm_file=out_dir / LM_FILE)
 
 
+def _step_figures(**terms) -> dict[str, float]:
+    """A step's loss terms as plain numbers (absent ones 0), plus what progress shows: the
+    reconstruction terms at audiocraft's weights."""
+    figures = {name: float(terms[name].detach()) if terms.get(name) is not None else 0.0
+               for name in ("l1", "msspec", "adv", "feat", "d_loss", "penalty")}
+    figures["reconstruction"] = (LOSS_WEIGHTS["l1"] * figures["l1"]
+                                 + LOSS_WEIGHTS["msspec"] * figures["msspec"])
+    return figures
+
+
 @torch.no_grad()
 def initialise_codec(model, batch: torch.Tensor, *, latent_rms: float = INITIAL_LATENT_RMS) -> float:
     """Data-dependent initialisation of a never-trained EnCodec (after Salimans and Kingma's for
@@ -481,9 +480,8 @@ def initialise_codec(model, batch: torch.Tensor, *, latent_rms: float = INITIAL_
 
     Every convolution's bias in the encoder and decoder is zeroed, so a latent is made by the
     audio alone, then the encoder's last (weight-normalised) layer is scaled so that the
-    latents of ``batch`` have RMS ``latent_rms``. The quantizer's codebooks follow on the first
-    training step: their counts start at zero, so every code is dead and is re-seeded from that
-    step's latents (see :func:`revive_dead_codes_properly`).
+    latents of ``batch`` have RMS ``latent_rms``. The codebooks are seeded later, by k-means on
+    the latents the reconstruction steps have trained (:meth:`_CodecRun.seed_codebooks`).
     """
     for part in (model.encoder, model.decoder):
         for name, parameter in part.named_parameters():
@@ -508,8 +506,8 @@ def revive_dead_codes_properly(model) -> int:
     its row drifts (its average decays faster than its smoothed count) and the codec ends up
     using one or two codes (measured: 1 first-codebook code after 24 steps on a 4-clip corpus,
     8 with this fix). Here the replacement also resets the code's running average to the new
-    vector and its count to the threshold, as the EMA codebooks of VQ-VAE-2 and SoundStream
-    describe, so the next update keeps it.
+    vector and its count to the threshold, so the next EMA update keeps the restarted code
+    (SoundStream's restart of unused codes from batch vectors, made to last).
     """
     import types
 

@@ -17,6 +17,7 @@ keeps its rows even if the vocabulary grows later.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -170,14 +171,23 @@ def check_t5_folder(folder: str | Path) -> dict[str, Any]:
         raise ModelError(f"{folder}: no T5 weights ({' or '.join(T5_WEIGHTS)})")
     if not any((folder / t).is_file() for t in T5_TOKENIZERS):
         raise ModelError(f"{folder}: no T5 tokenizer ({' or '.join(T5_TOKENIZERS)})")
-    digest = hashlib.sha256()
-    with open(weights, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    stat = weights.stat()
     in_cache = folder.resolve().is_relative_to(_hub_cache().resolve())
     return {"name": T5_NAME, "license": T5_LICENSE, "path": str(folder.resolve()),
             "source": "hf-cache" if in_cache else "folder",
-            "weights": weights.name, "weights_sha256": digest.hexdigest()}
+            "weights": weights.name,
+            "weights_sha256": _file_sha256(str(weights.resolve()), stat.st_size, stat.st_mtime_ns)}
+
+
+@functools.lru_cache(maxsize=8)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """A file's sha256, read once per process while its size and time stay the same (a model's
+    creation checks its T5 folder, then builds from it)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def require_local_t5(folder: str | Path | None = None) -> dict[str, Any]:
