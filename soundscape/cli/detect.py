@@ -27,11 +27,19 @@ def find_marked(file: Path, ledger, *, policy: str) -> tuple[int, dict]:
     """Detect the mark in ``file`` and look its payload up in ``ledger``: (exit code, report)."""
     from soundscape.rights.clearance import LineageReader
     from soundscape.watermark.detect import detect as find_mark
-    from soundscape.watermark.payload import key_id_of
+    from soundscape.watermark.payload import Payload, key_id_of
     from soundscape.watermark.read import read_any
 
     audio, sr = read_any(file)
-    found = find_mark(audio, sr)
+    key_id = key_id_of(ledger.public_key_pem())
+    outputs = ledger.find_outputs()
+    # The marks this ledger made: where the blind search reads no payload, the detector
+    # matches the audio against each of them (docs/watermark.md, "The known marks").
+    known = sorted({Payload.from_hex(p) for p in
+                    ((r.watermark or {}).get("payload") for r in outputs) if p},
+                   key=lambda p: p.mark_id)
+    known = [p for p in known if p.key_id == key_id]
+    found = find_mark(audio, sr, known=known)
     report: dict = {"file": str(file), "seconds": round(audio.shape[-1] / sr, 3),
                     "mark": found.describe(), "record": None}
     if not found.present:
@@ -39,8 +47,8 @@ def find_marked(file: Path, ledger, *, policy: str) -> tuple[int, dict]:
     if found.payload is None:
         report["problem"] = "a mark is present but its payload did not decode"
         return EXIT_FOREIGN, report
-    ours = key_id_of(ledger.public_key_pem()) == found.payload.key_id
-    matches = [r for r in ledger.find_outputs()
+    ours = key_id == found.payload.key_id
+    matches = [r for r in outputs
                if ((r.watermark or {}).get("payload") == found.payload.hex)] if ours else []
     if not matches:
         report["problem"] = ("marked by another soundscape ledger (key id "
@@ -111,7 +119,11 @@ def detect(
                          f"{MIN_DETECTABLE_SECONDS:g} s" if short else ""),
                       soft_wrap=True, markup=False)
     else:
-        console.print(f"MARKED: {file} (sync z {mark['z']}, false-positive bound "
+        n = mark["known_candidates"]
+        listed = "this ledger's only mark" if n == 1 else f"one of this ledger's {n:,} marks"
+        how = (f"matched to {listed}, data z {mark['data_z']} >= {mark['known_threshold']}; "
+               if mark["via"] == "known" else "")
+        console.print(f"MARKED: {file} (sync z {mark['z']}, {how}false-positive bound "
                       f"{mark['p_value']:.2g}; payload {mark['payload'] or 'unreadable'})",
                       soft_wrap=True, markup=False)
         rec = report["record"]

@@ -12,7 +12,9 @@ one with a payload that passes its CRC (docs/watermark.md derives both).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import fft as sfft
@@ -37,12 +39,17 @@ FALSE_POSITIVE = 1e-6
 # (docs/watermark.md derives both): the sync alone, or a lower sync score whose decoded payload
 # passes its CRC (in unmarked audio the decoded payload is uniformly distributed and
 # independent of the sync score, so its CRC passes with probability 2^-8).
-SYNC_SHARE = 0.9
-# Hoeffding: P(z >= t) <= exp(-t^2 / 2) per test, so N_TESTS * exp(-t^2/2) = 0.9e-6 gives t.
-THRESHOLD = math.sqrt(2.0 * math.log(N_TESTS / (SYNC_SHARE * FALSE_POSITIVE)))     # 6.35
+# A third way, when the workspace's ledger says which marks could be there (its records'
+# payloads): the data cells alone match one of those codewords (:func:`match_known`).
+SYNC_SHARE = 0.85
+CRC_SHARE = 0.10
+KNOWN_SHARE = 0.05
+# Hoeffding: P(z >= t) <= exp(-t^2 / 2) per test, so N_TESTS * exp(-t^2/2) = 0.85e-6 gives t.
+THRESHOLD = math.sqrt(2.0 * math.log(N_TESTS / (SYNC_SHARE * FALSE_POSITIVE)))     # 6.36
 CRC_PASS = 2.0 ** -payload_module.CRC_BITS
 CRC_THRESHOLD = math.sqrt(2.0 * math.log(N_TESTS * CRC_PASS
-                                         / ((1.0 - SYNC_SHARE) * FALSE_POSITIVE)))  # 5.80
+                                         / (CRC_SHARE * FALSE_POSITIVE)))           # 5.80
+KNOWN_CHUNK = 4096      # candidate codewords scored at once
 SMOOTH_FRAMES = 17      # the moving average taken out of each bin: 96 ms either side
 CLIP_DB = 12.0          # features clipped, so one loud onset cannot outvote a block
 WEIGHT_FRAMES = 17
@@ -62,13 +69,21 @@ class Detection:
     data_z: float | None     # agreement of the data cells with the decoded codeword
     blocks: float            # how many blocks' worth of audio were combined
     offset: int              # sample offset of the block grid found
+    # "sync", "sync+crc" (the two blind paths) or "known" (matched to one of the marks the
+    # caller listed); None when no mark was found
+    via: str | None = None
+    known: int = 0           # how many candidate marks were tried (the known path's union bound)
+    known_threshold: float | None = None
 
     def describe(self) -> dict:
         return {"present": self.present, "z": round(self.z, 2), "threshold": round(THRESHOLD, 2),
                 "p_value": float(f"{self.p_value:.3g}"),
                 "payload": self.payload.hex if self.payload else None,
                 "data_z": None if self.data_z is None else round(self.data_z, 2),
-                "blocks": round(self.blocks, 2), "offset": self.offset}
+                "blocks": round(self.blocks, 2), "offset": self.offset, "via": self.via,
+                "known_candidates": self.known,
+                "known_threshold": (None if self.known_threshold is None
+                                    else round(self.known_threshold, 2))}
 
 
 def features(mono: np.ndarray, offset: int) -> np.ndarray:
@@ -148,15 +163,110 @@ def to_mono(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
-def detect(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Detection:
-    """Look for a soundscape mark in ``audio`` ((channels, samples) or (samples,))."""
+def known_thresholds(n_candidates: int) -> tuple[float, float]:
+    """The data-only scores one of ``n_candidates`` listed marks must reach: at the phase the
+    sync chose (a union over the candidates alone), and at the best of every phase and offset
+    (a union over both). Hoeffding's bound per test; each way has half of KNOWN_SHARE
+    (docs/watermark.md derives both)."""
+    share = KNOWN_SHARE / 2 * FALSE_POSITIVE
+    n = max(n_candidates, 1)
+    return (math.sqrt(2.0 * math.log(n / share)),
+            math.sqrt(2.0 * math.log(N_TESTS * n / share)))
+
+
+# A ledger's marks share its key id, so the first 32 code bits (the encoder's first 16 steps
+# see only key bits) are the same in all of them: they say "a mark of this ledger", not which.
+# The known path scores the code bits that depend on the mark id alone.
+IDENTITY_BITS = np.arange(2 * payload_module.KEY_ID_BITS, N_CODE)
+
+
+@lru_cache(maxsize=1)
+def _masks() -> tuple[np.ndarray, np.ndarray]:
+    """Per code bit, its cells' signs laid on the block's frames, as spectra along the frames
+    (``(N_CODE, BLOCK_FRAMES // 2 + 1, N_COLS)``); and the spectrum of the identity bits'
+    cells' places."""
+    p = pattern()
+    m = np.zeros((N_CODE, BLOCK_FRAMES, N_COLS))
+    rows, cols = np.nonzero(p.role >= 0)
+    m[p.role[rows, cols], rows * CHIP_FRAMES, cols] = p.sign[rows, cols]
+    places = np.abs(m[IDENTITY_BITS]).sum(axis=0)
+    return np.fft.rfft(m, axis=1), np.fft.rfft(places, axis=0)
+
+
+def bit_scores(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every code bit's soft value at every frame phase (``(N_CODE, BLOCK_FRAMES)``, what
+    :func:`soft_bits` gives at one phase), and the identity bits' cells' energy at each phase."""
+    bits_f, places_f = _masks()
+    fc = np.fft.rfft(cells, axis=0)
+    soft = np.fft.irfft((np.conj(bits_f) * fc[None]).sum(axis=2), n=BLOCK_FRAMES, axis=1)
+    energy = np.fft.irfft(np.conj(places_f) * np.fft.rfft(cells ** 2, axis=0), n=BLOCK_FRAMES,
+                          axis=0).sum(axis=1)
+    return soft, np.maximum(energy, 1e-12)
+
+
+def codeword_signs(candidates: Sequence[Payload]) -> np.ndarray:
+    """Each candidate's identity code bits as +-1 (+1 for bit 0):
+    ``(len(candidates), len(IDENTITY_BITS))``."""
+    out = np.empty((len(candidates), IDENTITY_BITS.size), dtype=np.float64)
+    for i, cand in enumerate(candidates):
+        out[i] = 1.0 - 2.0 * ecc.encode(cand.bits())[IDENTITY_BITS]
+    return out
+
+
+def match_known(per_offset: list[np.ndarray], signs: np.ndarray, at: tuple[int, int]):
+    """The best identity score of any candidate codeword: at the sync's offset and phase
+    ``at``, and at any phase and offset.
+
+    ``per_offset`` holds each sub-frame offset's folded cells, ``signs`` the candidates'
+    identity code signs. A candidate's score at a phase is the correlation of its identity
+    bits' cells with its codeword, normalised like the sync score: in audio that carries none of
+    this ledger's marks those cells' signs are independent of the audio and of the sync cells'
+    signs (which chose ``at``), so it too is a Rademacher sum under Hoeffding's bound.
+    Returns ``(here, anywhere)``: ``(score, candidate)`` at ``at`` and
+    ``(score, candidate, offset index, phase)`` over all, each with the soft bits there.
+    """
+    best = (-np.inf, -1, 0, 0, None)
+    here = (-np.inf, -1, None)
+    for o, cells in enumerate(per_offset):
+        soft, energy = bit_scores(cells)
+        ident = soft[IDENTITY_BITS] / np.sqrt(energy)
+        for lo in range(0, signs.shape[0], KNOWN_CHUNK):
+            z = signs[lo:lo + KNOWN_CHUNK] @ ident   # (chunk, BLOCK_FRAMES)
+            k, phase = np.unravel_index(int(np.argmax(z)), z.shape)
+            if z[k, phase] > best[0]:
+                best = (float(z[k, phase]), lo + int(k), o, int(phase), soft[:, phase])
+            if o == at[0]:
+                k = int(np.argmax(z[:, at[1]]))
+                if z[k, at[1]] > here[0]:
+                    here = (float(z[k, at[1]]), lo + k, soft[:, at[1]])
+    return here, best
+
+
+def _contradicted(soft: np.ndarray, candidate: Payload) -> bool:
+    """Whether the unconstrained decode at this phase reads another payload that passes its
+    CRC: then the audio carries that mark, and the candidate only shares bits with it."""
+    read = Payload.from_bits(ecc.decode(soft, PAYLOAD_BITS))
+    return read is not None and read != candidate
+
+
+def detect(audio: np.ndarray, sample_rate: int = SAMPLE_RATE,
+           known: Sequence[Payload] = ()) -> Detection:
+    """Look for a soundscape mark in ``audio`` ((channels, samples) or (samples,)).
+
+    ``known``: the marks that could be there (the payloads of a ledger's records). When the
+    blind search finds no payload that passes its CRC, the data cells are matched against each
+    of them; a match above :func:`known_threshold` is a third way to be called marked, and names
+    that candidate.
+    """
     mono = to_mono(audio, sample_rate)
     best = (-np.inf, 0, 0, None, 0)
+    per_offset = []
     for offset in SUB_OFFSETS:
         z = features(mono, offset)
         if z.shape[0] < 2:
             continue
         cells = _cells(fold(z))
+        per_offset.append(cells)
         scores = sync_scores(cells)
         phase = int(np.argmax(scores))
         if scores[phase] > best[0]:
@@ -164,10 +274,11 @@ def detect(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Detection:
     score, offset, phase, cells, n_frames = best
     blocks = n_frames / BLOCK_FRAMES
     if cells is None:
-        return Detection(False, 0.0, 1.0, None, None, 0.0, 0)
+        return Detection(False, 0.0, 1.0, None, None, 0.0, 0, known=len(known))
     tail = math.exp(-score * score / 2.0) if score > 0 else 1.0
     p_value = min(1.0, N_TESTS * tail)
     present = score >= THRESHOLD
+    via = "sync" if present else None
     payload, data_z = None, None
     if score >= CRC_THRESHOLD:
         soft, at = soft_bits(cells, phase)
@@ -176,6 +287,8 @@ def detect(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Detection:
         if payload is not None:
             # a payload that passes its CRC is evidence too: the chance of that and this
             # score in unmarked audio
+            if not present:
+                via = "sync+crc"
             present = True
             p_value = min(p_value, N_TESTS * CRC_PASS * tail)
         if present:
@@ -183,4 +296,19 @@ def detect(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Detection:
             values = pattern().cell_values(ecc.encode(bits))
             data_z = float((values * at)[code].sum() / math.sqrt(max((at[code] ** 2).sum(), 1e-12)))
     grid = (offset * DECIMATION + phase * HOP) % (BLOCK_FRAMES * HOP)
-    return Detection(present, score, p_value, payload, data_z, blocks, grid)
+    limits = known_thresholds(len(known)) if known else None
+    if payload is None and known:
+        (hz, hk, hsoft), (kz, k, o, kphase, ksoft) = match_known(
+            per_offset, codeword_signs(known), (SUB_OFFSETS.index(offset), phase))
+        for zk, cand, soft, searched in ((hz, hk, hsoft, False), (kz, k, ksoft, True)):
+            if zk < limits[searched] or _contradicted(soft, known[cand]):
+                continue
+            tests = len(known) * (N_TESTS if searched else 1)
+            p_known = min(1.0, tests * math.exp(-zk * zk / 2.0))
+            if searched:
+                grid = (SUB_OFFSETS[o] * DECIMATION + kphase * HOP) % (BLOCK_FRAMES * HOP)
+            return Detection(True, score, min(p_value, p_known) if present else p_known,
+                             known[cand], zk, blocks, grid, via="known", known=len(known),
+                             known_threshold=limits[searched])
+    return Detection(present, score, p_value, payload, data_z, blocks, grid, via=via,
+                     known=len(known), known_threshold=None if limits is None else limits[0])

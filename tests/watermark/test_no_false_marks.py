@@ -11,18 +11,23 @@ from soundscape.delivery import Job, write_delivery
 from soundscape.engines import get_engine
 from soundscape.spec import make_spec
 from soundscape.watermark import ecc
-from soundscape.watermark.detect import CRC_PASS, CRC_THRESHOLD, N_TESTS, THRESHOLD, detect
+from soundscape.watermark.detect import (CRC_PASS, CRC_THRESHOLD, KNOWN_SHARE, N_TESTS,
+                                         THRESHOLD, detect, known_thresholds)
 from soundscape.watermark.payload import PAYLOAD_BITS, Payload
 from soundscape.watermark.read import read_any
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
 
-def test_threshold_keeps_the_union_bound_under_one_in_a_million():
+@pytest.mark.parametrize("candidates", [1, 1000, 1_000_000])
+def test_threshold_keeps_the_union_bound_under_one_in_a_million(candidates):
     sync_alone = N_TESTS * np.exp(-THRESHOLD ** 2 / 2)
     with_crc = N_TESTS * CRC_PASS * np.exp(-CRC_THRESHOLD ** 2 / 2)
-    assert sync_alone + with_crc == pytest.approx(1e-6, rel=1e-9)
-    assert CRC_THRESHOLD < THRESHOLD
+    at_sync, searched = known_thresholds(candidates)
+    known = candidates * (np.exp(-at_sync ** 2 / 2) + N_TESTS * np.exp(-searched ** 2 / 2))
+    assert known == pytest.approx(KNOWN_SHARE * 1e-6, rel=1e-9)
+    assert sync_alone + with_crc + known == pytest.approx(1e-6, rel=1e-9)
+    assert CRC_THRESHOLD < THRESHOLD and at_sync < searched
 
 
 def test_a_payload_decoded_from_sign_symmetric_noise_passes_its_crc_one_time_in_256(rng):
@@ -46,6 +51,17 @@ def test_noise_and_silence_are_unmarked(rng):
         scores.append(found.z)
     assert max(scores) < THRESHOLD
     assert not detect(np.zeros((2, 48000 * 4), dtype=np.float32), 48000).present
+
+
+def test_unmarked_audio_matches_none_of_a_thousand_listed_marks(rng):
+    # the known path (a ledger's marks listed) has its own share of the one-in-a-million
+    known = [Payload(0x5A17, int(m)) for m in rng.integers(0, 2 ** 32, 1000)]
+    clips = [rng.standard_normal((2, 48000 * 6)).astype(np.float32) * 0.05]
+    clips += [read_any(path)[0] for path in sorted(SAMPLES.glob("*.flac"))[:6]]
+    for audio in clips:
+        found = detect(audio, 48000, known=known)
+        assert not found.present and found.payload is None, found.describe()
+        assert found.known == 1000
 
 
 def test_the_sample_library_is_unmarked():

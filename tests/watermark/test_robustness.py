@@ -150,3 +150,43 @@ def test_a_borderline_sync_with_a_payload_that_passes_its_crc_counts_as_marked()
     found = detect(mastered.audio[:, :4 * SR], SR)
     assert CRC_THRESHOLD <= found.z < THRESHOLD, found.describe()
     assert found.present and found.payload is not None and found.payload.hex == mark["payload"]
+
+
+@pytest.fixture(scope="module")
+def bell_excerpt():
+    """3 s of a sparse bell jingle: too little for the blind search to read its payload."""
+    from soundscape.audio.master import master
+    from soundscape.delivery import mark_master
+    from soundscape.engines import get_engine
+    from soundscape.spec import make_spec
+
+    spec = make_spec("warm bells sting", kind="jingle", duration=6, seed=2)
+    mastered = master(get_engine("composer").render([spec])[0], "ebu-r128")
+    mark = mark_master(mastered, key_id=0x5A17, mark_id=0x12345678)
+    return mastered.audio[:, :3 * SR], Payload.from_hex(mark["payload"])
+
+
+def _decoys(n, seed=11):
+    rng = np.random.default_rng(seed)
+    return [Payload(0x5A17, int(m)) for m in rng.integers(0, 2 ** 32, n)]
+
+
+def test_a_mark_the_blind_search_cannot_read_is_found_among_the_ledgers_marks(bell_excerpt):
+    audio, payload = bell_excerpt
+    blind = detect(audio, SR)
+    assert blind.payload != payload and blind.z < THRESHOLD, blind.describe()
+    known = _decoys(999)
+    found = detect(audio, SR, known=known[:400] + [payload] + known[400:])
+    assert found.present and found.via == "known" and found.payload == payload, found.describe()
+    assert found.data_z >= found.known_threshold and found.p_value < 1e-6
+
+
+def test_a_mark_missing_from_the_list_is_never_matched_to_a_listed_one(bell_excerpt, rng):
+    # the listed marks share its key id (so a third of their code bits): they must still not
+    # match, clean or under noise
+    audio, payload = bell_excerpt
+    known = _decoys(999)
+    rms = np.sqrt(np.mean(audio.astype(np.float64) ** 2))
+    for trial in (audio, audio + _pink(audio.shape[1], rng) * rms * 0.1):
+        found = detect(trial.astype(np.float32), SR, known=known)
+        assert found.via != "known" and found.payload not in known, found.describe()
