@@ -213,21 +213,22 @@ def codeword_signs(candidates: Sequence[Payload]) -> np.ndarray:
     return out
 
 
-def match_known(per_offset: list[np.ndarray], signs: np.ndarray, at: tuple[int, int]):
+def match_known(per_offset: list[tuple[int, np.ndarray]], signs: np.ndarray,
+                at: tuple[int, int]):
     """The best identity score of any candidate codeword: at the sync's offset and phase
     ``at``, and at any phase and offset.
 
-    ``per_offset`` holds each sub-frame offset's folded cells, ``signs`` the candidates'
+    ``per_offset`` holds (sub-frame offset, its folded cells) pairs, ``signs`` the candidates'
     identity code signs. A candidate's score at a phase is the correlation of its identity
     bits' cells with its codeword, normalised like the sync score: in audio that carries none of
     this ledger's marks those cells' signs are independent of the audio and of the sync cells'
     signs (which chose ``at``), so it too is a Rademacher sum under Hoeffding's bound.
     Returns ``(here, anywhere)``: ``(score, candidate)`` at ``at`` and
-    ``(score, candidate, offset index, phase)`` over all, each with the soft bits there.
+    ``(score, candidate, offset, phase)`` over all, each with the soft bits there.
     """
     best = (-np.inf, -1, 0, 0, None)
     here = (-np.inf, -1, None)
-    for o, cells in enumerate(per_offset):
+    for o, cells in per_offset:
         soft, energy = bit_scores(cells)
         ident = soft[IDENTITY_BITS] / np.sqrt(energy)
         for lo in range(0, signs.shape[0], KNOWN_CHUNK):
@@ -266,7 +267,7 @@ def detect(audio: np.ndarray, sample_rate: int = SAMPLE_RATE,
         if z.shape[0] < 2:
             continue
         cells = _cells(fold(z))
-        per_offset.append(cells)
+        per_offset.append((offset, cells))
         scores = sync_scores(cells)
         phase = int(np.argmax(scores))
         if scores[phase] > best[0]:
@@ -299,14 +300,14 @@ def detect(audio: np.ndarray, sample_rate: int = SAMPLE_RATE,
     limits = known_thresholds(len(known)) if known else None
     if payload is None and known:
         (hz, hk, hsoft), (kz, k, o, kphase, ksoft) = match_known(
-            per_offset, codeword_signs(known), (SUB_OFFSETS.index(offset), phase))
+            per_offset, codeword_signs(known), (offset, phase))
         for zk, cand, soft, searched in ((hz, hk, hsoft, False), (kz, k, ksoft, True)):
             if zk < limits[searched] or _contradicted(soft, known[cand]):
                 continue
             tests = len(known) * (N_TESTS if searched else 1)
             p_known = min(1.0, tests * math.exp(-zk * zk / 2.0))
             if searched:
-                grid = (SUB_OFFSETS[o] * DECIMATION + kphase * HOP) % (BLOCK_FRAMES * HOP)
+                grid = (o * DECIMATION + kphase * HOP) % (BLOCK_FRAMES * HOP)
             return Detection(True, score, min(p_value, p_known) if present else p_known,
                              known[cand], zk, blocks, grid, via="known", known=len(known),
                              known_threshold=limits[searched])
