@@ -17,6 +17,7 @@ from soundscape.errors import TamperError
 from soundscape.facts import OutputFacts
 from soundscape.rights import merkle
 from soundscape.rights.ledger import Ledger
+from soundscape.rights.store.schema import LEDGER_VERSION
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "ledger-v1"
 
@@ -247,7 +248,7 @@ def test_first_format_checkpoints_still_verify_and_new_ones_are_notes(tmp_path):
     assert (report.records, report.checkpoints) == (40, 12)
     assert check_note_from_the_spec(new["note"], pem.encode())[1] == 40
     assert db(home).execute("SELECT value FROM ledger_meta WHERE key = 'version'").fetchone() == (
-        "2",)
+        LEDGER_VERSION,)
 
 
 # -- tiles --------------------------------------------------------------------------------

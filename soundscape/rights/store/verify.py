@@ -8,7 +8,14 @@ from dataclasses import dataclass, field
 
 from soundscape.errors import TamperError
 from soundscape.rights import merkle
-from soundscape.rights.store.schema import LOOKUP_KEYS, Checkpoint, lookup_columns
+from soundscape.rights.store.schema import LOOKUP_KEYS, Checkpoint, lookup_columns, lookup_key
+
+
+def record_columns(keyed: bool) -> str:
+    """The record columns a verify reads, in the order :func:`scan` takes them; a ledger from
+    before lookup keys (format version 3) gives NULL for them and ``keyed`` is False."""
+    return ("seq, id, kind, body, leaf_hash, lookup, lookup2, "
+            + ("lookup_key, lookup2_key" if keyed else "NULL, NULL"))
 
 
 @dataclass
@@ -33,13 +40,13 @@ class VerifyReport:
 def scan(rows, cps: list[Checkpoint], key, trusted_kid: str, all_signatures: bool,
          held: dict[int, list[tuple[str, str]]], *, frontier: merkle.Frontier | None = None,
          start: int = 0, frontiers: dict[int, str] | None = None,
-         tiles: dict[tuple[int, int], bytes] | None = None) -> VerifyReport:
+         tiles: dict[tuple[int, int], bytes] | None = None, keyed: bool = True) -> VerifyReport:
     """Walk the rows in order: recompute leaves, roots, stored frontiers and tile entries,
     check each checkpoint and each held one, and raise on the first fault.
 
     Args:
-        rows: ``(seq, id, kind, body, leaf_hash, lookup, lookup2)`` tuples, in seq order,
-            from position ``start + 1``.
+        rows: ``(seq, id, kind, body, leaf_hash, lookup, lookup2, lookup_key, lookup2_key)``
+            tuples (:func:`record_columns`), in seq order, from position ``start + 1``.
         cps: the stored checkpoints after ``start``, by size.
         key: the trusted public key; ``trusted_kid`` its id.
         all_signatures: check every signature, not only the latest.
@@ -49,6 +56,7 @@ def scan(rows, cps: list[Checkpoint], key, trusted_kid: str, all_signatures: boo
             the records give, since the next append extends it.
         tiles: the stored tile entries, by (level, index): each completed in the scanned range
             must be the one the records give (None: a ledger without tiles).
+        keyed: the rows carry lookup keys, each of which must be its lookup column's.
 
     Raises:
         TamperError: one line naming the first bad record or checkpoint.
@@ -63,7 +71,7 @@ def scan(rows, cps: list[Checkpoint], key, trusted_kid: str, all_signatures: boo
     kinds: dict[str, int] = {}
     signatures = 0
     n = start
-    for seq, rid, kind, body, stored_leaf, lookup, lookup2 in rows:
+    for seq, rid, kind, body, stored_leaf, lookup, lookup2, lk, lk2 in rows:
         n += 1
         if seq != n:
             if seq > n:
@@ -80,6 +88,9 @@ def scan(rows, cps: list[Checkpoint], key, trusted_kid: str, all_signatures: boo
                                   "its leaf hash")
             if not _binding_plain(body, rid, kind, seq, lookup, lookup2):
                 _binding_exact(body, rid, kind, seq, lookup, lookup2)
+            if keyed and (lk != lookup_key(lookup) or lk2 != lookup_key(lookup2)):
+                raise TamperError(f"record {rid} (#{seq}): its lookup keys disagree with its "
+                                  "lookup columns (a lookup would not find it)")
             kinds[kind] = kinds.get(kind, 0) + 1
         frontier.append(leaf)
         ids_since_cp.append((rid, seq))
@@ -140,19 +151,20 @@ def scan(rows, cps: list[Checkpoint], key, trusted_kid: str, all_signatures: boo
                         seconds=0.0, key_source="", kinds=kinds)
 
 
-def check_rows(task: tuple[str, int, int]) -> tuple[bytes, dict] | None:
-    """One worker's share of a parallel verify: rows ``lo+1 .. hi`` of the SQLite file ``path``.
+def check_rows(task: tuple[str, bool, int, int]) -> tuple[bytes, dict] | None:
+    """One worker's share of a parallel verify: rows ``lo+1 .. hi`` of the SQLite file ``path``
+    (``keyed``: it has lookup keys).
 
     Checks what needs only the row itself (see :func:`check_stream`) and returns the leaf
     hashes joined, with the count of each kind; None at the first fault, so the caller re-runs
     the sequential scan, which names it exactly.
     """
-    path, lo, hi = task
+    path, keyed, lo, hi = task
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         checked = check_stream(con.execute(
-            "SELECT seq, id, kind, body, leaf_hash, lookup, lookup2 FROM ledger_records "
-            "WHERE seq > ? AND seq <= ? ORDER BY seq", (lo, hi)), lo)
+            f"SELECT {record_columns(keyed)} FROM ledger_records WHERE seq > ? AND seq <= ? "
+            "ORDER BY seq", (lo, hi)), lo, keyed=keyed)
     finally:
         con.close()
     if checked is None or checked[2] != hi:
@@ -160,19 +172,21 @@ def check_rows(task: tuple[str, int, int]) -> tuple[bytes, dict] | None:
     return checked[0], checked[1]
 
 
-def check_stream(rows, start: int) -> tuple[bytes, dict, int] | None:
+def check_stream(rows, start: int, *, keyed: bool) -> tuple[bytes, dict, int] | None:
     """The per-row checks of a verify, over rows in seq order from position ``start + 1``.
 
-    Each row must hold the next position, a body whose leaf hash is the stored one, and a body
-    that names its own id, kind, position and lookup columns. Returns the leaf hashes joined
+    Each row must hold the next position, a body whose leaf hash is the stored one, a body
+    that names its own id, kind, position and lookup columns, and (``keyed``) the lookup keys
+    of those columns (:func:`lookup_key`, inlined here). Returns the leaf hashes joined
     (32 bytes each), the count of each kind and the last position; None at the first fault
     (the sequential :func:`scan` then names it).
     """
     sha256 = merkle.hashlib.sha256
+    from_bytes = int.from_bytes
     leaves = bytearray()
     kinds: dict[str, int] = {}
     expect = start + 1
-    for seq, rid, kind, body, stored, lookup, lookup2 in rows:
+    for seq, rid, kind, body, stored, lookup, lookup2, key, key2 in rows:
         if seq != expect:
             return None
         leaf = sha256(b"\x00" + body.encode("utf-8")).digest()
@@ -182,6 +196,19 @@ def check_stream(rows, start: int) -> tuple[bytes, dict, int] | None:
             try:
                 _binding_exact(body, rid, kind, seq, lookup, lookup2)
             except TamperError:
+                return None
+        if keyed:
+            if lookup is None or lookup.__class__ is not str:
+                if key != lookup_key(lookup):
+                    return None
+            elif key != from_bytes(sha256(lookup.encode("utf-8")).digest()[:8], "big",
+                                   signed=True):
+                return None
+            if lookup2 is None or lookup2.__class__ is not str:
+                if key2 != lookup_key(lookup2):
+                    return None
+            elif key2 != from_bytes(sha256(lookup2.encode("utf-8")).digest()[:8], "big",
+                                    signed=True):
                 return None
         kinds[kind] = kinds.get(kind, 0) + 1
         leaves += leaf
