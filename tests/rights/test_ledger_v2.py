@@ -18,7 +18,7 @@ from soundscape.config import open_workspace
 from soundscape.errors import TamperError
 from soundscape.rights.ledger import Ledger
 from soundscape.rights.store import migrate
-from soundscape.rights.store.schema import LEDGER_VERSION, lookup_key, metadata
+from soundscape.rights.store.schema import LEDGER_VERSION, lookup_keys, metadata
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "ledger-v2"
 OLD_RECORDS = (FIXTURE / "records.jsonl").read_text(encoding="utf-8").splitlines()
@@ -84,10 +84,11 @@ def test_a_v2_ledger_upgrades_in_place_and_verifies(tmp_path, ledger_backend):
         assert ledger.verify().records == 340
         assert [r.id for r in store.find("output", lookup2="cd" * 32)] == ["out-000306"]
     assert raw(url, "SELECT value FROM ledger_meta WHERE key = 'version'") == [(LEDGER_VERSION,)]
-    keys = raw(url, "SELECT lookup, lookup2, lookup_key, lookup2_key FROM ledger_records")
+    keys = raw(url, "SELECT kind, lookup, lookup2, lookup_key, lookup2_key FROM ledger_records")
     assert len(keys) == 340
-    assert all((k, k2) == (lookup_key(a), lookup_key(b)) for a, b, k, k2 in keys)
-    assert sum(k is not None for _, _, k, _ in keys) == sum(a is not None for a, *_ in keys) > 300
+    assert all((k, k2) == lookup_keys(kind, a, b) for kind, a, b, k, k2 in keys)
+    assert sum(k is not None for *_, k, _ in keys) == sum(a is not None for _, a, *_ in keys) > 300
+    assert sum(k2 is not None for *_, k2 in keys) == 26  # the assets' file hashes
 
 
 def raw_lookups(url: str, seq: int):

@@ -29,8 +29,8 @@ from soundscape.rights.store.keys import (PRIVATE_KEY_NAME, PUBLIC_KEY_NAME, loa
 from soundscape.rights.store.schema import (ID_PREFIX, LEDGER_FORMAT, LEDGER_VERSION,
                                             LOOKUP_KEYS_VERSION, READABLE_VERSIONS,
                                             TILES_VERSION, Checkpoint, StoredRecord,
-                                            checkpoint_of, checkpoints_table, lookup_columns,
-                                            lookup_key, meta_table, records_table, stored_of,
+                                            LOOKUP2_KEYED, checkpoint_of, checkpoints_table,
+                                            lookup_columns, lookup_key, lookup_keys, meta_table, records_table, stored_of,
                                             tiles_table, utc_now)
 from soundscape.rights.store.verify import (VerifyReport, check_rows, check_stream,
                                             record_columns, scan, tree_scan)
@@ -42,7 +42,8 @@ _IN_CHUNK = 500
 # below it, starting them costs more than it saves.
 PARALLEL_MIN_ROWS = 200_000
 PARALLEL_MAX_WORKERS = 4
-PARALLEL_CHUNK_ROWS = 20_000
+# Rows per worker task, at least (rounded up to a power of two).
+PARALLEL_CHUNK_ROWS = 16_384
 
 
 
@@ -233,7 +234,7 @@ class Store:
                 q = q.where(t.c.lookup_key == lookup_key(lookup))
             q = q.where(t.c.lookup == lookup)
         if lookup2 is not None:
-            if self.has_lookup_keys:
+            if self.has_lookup_keys and kind in LOOKUP2_KEYED:
                 q = q.where(t.c.lookup2_key == lookup_key(lookup2))
             q = q.where(t.c.lookup2 == lookup2)
         q = q.order_by(t.c.seq)
@@ -500,12 +501,14 @@ class Store:
                 cursor.close()
         if checked is None or checked[2] != last_seq:
             return None
-        leaves, kinds, _ = checked
-        return tree_scan(leaves, kinds, cps, key, trusted_kid, all_signatures, held,
+        tree, kinds, n = checked
+        levels = tree if isinstance(tree, merkle.Levels) else merkle.Levels(tree)
+        return tree_scan(levels, n, kinds, cps, key, trusted_kid, all_signatures, held,
                          frontiers, tiles)
 
-    def _parallel_rows(self, last_seq: int) -> tuple[bytes, dict, int] | None:
-        """:func:`check_stream` over all rows of the SQLite file, in chunks over processes.
+    def _parallel_rows(self, last_seq: int) -> tuple[merkle.Levels, dict, int] | None:
+        """:func:`check_stream` over all rows of the SQLite file, in chunks over processes,
+        each of which also hashes its chunk's subtrees; the parent joins them into the tree.
 
         The workers read the committed file, so the caller's snapshot must match: it checks
         that the rows end where its own transaction saw them end. None at any fault (or when
@@ -514,21 +517,22 @@ class Store:
         import multiprocessing
 
         workers = min(os.cpu_count() or 1, PARALLEL_MAX_WORKERS)
-        step = max(PARALLEL_CHUNK_ROWS, last_seq // (workers * 8) + 1)
+        # A power of two, so every full chunk is a subtree of the whole tree (Levels.from_parts).
+        step = 1 << (max(PARALLEL_CHUNK_ROWS, last_seq // (workers * 8) + 1) - 1).bit_length()
         tasks = [(self.engine.url.database, self.has_lookup_keys, lo, min(lo + step, last_seq))
                  for lo in range(0, last_seq, step)]
-        leaves, kinds = [], {}
+        parts, kinds = [], {}
         try:
             with multiprocessing.get_context("fork").Pool(workers, initializer=_plain_signals) as pool:
                 for part in pool.imap(check_rows, tasks):
                     if part is None:
                         return None
-                    leaves.append(part[0])
+                    parts.append(part[0])
                     for k, v in part[1].items():
                         kinds[k] = kinds.get(k, 0) + v
         except OSError:
             return None
-        return b"".join(leaves), kinds, last_seq
+        return merkle.Levels.from_parts(parts), kinds, last_seq
 
     def witnessed(self, key, key_id: str):
         """The witness copies, each checked to be signed by the ledger's key.
@@ -807,7 +811,7 @@ class Batch:
             leaf = sha256(b"\x00" + text.encode("utf-8")).digest()
             self.frontier.append(leaf)
             rows.append((p.seq, p.id, p.kind, p.lookup, p.lookup2, text, leaf,
-                         lookup_key(p.lookup), lookup_key(p.lookup2)))
+                         *lookup_keys(p.kind, p.lookup, p.lookup2)))
         tiles = self.frontier.tiles
         if self.store.dialect == "sqlite":
             # The driver's own executemany, inside the same transaction: SQLAlchemy's per-row

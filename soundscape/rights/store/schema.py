@@ -54,7 +54,8 @@ records_table = Table(
     Column("lookup2", String(255)),
     Column("body", Text, nullable=False),
     Column("leaf_hash", LargeBinary(32), nullable=False),
-    # lookup_key(lookup) and lookup_key(lookup2): what the lookups are indexed by.
+    # lookup_key(lookup), and lookup_key(lookup2) for the kinds searched by lookup2 alone
+    # (LOOKUP2_KEYED): what the lookups are indexed by.
     Column("lookup_key", BigInteger),
     Column("lookup2_key", BigInteger),
     Index("ix_ledger_records_lookup_key", "lookup_key"),
@@ -88,6 +89,18 @@ def lookup_columns(body: dict) -> tuple:
     """The (lookup, lookup2) columns a record body implies; verify checks the stored ones."""
     keys = LOOKUP_KEYS.get(body.get("kind"), (None, None))
     return tuple(body.get(k) if k else None for k in keys)
+
+
+# The kinds looked up by their second column alone (an asset by its file's bytes hash), so
+# only theirs is indexed. Every other search by lookup2 also names lookup (a dataset's name and
+# version, an output's audio and content key) and goes through lookup's index: an output's
+# content key, a random hash, would otherwise be a second index rewritten on every batch.
+LOOKUP2_KEYED = frozenset({"asset"})
+
+
+def lookup_keys(kind: str, lookup: str | None, lookup2: str | None) -> tuple:
+    """The ``(lookup_key, lookup2_key)`` columns of a row (verify checks the stored ones)."""
+    return lookup_key(lookup), lookup_key(lookup2) if kind in LOOKUP2_KEYED else None
 
 
 def lookup_key(value: str | None) -> int | None:

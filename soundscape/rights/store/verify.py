@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 from soundscape.errors import TamperError
 from soundscape.rights import merkle
-from soundscape.rights.store.schema import LOOKUP_KEYS, Checkpoint, lookup_columns, lookup_key
+from soundscape.rights.store.schema import (LOOKUP2_KEYED, LOOKUP_KEYS, Checkpoint,
+                                            lookup_columns, lookup_key, lookup_keys)
 
 
 def record_columns(keyed: bool) -> str:
@@ -88,7 +89,7 @@ def scan(rows, cps: list[Checkpoint], key, trusted_kid: str, all_signatures: boo
                                   "its leaf hash")
             if not _binding_plain(body, rid, kind, seq, lookup, lookup2):
                 _binding_exact(body, rid, kind, seq, lookup, lookup2)
-            if keyed and (lk != lookup_key(lookup) or lk2 != lookup_key(lookup2)):
+            if keyed and (lk, lk2) != lookup_keys(kind, lookup, lookup2):
                 raise TamperError(f"record {rid} (#{seq}): its lookup keys disagree with its "
                                   "lookup columns (a lookup would not find it)")
             kinds[kind] = kinds.get(kind, 0) + 1
@@ -151,13 +152,14 @@ def scan(rows, cps: list[Checkpoint], key, trusted_kid: str, all_signatures: boo
                         seconds=0.0, key_source="", kinds=kinds)
 
 
-def check_rows(task: tuple[str, bool, int, int]) -> tuple[bytes, dict] | None:
+def check_rows(task: tuple[str, bool, int, int]) -> tuple[list[bytes], dict] | None:
     """One worker's share of a parallel verify: rows ``lo+1 .. hi`` of the SQLite file ``path``
     (``keyed``: it has lookup keys).
 
-    Checks what needs only the row itself (see :func:`check_stream`) and returns the leaf
-    hashes joined, with the count of each kind; None at the first fault, so the caller re-runs
-    the sequential scan, which names it exactly.
+    Checks what needs only the row itself (see :func:`check_stream`) and returns the chunk's
+    subtrees (:meth:`merkle.Levels.chunk` of its leaf hashes; a chunk of 2^k rows starting at a
+    multiple of 2^k holds subtrees of the whole tree), with the count of each kind; None at
+    the first fault, so the caller re-runs the sequential scan, which names it exactly.
     """
     path, keyed, lo, hi = task
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -169,21 +171,22 @@ def check_rows(task: tuple[str, bool, int, int]) -> tuple[bytes, dict] | None:
         con.close()
     if checked is None or checked[2] != hi:
         return None
-    return checked[0], checked[1]
+    return merkle.Levels.chunk(checked[0]), checked[1]
 
 
-def check_stream(rows, start: int, *, keyed: bool) -> tuple[bytes, dict, int] | None:
+def check_stream(rows, start: int, *, keyed: bool) -> tuple[list[bytes], dict, int] | None:
     """The per-row checks of a verify, over rows in seq order from position ``start + 1``.
 
     Each row must hold the next position, a body whose leaf hash is the stored one, a body
     that names its own id, kind, position and lookup columns, and (``keyed``) the lookup keys
-    of those columns (:func:`lookup_key`, inlined here). Returns the leaf hashes joined
-    (32 bytes each), the count of each kind and the last position; None at the first fault
+    of those columns (:func:`lookup_keys`, inlined here). Returns the leaf hashes, the count
+    of each kind and the last position; None at the first fault
     (the sequential :func:`scan` then names it).
     """
     sha256 = merkle.hashlib.sha256
     from_bytes = int.from_bytes
-    leaves = bytearray()
+    leaves: list[bytes] = []
+    add_leaf = leaves.append
     kinds: dict[str, int] = {}
     expect = start + 1
     for seq, rid, kind, body, stored, lookup, lookup2, key, key2 in rows:
@@ -204,31 +207,33 @@ def check_stream(rows, start: int, *, keyed: bool) -> tuple[bytes, dict, int] | 
             elif key != from_bytes(sha256(lookup.encode("utf-8")).digest()[:8], "big",
                                    signed=True):
                 return None
-            if lookup2 is None or lookup2.__class__ is not str:
+            if kind not in LOOKUP2_KEYED:
+                if key2 is not None:
+                    return None
+            elif lookup2 is None or lookup2.__class__ is not str:
                 if key2 != lookup_key(lookup2):
                     return None
             elif key2 != from_bytes(sha256(lookup2.encode("utf-8")).digest()[:8], "big",
                                     signed=True):
                 return None
         kinds[kind] = kinds.get(kind, 0) + 1
-        leaves += leaf
+        add_leaf(leaf)
         expect += 1
-    return bytes(leaves), kinds, expect - 1
+    return leaves, kinds, expect - 1
 
 
-def tree_scan(leaves: bytes, kinds: dict, cps: list[Checkpoint], key, trusted_kid: str,
+def tree_scan(levels: merkle.Levels, n: int, kinds: dict, cps: list[Checkpoint], key,
+              trusted_kid: str,
               all_signatures: bool, held: dict[int, list[tuple[str, str]]],
               frontiers: dict[int, str], tiles: dict[tuple[int, int], bytes] | None
               ) -> VerifyReport | None:
     """The rest of a full verify once every row passed :func:`check_stream`.
 
-    Builds the whole tree level by level (:class:`merkle.Levels`), then checks each
-    checkpoint (root, stored frontier, key id, signature), each held root, and every tile
+    Given the whole tree of the ``n`` records level by level (:class:`merkle.Levels`), checks
+    each checkpoint (root, stored frontier, key id, signature), each held root, and every tile
     entry, exactly what :func:`scan` checks. Returns None at any fault, so the caller runs
     :func:`scan`, which names the first one in the order it always has.
     """
-    n = len(leaves) // 32
-    levels = merkle.Levels([leaves[i:i + 32] for i in range(0, len(leaves), 32)])
     if cps and cps[-1].size != n or not cps and n:
         return None  # records beyond the last checkpoint, or a checkpoint beyond the records
     signatures = 0

@@ -2,8 +2,10 @@
 
 Adds ``ledger_records.lookup_key`` and ``lookup2_key`` (BIGINT): the first 8 bytes of the
 SHA-256 of ``lookup`` / ``lookup2`` (UTF-8), as a signed big-endian integer; NULL where the
-column is NULL. Fills them for every existing row, drops the two ``(kind, lookup)`` text indexes
-and indexes the keys instead. The text columns stay: a lookup matches the key, then compares
+column is NULL. ``lookup2_key`` is kept for assets only, the one kind searched by its second
+column alone (by a file's bytes hash); every other search by ``lookup2`` also names ``lookup``.
+Fills them for every existing row, drops the two ``(kind, lookup)`` text indexes and indexes
+the keys instead. The text columns stay: a lookup matches the key, then compares
 the text and the body. Records, leaf hashes, checkpoints and tiles are untouched.
 
 Why: the text indexes held 64-character hashes in random order, about 110 MB each at a million
@@ -47,7 +49,8 @@ def _fill(conn) -> None:
         conn.connection.driver_connection.create_function("soundscape_lookup_key", 1, _key,
                                                           deterministic=True)
         conn.execute(sa.text("UPDATE ledger_records SET lookup_key = soundscape_lookup_key(lookup), "
-                             "lookup2_key = soundscape_lookup_key(lookup2)"))
+                             "lookup2_key = CASE WHEN kind = 'asset' THEN "
+                             "soundscape_lookup_key(lookup2) END"))
         return
     if dialect == "postgresql":
         # sha256() is built in from PostgreSQL 11; bit(64)::bigint reads the bits as two's
@@ -55,13 +58,14 @@ def _fill(conn) -> None:
         expr = ("('x' || substr(encode(sha256(convert_to({col}, 'UTF8')), 'hex'), 1, 16))"
                 "::bit(64)::bigint")
         conn.execute(sa.text(f"UPDATE ledger_records SET lookup_key = {expr.format(col='lookup')}, "
-                             f"lookup2_key = {expr.format(col='lookup2')}"))
+                             f"lookup2_key = CASE WHEN kind = 'asset' THEN "
+                             f"{expr.format(col='lookup2')} END"))
         return
-    rows = conn.execute(sa.text("SELECT seq, lookup, lookup2 FROM ledger_records")).all()
+    rows = conn.execute(sa.text("SELECT seq, kind, lookup, lookup2 FROM ledger_records")).all()
     update = sa.text("UPDATE ledger_records SET lookup_key = :k, lookup2_key = :k2 WHERE seq = :s")
     for start in range(0, len(rows), CHUNK):
-        conn.execute(update, [{"s": s, "k": _key(a), "k2": _key(b)}
-                              for s, a, b in rows[start:start + CHUNK]])
+        conn.execute(update, [{"s": s, "k": _key(a), "k2": _key(b) if kind == "asset" else None}
+                              for s, kind, a, b in rows[start:start + CHUNK]])
 
 
 def upgrade() -> None:
