@@ -38,8 +38,9 @@ from soundscape.rights.store.witness import Witness
 
 # Ids per "IN (...)" clause: well under every database's limit on bound parameters.
 _IN_CHUNK = 500
-# A verify of at least this many rows spreads the per-row work over processes (SQLite only):
-# below it, starting them costs more than it saves.
+# A verify of at least this many rows spreads the per-row work over processes (each reading
+# the SQLite file, or its own PostgreSQL connection in the verify's exported snapshot): below
+# it, starting them costs more than it saves.
 PARALLEL_MIN_ROWS = 200_000
 PARALLEL_MAX_WORKERS = 4
 # Rows per worker task, at least (rounded up to a power of two).
@@ -482,9 +483,9 @@ class Store:
                    held, frontiers, tiles) -> VerifyReport | None:
         """A full verify's fast path: :func:`check_stream` over every row, then
         :func:`tree_scan`. None at any fault (the caller's sequential scan names it)."""
-        if (self.dialect == "sqlite" and last_seq >= PARALLEL_MIN_ROWS
+        if (self.dialect in ("sqlite", "postgresql") and last_seq >= PARALLEL_MIN_ROWS
                 and (os.cpu_count() or 1) > 1):
-            checked = self._parallel_rows(last_seq)
+            checked = self._parallel_rows(last_seq, conn)
         elif self.dialect == "sqlite":
             checked = check_stream(conn.connection.driver_connection.execute(
                 f"SELECT {self._verify_columns} FROM ledger_records ORDER BY seq"), 0,
@@ -506,20 +507,30 @@ class Store:
         return tree_scan(levels, n, kinds, cps, key, trusted_kid, all_signatures, held,
                          frontiers, tiles)
 
-    def _parallel_rows(self, last_seq: int) -> tuple[merkle.Levels, dict, int] | None:
-        """:func:`check_stream` over all rows of the SQLite file, in chunks over processes,
-        each of which also hashes its chunk's subtrees; the parent joins them into the tree.
+    def _parallel_rows(self, last_seq: int, conn) -> tuple[merkle.Levels, dict, int] | None:
+        """:func:`check_stream` over all rows, in chunks over processes, each of which also
+        hashes its chunk's subtrees; the parent joins them into the tree.
 
-        The workers read the committed file, so the caller's snapshot must match: it checks
-        that the rows end where its own transaction saw them end. None at any fault (or when
-        processes cannot be started).
+        SQLite: the workers read the committed file, so the caller's snapshot must match: it
+        checks that the rows end where its own transaction saw them end. PostgreSQL: each
+        worker opens its own connection and reads in the snapshot ``conn``'s transaction
+        exports (``pg_export_snapshot``), exactly the rows the caller sees. None at any fault
+        (or when processes or connections cannot be started).
         """
         import multiprocessing
 
+        if self.dialect == "sqlite":
+            source = ("sqlite", self.engine.url.database)
+        else:
+            snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar()
+            cargs, cparams = self.engine.dialect.create_connect_args(self.engine.url)
+            # SQLAlchemy's adapter map stays behind: the workers read plain columns.
+            cparams = {k: v for k, v in cparams.items() if k != "context"}
+            source = ("postgresql", cargs, cparams, snapshot)
         workers = min(os.cpu_count() or 1, PARALLEL_MAX_WORKERS)
         # A power of two, so every full chunk is a subtree of the whole tree (Levels.from_parts).
         step = 1 << (max(PARALLEL_CHUNK_ROWS, last_seq // (workers * 8) + 1) - 1).bit_length()
-        tasks = [(self.engine.url.database, self.has_lookup_keys, lo, min(lo + step, last_seq))
+        tasks = [(source, self.has_lookup_keys, lo, min(lo + step, last_seq))
                  for lo in range(0, last_seq, step)]
         parts, kinds = [], {}
         try:
@@ -530,7 +541,7 @@ class Store:
                     parts.append(part[0])
                     for k, v in part[1].items():
                         kinds[k] = kinds.get(k, 0) + v
-        except OSError:
+        except (OSError, DBAPIError):
             return None
         return merkle.Levels.from_parts(parts), kinds, last_seq
 
