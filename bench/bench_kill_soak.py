@@ -51,7 +51,10 @@ def child(url: str, keys: str, batch: int, limit: int) -> None:
                 data = record(i)
                 b.add("output", data, lookup=data["audio_sha256"], lookup2=data["content_key"])
         n = b.checkpoint.size
-        print(n, flush=True)
+        try:
+            print(n, flush=True)
+        except BrokenPipeError:
+            return  # the parent is gone: nothing to report to
 
 
 def prefill(url: str, keys: Path, count: int, batch: int) -> None:
