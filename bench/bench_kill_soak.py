@@ -14,6 +14,7 @@ PostgreSQL server (tests/pgserver.py, fsync on). Not a test of the suite: it tak
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -33,8 +34,6 @@ from soundscape.rights.ledger import Ledger  # noqa: E402
 
 def record(n: int) -> dict:
     """Record ``n``: an output-shaped body whose lookups are derived from ``n``."""
-    import hashlib
-
     audio = hashlib.sha256(f"soak-audio-{n}".encode()).hexdigest()
     return {"n": n, "audio_sha256": audio,
             "content_key": hashlib.sha256(f"soak-key-{n}".encode()).hexdigest(),
@@ -125,7 +124,8 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
             home = Path(tmp)
-            url = server.create_database("soak") if server else f"sqlite:///{home / 'ledger.sqlite'}"
+            url = (server.create_database("soak") if server
+                   else f"sqlite:///{home / 'ledger.sqlite'}")
             keys = home / "keys"
             label = "PostgreSQL (private server, fsync on)" if server else "SQLite (WAL, FULL)"
             print(f"== kill -9 soak, {label}: {args.cycles} cycles, batches of {args.batch}, "
@@ -137,7 +137,8 @@ def main() -> None:
                      seed=args.seed)
             ok = r["in_order_once"] and r["whole_batches"] and not r["lost"] and \
                 r["verified"] == r["records"]
-            print(f"{r['kills']} kill -9s and {r['clean_exits']} clean exits in {r['soak_s']:.0f} s; "
+            print(f"{r['kills']} kill -9s and {r['clean_exits']} clean exits in "
+                  f"{r['soak_s']:.0f} s; "
                   f"{r['records']:,} records in the ledger, {r['reported']:,} reported committed "
                   f"by the children; lost {r['lost']}, each n once and in order: "
                   f"{r['in_order_once']}, whole batches only: {r['whole_batches']}; full verify "

@@ -133,9 +133,9 @@ class Levels:
     ``node(h, i)`` is the root of leaves ``[i·2^h, (i+1)·2^h)`` (``nodes[h]`` holds level ``h``'s
     hashes joined, 32 bytes each); level ``h + 1`` pairs up level ``h`` in one comprehension,
     so a whole tree costs about one SHA-256 call per leaf with none of :class:`Frontier`'s
-    per-append bookkeeping, and chunks of it can be hashed in parallel (:meth:`from_parts`). From these, the root, frontier and tile
-    entries of any size up to the leaf count are O(log n) lookups: what a full verify needs at
-    each checkpoint. The hashes are the same ones :class:`Frontier` gives (RFC 6962).
+    per-append bookkeeping, and chunks of it can be hashed in parallel (:meth:`from_parts`).
+    From these, the root, frontier and tile entries of any size up to the leaf count are
+    O(log n) lookups: what a full verify needs at each checkpoint. The hashes are the same ones :class:`Frontier` gives (RFC 6962).
     """
 
     def __init__(self, leaves: Sequence[bytes]) -> None:

@@ -27,11 +27,12 @@ from soundscape.rights.store.connection import BUSY_TIMEOUT_S, PG_WRITE_LOCK, co
 from soundscape.rights.store.keys import (PRIVATE_KEY_NAME, PUBLIC_KEY_NAME, load_or_create_key,
                                           public_pem)
 from soundscape.rights.store.schema import (ID_PREFIX, LEDGER_FORMAT, LEDGER_VERSION,
-                                            LOOKUP_KEYS_VERSION, READABLE_VERSIONS,
-                                            TILES_VERSION, Checkpoint, StoredRecord,
-                                            LOOKUP2_KEYED, checkpoint_of, checkpoints_table,
-                                            lookup_columns, lookup_key, lookup_keys, meta_table, records_table, stored_of,
-                                            tiles_table, utc_now)
+                                            LOOKUP2_KEYED, LOOKUP_KEYS_VERSION,
+                                            READABLE_VERSIONS, TILES_VERSION, Checkpoint,
+                                            StoredRecord, checkpoint_of, checkpoints_table,
+                                            lookup_columns, lookup_key, lookup_keys,
+                                            meta_table, records_table, stored_of, tiles_table,
+                                            utc_now)
 from soundscape.rights.store.verify import (VerifyReport, check_rows, check_stream,
                                             record_columns, scan, tree_scan)
 from soundscape.rights.store.witness import Witness

@@ -23,7 +23,8 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy import (BigInteger, Column, Index, Integer, LargeBinary, MetaData, String, Table,
+                        Text)
 
 from soundscape.rights.merkle import note_signature
 

@@ -48,7 +48,8 @@ def _fill(conn) -> None:
         # A Python function inside one UPDATE: no row crosses into Python and back as a statement.
         conn.connection.driver_connection.create_function("soundscape_lookup_key", 1, _key,
                                                           deterministic=True)
-        conn.execute(sa.text("UPDATE ledger_records SET lookup_key = soundscape_lookup_key(lookup), "
+        conn.execute(sa.text("UPDATE ledger_records SET "
+                             "lookup_key = soundscape_lookup_key(lookup), "
                              "lookup2_key = CASE WHEN kind = 'asset' THEN "
                              "soundscape_lookup_key(lookup2) END"))
         return
@@ -57,7 +58,8 @@ def _fill(conn) -> None:
         # complement, the same signed big-endian integer _key gives.
         expr = ("('x' || substr(encode(sha256(convert_to({col}, 'UTF8')), 'hex'), 1, 16))"
                 "::bit(64)::bigint")
-        conn.execute(sa.text(f"UPDATE ledger_records SET lookup_key = {expr.format(col='lookup')}, "
+        conn.execute(sa.text(f"UPDATE ledger_records SET "
+                             f"lookup_key = {expr.format(col='lookup')}, "
                              f"lookup2_key = CASE WHEN kind = 'asset' THEN "
                              f"{expr.format(col='lookup2')} END"))
         return
