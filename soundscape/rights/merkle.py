@@ -130,28 +130,65 @@ _TILE_MASK = TILE_WIDTH - 1
 class Levels:
     """Every full subtree of a tree, computed level by level from all its leaves at once.
 
-    ``nodes[h][i]`` is the root of leaves ``[i·2^h, (i+1)·2^h)``; level ``h + 1`` pairs up level
-    ``h`` in one comprehension, so a whole tree costs about one SHA-256 call per leaf with none
-    of :class:`Frontier`'s per-append bookkeeping. From these, the root, frontier and tile
-    entries of any size up to the leaf count are O(log n) lookups: what a full verify needs at
-    each checkpoint. The hashes are the same ones :class:`Frontier` gives (RFC 6962).
+    ``node(h, i)`` is the root of leaves ``[i·2^h, (i+1)·2^h)`` (``nodes[h]`` holds level ``h``'s
+    hashes joined, 32 bytes each); level ``h + 1`` pairs up level ``h`` in one comprehension,
+    so a whole tree costs about one SHA-256 call per leaf with none of :class:`Frontier`'s
+    per-append bookkeeping, and chunks of it can be hashed in parallel (:meth:`from_parts`).
+    From these, the root, frontier and tile entries of any size up to the leaf count are
+    O(log n) lookups: what a full verify needs at each checkpoint. The hashes are the same ones :class:`Frontier` gives (RFC 6962).
     """
 
-    def __init__(self, leaves: list[bytes]) -> None:
+    def __init__(self, leaves: Sequence[bytes]) -> None:
+        self.nodes = self.chunk(leaves)
+        self._extend()
+
+    @staticmethod
+    def chunk(leaves: Sequence[bytes]) -> list[bytes]:
+        """Every full subtree of ``leaves``, per level, each level's hashes joined (32 bytes
+        each): what a verify worker returns for its chunk of a tree (see :meth:`from_parts`)."""
         sha256 = hashlib.sha256
-        self.nodes = [leaves]
-        level = leaves
+        level = list(leaves)
+        out = [b"".join(level)]
         while len(level) > 1:
             left, right = level[0:len(level) - 1:2], level[1::2]
             level = [sha256(NODE_PREFIX + a + b).digest() for a, b in zip(left, right)]
-            self.nodes.append(level)
+            out.append(b"".join(level))
+        return out
+
+    @classmethod
+    def from_parts(cls, parts: Sequence[list[bytes]]) -> "Levels":
+        """The tree of consecutive chunks, each given as :meth:`chunk` of its leaves.
+
+        Every chunk but the last must hold the same power-of-two number of leaves, so each of
+        its subtrees is one of the whole tree's: level ``h`` is then the chunks' level ``h``
+        joined, and only the levels above a chunk's height are hashed here.
+        """
+        self = cls.__new__(cls)
+        height = max((len(p) for p in parts), default=1)
+        self.nodes = [b"".join(p[h] for p in parts if len(p) > h) for h in range(height)]
+        self._extend()
+        return self
+
+    def _extend(self) -> None:
+        # Hash the levels above the top one held, up to the root of the largest full subtree.
+        sha256 = hashlib.sha256
+        top = self.nodes[-1]
+        while len(top) > 32:
+            level = [top[i:i + 32] for i in range(0, len(top) - 32, 64)]
+            right = [top[i:i + 32] for i in range(32, len(top), 64)]
+            top = b"".join(sha256(NODE_PREFIX + a + b).digest() for a, b in zip(level, right))
+            self.nodes.append(top)
+
+    def node(self, height: int, index: int) -> bytes:
+        """The root of leaves ``[index·2^height, (index+1)·2^height)``."""
+        return self.nodes[height][32 * index:32 * index + 32]
 
     def frontier_hashes(self, size: int) -> list[bytes]:
         """The full-subtree roots of the first ``size`` leaves, largest first (the frontier)."""
         out, offset = [], 0
         for h in range(size.bit_length() - 1, -1, -1):
             if size >> h & 1:
-                out.append(self.nodes[h][offset >> h])
+                out.append(self.node(h, offset >> h))
                 offset += 1 << h
         return out
 
@@ -173,8 +210,9 @@ class Levels:
         """Every tile entry of level >= 1 the leaves complete, as ``((level, index), hash)``."""
         level = 1
         while TILE_HEIGHT * level < len(self.nodes):
-            for idx, h in enumerate(self.nodes[TILE_HEIGHT * level]):
-                yield (level, idx), h
+            hashes = self.nodes[TILE_HEIGHT * level]
+            for idx in range(len(hashes) // 32):
+                yield (level, idx), hashes[32 * idx:32 * idx + 32]
             level += 1
 
 

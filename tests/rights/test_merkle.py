@@ -172,3 +172,18 @@ def test_levels_agree_with_the_definition_and_the_frontier():
     assert levels.root(0) == hashlib.sha256(b"").digest()
     assert sorted(levels.tile_entries()) == sorted(((lv, i), h) for lv, i, h in f.tiles)
     assert [entry for entry, _ in levels.tile_entries()] == [(1, 0), (1, 1)]
+
+
+def test_levels_joined_from_aligned_chunks_are_the_whole_trees():
+    # A parallel verify's workers each hash a chunk of 2^k leaves (the last one shorter); the
+    # joined tree must give the same roots, frontiers and tile entries as one pass over all.
+    leaves = [merkle.leaf_hash(f"record {i}".encode()) for i in range(1300)]
+    whole = merkle.Levels(leaves)
+    for step in (1, 64, 256, 512, 2048):
+        joined = merkle.Levels.from_parts([merkle.Levels.chunk(leaves[lo:lo + step])
+                                           for lo in range(0, len(leaves), step)])
+        assert joined.nodes == whole.nodes
+        for size in (1, 255, 256, 257, 1024, 1299, 1300):
+            assert joined.root(size) == whole.root(size) == merkle.root_of(leaves[:size])
+            assert joined.state(size) == whole.state(size)
+        assert list(joined.tile_entries()) == list(whole.tile_entries())

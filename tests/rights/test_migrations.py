@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from alembic import command
 from sqlalchemy import create_engine, func, insert, select
 
 from soundscape.config import open_workspace
@@ -44,8 +45,8 @@ def revision_of(url: str) -> str | None:
 def v1_ledger(home: Path, backend) -> str:
     """The v1 fixture ledger (written before migrations existed) in ``home``, on ``backend``.
 
-    On PostgreSQL it is rebuilt as that code would have made it: ``create_all`` of the tables
-    and the same rows, with no version table.
+    On PostgreSQL it is rebuilt as that code would have made it: the baseline revision's tables
+    (what version 1's ``create_all`` made), the same rows, and no version table.
     """
     (home / "keys").mkdir(parents=True)
     for key in (FIXTURE / "keys").iterdir():
@@ -58,8 +59,9 @@ def v1_ledger(home: Path, backend) -> str:
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
+            command.upgrade(migrate.config(conn), migrate.BASELINE)
+            conn.exec_driver_sql(f"DROP TABLE {migrate.VERSION_TABLE}")
             baseline = [t for t in metadata.sorted_tables if t.name in migrate.BASELINE_TABLES]
-            metadata.create_all(conn, tables=baseline)
             for table in baseline:
                 cursor = source.execute(f"SELECT * FROM {table.name}")
                 names = [d[0] for d in cursor.description]

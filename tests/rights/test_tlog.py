@@ -17,6 +17,7 @@ from soundscape.errors import TamperError
 from soundscape.facts import OutputFacts
 from soundscape.rights import merkle
 from soundscape.rights.ledger import Ledger
+from soundscape.rights.store.schema import LEDGER_VERSION
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "ledger-v1"
 
@@ -247,7 +248,7 @@ def test_first_format_checkpoints_still_verify_and_new_ones_are_notes(tmp_path):
     assert (report.records, report.checkpoints) == (40, 12)
     assert check_note_from_the_spec(new["note"], pem.encode())[1] == 40
     assert db(home).execute("SELECT value FROM ledger_meta WHERE key = 'version'").fetchone() == (
-        "2",)
+        LEDGER_VERSION,)
 
 
 # -- tiles --------------------------------------------------------------------------------
@@ -405,3 +406,44 @@ def test_the_level_by_level_tree_declines_every_fault_and_the_scan_names_it(
         ledger.verify()
     assert scans == [1]
     assert str(info.value) == message
+
+
+def test_a_parallel_verify_on_either_backend_reads_the_verifys_own_snapshot(
+        tmp_path, ledger_backend, monkeypatch):
+    # PostgreSQL's workers each open a connection and read in the snapshot the verify's
+    # transaction exports: a row changed after that transaction began is not what they check
+    # (the next verify, in a new snapshot, names it). SQLite's read the committed file.
+    from soundscape.config import open_workspace
+    from soundscape.rights.store import database
+
+    ledger_backend.use(tmp_path)
+    with Ledger.open(open_workspace(tmp_path)) as ledger:
+        append(ledger, 0, 900, batch=100)
+        sequential = ledger.verify()
+    monkeypatch.setattr(database, "PARALLEL_MIN_ROWS", 100)
+    monkeypatch.setattr(database, "PARALLEL_CHUNK_ROWS", 128)
+    con = ledger_backend.connect(tmp_path)
+    results = []
+    real_rows = database.Store._parallel_rows
+
+    def tamper_then_check(self, *a):
+        if ledger_backend.name == "postgresql":
+            con.execute("UPDATE ledger_records SET body = replace(body, 'number 600', "
+                        "'number 6000') WHERE seq = 601")
+        results.append(real_rows(self, *a))
+        return results[-1]
+
+    monkeypatch.setattr(database.Store, "_parallel_rows", tamper_then_check)
+    with Ledger.open(open_workspace(tmp_path)) as ledger:
+        parallel = ledger.verify()
+    assert results and results[0] is not None and results[0][2] == 900
+    assert (parallel.records, parallel.root, parallel.kinds, parallel.signatures_checked) == (
+        sequential.records, sequential.root, sequential.kinds, sequential.signatures_checked)
+    if ledger_backend.name == "sqlite":
+        con.execute("UPDATE ledger_records SET body = replace(body, 'number 600', "
+                    "'number 6000') WHERE seq = 601")
+    with Ledger.open(open_workspace(tmp_path)) as ledger, pytest.raises(TamperError) as info:
+        ledger.verify()
+    assert results[-1] is None  # the workers found it; the sequential scan named it
+    assert str(info.value) == ("record out-000601 (#601) was edited: its body does not match its "
+                               "leaf hash")

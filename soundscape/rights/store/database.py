@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, inspect, null, select
 from sqlalchemy.exc import DBAPIError
 
 from soundscape.canonical import canonical_json
@@ -27,21 +27,25 @@ from soundscape.rights.store.connection import BUSY_TIMEOUT_S, PG_WRITE_LOCK, co
 from soundscape.rights.store.keys import (PRIVATE_KEY_NAME, PUBLIC_KEY_NAME, load_or_create_key,
                                           public_pem)
 from soundscape.rights.store.schema import (ID_PREFIX, LEDGER_FORMAT, LEDGER_VERSION,
-                                            READABLE_VERSIONS, Checkpoint, StoredRecord,
-                                            checkpoint_of, checkpoints_table, lookup_columns,
-                                            meta_table, records_table, stored_of,
-                                            tiles_table, utc_now)
-from soundscape.rights.store.verify import (VerifyReport, check_rows, check_stream, scan,
-                                            tree_scan)
+                                            LOOKUP2_KEYED, LOOKUP_KEYS_VERSION,
+                                            READABLE_VERSIONS, TILES_VERSION, Checkpoint,
+                                            StoredRecord, checkpoint_of, checkpoints_table,
+                                            lookup_columns, lookup_key, lookup_keys,
+                                            meta_table, records_table, stored_of, tiles_table,
+                                            utc_now)
+from soundscape.rights.store.verify import (VerifyReport, check_rows, check_stream,
+                                            record_columns, scan, tree_scan)
 from soundscape.rights.store.witness import Witness
 
 # Ids per "IN (...)" clause: well under every database's limit on bound parameters.
 _IN_CHUNK = 500
-# A verify of at least this many rows spreads the per-row work over processes (SQLite only):
-# below it, starting them costs more than it saves.
+# A verify of at least this many rows spreads the per-row work over processes (each reading
+# the SQLite file, or its own PostgreSQL connection in the verify's exported snapshot): below
+# it, starting them costs more than it saves.
 PARALLEL_MIN_ROWS = 200_000
 PARALLEL_MAX_WORKERS = 4
-PARALLEL_CHUNK_ROWS = 20_000
+# Rows per worker task, at least (rounded up to a power of two).
+PARALLEL_CHUNK_ROWS = 16_384
 
 
 
@@ -106,9 +110,14 @@ class Store:
             raise LedgerError(f"{self.label} is ledger format version {rows.get('version')}; "
                               f"this soundscape reads versions {', '.join(READABLE_VERSIONS)}")
         self.meta = rows
-        # Opened by a reader that may not migrate (a current ledger always has its tiles;
-        # migration 0002_tlog builds them for an older one): proofs then use the leaves.
-        self.has_tiles = rows.get("version") == LEDGER_VERSION
+        # Opened by a reader that may not migrate an older ledger (a current one always has its
+        # tiles and lookup keys; migrations 0002 and 0003 add them): proofs then use the leaves
+        # and lookups the text columns.
+        version = int(rows["version"])
+        self.has_tiles = version >= TILES_VERSION
+        self.has_lookup_keys = version >= LOOKUP_KEYS_VERSION
+        # The record columns a verify reads: the lookup keys are checked where they exist.
+        self._verify_columns = record_columns(self.has_lookup_keys)
 
     def _migrate(self) -> dict:
         """Upgrade the schema and, for a new ledger, write its metadata; one transaction."""
@@ -223,8 +232,12 @@ class Store:
         t = records_table
         q = select(t.c.seq, t.c.id, t.c.kind, t.c.body).where(t.c.kind == kind)
         if lookup is not None:
+            if self.has_lookup_keys:  # the index is on the key; the text is compared after
+                q = q.where(t.c.lookup_key == lookup_key(lookup))
             q = q.where(t.c.lookup == lookup)
         if lookup2 is not None:
+            if self.has_lookup_keys and kind in LOOKUP2_KEYED:
+                q = q.where(t.c.lookup2_key == lookup_key(lookup2))
             q = q.where(t.c.lookup2 == lookup2)
         q = q.order_by(t.c.seq)
         if conn is not None:
@@ -254,9 +267,12 @@ class Store:
         found: list[StoredRecord] = []
         with self.read() as c:
             for i in range(0, len(lookups), _IN_CHUNK):
+                chunk = lookups[i:i + _IN_CHUNK]
+                q = select(t.c.seq, t.c.id, t.c.kind, t.c.body).where(t.c.kind == kind)
+                if self.has_lookup_keys:
+                    q = q.where(t.c.lookup_key.in_([lookup_key(v) for v in chunk]))
                 found += [stored_of(r) for r in c.execute(
-                    select(t.c.seq, t.c.id, t.c.kind, t.c.body).where(t.c.kind == kind)
-                    .where(t.c.lookup.in_(lookups[i:i + _IN_CHUNK])).order_by(t.c.seq)).all()]
+                    q.where(t.c.lookup.in_(chunk)).order_by(t.c.seq)).all()]
         wanted = set(lookups)
         # As in find: the indexed column is a hint, checked against the body it came from.
         return sorted((r for r in found if lookup_columns(r.body)[0] in wanted),
@@ -425,10 +441,11 @@ class Store:
                 for size in sorted(k for k in held if k < start):
                     _check_held_root(size, held.pop(size), tree)
                 held.pop(start, None)  # the frontier folds to it: checked
-            query = select(records_table.c.seq, records_table.c.id, records_table.c.kind,
-                           records_table.c.body, records_table.c.leaf_hash,
-                           records_table.c.lookup, records_table.c.lookup2
-                           ).where(records_table.c.seq > start).order_by(records_table.c.seq)
+            r = records_table
+            keys = ((r.c.lookup_key, r.c.lookup2_key) if self.has_lookup_keys
+                    else (null(), null()))
+            query = select(r.c.seq, r.c.id, r.c.kind, r.c.body, r.c.leaf_hash, r.c.lookup,
+                           r.c.lookup2, *keys).where(r.c.seq > start).order_by(r.c.seq)
             last_seq = conn.execute(select(func.max(records_table.c.seq))).scalar() or 0
             result = None
             if start == 0:
@@ -441,13 +458,13 @@ class Store:
                 if self.dialect == "sqlite":
                     # The driver's cursor directly, in the same transaction: a plain tuple per row.
                     rows = conn.connection.driver_connection.execute(
-                        "SELECT seq, id, kind, body, leaf_hash, lookup, lookup2 FROM "
-                        "ledger_records WHERE seq > ? ORDER BY seq", (start,))
+                        f"SELECT {self._verify_columns} FROM ledger_records WHERE seq > ? "
+                        "ORDER BY seq", (start,))
                 else:
                     rows = conn.execute(query).yield_per(5000)
                 result = scan(rows, [c for c in cps if c.size > start], key, trusted_kid,
                               all_signatures, held, frontier=frontier, start=start,
-                              frontiers=frontiers, tiles=tiles)
+                              frontiers=frontiers, tiles=tiles, keyed=self.has_lookup_keys)
             latest = cps[-1] if cps else None
             if latest is not None and self.has_tiles:
                 # RFC 9162 §2.1.4: the witnessed tree is a prefix of today's, by a consistency
@@ -467,55 +484,67 @@ class Store:
                    held, frontiers, tiles) -> VerifyReport | None:
         """A full verify's fast path: :func:`check_stream` over every row, then
         :func:`tree_scan`. None at any fault (the caller's sequential scan names it)."""
-        if (self.dialect == "sqlite" and last_seq >= PARALLEL_MIN_ROWS
+        if (self.dialect in ("sqlite", "postgresql") and last_seq >= PARALLEL_MIN_ROWS
                 and (os.cpu_count() or 1) > 1):
-            checked = self._parallel_rows(last_seq)
+            checked = self._parallel_rows(last_seq, conn)
         elif self.dialect == "sqlite":
             checked = check_stream(conn.connection.driver_connection.execute(
-                "SELECT seq, id, kind, body, leaf_hash, lookup, lookup2 FROM ledger_records "
-                "ORDER BY seq"), 0)
+                f"SELECT {self._verify_columns} FROM ledger_records ORDER BY seq"), 0,
+                keyed=self.has_lookup_keys)
         else:
             # A server-side cursor in this transaction's snapshot: rows arrive as plain tuples
             # in batches, with none of SQLAlchemy's per-row processing.
             cursor = conn.connection.driver_connection.cursor(name="ledger_verify")
             cursor.itersize = 5000
             try:
-                cursor.execute("SELECT seq, id, kind, body, leaf_hash, lookup, lookup2 FROM "
-                               "ledger_records ORDER BY seq")
-                checked = check_stream(cursor, 0)
+                cursor.execute(f"SELECT {self._verify_columns} FROM ledger_records ORDER BY seq")
+                checked = check_stream(cursor, 0, keyed=self.has_lookup_keys)
             finally:
                 cursor.close()
         if checked is None or checked[2] != last_seq:
             return None
-        leaves, kinds, _ = checked
-        return tree_scan(leaves, kinds, cps, key, trusted_kid, all_signatures, held,
+        tree, kinds, n = checked
+        levels = tree if isinstance(tree, merkle.Levels) else merkle.Levels(tree)
+        return tree_scan(levels, n, kinds, cps, key, trusted_kid, all_signatures, held,
                          frontiers, tiles)
 
-    def _parallel_rows(self, last_seq: int) -> tuple[bytes, dict, int] | None:
-        """:func:`check_stream` over all rows of the SQLite file, in chunks over processes.
+    def _parallel_rows(self, last_seq: int, conn) -> tuple[merkle.Levels, dict, int] | None:
+        """:func:`check_stream` over all rows, in chunks over processes, each of which also
+        hashes its chunk's subtrees; the parent joins them into the tree.
 
-        The workers read the committed file, so the caller's snapshot must match: it checks
-        that the rows end where its own transaction saw them end. None at any fault (or when
-        processes cannot be started).
+        SQLite: the workers read the committed file, so the caller's snapshot must match: it
+        checks that the rows end where its own transaction saw them end. PostgreSQL: each
+        worker opens its own connection and reads in the snapshot ``conn``'s transaction
+        exports (``pg_export_snapshot``), exactly the rows the caller sees. None at any fault
+        (or when processes or connections cannot be started).
         """
         import multiprocessing
 
+        if self.dialect == "sqlite":
+            source = ("sqlite", self.engine.url.database)
+        else:
+            snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar()
+            cargs, cparams = self.engine.dialect.create_connect_args(self.engine.url)
+            # SQLAlchemy's adapter map stays behind: the workers read plain columns.
+            cparams = {k: v for k, v in cparams.items() if k != "context"}
+            source = ("postgresql", cargs, cparams, snapshot)
         workers = min(os.cpu_count() or 1, PARALLEL_MAX_WORKERS)
-        step = max(PARALLEL_CHUNK_ROWS, last_seq // (workers * 8) + 1)
-        tasks = [(self.engine.url.database, lo, min(lo + step, last_seq))
+        # A power of two, so every full chunk is a subtree of the whole tree (Levels.from_parts).
+        step = 1 << (max(PARALLEL_CHUNK_ROWS, last_seq // (workers * 8) + 1) - 1).bit_length()
+        tasks = [(source, self.has_lookup_keys, lo, min(lo + step, last_seq))
                  for lo in range(0, last_seq, step)]
-        leaves, kinds = [], {}
+        parts, kinds = [], {}
         try:
             with multiprocessing.get_context("fork").Pool(workers, initializer=_plain_signals) as pool:
                 for part in pool.imap(check_rows, tasks):
                     if part is None:
                         return None
-                    leaves.append(part[0])
+                    parts.append(part[0])
                     for k, v in part[1].items():
                         kinds[k] = kinds.get(k, 0) + v
-        except OSError:
+        except (OSError, DBAPIError):
             return None
-        return b"".join(leaves), kinds, last_seq
+        return merkle.Levels.from_parts(parts), kinds, last_seq
 
     def witnessed(self, key, key_id: str):
         """The witness copies, each checked to be signed by the ledger's key.
@@ -793,15 +822,16 @@ class Batch:
             text = canonical_json(p.body)
             leaf = sha256(b"\x00" + text.encode("utf-8")).digest()
             self.frontier.append(leaf)
-            rows.append((p.seq, p.id, p.kind, p.lookup, p.lookup2, text, leaf))
+            rows.append((p.seq, p.id, p.kind, p.lookup, p.lookup2, text, leaf,
+                         *lookup_keys(p.kind, p.lookup, p.lookup2)))
         tiles = self.frontier.tiles
         if self.store.dialect == "sqlite":
             # The driver's own executemany, inside the same transaction: SQLAlchemy's per-row
             # parameter processing would cost more than the insert itself.
             driver = self.conn.connection.driver_connection
             driver.executemany(
-                "INSERT INTO ledger_records (seq, id, kind, lookup, lookup2, body, leaf_hash) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                "INSERT INTO ledger_records (seq, id, kind, lookup, lookup2, body, leaf_hash, "
+                "lookup_key, lookup2_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
             if tiles:
                 driver.executemany("INSERT INTO ledger_tiles (level, idx, hash) VALUES (?, ?, ?)",
                                    tiles)
@@ -810,7 +840,7 @@ class Batch:
             # instead of a statement per row. All or nothing with the rest of the batch.
             cursor = self.conn.connection.driver_connection.cursor()
             with cursor.copy("COPY ledger_records (seq, id, kind, lookup, lookup2, body, "
-                             "leaf_hash) FROM STDIN") as copy:
+                             "leaf_hash, lookup_key, lookup2_key) FROM STDIN") as copy:
                 for r in rows:
                     copy.write_row(r)
             if tiles:
@@ -819,7 +849,8 @@ class Batch:
                         copy.write_row(t)
         else:
             self.conn.execute(records_table.insert(), [
-                dict(zip(("seq", "id", "kind", "lookup", "lookup2", "body", "leaf_hash"), r))
+                dict(zip(("seq", "id", "kind", "lookup", "lookup2", "body", "leaf_hash",
+                          "lookup_key", "lookup2_key"), r))
                 for r in rows])
             if tiles:
                 self.conn.execute(tiles_table.insert(), [

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from dataclasses import dataclass, field
 
 from soundscape.errors import TamperError
 from soundscape.rights import merkle
-from soundscape.rights.store.schema import LOOKUP_KEYS, Checkpoint, lookup_columns
+from soundscape.rights.store.schema import (LOOKUP2_KEYED, LOOKUP_KEYS, Checkpoint,
+                                            lookup_columns, lookup_key, lookup_keys)
+
+
+def record_columns(keyed: bool) -> str:
+    """The record columns a verify reads, in the order :func:`scan` takes them; a ledger from
+    before lookup keys (format version 3) gives NULL for them and ``keyed`` is False."""
+    return ("seq, id, kind, body, leaf_hash, lookup, lookup2, "
+            + ("lookup_key, lookup2_key" if keyed else "NULL, NULL"))
 
 
 @dataclass
@@ -33,13 +42,13 @@ class VerifyReport:
 def scan(rows, cps: list[Checkpoint], key, trusted_kid: str, all_signatures: bool,
          held: dict[int, list[tuple[str, str]]], *, frontier: merkle.Frontier | None = None,
          start: int = 0, frontiers: dict[int, str] | None = None,
-         tiles: dict[tuple[int, int], bytes] | None = None) -> VerifyReport:
+         tiles: dict[tuple[int, int], bytes] | None = None, keyed: bool = True) -> VerifyReport:
     """Walk the rows in order: recompute leaves, roots, stored frontiers and tile entries,
     check each checkpoint and each held one, and raise on the first fault.
 
     Args:
-        rows: ``(seq, id, kind, body, leaf_hash, lookup, lookup2)`` tuples, in seq order,
-            from position ``start + 1``.
+        rows: ``(seq, id, kind, body, leaf_hash, lookup, lookup2, lookup_key, lookup2_key)``
+            tuples (:func:`record_columns`), in seq order, from position ``start + 1``.
         cps: the stored checkpoints after ``start``, by size.
         key: the trusted public key; ``trusted_kid`` its id.
         all_signatures: check every signature, not only the latest.
@@ -49,6 +58,7 @@ def scan(rows, cps: list[Checkpoint], key, trusted_kid: str, all_signatures: boo
             the records give, since the next append extends it.
         tiles: the stored tile entries, by (level, index): each completed in the scanned range
             must be the one the records give (None: a ledger without tiles).
+        keyed: the rows carry lookup keys, each of which must be its lookup column's.
 
     Raises:
         TamperError: one line naming the first bad record or checkpoint.
@@ -63,7 +73,7 @@ def scan(rows, cps: list[Checkpoint], key, trusted_kid: str, all_signatures: boo
     kinds: dict[str, int] = {}
     signatures = 0
     n = start
-    for seq, rid, kind, body, stored_leaf, lookup, lookup2 in rows:
+    for seq, rid, kind, body, stored_leaf, lookup, lookup2, lk, lk2 in rows:
         n += 1
         if seq != n:
             if seq > n:
@@ -80,6 +90,9 @@ def scan(rows, cps: list[Checkpoint], key, trusted_kid: str, all_signatures: boo
                                   "its leaf hash")
             if not _binding_plain(body, rid, kind, seq, lookup, lookup2):
                 _binding_exact(body, rid, kind, seq, lookup, lookup2)
+            if keyed and (lk, lk2) != lookup_keys(kind, lookup, lookup2):
+                raise TamperError(f"record {rid} (#{seq}): its lookup keys disagree with its "
+                                  "lookup columns (a lookup would not find it)")
             kinds[kind] = kinds.get(kind, 0) + 1
         frontier.append(leaf)
         ids_since_cp.append((rid, seq))
@@ -140,39 +153,71 @@ def scan(rows, cps: list[Checkpoint], key, trusted_kid: str, all_signatures: boo
                         seconds=0.0, key_source="", kinds=kinds)
 
 
-def check_rows(task: tuple[str, int, int]) -> tuple[bytes, dict] | None:
-    """One worker's share of a parallel verify: rows ``lo+1 .. hi`` of the SQLite file ``path``.
+def check_rows(task: tuple[tuple, bool, int, int]) -> tuple[list[bytes], dict] | None:
+    """One worker's share of a parallel verify: rows ``lo+1 .. hi`` of the ledger ``source``
+    (``("sqlite", path)``, or ``("postgresql", args, kwargs, snapshot)``: psycopg's connect
+    arguments and the snapshot to read in); ``keyed``: it has lookup keys.
 
-    Checks what needs only the row itself (see :func:`check_stream`) and returns the leaf
-    hashes joined, with the count of each kind; None at the first fault, so the caller re-runs
-    the sequential scan, which names it exactly.
+    Checks what needs only the row itself (see :func:`check_stream`) and returns the chunk's
+    subtrees (:meth:`merkle.Levels.chunk` of its leaf hashes; a chunk of 2^k rows starting at a
+    multiple of 2^k holds subtrees of the whole tree), with the count of each kind; None at
+    the first fault, so the caller re-runs the sequential scan, which names it exactly.
     """
-    path, lo, hi = task
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        checked = check_stream(con.execute(
-            "SELECT seq, id, kind, body, leaf_hash, lookup, lookup2 FROM ledger_records "
-            "WHERE seq > ? AND seq <= ? ORDER BY seq", (lo, hi)), lo)
-    finally:
-        con.close()
+    source, keyed, lo, hi = task
+    if source[0] == "postgresql":
+        checked = _check_pg_rows(source, keyed, lo, hi)
+    else:
+        con = sqlite3.connect(f"file:{source[1]}?mode=ro", uri=True)
+        try:
+            checked = check_stream(con.execute(
+                f"SELECT {record_columns(keyed)} FROM ledger_records WHERE seq > ? AND seq <= ? "
+                "ORDER BY seq", (lo, hi)), lo, keyed=keyed)
+        finally:
+            con.close()
     if checked is None or checked[2] != hi:
         return None
-    return checked[0], checked[1]
+    return merkle.Levels.chunk(checked[0]), checked[1]
 
 
-def check_stream(rows, start: int) -> tuple[bytes, dict, int] | None:
+def _check_pg_rows(source: tuple, keyed: bool, lo: int, hi: int):
+    """:func:`check_stream` over rows ``lo+1 .. hi`` on PostgreSQL, in the exported snapshot."""
+    import psycopg
+
+    _, args, kwargs, snapshot = source
+    if not re.fullmatch(r"[0-9A-Fa-f-]+", snapshot):  # a server-made id, inlined below
+        return None
+    try:
+        with psycopg.connect(*args, **kwargs, autocommit=True) as con:
+            con.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            con.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            # A server-side cursor: the chunk's rows arrive in batches, not all at once.
+            with con.cursor(name="ledger_verify_chunk") as cur:
+                cur.itersize = 5000
+                cur.execute(f"SELECT {record_columns(keyed)} FROM ledger_records WHERE seq > %s "
+                            "AND seq <= %s ORDER BY seq", (lo, hi))
+                checked = check_stream(cur, lo, keyed=keyed)
+            con.execute("COMMIT")
+    except psycopg.Error:
+        return None  # no connection or snapshot here: the caller's own scan decides
+    return checked
+
+
+def check_stream(rows, start: int, *, keyed: bool) -> tuple[list[bytes], dict, int] | None:
     """The per-row checks of a verify, over rows in seq order from position ``start + 1``.
 
-    Each row must hold the next position, a body whose leaf hash is the stored one, and a body
-    that names its own id, kind, position and lookup columns. Returns the leaf hashes joined
-    (32 bytes each), the count of each kind and the last position; None at the first fault
+    Each row must hold the next position, a body whose leaf hash is the stored one, a body
+    that names its own id, kind, position and lookup columns, and (``keyed``) the lookup keys
+    of those columns (:func:`lookup_keys`, inlined here). Returns the leaf hashes, the count
+    of each kind and the last position; None at the first fault
     (the sequential :func:`scan` then names it).
     """
     sha256 = merkle.hashlib.sha256
-    leaves = bytearray()
+    from_bytes = int.from_bytes
+    leaves: list[bytes] = []
+    add_leaf = leaves.append
     kinds: dict[str, int] = {}
     expect = start + 1
-    for seq, rid, kind, body, stored, lookup, lookup2 in rows:
+    for seq, rid, kind, body, stored, lookup, lookup2, key, key2 in rows:
         if seq != expect:
             return None
         leaf = sha256(b"\x00" + body.encode("utf-8")).digest()
@@ -183,25 +228,40 @@ def check_stream(rows, start: int) -> tuple[bytes, dict, int] | None:
                 _binding_exact(body, rid, kind, seq, lookup, lookup2)
             except TamperError:
                 return None
+        if keyed:
+            if lookup is None or lookup.__class__ is not str:
+                if key != lookup_key(lookup):
+                    return None
+            elif key != from_bytes(sha256(lookup.encode("utf-8")).digest()[:8], "big",
+                                   signed=True):
+                return None
+            if kind not in LOOKUP2_KEYED:
+                if key2 is not None:
+                    return None
+            elif lookup2 is None or lookup2.__class__ is not str:
+                if key2 != lookup_key(lookup2):
+                    return None
+            elif key2 != from_bytes(sha256(lookup2.encode("utf-8")).digest()[:8], "big",
+                                    signed=True):
+                return None
         kinds[kind] = kinds.get(kind, 0) + 1
-        leaves += leaf
+        add_leaf(leaf)
         expect += 1
-    return bytes(leaves), kinds, expect - 1
+    return leaves, kinds, expect - 1
 
 
-def tree_scan(leaves: bytes, kinds: dict, cps: list[Checkpoint], key, trusted_kid: str,
+def tree_scan(levels: merkle.Levels, n: int, kinds: dict, cps: list[Checkpoint], key,
+              trusted_kid: str,
               all_signatures: bool, held: dict[int, list[tuple[str, str]]],
               frontiers: dict[int, str], tiles: dict[tuple[int, int], bytes] | None
               ) -> VerifyReport | None:
     """The rest of a full verify once every row passed :func:`check_stream`.
 
-    Builds the whole tree level by level (:class:`merkle.Levels`), then checks each
-    checkpoint (root, stored frontier, key id, signature), each held root, and every tile
+    Given the whole tree of the ``n`` records level by level (:class:`merkle.Levels`), checks
+    each checkpoint (root, stored frontier, key id, signature), each held root, and every tile
     entry, exactly what :func:`scan` checks. Returns None at any fault, so the caller runs
     :func:`scan`, which names the first one in the order it always has.
     """
-    n = len(leaves) // 32
-    levels = merkle.Levels([leaves[i:i + 32] for i in range(0, len(leaves), 32)])
     if cps and cps[-1].size != n or not cps and n:
         return None  # records beyond the last checkpoint, or a checkpoint beyond the records
     signatures = 0
