@@ -533,16 +533,24 @@ class Store:
         step = 1 << (max(PARALLEL_CHUNK_ROWS, last_seq // (workers * 8) + 1) - 1).bit_length()
         tasks = [(source, self.has_lookup_keys, lo, min(lo + step, last_seq))
                  for lo in range(0, last_seq, step)]
-        parts, kinds = [], {}
+        parts, kinds, faulty = [], {}, False
         try:
             with multiprocessing.get_context("fork").Pool(workers, initializer=_plain_signals) as pool:
                 for part in pool.imap(check_rows, tasks):
                     if part is None:
-                        return None
+                        faulty = True
+                        break
                     parts.append(part[0])
                     for k, v in part[1].items():
                         kinds[k] = kinds.get(k, 0) + v
+                # Workers end on the queue's sentinel, not on a signal: a worker forked just
+                # before ``terminate`` may not have run ``_plain_signals`` yet, and would then
+                # ignore SIGTERM under a parent's flag-only handler and be waited on forever.
+                pool.close()
+                pool.join()
         except (OSError, DBAPIError):
+            return None
+        if faulty:
             return None
         return merkle.Levels.from_parts(parts), kinds, last_seq
 
