@@ -161,6 +161,11 @@ def check_jobs(jobs: Sequence[Job], *, workspace: Workspace | None = None,
     already, and a model that fails to load must fail its own cues in a worker, not the
     whole batch in the driver (which need not have a GPU, nor load every model)."""
     check_signing(workspace or open_workspace())
+    # A second marker's weights folder (AudioSeal) is loaded, so checked, before any render.
+    from soundscape.watermark.audioseal import for_workspace
+
+    if any(job.watermark for job in jobs):
+        for_workspace(workspace or open_workspace())
     seen: set[Path] = set()
     for job in jobs:
         get_preset(job.preset)
@@ -205,6 +210,11 @@ def produce(jobs: Sequence[Job], *, workspace: Workspace | None = None,
     """
     results: dict[int, dict] = {}
     key_id = mark_key_id(workspace or open_workspace())
+    seal = None
+    if any(job.watermark for job in jobs):
+        from soundscape.watermark.audioseal import for_workspace
+
+        seal = for_workspace(workspace or open_workspace())
     groups: dict[tuple, list[int]] = {}
     for index, job in enumerate(jobs):
         groups.setdefault((job.spec.engine, job.spec.model, job.spec.allow_unknown_lineage),
@@ -221,7 +231,7 @@ def produce(jobs: Sequence[Job], *, workspace: Workspace | None = None,
 
         renders = engine.render([j.spec for j in group_jobs], progress=engine_progress)
         for index, job, rendered in zip(indexes, group_jobs, renders):
-            results[index] = write_delivery(rendered, job, key_id=key_id)
+            results[index] = write_delivery(rendered, job, key_id=key_id, seal=seal)
             done += 1
             if progress:
                 progress("deliver", done / len(jobs))
