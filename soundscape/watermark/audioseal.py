@@ -230,6 +230,14 @@ def _read(audio, start: int, stop: int) -> np.ndarray:
     return audio.read(start, stop) if hasattr(audio, "read") else audio[:, start:stop]
 
 
+def _eager():
+    """AudioSeal's SEANet modules compile themselves with torch.compile on first use (about 4 s
+    of CPU, a C compiler, and a recompile for every new input length); run them eagerly."""
+    from audioseal.libs.moshi.utils.compile import no_compile
+
+    return no_compile()
+
+
 def _resampling(sample_rate: int) -> tuple[int, int]:
     """(up, down) from ``sample_rate`` to the model's rate."""
     g = gcd(MODEL_RATE, sample_rate)
@@ -252,7 +260,7 @@ def watermark_signal(weights: SealWeights, audio, sample_rate: int, bits: np.nda
         a, b = max(0, start - context), min(n, start + chunk + context)
         mid = _read(audio, a, b).astype(np.float64).mean(axis=0)
         x = resample_poly(mid, up, down).astype(np.float32)
-        with torch.no_grad():
+        with torch.no_grad(), _eager():
             wm = weights.generator.get_watermark(torch.from_numpy(x)[None, None, :],
                                                  message=message)[0, 0].numpy()
         back = resample_poly(wm.astype(np.float64), down, up)[: b - a]
@@ -393,7 +401,7 @@ def detect(weights: SealWeights, audio: np.ndarray, sample_rate: int) -> SealFou
         piece = mid[start: start + chunk]
         if piece.size < 320:  # shorter than the detector's strides; too little to judge
             continue
-        with torch.no_grad():
+        with torch.no_grad(), _eager():
             result, message = weights.detector(torch.from_numpy(piece)[None, None, :])
         t = result.shape[-1]
         marked += int((result[0, 1] > DETECTION_THRESHOLD).sum())
