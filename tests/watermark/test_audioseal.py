@@ -193,3 +193,44 @@ def test_a_bad_folder_is_one_error_line_and_writes_nothing(tmp_path, loud_folder
         assert len(lines) == 1 and lines[0].startswith("error:"), (name, result.stderr)
         assert "Traceback" not in result.output and str(folder.name) in lines[0], name
         assert not out.exists() and not out.with_name(out.name + ".json").exists(), name
+
+
+def test_a_checkpoint_without_its_config_is_built_from_audioseals_model_card(tmp_path):
+    """The full-size architecture of AudioSeal's 16-bit card, saved as a bare state dict (no
+    ``xp.cfg``), random weights: the loader builds it from the card the wheel carries."""
+    from audioseal.builder import (AudioSealDetectorConfig, AudioSealWMConfig, create_detector,
+                                   create_generator)
+    from audioseal.loader import AudioSeal
+
+    torch.manual_seed(3)
+    saved = {}
+    for name, config_type, create in ((audioseal.GENERATOR_FILE, AudioSealWMConfig, create_generator),
+                                      (audioseal.DETECTOR_FILE, AudioSealDetectorConfig, create_detector)):
+        model = create(AudioSeal.parse_config(audioseal._card(name), config_type=config_type))
+        saved[name] = model.state_dict()
+        torch.save({"model": saved[name]}, tmp_path / name)
+    weights = audioseal.load(tmp_path)
+    assert weights.nbits == 16
+    for name, model in ((audioseal.GENERATOR_FILE, weights.generator),
+                        (audioseal.DETECTOR_FILE, weights.detector)):
+        loaded = model.state_dict()
+        assert set(loaded) == set(saved[name])
+        assert all(torch.equal(loaded[k], saved[name][k]) for k in loaded)
+
+
+def test_a_checkpoint_with_a_pickled_omegaconf_config_loads_as_weights_only(tmp_path, loud_folder):
+    """AudioSeal's training writes ``xp.cfg`` as an OmegaConf DictConfig: it loads without
+    unpickling anything that could run code, and builds the model it describes."""
+    from omegaconf import OmegaConf
+
+    for name in (audioseal.GENERATOR_FILE, audioseal.DETECTOR_FILE):
+        package = torch.load(loud_folder / name, weights_only=True)
+        torch.save({"xp.cfg": OmegaConf.create(package["xp.cfg"]), "model": package["model"]},
+                   tmp_path / name)
+    weights = audioseal.load(tmp_path)
+    original = audioseal.load(loud_folder)
+    x = torch.from_numpy(np.random.default_rng(1).normal(0, 0.05, 8000).astype(np.float32))
+    bits = torch.zeros(1, seal_models.NBITS, dtype=torch.long)
+    with torch.no_grad(), audioseal._eager():
+        assert torch.equal(weights.generator.get_watermark(x[None, None], message=bits),
+                           original.generator.get_watermark(x[None, None], message=bits))
