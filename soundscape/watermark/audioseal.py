@@ -103,9 +103,15 @@ def load(folder: str | Path) -> SealWeights:
 
 def _build(folder: Path) -> SealWeights:
     # torch and audioseal load only here: a workspace without AudioSeal never pays for them.
-    from audioseal.builder import (AudioSealDetectorConfig, AudioSealWMConfig, create_detector,
-                                   create_generator)
-    from audioseal.loader import AudioSeal, convert_state_dict_for_scriptable_model, load_state_dict
+    try:
+        from audioseal.builder import (AudioSealDetectorConfig, AudioSealWMConfig,
+                                       create_detector, create_generator)
+        from audioseal.loader import (AudioSeal, convert_state_dict_for_scriptable_model,
+                                      load_state_dict)
+    except ImportError:
+        raise ModelError(f"audioseal_dir names {folder}, but AudioSeal is not installed: install "
+                         "soundscape with its musicgen extra (pip install 'soundscape[musicgen]')"
+                         ) from None
 
     built = {}
     for name, kind, config_type, create, prefix in (

@@ -234,3 +234,15 @@ def test_a_checkpoint_with_a_pickled_omegaconf_config_loads_as_weights_only(tmp_
     with torch.no_grad(), audioseal._eager():
         assert torch.equal(weights.generator.get_watermark(x[None, None], message=bits),
                            original.generator.get_watermark(x[None, None], message=bits))
+
+
+def test_without_audioseal_installed_the_folder_is_one_clear_error(tmp_path, loud_folder,
+                                                                   monkeypatch):
+    """The light install has no audioseal: a workspace naming a folder is told what to install."""
+    import sys
+
+    for name in ("audioseal.builder", "audioseal.loader"):
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed: import raises
+    audioseal._LOADED.clear()
+    with pytest.raises(audioseal.ModelError, match=r"soundscape\[musicgen\]"):
+        audioseal.load(loud_folder)
