@@ -133,6 +133,7 @@ def test_detect_and_verify_report_the_second_marker(tmp_path, seal_folder, monke
     folder, losses = seal_folder
     home = _studio(tmp_path, folder)
     monkeypatch.setenv("SOUNDSCAPE_HOME", str(home))
+    assert _invoke(home, "keys", "init").exit_code == 0           # outputs are signed (C2PA)
     delivery = _jingle(home, tmp_path / "sealed.wav", seed=7)
     unmarked = tmp_path / "unmarked.wav"
     spec = make_spec("bright upbeat logo", kind="jingle", duration=6, seed=7)
@@ -152,8 +153,20 @@ def test_detect_and_verify_report_the_second_marker(tmp_path, seal_folder, monke
 
     text = _invoke(home, "detect", delivery.path)
     assert "AudioSeal: found" in text.output
-    verified = _invoke(home, "verify", delivery.path)
-    assert "audioseal" in verified.output and "found: score" in verified.output
+    verified = _invoke(home, "verify", delivery.path, "--json")
+    assert verified.exit_code == 0, verified.output
+    checks = {c["name"]: c for c in json.loads(verified.output)["checks"]}
+    assert checks["audioseal"]["ok"] and checks["audioseal"]["detail"].startswith("found: score")
+
+    # The manifest names both marks: a c2pa.watermarked action each.
+    from soundscape.rights.credentials import read_credentials
+
+    actions = read_credentials(delivery.path).assertion("c2pa.actions.v2")["actions"]
+    marked = [a["parameters"] for a in actions if a["action"] == "c2pa.watermarked"]
+    second = delivery.facts.watermark["second"]
+    assert [m["scheme"] for m in marked] == ["soundscape-ss1", "audioseal"]
+    assert marked[1]["generator_sha256"] == second["generator_sha256"]
+    assert marked[1]["message"] == second["message"]
 
 
 def _checkpoint_kinds(tmp_path, good):
