@@ -259,3 +259,19 @@ def test_without_audioseal_installed_the_folder_is_one_clear_error(tmp_path, lou
     audioseal._LOADED.clear()
     with pytest.raises(audioseal.ModelError, match=r"soundscape\[musicgen\]"):
         audioseal.load(loud_folder)
+
+
+def test_the_cue_sheet_shows_both_marks(tmp_path, loud_folder, monkeypatch):
+    from soundscape.reports.cuesheet import build_cuesheet
+    from soundscape.rights.ledger import Ledger
+
+    home = _studio(tmp_path, loud_folder)
+    monkeypatch.setenv("SOUNDSCAPE_HOME", str(home))
+    spec = make_spec("bright upbeat logo", kind="jingle", duration=3, seed=2,
+                     production="Deep Water", episode="S01E03", cue_id="1M1")
+    [delivery] = pipeline.run([Job(spec=spec, path=tmp_path / "1M1.wav")],
+                              workspace=open_workspace(home))
+    mark = delivery.facts.watermark
+    with Ledger.open(open_workspace(home)) as ledger:
+        [cue] = build_cuesheet(ledger, "S01E03", workspace=open_workspace(home)).cues
+    assert cue.watermark == f"{mark['payload']} + audioseal {mark['second']['message']}"
