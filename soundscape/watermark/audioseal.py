@@ -40,6 +40,7 @@ CONTEXT_SECONDS = 1.0
 # true peak stays under the preset's ceiling; otherwise the watermark is scaled down.
 MAX_LOUDNESS_SHIFT_LU = 0.05
 _MAX_HALVINGS = 12
+LOOP_FADE_SECONDS = 0.05  # a loop's watermark fades in and out over this (raised cosine)
 
 
 @dataclass(frozen=True)
@@ -306,6 +307,13 @@ def seal_master(mastered, weights: SealWeights, *, key_id: int, mark_id: int) ->
     audio, sr = mastered.audio, mastered.sample_rate
     bits = message_bits(key_id, mark_id, weights.nbits)
     wm = watermark_signal(weights, audio, sr, bits)
+    if getattr(mastered, "loop", False):
+        # A loop's end plays into its start: the watermark, made without wrapping round, would
+        # step at the seam, so it fades out at both ends and the seam stays mastering's.
+        n = min(int(LOOP_FADE_SECONDS * sr), wm.size // 2)
+        ramp = (0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, n))).astype(np.float32)
+        wm[:n] *= ramp
+        wm[wm.size - n:] *= ramp[::-1]
     preset = get_preset(mastered.preset)
     ceiling = None
     if preset.true_peak_dbtp is not None:

@@ -275,3 +275,19 @@ def test_the_cue_sheet_shows_both_marks(tmp_path, loud_folder, monkeypatch):
     with Ledger.open(open_workspace(home)) as ledger:
         [cue] = build_cuesheet(ledger, "S01E03", workspace=open_workspace(home)).cues
     assert cue.watermark == f"{mark['payload']} + audioseal {mark['second']['message']}"
+
+
+def test_a_loops_seam_is_left_as_mastering_made_it(tmp_path, loud_folder):
+    """A loop's last sample plays into its first: AudioSeal's watermark fades to nothing at both
+    ends, so the samples at the seam are those of soundscape's marked master."""
+    from soundscape.delivery import mark_master
+
+    spec = make_spec("calm pad with rain", kind="bed", duration=10, seed=4, loop=True)
+    mastered = master(get_engine("composer").render([spec])[0], "ebu-r128")
+    mark_master(mastered, key_id=1, mark_id=2)
+    before = mastered.audio.copy()
+    second = audioseal.seal_master(mastered, audioseal.load(loud_folder), key_id=1, mark_id=2)
+    change = np.abs(mastered.audio - before).max(axis=0)
+    assert second["strength"] > 0 and change.max() > 1e-4            # it is marked
+    assert change[0] < 1e-6 and change[-1] < 1e-6                    # but not at the seam
+    assert change[: int(0.01 * 48000)].max() < change.max() / 10
