@@ -99,7 +99,7 @@ def sidecar_path_for(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def write_delivery(rendered: Render, job: Job, *, key_id: int = 0) -> dict:
+def write_delivery(rendered: Render, job: Job, *, key_id: int = 0, seal=None) -> dict:
     """Master ``rendered``, mark it, write the file and its sidecar as ``job`` asks; return the
     sidecar.
 
@@ -108,6 +108,8 @@ def write_delivery(rendered: Render, job: Job, *, key_id: int = 0) -> dict:
 
     Args:
         key_id: the ledger's key id the mark carries (:func:`soundscape.watermark.payload.key_id_of`).
+        seal: AudioSeal weights (:func:`soundscape.watermark.audioseal.load`) for a second
+            marker after soundscape's own; recorded as ``watermark["second"]``.
     """
     # Mastering and file writing pull in numpy and scipy; recording and signing (what the
     # driver and `ledger reconcile` do) never need them.
@@ -125,7 +127,12 @@ def write_delivery(rendered: Render, job: Job, *, key_id: int = 0) -> dict:
         made_from = {"parameters": spec.describe(), "preset": job.preset,
                      "engine": rendered.lineage.engine, "engine_version": rendered.lineage.engine_version,
                      "model": rendered.lineage.model, "model_sha256": rendered.lineage.model_sha256}
-        mark = mark_master(mastered, key_id=key_id, mark_id=mark_id_for(key_id, made_from))
+        mark_id = mark_id_for(key_id, made_from)
+        mark = mark_master(mastered, key_id=key_id, mark_id=mark_id)
+        if seal is not None:
+            from soundscape.watermark.audioseal import seal_master
+
+            mark["second"] = seal_master(mastered, seal, key_id=key_id, mark_id=mark_id)
     now = datetime.now(timezone.utc)
     lineage = rendered.lineage
     engine_label = f"{lineage.engine} {lineage.engine_version}" + (f" model {lineage.model}" if lineage.model else "")

@@ -35,6 +35,7 @@ from soundscape.models import open_engine
 from soundscape.rights.credentials import check_signing
 from soundscape.rights.ledger import Ledger
 from soundscape.spec import MAX_VARIANTS, make_spec
+from soundscape.watermark.audioseal import for_workspace as seal_weights
 
 StageProgress = Callable[[str, float], None]
 """``progress(stage, fraction)``: "render" or "deliver", and the fraction of the run done."""
@@ -161,6 +162,9 @@ def check_jobs(jobs: Sequence[Job], *, workspace: Workspace | None = None,
     already, and a model that fails to load must fail its own cues in a worker, not the
     whole batch in the driver (which need not have a GPU, nor load every model)."""
     check_signing(workspace or open_workspace())
+    if any(job.watermark for job in jobs):
+        # A second marker's weights folder (AudioSeal) is loaded, so checked, before any render.
+        seal_weights(workspace or open_workspace())
     seen: set[Path] = set()
     for job in jobs:
         get_preset(job.preset)
@@ -205,6 +209,9 @@ def produce(jobs: Sequence[Job], *, workspace: Workspace | None = None,
     """
     results: dict[int, dict] = {}
     key_id = mark_key_id(workspace or open_workspace())
+    seal = None
+    if any(job.watermark for job in jobs):
+        seal = seal_weights(workspace or open_workspace())
     groups: dict[tuple, list[int]] = {}
     for index, job in enumerate(jobs):
         groups.setdefault((job.spec.engine, job.spec.model, job.spec.allow_unknown_lineage),
@@ -221,7 +228,7 @@ def produce(jobs: Sequence[Job], *, workspace: Workspace | None = None,
 
         renders = engine.render([j.spec for j in group_jobs], progress=engine_progress)
         for index, job, rendered in zip(indexes, group_jobs, renders):
-            results[index] = write_delivery(rendered, job, key_id=key_id)
+            results[index] = write_delivery(rendered, job, key_id=key_id, seal=seal)
             done += 1
             if progress:
                 progress("deliver", done / len(jobs))

@@ -23,8 +23,12 @@ def register(app: typer.Typer) -> None:
     app.command("detect")(detect)
 
 
-def find_marked(file: Path, ledger, *, policy: str) -> tuple[int, dict]:
-    """Detect the mark in ``file`` and look its payload up in ``ledger``: (exit code, report)."""
+def find_marked(file: Path, ledger, *, policy: str, seal=None) -> tuple[int, dict]:
+    """Detect the mark in ``file`` and look its payload up in ``ledger``: (exit code, report).
+
+    With ``seal`` (AudioSeal weights the workspace names), AudioSeal's detector runs too and
+    its score is ``report["audioseal"]``; the exit code is still soundscape's mark's alone.
+    """
     from soundscape.rights.clearance import LineageReader
     from soundscape.watermark.detect import detect as find_mark
     from soundscape.watermark.payload import Payload, key_id_of
@@ -42,6 +46,11 @@ def find_marked(file: Path, ledger, *, policy: str) -> tuple[int, dict]:
     found = find_mark(audio, sr, known=known)
     report: dict = {"file": str(file), "seconds": round(audio.shape[-1] / sr, 3),
                     "mark": found.describe(), "record": None}
+    if seal is not None:
+        from soundscape.watermark.audioseal import detect as find_seal
+
+        report["audioseal"] = find_seal(seal, audio, sr).describe(
+            expected_key_id=key_id_of(ledger.public_key_pem()))
     if not found.present:
         return EXIT_NO_MARK, report
     if found.payload is None:
@@ -70,11 +79,44 @@ def find_marked(file: Path, ledger, *, policy: str) -> tuple[int, dict]:
 
 def mark_check(file: Path, workspace):
     """``verify``'s watermark check: the mark is found and names this file's own record."""
-    from soundscape.rights.credentials.verify import Check
     from soundscape.rights.ledger import Ledger
 
     with Ledger.open(workspace) as ledger:
         code, report = find_marked(file, ledger, policy="broadcast-commercial")
+    return _mark_verdict(file, code, report)
+
+
+def seal_check(file: Path, workspace):
+    """``verify``'s second-marker check, where the workspace names AudioSeal weights (else
+    None): when the file's record says AudioSeal marked it, the detector must find it."""
+    from soundscape.audio.io import audio_sha256
+    from soundscape.rights.credentials.verify import Check
+    from soundscape.rights.ledger import Ledger
+    from soundscape.watermark.audioseal import detect as find_seal
+    from soundscape.watermark.audioseal import for_workspace
+    from soundscape.watermark.payload import key_id_of
+    from soundscape.watermark.read import read_any
+
+    seal = for_workspace(workspace)
+    if seal is None:
+        return None
+    digest = audio_sha256(file)
+    with Ledger.open(workspace) as ledger:
+        records = [r for r in ledger.find_outputs() if r.audio_sha256 == digest]
+        expected = key_id_of(ledger.public_key_pem())
+    audio, sr = read_any(file)
+    found = find_seal(seal, audio, sr).describe(expected_key_id=expected)
+    second = ((records[-1].watermark or {}).get("second") if records else None)
+    detail = f"score {found['score']} (threshold {found['threshold']}), message {found['message']}"
+    if not second:
+        return Check("audioseal", True, f"not marked with AudioSeal at delivery; detector {detail}")
+    ok = found["present"]
+    return Check("audioseal", ok, ("found: " if ok else "not found: ") + detail)
+
+
+def _mark_verdict(file: Path, code: int, report: dict):
+    from soundscape.rights.credentials.verify import Check
+
     mark = report["mark"]
     if code == EXIT_NO_MARK:
         seconds = report["seconds"]
@@ -104,9 +146,11 @@ def detect(
     record of this ledger (or the payload did not decode); 6: no mark.
     """
     from soundscape.rights.ledger import Ledger
+    from soundscape.watermark.audioseal import for_workspace
 
+    seal = for_workspace(workspace())
     with Ledger.open(workspace()) as ledger:
-        code, report = find_marked(file, ledger, policy=policy)
+        code, report = find_marked(file, ledger, policy=policy, seal=seal)
     if as_json:
         console.print_json(json.dumps(report))
         raise typer.Exit(code=code)
@@ -137,4 +181,10 @@ def detect(
             console.print(f"{v['status']} under {v['policy']}"
                           + ("".join(f"\n  - {r}" for r in v["reasons"])), soft_wrap=True,
                           markup=False)
+    seal = report.get("audioseal")
+    if seal is not None:
+        console.print(f"AudioSeal: {'found' if seal['present'] else 'not found'} (score "
+                      f"{seal['score']}, threshold {seal['threshold']}; message {seal['message']}"
+                      + (", this ledger's key id" if seal.get("names_this_ledger") else "") + ")",
+                      soft_wrap=True, markup=False)
     raise typer.Exit(code=code)

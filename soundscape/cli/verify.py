@@ -27,12 +27,15 @@ def verify(
     ledger record and checks its inclusion proof against the signed checkpoint. One verdict
     line per check; the exit code is 1 when any check fails.
     """
-    from soundscape.cli.detect import mark_check
+    from soundscape.cli.detect import mark_check, seal_check
     from soundscape.rights.credentials import verify_file
 
     checks = verify_file(file, workspace())
     if not any(c.name == "audio" and not c.ok for c in checks):
         checks.append(mark_check(file, workspace()))
+        second = seal_check(file, workspace())
+        if second is not None:
+            checks.append(second)
     failed = [c.name for c in checks if not c.ok]
     if as_json:
         print_json({"file": str(file), "verified": not failed,

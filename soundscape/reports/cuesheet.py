@@ -549,7 +549,18 @@ def _cue(sequence: int, record: OutputRecord, facts: dict, frames: tuple[int, in
         kind=record.cue_kind or str((record.parameters or {}).get("kind") or ""),
         seed=record.seed, created=record.created,
         loudness_lufs=(record.mastering or {}).get("loudness_lufs"),
-        watermark=(record.watermark or {}).get("payload"))
+        watermark=_marks(record.watermark))
+
+
+def _marks(watermark: dict | None) -> str | None:
+    """The cue's mark as the cue sheet shows it: the payload, and a second marker if any."""
+    if not watermark:
+        return None
+    second = watermark.get("second")
+    shown = watermark.get("payload")
+    if second and shown:
+        shown += f" + {second.get('scheme')} {second.get('message')}"
+    return shown
 
 
 def _production(first: dict, first_record: OutputRecord, cues: list[Cue], *, episode: str,

@@ -151,6 +151,11 @@ def build_manifest(facts: Provenance, *, mime: str) -> dict:
         actions.append({"action": "c2pa.watermarked", "softwareAgent": agent,
                         "parameters": {"scheme": facts.watermark.get("scheme"),
                                        "payload": facts.watermark.get("payload")}})
+        second = facts.watermark.get("second")
+        if second:  # a second marker (AudioSeal, docs/watermark.md): its own action
+            actions.append({"action": "c2pa.watermarked", "softwareAgent": agent,
+                            "parameters": {k: second.get(k) for k in (
+                                "scheme", "message", "generator_sha256", "detector_sha256")}})
         soft_binding = [{"label": SOFT_BINDING_LABEL, "data": {
             "alg": SOFT_BINDING_ALG,
             "blocks": [{"scope": {}, "value": facts.watermark.get("payload")}]}}]
