@@ -204,13 +204,34 @@ def bit_scores(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return soft, np.maximum(energy, 1e-12)
 
 
+@lru_cache(maxsize=1)
+def _generator() -> np.ndarray:
+    """The code's generator matrix over the 48 key and mark id bits: ``(48, N_CODE)``.
+
+    CRC-8 from a zero register and the convolutional code from state zero are both linear over
+    GF(2), so a payload's 124 code bits are the XOR of the rows of its set bits.
+    """
+    n = payload_module.KEY_ID_BITS + payload_module.MARK_ID_BITS
+    rows = []
+    for i in range(n):
+        value = 1 << (n - 1 - i)
+        unit = Payload(value >> payload_module.MARK_ID_BITS,
+                       value & ((1 << payload_module.MARK_ID_BITS) - 1))
+        rows.append(ecc.encode(unit.bits()))
+    return np.array(rows, dtype=np.float32)
+
+
 def codeword_signs(candidates: Sequence[Payload]) -> np.ndarray:
     """Each candidate's identity code bits as +-1 (+1 for bit 0):
     ``(len(candidates), len(IDENTITY_BITS))``."""
-    out = np.empty((len(candidates), IDENTITY_BITS.size), dtype=np.float64)
-    for i, cand in enumerate(candidates):
-        out[i] = 1.0 - 2.0 * ecc.encode(cand.bits())[IDENTITY_BITS]
-    return out
+    generator = _generator()
+    n = generator.shape[0]
+    values = np.array([(c.key_id << payload_module.MARK_ID_BITS) | c.mark_id
+                       for c in candidates], dtype=np.uint64).reshape(-1, 1)
+    shifts = np.arange(n - 1, -1, -1, dtype=np.uint64)
+    data = ((values >> shifts) & np.uint64(1)).astype(np.float32)
+    code = np.mod(data @ generator[:, IDENTITY_BITS], 2.0)   # exact: sums of at most 48 ones
+    return 1.0 - 2.0 * code.astype(np.float64)
 
 
 def match_known(per_offset: list[tuple[int, np.ndarray]], signs: np.ndarray,

@@ -34,3 +34,16 @@ def test_key_id_is_taken_from_the_public_key():
     a, b = key_id_of("-----BEGIN PUBLIC KEY-----\nAAAA\n"), key_id_of("-----BEGIN PUBLIC KEY-----\nAAAB\n")
     assert 0 <= a < 1 << 16 and a != b
     assert key_id_of(b"-----BEGIN PUBLIC KEY-----\nAAAA\n\n") == a
+
+
+def test_the_known_paths_codewords_from_the_generator_matrix_are_the_encoders(rng):
+    # detect.codeword_signs codes every listed mark at once through the code's linearity
+    # (CRC-8 and the convolutional code are both linear over GF(2)); it must agree bit for bit
+    # with the encoder run payload by payload
+    from soundscape.watermark.detect import IDENTITY_BITS, codeword_signs
+
+    listed = [Payload(int(k), int(m)) for k, m in
+              zip(rng.integers(0, 2 ** 16, 300), rng.integers(0, 2 ** 32, 300))]
+    listed += [Payload(0, 0), Payload(2 ** 16 - 1, 2 ** 32 - 1)]
+    one_by_one = np.array([1.0 - 2.0 * ecc.encode(p.bits())[IDENTITY_BITS] for p in listed])
+    assert np.array_equal(codeword_signs(listed), one_by_one)
