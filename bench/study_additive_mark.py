@@ -21,7 +21,7 @@ With ``--payload`` the sequence carries ss1's payload instead (a sync on 30 % of
 samples, each of the 124 code bits on its own scattered stretches of 16), and the bench reads
 it back after every attack of ``bench_watermark.py``, next to ss1 on the same clips.
 
-    .venv/bin/python bench/study_additive_mark.py [--tilt 1.0] [--snr 35 30] [--payload]
+    .venv/bin/python bench/study_additive_mark.py [--tilt 1.0] [--snr 35 30] [--payload] [--frame-cap]
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ LOW, HIGH = 11, 128            # marked bins: 516 Hz to 6 kHz
 MARGIN_DB = 3.0                # under the masking threshold, as ss1
 SEQUENCE = np.random.default_rng(0xADD).choice([-1.0, 1.0], size=BLOCK)
 THRESHOLD = math.sqrt(2.0 * math.log(BLOCK / 1e-6))
+FRAME_CAP = False              # --frame-cap: the SNR held frame by frame, not over the whole clip
 # --payload: the block's samples in stretches of 16, each stretch the sync's or one code bit's
 # (30 % sync, as ss1; the rest shared out evenly), in a fixed scattered order
 STRETCH = 16
@@ -96,7 +97,7 @@ def carrier(payload: Payload | None) -> np.ndarray:
 
 def embed(audio: np.ndarray, snr_db: float, tilt: float,
           payload: Payload | None = None) -> tuple[np.ndarray, float]:
-    """``audio`` plus the sequence shaped under its mask (tilted by ``(f / 516 Hz)^tilt``
+    """``audio`` plus the sequence shaped under its mask (tilted by ``(f / 6 kHz)^tilt``
     toward the top of the band, where pink noise is weakest), at most ``snr_db`` under it."""
     mid = resample_poly(audio.mean(axis=0).astype(np.float64), 1, 4)
     power = np.abs(stft(mid)) ** 2
@@ -107,12 +108,20 @@ def embed(audio: np.ndarray, snr_db: float, tilt: float,
     _, starts, _ = mask._bands(power.shape[1])
     band = np.searchsorted(starts, np.arange(power.shape[1]), side="right") - 1
     allowed = held[:, band] / np.bincount(band)[band] * 10 ** (-MARGIN_DB / 10)
-    allowed *= (np.arange(power.shape[1]) / LOW)[None, :] ** tilt
+    allowed *= (np.arange(power.shape[1]) / HIGH)[None, :] ** tilt     # <= 1: under the mask
     allowed[:, :LOW] = allowed[:, HIGH:] = 0.0
     seq = stft(np.resize(carrier(payload), mid.size))
     shaped = seq / np.sqrt(np.mean(np.abs(seq[:, LOW:HIGH]) ** 2)) * np.sqrt(allowed)
     mark = istft(shaped, mid.size)
-    mark *= min(1.0, math.sqrt(np.sum(mid ** 2) * 10 ** (-snr_db / 10) / np.sum(mark ** 2)))
+    if FRAME_CAP:
+        # one pass, as an embedder of long beds must: each frame's mark at most snr_db under
+        # that frame (so the whole is too), never above the mask
+        frame_mark = (np.abs(shaped) ** 2).sum(axis=1)
+        scale = np.sqrt(np.minimum(1.0, power.sum(axis=1) * 10 ** (-snr_db / 10)
+                                   / np.maximum(frame_mark, 1e-30)))
+        mark = istft(shaped * scale[:, None], mid.size)
+    else:
+        mark *= min(1.0, math.sqrt(np.sum(mid ** 2) * 10 ** (-snr_db / 10) / np.sum(mark ** 2)))
     mark48 = resample_poly(mark, 4, 1)[:audio.shape[1]].astype(np.float32)
     marked = audio + mark48[None, :]
     snr = 10 * math.log10(np.sum(audio.astype(np.float64) ** 2)
@@ -173,7 +182,11 @@ def main() -> None:
                         help="--payload: unmarked excerpts of each clip's music read too")
     parser.add_argument("--payload", action="store_true",
                         help="carry ss1's payload and read it back after bench_watermark's attacks")
+    parser.add_argument("--frame-cap", action="store_true",
+                        help="hold the SNR in every frame (one pass) instead of over the clip")
     args = parser.parse_args()
+    global FRAME_CAP
+    FRAME_CAP = args.frame_cap
     if args.payload:
         payload_study(args)
         return
